@@ -1,0 +1,94 @@
+"""facade: Kafka's model (topics, partitions, keyed order, consumer groups) on Redis and Valkey.
+
+    from facade import Admin, Producer, Consumer
+
+    Admin().create_topic("posts", partitions=5)
+    with Producer() as p:
+        p.send("posts", b"hello", key="user-1")
+    with Consumer(["posts"], group="notifications") as c:
+        for msg in c.poll(timeout_ms=1000):
+            ...
+        c.commit()
+
+The asyncio twins have the same names in ``facade.aio``. With no URL (argument or
+``$FACADE_URL``) every client uses the embedded local broker, started on first use.
+"""
+
+from ._sync.admin import Admin
+from ._sync.consumer import Consumer
+from ._sync.producer import Producer
+from .config import ConsumerConfig, ProducerConfig
+from .errors import (
+    AuthenticationError,
+    BrokerError,
+    BrokerTimeoutError,
+    CommitFailedError,
+    ConfigError,
+    ConnectionFailedError,
+    FacadeError,
+    GroupError,
+    InvalidNameError,
+    InvalidUrlError,
+    MessageTooLargeError,
+    OutOfMemoryError,
+    PermissionDeniedError,
+    ReadOnlyError,
+    RebalanceInProgressError,
+    ServerError,
+    TopicError,
+    TopicExistsError,
+    UnknownMemberError,
+    UnknownTopicError,
+    UnsupportedError,
+)
+from .partitioner import murmur2, partition_for_key
+from .records import (
+    GroupPartitionInfo,
+    Message,
+    PartitionInfo,
+    RecordMetadata,
+    TopicConfig,
+    TopicDescription,
+    TopicPartition,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Admin",
+    "Producer",
+    "Consumer",
+    "ProducerConfig",
+    "ConsumerConfig",
+    "Message",
+    "RecordMetadata",
+    "TopicPartition",
+    "TopicConfig",
+    "TopicDescription",
+    "PartitionInfo",
+    "GroupPartitionInfo",
+    "murmur2",
+    "partition_for_key",
+    "FacadeError",
+    "ConfigError",
+    "InvalidNameError",
+    "InvalidUrlError",
+    "UnsupportedError",
+    "MessageTooLargeError",
+    "TopicError",
+    "UnknownTopicError",
+    "TopicExistsError",
+    "GroupError",
+    "CommitFailedError",
+    "RebalanceInProgressError",
+    "UnknownMemberError",
+    "BrokerError",
+    "ConnectionFailedError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "OutOfMemoryError",
+    "ReadOnlyError",
+    "BrokerTimeoutError",
+    "ServerError",
+    "__version__",
+]

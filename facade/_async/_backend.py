@@ -1,0 +1,62 @@
+"""I/O primitives for the asyncio flavour (hand-written; its blocking twin is _sync/_backend.py).
+
+Everything else in this package is the one source of truth, rewritten into facade/_sync by
+scripts/unasync.py; only what genuinely differs between asyncio and threads lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable
+
+Lock = asyncio.Lock
+sleep = asyncio.sleep
+monotonic = time.monotonic
+Future = asyncio.Future
+IS_ASYNC = True
+
+
+def new_future() -> asyncio.Future:
+    """A future the caller can await."""
+    return asyncio.get_running_loop().create_future()
+
+
+def resolve(fut: asyncio.Future, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def fail(fut: asyncio.Future, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+        # Nobody may ever await a fire-and-forget send's future: don't warn about it.
+        fut.exception()
+
+
+class Timer:
+    """Run ``fn()`` (a coroutine function) once after ``delay_s`` unless cancelled first."""
+
+    def __init__(self, delay_s: float, fn: Callable[[], Awaitable[Any]]) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(delay_s, fn))
+
+    @staticmethod
+    async def _run(delay_s: float, fn: Callable[[], Awaitable[Any]]) -> None:
+        await asyncio.sleep(delay_s)
+        await fn()
+
+    def cancel(self) -> None:
+        if asyncio.current_task() is not self._task:
+            self._task.cancel()
+
+
+async def wait(fut: asyncio.Future) -> Any:
+    """The future's result, waiting for it."""
+    return await fut
+
+
+async def maybe_await(value: Any) -> Any:
+    """Await ``value`` if a callback returned an awaitable (callbacks may be sync or async)."""
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value

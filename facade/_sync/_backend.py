@@ -1,0 +1,52 @@
+"""I/O primitives for the blocking flavour (hand-written; its asyncio twin is _async/_backend.py)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from typing import Any, Callable
+
+Lock = threading.RLock
+sleep = time.sleep
+monotonic = time.monotonic
+Future = concurrent.futures.Future
+IS_ASYNC = False
+
+
+def new_future() -> concurrent.futures.Future:
+    """A future the caller can wait on with ``.result(timeout)``."""
+    return concurrent.futures.Future()
+
+
+def resolve(fut: concurrent.futures.Future, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def fail(fut: concurrent.futures.Future, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+class Timer:
+    """Run ``fn()`` once, on a daemon thread, after ``delay_s`` unless cancelled first."""
+
+    def __init__(self, delay_s: float, fn: Callable[[], Any]) -> None:
+        self._timer = threading.Timer(delay_s, fn)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if threading.current_thread() is not self._timer:
+            self._timer.cancel()
+
+
+def wait(fut: concurrent.futures.Future) -> Any:
+    """The future's result, waiting for it."""
+    return fut.result()
+
+
+def maybe_await(value: Any) -> Any:
+    """Callbacks of the blocking clients are plain functions: their result as is."""
+    return value

@@ -1,0 +1,174 @@
+# Generated from facade/_async/admin.py by scripts/unasync.py: edit that file, not this one.
+"""Topic administration: create, list, describe, delete, add partitions.
+
+This module is the asyncio source of truth; facade/_sync/admin.py is generated from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from .. import keys
+from ..errors import ConfigError, TopicExistsError, from_redis
+from ..records import PartitionInfo, TopicConfig, TopicDescription
+from .client import Connection, topic_from_json, topic_to_json
+
+log = logging.getLogger("facade")
+
+__all__ = ["Admin"]
+
+
+def _opt_int(name: str, value: Any, low: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low} or None, got {value!r}")
+    return value
+
+
+def _text(v: bytes | str | None) -> str | None:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _init_partitions(conn: Connection, name: str, first: int, last: int) -> None:
+    calls = [("partition_init", [keys.stream(name, p)], []) for p in range(first, last)]
+    for result in conn.pipeline(calls, f"creating partitions of {name}"):
+        if isinstance(result, Exception):
+            raise result
+
+
+def create_topic(
+    conn: Connection, name: str, partitions: int, *, retention_ms: int | None = None, max_len: int | None = None
+) -> TopicConfig:
+    """Create a topic through ``conn`` (Admin.create_topic, and producers with auto_create)."""
+    keys.validate_name(name)
+    keys.validate_partitions(partitions)
+    cfg = TopicConfig(
+        name,
+        partitions,
+        _opt_int("retention_ms", retention_ms, 1),
+        _opt_int("max_len", max_len, 1),
+        0,
+        keys.LAYOUT_VERSION,
+    )
+    if conn.command(f"creating topic {name}", "HEXISTS", keys.TOPICS, name):
+        raise TopicExistsError(f"topic {name!r} already exists; see `facade topics describe {name}`")
+    # Streams first, registry last: a topic is visible only once all its partitions exist.
+    _init_partitions(conn, name, 0, partitions)
+    stored = conn.script(
+        "topic_register", [keys.TOPICS], [name, topic_to_json(cfg), "create"], f"creating topic {name}"
+    )
+    return topic_from_json(stored)
+
+
+class Admin:
+    """Manage topics. ``url``: the broker (None: ``$FACADE_URL``, else the embedded broker)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self._conn = Connection(url)
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._conn.close()
+
+    def create_topic(
+        self, name: str, partitions: int = 1, *, retention_ms: int | None = None, max_len: int | None = None
+    ) -> TopicConfig:
+        """Create topic ``name`` with ``partitions`` streams (1..1024).
+
+        ``retention_ms`` drops records older than that (checked as records are appended);
+        ``max_len`` keeps about that many records per partition. TopicExistsError if it exists.
+        """
+        return create_topic(self._conn, name, partitions, retention_ms=retention_ms, max_len=max_len)
+
+    def topic(self, name: str) -> TopicConfig:
+        """The settings of topic ``name`` (UnknownTopicError if missing)."""
+        return self._conn.topic(name)
+
+    def list_topics(self) -> list[TopicConfig]:
+        """Every topic, sorted by name."""
+        raw = self._conn.command("listing topics", "HGETALL", keys.TOPICS)
+        items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2])
+        return sorted((topic_from_json(v) for _, v in items), key=lambda t: t.name)
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """Settings, per-partition state (length, first/last offset, stream key) and reading groups."""
+        cfg = self._conn.topic(name)
+        pipe = self._conn.redis.pipeline(transaction=False)
+        for p in range(cfg.partitions):
+            s = keys.stream(name, p)
+            pipe.xlen(s)
+            pipe.xrange(s, count=1)
+            pipe.xrevrange(s, count=1)
+            pipe.xinfo_groups(s)
+        results = self._run(pipe, f"describing topic {name}")
+        parts = []
+        groups: set[str] = set()
+        for p in range(cfg.partitions):
+            length, first, last, ginfo = results[4 * p : 4 * p + 4]
+            if isinstance(ginfo, Exception):  # stream missing: reported as empty
+                ginfo = []
+            parts.append(
+                PartitionInfo(
+                    p,
+                    keys.stream(name, p),
+                    int(length) if not isinstance(length, Exception) else 0,
+                    _text(first[0][0]) if first and not isinstance(first, Exception) else None,
+                    _text(last[0][0]) if last and not isinstance(last, Exception) else None,
+                )
+            )
+            groups.update(_text(g["name"]) for g in ginfo)
+        return TopicDescription(cfg, tuple(parts), tuple(sorted(groups)))
+
+    def _run(self, pipe: Any, context: str) -> list[Any]:
+        try:
+            return pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            raise from_redis(exc, context) from exc
+
+    def delete_topic(self, name: str) -> None:
+        """Delete topic ``name`` and all its keys (records, ownership, producer state)."""
+        cfg = self._conn.topic(name)
+        # Unregister first: clients stop finding the topic, and appends to its vanishing streams fail.
+        self._conn.command(f"deleting topic {name}", "HDEL", keys.TOPICS, name)
+        for p in range(cfg.partitions):
+            self._conn.command(f"deleting topic {name}", "DEL", *keys.partition_keys(name, p))
+
+    def alter_partitions(self, name: str, partitions: int) -> TopicConfig:
+        """Raise topic ``name``'s partition count to ``partitions`` (it can only grow).
+
+        As in Kafka, keys map to different partitions from then on: per-key order holds only
+        among records sent after the change.
+        """
+        keys.validate_partitions(partitions)
+        cfg = self._conn.topic(name)
+        if partitions <= cfg.partitions:
+            raise ConfigError(
+                f"topic {name!r} has {cfg.partitions} partitions; the count can only grow (asked for {partitions})"
+            )
+        _init_partitions(self._conn, name, cfg.partitions, partitions)
+        new = TopicConfig(name, partitions, cfg.retention_ms, cfg.max_len, cfg.created_ms, cfg.layout)
+        stored = self._conn.script(
+            "topic_register", [keys.TOPICS], [name, topic_to_json(new), "alter"], f"altering topic {name}"
+        )
+        log.warning(
+            "topic %s now has %d partitions (was %d): keys map to different partitions from now on",
+            name,
+            partitions,
+            cfg.partitions,
+        )
+        return topic_from_json(stored)
+
+    def list_groups(self) -> list[str]:
+        """Consumer groups that have ever joined, sorted."""
+        raw = self._conn.command("listing groups", "HKEYS", keys.GROUPS)
+        return sorted(_text(g) or "" for g in raw)

@@ -1,0 +1,121 @@
+# Generated from facade/_async/client.py by scripts/unasync.py: edit that file, not this one.
+"""One broker connection (a redis-py client with its pool) plus facade's scripts and metadata.
+
+This module is the asyncio source of truth; facade/_sync/client.py is generated from it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import redis as redis_io
+from redis.exceptions import RedisError
+
+from .. import keys
+from ..connection import BrokerUrl, resolve_url
+from ..errors import UnknownTopicError, from_redis
+from ..records import TopicConfig
+from ..scripts import Scripts
+from . import _backend
+
+
+def topic_from_json(raw: bytes | str) -> TopicConfig:
+    """A TopicConfig from the JSON stored in the topic registry."""
+    d = json.loads(raw)
+    return TopicConfig(
+        name=d["name"],
+        partitions=int(d["partitions"]),
+        retention_ms=d.get("retention_ms"),
+        max_len=d.get("max_len"),
+        created_ms=int(d.get("created_ms") or 0),
+        layout=int(d.get("layout") or keys.LAYOUT_VERSION),
+    )
+
+
+def topic_to_json(cfg: TopicConfig) -> str:
+    """The registry JSON of a TopicConfig."""
+    return json.dumps(
+        {
+            "name": cfg.name,
+            "partitions": cfg.partitions,
+            "retention_ms": cfg.retention_ms,
+            "max_len": cfg.max_len,
+            "created_ms": cfg.created_ms,
+            "layout": cfg.layout,
+        },
+        separators=(",", ":"),
+    )
+
+
+class Connection:
+    """A client for one broker URL, with the Lua scripts registered and errors converted."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url: BrokerUrl = resolve_url(url)
+        self.redis = redis_io.Redis(**self.url.client_kwargs())
+        self.scripts = Scripts(self.redis)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def script(self, name: str, keys_: Sequence[str], args: Sequence[Any], context: str) -> Any:
+        """Run one script; redis errors come out as FacadeErrors that lead with ``context``."""
+        try:
+            return getattr(self.scripts, name)(keys=keys_, args=args)
+        except RedisError as exc:
+            raise from_redis(exc, context) from exc
+
+    def command(self, context: str, *args: Any) -> Any:
+        """Run one command, converting errors."""
+        try:
+            return self.redis.execute_command(*args)
+        except RedisError as exc:
+            raise from_redis(exc, context) from exc
+
+    def pipeline(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]], context: str) -> list[Any]:
+        """Run several scripts in one round trip (no MULTI); one result or FacadeError per call.
+
+        A connection failure fails the whole call; a script error only its own slot.
+        """
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for name, keys_, args in calls:
+                getattr(self.scripts, name)(keys=keys_, args=args, client=pipe)
+            results = pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            raise from_redis(exc, context) from exc
+        return [from_redis(r, context) if isinstance(r, Exception) else r for r in results]
+
+    def topic(self, name: str) -> TopicConfig:
+        """The stored config of topic ``name``; UnknownTopicError when it does not exist."""
+        keys.validate_name(name)
+        raw = self.command(f"reading topic {name}", "HGET", keys.TOPICS, name)
+        if raw is None:
+            raise UnknownTopicError(
+                f"topic {name!r} does not exist; create it with `facade topics create {name} --partitions N` "
+                "or Admin().create_topic(), or let the producer create it (auto_create=True / --create)"
+            )
+        return topic_from_json(raw)
+
+
+class TopicCache:
+    """Topic configs read through a Connection and kept for ``max_age_ms`` (like Kafka's metadata)."""
+
+    def __init__(self, conn: Connection, max_age_ms: int) -> None:
+        self._conn = conn
+        self._max_age_s = max_age_ms / 1000
+        self._topics: dict[str, tuple[TopicConfig, float]] = {}
+
+    def forget(self, name: str) -> None:
+        self._topics.pop(name, None)
+
+    def get(self, name: str) -> TopicConfig:
+        hit = self._topics.get(name)
+        now = _backend.monotonic()
+        if hit is not None and now - hit[1] < self._max_age_s:
+            return hit[0]
+        cfg = self._conn.topic(name)
+        self._topics[name] = (cfg, now)
+        return cfg
+

@@ -1,0 +1,415 @@
+# Generated from facade/_async/consumer.py by scripts/unasync.py: edit that file, not this one.
+"""The group consumer: membership, partition ownership, fetching and committing.
+
+This module is the asyncio source of truth; facade/_sync/consumer.py is generated from it.
+
+How a member works (docs/design.md, "Consumer groups"):
+
+1. It joins the group (``group_join``), which starts a new generation.
+2. On each heartbeat (``group_heartbeat``) it learns the generation and the stored assignment.
+   When a generation has no assignment yet, the member computes one with the group's strategy
+   and offers it (``group_sync``, compare-and-set on the generation; first writer wins).
+3. It gives up partitions the assignment moved away (``on_revoke``, then ``release``), and claims
+   those it gained (``claim``): a claim succeeds only when the partition is free or its holder
+   has left the group, so two live members never own a partition at once.
+4. ``poll`` reads through ``fetch``, which checks the member's owner token first. A new owner
+   first re-reads the partition's pending (delivered, uncommitted) records in order, then new ones.
+5. ``commit`` acknowledges what was delivered, through ``commit``, again checking the token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import Any, Callable, Iterable
+
+from .. import codec, keys
+from ..assignors import STRATEGIES, assign
+from ..config import ConsumerConfig, build
+from ..errors import CommitFailedError, ConfigError, FacadeError, UnknownMemberError, UnknownTopicError
+from ..records import Message, TopicPartition
+from . import _backend
+from .client import Connection, TopicCache
+
+log = logging.getLogger("facade")
+
+__all__ = ["Consumer"]
+
+# Most IDs one script call acknowledges (Lua's unpack() has a stack limit near 8000).
+_ACK_CHUNK = 4000
+# How often a member retries claiming a partition whose previous owner has not released it yet.
+_CLAIM_RETRY_S = 0.05
+
+
+class _Owned:
+    """A partition this member owns: its owner token and where reading continues."""
+
+    __slots__ = ("token", "cursor", "last_id")
+
+    def __init__(self, token: str, last_id: str) -> None:
+        self.token = token
+        # "0" (or an ID) while re-reading pending records inherited from a previous owner, then ">".
+        self.cursor = "0"
+        # Newest ID delivered to the group: where a blocking wait for new records starts.
+        self.last_id = last_id
+
+
+class Consumer:
+    """Read topics as one member of consumer group ``group``.
+
+    Each partition is owned by one member of the group at a time. Records are at-least-once:
+    delivered records are acknowledged only by :meth:`commit`; what a member received but did not
+    commit is delivered again (first, in order) to whoever owns the partition next.
+
+    ``on_assign(partitions)`` / ``on_revoke(partitions)`` are called with sets of
+    :class:`TopicPartition` when this member gains or loses partitions; ``commit()`` inside
+    ``on_revoke`` still works. Options are those of :class:`facade.ConsumerConfig`.
+    """
+
+    def __init__(
+        self,
+        topics: str | Iterable[str],
+        group: str,
+        url: str | None = None,
+        *,
+        config: ConsumerConfig | None = None,
+        on_assign: Callable[[set[TopicPartition]], Any] | None = None,
+        on_revoke: Callable[[set[TopicPartition]], Any] | None = None,
+        **options: Any,
+    ) -> None:
+        names = [topics] if isinstance(topics, str) else list(topics)
+        if not names:
+            raise ConfigError("subscribe to at least one topic")
+        self.topics: tuple[str, ...] = tuple(sorted({keys.validate_name(t) for t in names}))
+        self.group: str = keys.validate_name(group, "group")
+        self.config: ConsumerConfig = build(ConsumerConfig, config, options)
+        self.member_id: str = self.config.member_id or (
+            f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}".replace("|", "_")
+        )
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._conn = Connection(url)
+        self._topic_cache = TopicCache(self._conn, 5000)
+        self._gkeys = keys.group_keys(self.group)
+        self._session = self.config.session_timeout_ms
+        self._hb_interval_s = self.config.heartbeat_interval_ms / 1000
+        self._joined = False
+        self._closed = False
+        self._assignment_gen = ""  # the assignment generation this member follows
+        self._assigned: set[TopicPartition] = set()
+        self._assignment_members: set[str] = set()
+        self._owned: dict[TopicPartition, _Owned] = {}
+        self._to_claim: set[TopicPartition] = set()
+        self._holders: dict[TopicPartition, str] = {}  # who held a partition we failed to claim
+        self._delivered: dict[TopicPartition, list[str]] = {}
+        self._next_heartbeat = 0.0
+        self._next_claim = 0.0
+        self._rotation = 0
+        self._buffer: list[Message] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Consumer:
+        return self
+
+    def __next__(self) -> Message:
+        while not self._buffer:
+            if self._closed:
+                raise StopIteration
+            self._buffer = self.poll(timeout_ms=1000)
+            self._buffer.reverse()
+        return self._buffer.pop()
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member currently owns."""
+        return set(self._owned)
+
+    def close(self) -> None:
+        """Give up all partitions (``on_revoke`` runs first), leave the group, close connections.
+
+        Uncommitted records are not committed: the next owner receives them again.
+        """
+        if self._closed:
+            return
+        try:
+            if self._joined:
+                self._revoke(set(self._owned))
+                self._conn.script("group_leave", self._gkeys, [self.member_id], f"leaving group {self.group}")
+                self._joined = False
+        finally:
+            self._closed = True
+            self._conn.close()
+
+    # -- group membership ----------------------------------------------------------------------
+
+    def _join(self) -> None:
+        for topic in self.topics:
+            self._topic_cache.get(topic)  # UnknownTopicError names the missing topic
+        meta = json.dumps({"topics": list(self.topics), "strategy": self.config.assignment_strategy})
+        self._conn.script(
+            "group_join", self._gkeys, [self.member_id, meta, self._session], f"joining group {self.group}"
+        )
+        self._conn.command(
+            f"joining group {self.group}", "HSETNX", keys.GROUPS, self.group, json.dumps({"layout": keys.LAYOUT_VERSION})
+        )
+        self._joined = True
+        self._assignment_gen = ""
+        self._next_heartbeat = 0.0
+
+    def _heartbeat(self) -> None:
+        try:
+            gen, agen, assignment, members = self._conn.script(
+                "group_heartbeat",
+                self._gkeys,
+                [self.member_id, self._session, self._assignment_gen],
+                f"heartbeat to group {self.group}",
+            )
+        except UnknownMemberError:
+            # Our session expired (we were paused or cut off): everything we held is gone.
+            log.warning("facade: member %s of group %s expired; rejoining", self.member_id, self.group)
+            self._lose_all()
+            self._join()
+            return
+        self._next_heartbeat = _backend.monotonic() + self._hb_interval_s
+        agen = agen.decode() if isinstance(agen, bytes) else str(agen)
+        if str(gen) != agen:
+            self._offer_assignment(int(gen), members)
+            self._next_heartbeat = 0.0  # read back what was stored, at once
+            return
+        if assignment:
+            table = json.loads(assignment)
+            self._assignment_gen = agen
+            self._assignment_members = set(table)
+            mine = {TopicPartition(t, p) for t, p in table.get(self.member_id, [])}
+            self._reconcile(mine)
+
+    def _offer_assignment(self, generation: int, members_flat: list[Any]) -> None:
+        subscriptions: dict[str, list[str]] = {}
+        strategies: dict[str, str] = {}
+        for i in range(0, len(members_flat), 2):
+            member = members_flat[i].decode()
+            meta = json.loads(members_flat[i + 1])
+            subscriptions[member] = meta["topics"]
+            strategies[member] = meta.get("strategy", "range")
+        # One strategy per generation, whoever computes: the one of the smallest member id.
+        strategy = strategies[min(strategies)] if strategies else self.config.assignment_strategy
+        counts: dict[str, int] = {}
+        for topic in sorted({t for ts in subscriptions.values() for t in ts}):
+            try:
+                counts[topic] = (self._topic_cache.get(topic)).partitions
+            except UnknownTopicError:
+                continue
+        table = assign(strategy if strategy in STRATEGIES else "range", subscriptions, counts)
+        payload = json.dumps({m: [[tp.topic, tp.partition] for tp in tps] for m, tps in table.items()})
+        self._conn.script("group_sync", self._gkeys[:1], [generation, payload], f"syncing group {self.group}")
+
+    def _reconcile(self, mine: set[TopicPartition]) -> None:
+        self._assigned = mine
+        revoked = set(self._owned) - mine
+        if revoked:
+            self._revoke(revoked)
+        self._to_claim = mine - set(self._owned)
+        self._next_claim = 0.0
+
+    def _revoke(self, partitions: set[TopicPartition]) -> None:
+        if not partitions:
+            return
+        if self._on_revoke is not None:
+            _backend.maybe_await(self._on_revoke(set(partitions)))
+        calls = []
+        for tp in sorted(partitions):
+            owned = self._owned.pop(tp, None)
+            self._delivered.pop(tp, None)
+            if owned is not None:
+                calls.append(("release", [keys.owners(tp.topic, tp.partition)], [self.group, owned.token]))
+        if calls:
+            self._conn.pipeline(calls, f"releasing partitions of group {self.group}")
+
+    def _lose_all(self) -> None:
+        """Forget every partition without committing (another member may own them already)."""
+        lost = set(self._owned)
+        # Release what nobody took over yet (a CAS: harmless where a new owner holds it).
+        self._revoke(lost)
+        self._to_claim.clear()
+        self._joined = False
+
+    def _claim(self) -> None:
+        self._next_claim = _backend.monotonic() + _CLAIM_RETRY_S
+        start = "0" if self.config.auto_offset_reset == "earliest" else "$"
+        wanted = sorted(self._to_claim)
+        token = f"{self.member_id}|{self._assignment_gen}"
+        calls = []
+        for tp in wanted:
+            holder = self._holders.get(tp, "")
+            # Take over only from a member that is no longer in the group (left or expired).
+            expected = holder if holder and holder.split("|", 1)[0] not in self._assignment_members else ""
+            calls.append(
+                ("claim", [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
+                 [self.group, token, expected, start])
+            )  # fmt: skip
+        gained = set()
+        for tp, result in zip(wanted, self._conn.pipeline(calls, f"claiming partitions for {self.group}")):
+            if isinstance(result, UnknownTopicError):
+                self._to_claim.discard(tp)
+                continue
+            if isinstance(result, Exception):
+                raise result
+            ok, detail = result
+            detail = detail.decode() if isinstance(detail, bytes) else detail
+            if ok:
+                self._owned[tp] = _Owned(token, detail)
+                self._to_claim.discard(tp)
+                self._holders.pop(tp, None)
+                gained.add(tp)
+            else:
+                self._holders[tp] = detail
+        if gained and self._on_assign is not None:
+            _backend.maybe_await(self._on_assign(gained))
+
+    def _coordinate(self) -> None:
+        if not self._joined:
+            self._join()
+        now = _backend.monotonic()
+        if now >= self._next_heartbeat:
+            self._heartbeat()
+        if self._to_claim and _backend.monotonic() >= self._next_claim:
+            self._claim()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def poll(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[Message]:
+        """Records from owned partitions: waits up to ``timeout_ms`` for at least one.
+
+        Also keeps this member in the group (heartbeats) and follows rebalances, so call it at
+        least every ``session_timeout_ms``.
+        """
+        if self._closed:
+            raise ConfigError("the consumer is closed; create a new one")
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
+            raise ConfigError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
+        limit = self.config.max_poll_records if max_records is None else max_records
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"max_records must be a positive integer, got {max_records!r}")
+        deadline = _backend.monotonic() + timeout_ms / 1000
+        while True:
+            self._coordinate()
+            records = self._fetch(limit)
+            if records:
+                return records
+            remaining = deadline - _backend.monotonic()
+            if remaining <= 0:
+                return []
+            self._wait(min(remaining, max(0.0, self._next_heartbeat - _backend.monotonic()) + 0.001))
+
+    def _fetch(self, limit: int) -> list[Message]:
+        if not self._owned:
+            return []
+        order = sorted(self._owned)
+        # Start at a different partition each time so that one busy partition cannot starve others.
+        self._rotation = (self._rotation + 1) % len(order)
+        order = order[self._rotation :] + order[: self._rotation]
+        per = max(1, limit // len(order))
+        calls = []
+        for tp in order:
+            o = self._owned[tp]
+            calls.append(
+                ("fetch", [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
+                 [self.group, o.token, per, o.cursor, keys.STREAM_CONSUMER])
+            )  # fmt: skip
+        results = self._conn.pipeline(calls, f"fetching for group {self.group}")
+        out: list[Message] = []
+        lost = set()
+        for tp, result in zip(order, results):
+            if isinstance(result, (CommitFailedError, UnknownTopicError)):
+                lost.add(tp)
+                continue
+            if isinstance(result, Exception):
+                raise result
+            entries, counts = result
+            o = self._owned[tp]
+            if not entries:
+                if o.cursor != ">":
+                    o.cursor = ">"  # inherited pending records all re-delivered: now new ones
+                continue
+            ids = self._delivered.setdefault(tp, [])
+            for i, (entry_id, flat) in enumerate(entries):
+                out.append(codec.decode(tp.topic, tp.partition, entry_id, flat, counts[i] if counts else 1))
+                ids.append(out[-1].offset)
+            if o.cursor == ">":
+                o.last_id = out[-1].offset
+            else:
+                o.cursor = out[-1].offset
+        if lost:
+            # Fenced (a newer owner holds it) or deleted: stop reading it and ask the group now.
+            for tp in lost:
+                self._owned.pop(tp, None)
+                self._delivered.pop(tp, None)
+            self._next_heartbeat = 0.0
+        return out
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep until new records may be there (blocking read on owned streams), or ``seconds``."""
+        streams = {keys.stream(tp.topic, tp.partition): o.last_id for tp, o in self._owned.items() if o.cursor == ">"}
+        if self._to_claim:
+            seconds = min(seconds, _CLAIM_RETRY_S)
+        if not streams or seconds < 0.002:
+            _backend.sleep(max(0.0, min(seconds, 0.1)))
+            return
+        self._conn.command(
+            f"waiting for records for group {self.group}",
+            "XREAD", "COUNT", 1, "BLOCK", max(1, int(seconds * 1000)),
+            "STREAMS", *streams.keys(), *streams.values(),
+        )  # fmt: skip
+
+    # -- committing ----------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Acknowledge every record delivered so far; they will not be delivered again.
+
+        Raises CommitFailedError for partitions this member no longer owns (their records go to
+        the new owner); the other partitions are still committed.
+        """
+        if self._closed:
+            raise ConfigError("the consumer is closed; create a new one")
+        delivered, self._delivered = self._delivered, {}
+        calls, tps = [], []
+        for tp, ids in delivered.items():
+            o = self._owned.get(tp)
+            if o is None or not ids:
+                continue
+            for i in range(0, len(ids), _ACK_CHUNK):
+                calls.append(
+                    ("commit", [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
+                     [self.group, o.token, *ids[i : i + _ACK_CHUNK]])
+                )  # fmt: skip
+                tps.append(tp)
+        if not calls:
+            return
+        fenced = set()
+        first_error: FacadeError | None = None
+        for tp, result in zip(tps, self._conn.pipeline(calls, f"committing for group {self.group}")):
+            if isinstance(result, CommitFailedError):
+                fenced.add(tp)
+            elif isinstance(result, Exception) and first_error is None:
+                first_error = result
+        if fenced:
+            for tp in fenced:
+                self._owned.pop(tp, None)
+            self._next_heartbeat = 0.0
+            names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(fenced))
+            raise CommitFailedError(
+                f"commit refused for {names}: member {self.member_id} no longer owns them (another member "
+                "took over after a rebalance or session timeout); their records will be delivered to the "
+                "new owner, and this member rejoins on its next poll"
+            )
+        if first_error is not None:
+            raise first_error

@@ -1,0 +1,117 @@
+"""Validated option groups for producers and consumers.
+
+Each is a frozen dataclass that checks itself when built, so a bad option fails at construction
+with a message that says what is allowed, never halfway through sending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Literal
+
+from .errors import ConfigError
+
+__all__ = ["ProducerConfig", "ConsumerConfig", "build"]
+
+Acks = Literal[0, 1, "all"]
+
+
+def _int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+
+
+def parse_acks(value: Any) -> Acks:
+    """Normalise an acks value: 0, 1 or "all" (also "0", "1", -1 as Kafka spells all)."""
+    if value in (0, "0") and not isinstance(value, bool):
+        return 0
+    if value in (1, "1") and not isinstance(value, bool):
+        return 1
+    if value in ("all", "-1", -1) and not isinstance(value, bool):
+        return "all"
+    raise ConfigError(f"acks must be 0, 1 or 'all', got {value!r}")
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    """Producer options."""
+
+    acks: Acks = 1
+    """0: do not wait for the write; 1: the primary has it; "all": replicas have it too."""
+    linger_ms: int = 5
+    """Wait up to this long for more records before sending a batch (0: send at once)."""
+    batch_size: int = 256 * 1024
+    """Send when this many bytes are buffered, whatever linger_ms says."""
+    max_message_bytes: int = 1024 * 1024
+    """Refuse a record whose key, value and headers exceed this many bytes (before sending)."""
+    auto_create: bool = False
+    """Create a missing topic on first send (with ``auto_create_partitions``) instead of failing."""
+    auto_create_partitions: int = 1
+    """Partition count for topics created by ``auto_create``."""
+    metadata_max_age_ms: int = 5000
+    """Re-read a topic's partition count and retention at least this often."""
+    min_insync_replicas: int | None = None
+    """With acks="all": replicas that must confirm a write (default: all connected replicas)."""
+    replica_timeout_ms: int = 5000
+    """With acks="all": how long to wait for replicas to confirm."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "acks", parse_acks(self.acks))
+        _int("linger_ms", self.linger_ms, 0, 60_000)
+        _int("batch_size", self.batch_size, 1, 64 * 1024 * 1024)
+        _int("max_message_bytes", self.max_message_bytes, 1, 512 * 1024 * 1024)
+        _int("auto_create_partitions", self.auto_create_partitions, 1, 1024)
+        _int("metadata_max_age_ms", self.metadata_max_age_ms, 0)
+        _int("replica_timeout_ms", self.replica_timeout_ms, 1)
+        if self.min_insync_replicas is not None:
+            _int("min_insync_replicas", self.min_insync_replicas, 0, 100)
+        if not isinstance(self.auto_create, bool):
+            raise ConfigError(f"auto_create must be True or False, got {self.auto_create!r}")
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """Consumer options."""
+
+    auto_offset_reset: Literal["latest", "earliest"] = "latest"
+    """Where a group starts on a partition it has never read: new records only, or all stored."""
+    session_timeout_ms: int = 10_000
+    """A member silent for this long is removed from the group and its partitions move."""
+    heartbeat_interval_ms: int = 1000
+    """How often a member tells the group it is alive (and learns of rebalances)."""
+    max_poll_records: int = 500
+    """Default ``max_records`` for poll()."""
+    assignment_strategy: Literal["range", "roundrobin"] = "range"
+    """How partitions are spread over members."""
+    member_id: str | None = None
+    """This member's id; a random one when None."""
+
+    def __post_init__(self) -> None:
+        if self.auto_offset_reset not in ("latest", "earliest"):
+            raise ConfigError(f"auto_offset_reset must be 'latest' or 'earliest', got {self.auto_offset_reset!r}")
+        _int("session_timeout_ms", self.session_timeout_ms, 100, 3_600_000)
+        _int("heartbeat_interval_ms", self.heartbeat_interval_ms, 10, self.session_timeout_ms)
+        _int("max_poll_records", self.max_poll_records, 1, 100_000)
+        if self.assignment_strategy not in ("range", "roundrobin"):
+            raise ConfigError(
+                f"assignment_strategy must be 'range' or 'roundrobin', got {self.assignment_strategy!r}"
+            )
+        if self.member_id is not None and (not isinstance(self.member_id, str) or not 0 < len(self.member_id) <= 200
+                                           or "|" in self.member_id):
+            raise ConfigError("member_id must be 1 to 200 characters without '|'")
+
+
+def build(cls: Callable[..., Any], config: Any, options: dict[str, Any]) -> Any:
+    """``config`` (or the defaults) with ``options`` applied; unknown option names are refused."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    if config is None:
+        return cls(**options)
+    if not isinstance(config, cls):  # type: ignore[arg-type]
+        raise ConfigError(f"config must be a {cls.__name__}, not {type(config).__name__}")
+    return replace(config, **options) if options else config

@@ -1,0 +1,205 @@
+"""Every error facade raises, under one root.
+
+    FacadeError
+    ├── ConfigError                  bad argument, name, size, URL or option (fix the call)
+    │   ├── InvalidNameError         topic or group name outside [A-Za-z0-9._-]{1,249}
+    │   ├── InvalidUrlError          a URL facade cannot use
+    │   ├── UnsupportedError         valid, but not supported by this version or server
+    │   └── MessageTooLargeError     a record over max_message_bytes (nothing was sent)
+    ├── TopicError
+    │   ├── UnknownTopicError        the topic does not exist (create it, or auto_create=True)
+    │   └── TopicExistsError         create of a topic that already exists
+    ├── GroupError
+    │   ├── CommitFailedError        this member no longer owns the partition (fenced); rejoin
+    │   ├── RebalanceInProgressError the group is moving partitions; poll again
+    │   └── UnknownMemberError       the coordinator no longer knows this member (expired)
+    ├── BrokerError                  the server refused or failed a command
+    │   ├── ConnectionFailedError    nothing listening, refused, DNS, TLS handshake   (retriable)
+    │   ├── AuthenticationError      wrong user or password
+    │   ├── PermissionDeniedError    an ACL rule forbids the command or key
+    │   ├── OutOfMemoryError         server at maxmemory with noeviction               (retriable)
+    │   ├── ReadOnlyError            a replica answered (failover in progress)         (retriable)
+    │   └── BrokerTimeoutError       no reply in time; the outcome is unknown         (retriable)
+    └── ServerError                  the embedded/local server could not be started or managed
+
+Redis errors are converted in exactly one place, :func:`from_redis`, by error code, never by
+matching message text elsewhere. Each class has ``retriable``: whether repeating the same call
+may succeed without changing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.exceptions as rexc
+
+__all__ = [
+    "FacadeError",
+    "ConfigError",
+    "InvalidNameError",
+    "InvalidUrlError",
+    "UnsupportedError",
+    "MessageTooLargeError",
+    "TopicError",
+    "UnknownTopicError",
+    "TopicExistsError",
+    "GroupError",
+    "CommitFailedError",
+    "RebalanceInProgressError",
+    "UnknownMemberError",
+    "BrokerError",
+    "ConnectionFailedError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "OutOfMemoryError",
+    "ReadOnlyError",
+    "BrokerTimeoutError",
+    "ServerError",
+    "from_redis",
+]
+
+
+class FacadeError(Exception):
+    """Root of every facade error."""
+
+    retriable = False
+
+
+class ConfigError(FacadeError, ValueError):
+    """An argument, option, name, size or URL is not acceptable; the message says what is."""
+
+
+class InvalidNameError(ConfigError):
+    """A topic or group name outside Kafka's legal set ``[A-Za-z0-9._-]{1,249}``."""
+
+
+class InvalidUrlError(ConfigError):
+    """A URL facade cannot use."""
+
+
+class UnsupportedError(ConfigError):
+    """A valid request this version of facade, or this server, does not support."""
+
+
+class MessageTooLargeError(ConfigError):
+    """A record larger than ``max_message_bytes``; nothing was sent."""
+
+
+class TopicError(FacadeError):
+    """A topic-level problem."""
+
+
+class UnknownTopicError(TopicError):
+    """The topic does not exist."""
+
+
+class TopicExistsError(TopicError):
+    """The topic already exists."""
+
+
+class GroupError(FacadeError):
+    """A consumer-group problem."""
+
+
+class CommitFailedError(GroupError):
+    """This member no longer owns the partition (a newer owner holds it): the commit was refused.
+
+    Kafka's CommitFailedException. The messages will be delivered to the new owner; this member
+    rejoins the group on its next poll.
+    """
+
+
+class RebalanceInProgressError(GroupError):
+    """The group is reassigning partitions."""
+
+    retriable = True
+
+
+class UnknownMemberError(GroupError):
+    """The group no longer knows this member (its session expired); it must rejoin."""
+
+    retriable = True
+
+
+class BrokerError(FacadeError):
+    """The server refused or failed a command."""
+
+
+class ConnectionFailedError(BrokerError, ConnectionError):
+    """The server could not be reached."""
+
+    retriable = True
+
+
+class AuthenticationError(BrokerError):
+    """The server rejected the user name or password."""
+
+
+class PermissionDeniedError(BrokerError):
+    """An ACL rule forbids this command or key for the connected user."""
+
+
+class OutOfMemoryError(BrokerError):
+    """The server is at maxmemory and refuses writes (noeviction)."""
+
+    retriable = True
+
+
+class ReadOnlyError(BrokerError):
+    """A read-only replica answered a write; a failover is probably in progress."""
+
+    retriable = True
+
+
+class BrokerTimeoutError(BrokerError, asyncio.TimeoutError):
+    """No reply in time. The command may or may not have taken effect."""
+
+    retriable = True
+
+
+class ServerError(FacadeError):
+    """The embedded or local server could not be started, found or stopped."""
+
+
+def from_redis(exc: BaseException, context: str = "") -> FacadeError:
+    """Convert a redis-py exception into the matching :class:`FacadeError`.
+
+    ``context`` names what was being done ("producing to orders") and leads the message.
+    The caller raises the result ``from exc`` so the original stays attached.
+    """
+    if isinstance(exc, FacadeError):
+        return exc
+    lead = f"{context}: " if context else ""
+    text = str(exc) or exc.__class__.__name__
+    code = text.split(" ", 1)[0] if text[:1].isupper() else ""
+    if isinstance(exc, rexc.AuthenticationError) or code in ("WRONGPASS", "NOAUTH"):
+        return AuthenticationError(f"{lead}authentication failed ({text}); check the user and password in the URL")
+    if isinstance(exc, rexc.NoPermissionError) or code == "NOPERM":
+        return PermissionDeniedError(f"{lead}{text}; grant the rules from `facade acl print` to this user")
+    if isinstance(exc, rexc.TimeoutError):
+        return BrokerTimeoutError(f"{lead}no reply from the server in time ({text}); the outcome is unknown")
+    if isinstance(exc, rexc.ConnectionError):
+        return ConnectionFailedError(
+            f"{lead}cannot reach the server ({text}); check that it runs and that the URL is right"
+        )
+    if isinstance(exc, rexc.ReadOnlyError) or code == "READONLY":
+        return ReadOnlyError(f"{lead}the server is a read-only replica ({text}); retry against the primary")
+    if isinstance(exc, rexc.OutOfMemoryError) or code == "OOM":
+        return OutOfMemoryError(
+            f"{lead}the server is out of memory ({text}); raise maxmemory, trim topics or add capacity"
+        )
+    if code in _SCRIPT_ERRORS:
+        # Our Lua scripts reply "CODE human text"; the code picks the class, the text is the message.
+        return _SCRIPT_ERRORS[code](f"{lead}{text.split(' ', 1)[-1]}")
+    return BrokerError(f"{lead}{text}")
+
+
+# Error codes raised by the scripts in lua/ (redis.error_reply("CODE text")).
+_SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
+    "FENCED": CommitFailedError,
+    "NOTOPIC": UnknownTopicError,
+    "TOPICEXISTS": TopicExistsError,
+    "BADARG": ConfigError,
+    "STALEGEN": RebalanceInProgressError,
+    "UNKNOWNMEMBER": UnknownMemberError,
+}

@@ -1,0 +1,119 @@
+"""The Redis key layout: every key facade uses is named here and nowhere else.
+
+Layout version 1 (see docs/design.md, "Key layout"):
+
+    facade:{meta}:topics            hash   topic name -> JSON TopicConfig
+    facade:{meta}:groups            hash   group id -> JSON {"created_ms": ...}
+    facade:{T/P}:log                stream partition P of topic T (one stream per partition)
+    facade:{T/P}:own                hash   group id -> "member_id|generation" (partition owner)
+    facade:{T/P}:pid                hash   producer id -> idempotence state (guarantees issue)
+    facade:{g/G}:members            hash   member id -> JSON member metadata
+    facade:{g/G}:deadlines          zset   member id -> session deadline (ms, server clock)
+    facade:{g/G}:state              hash   generation, assignment, assignment_generation
+
+Hash tags (the part in braces) decide the Redis Cluster slot. Each partition has its own tag, so
+partitions spread over shards, and every key a partition script touches shares that slot. Group
+coordination keys share one slot per group; topic and group registries share ``{meta}``.
+
+Names are validated before they reach a key: topic and group names come from Kafka's legal set
+``[A-Za-z0-9._-]``, which has no brace and no slash, so ``T/P`` and ``g/G`` cannot collide.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ConfigError, InvalidNameError
+
+LAYOUT_VERSION = 1
+PREFIX = "facade"
+MAX_PARTITIONS = 1024
+MAX_NAME_LENGTH = 249
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}\Z")
+
+TOPICS = f"{PREFIX}:{{meta}}:topics"
+GROUPS = f"{PREFIX}:{{meta}}:groups"
+
+# Redis consumer name used inside every stream consumer group. Only one member owns a partition
+# at a time (the :own record fences the others), so the pending list belongs to the partition, not
+# to a member: a new owner inherits the previous owner's unacknowledged records without XCLAIM.
+STREAM_CONSUMER = "owner"
+
+
+def validate_name(name: object, what: str = "topic") -> str:
+    """Return ``name`` if it is a legal topic or group name, else raise InvalidNameError."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"{what} name must be a string, not {type(name).__name__}")
+    if not _NAME.match(name):
+        if not name:
+            problem = "is empty"
+        elif len(name) > MAX_NAME_LENGTH:
+            problem = f"is {len(name)} characters long"
+        else:
+            bad = sorted({c for c in name if not _NAME.match(c)})
+            problem = "contains " + ", ".join(repr(c) for c in bad)
+        raise InvalidNameError(
+            f"invalid {what} name {name[:60]!r}: it {problem}; use 1 to {MAX_NAME_LENGTH} "
+            "characters from A-Z a-z 0-9 . _ -"
+        )
+    if name in (".", ".."):
+        raise InvalidNameError(f"invalid {what} name {name!r}: '.' and '..' are reserved (as in Kafka)")
+    return name
+
+
+def validate_partitions(count: object) -> int:
+    """Return ``count`` if it is a legal partition count (1..1024), else raise ConfigError."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ConfigError(f"partition count must be an integer, not {type(count).__name__}")
+    if not 1 <= count <= MAX_PARTITIONS:
+        raise ConfigError(f"partition count must be between 1 and {MAX_PARTITIONS}, got {count}")
+    return count
+
+
+def _partition_tag(topic: str, partition: int) -> str:
+    return f"{PREFIX}:{{{topic}/{partition}}}"
+
+
+def stream(topic: str, partition: int) -> str:
+    """The stream holding partition ``partition`` of ``topic``."""
+    return f"{_partition_tag(topic, partition)}:log"
+
+
+def owners(topic: str, partition: int) -> str:
+    """Hash of group id -> "member|generation": who owns this partition in each group."""
+    return f"{_partition_tag(topic, partition)}:own"
+
+
+def producer_state(topic: str, partition: int) -> str:
+    """Hash of idempotent-producer state for this partition."""
+    return f"{_partition_tag(topic, partition)}:pid"
+
+
+def partition_keys(topic: str, partition: int) -> tuple[str, ...]:
+    """Every key that belongs to one partition (what deleting a topic removes)."""
+    return (stream(topic, partition), owners(topic, partition), producer_state(topic, partition))
+
+
+def _group_tag(group: str) -> str:
+    return f"{PREFIX}:{{g/{group}}}"
+
+
+def group_members(group: str) -> str:
+    """Hash of member id -> JSON metadata for a consumer group."""
+    return f"{_group_tag(group)}:members"
+
+
+def group_deadlines(group: str) -> str:
+    """Sorted set of member id -> session deadline (ms) for a consumer group."""
+    return f"{_group_tag(group)}:deadlines"
+
+
+def group_state(group: str) -> str:
+    """Hash holding a group's generation and current assignment."""
+    return f"{_group_tag(group)}:state"
+
+
+def group_keys(group: str) -> tuple[str, str, str]:
+    """The coordination keys of a group, in the order the group scripts take them."""
+    return (group_state(group), group_members(group), group_deadlines(group))

@@ -1,0 +1,136 @@
+"""Kafka vocabulary as small immutable records.
+
+Offsets are Redis stream entry IDs (``"<ms>-<seq>"``): they order entries within a partition and
+carry the append time in milliseconds, so ``timestamp_ms`` is read from the offset itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True, order=True)
+class TopicPartition:
+    """One partition of one topic."""
+
+    topic: str
+    """Topic name."""
+    partition: int
+    """Partition number, 0-based."""
+
+
+@dataclass(frozen=True)
+class RecordMetadata:
+    """Where the broker stored a produced record."""
+
+    topic: str
+    """Topic the record was written to."""
+    partition: int
+    """Partition the record was written to."""
+    offset: str
+    """Stream entry ID of the record (``"<ms>-<seq>"``)."""
+
+    @property
+    def timestamp_ms(self) -> int:
+        """Append time, in milliseconds since the epoch (the first part of the offset)."""
+        return offset_ms(self.offset)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A record delivered to a consumer."""
+
+    topic: str
+    """Topic it was read from."""
+    partition: int
+    """Partition it was read from."""
+    offset: str
+    """Stream entry ID (``"<ms>-<seq>"``); orders records within the partition."""
+    key: bytes | None
+    """The record key, or None for a keyless record."""
+    value: bytes
+    """The record value (possibly empty)."""
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+    """Header name -> value."""
+    delivery_count: int = 1
+    """How many times this record has been delivered to the group (1 on first delivery)."""
+
+    @property
+    def timestamp_ms(self) -> int:
+        """Append time, in milliseconds since the epoch (the first part of the offset)."""
+        return offset_ms(self.offset)
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        """The (topic, partition) this record came from."""
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """A topic's settings, stored in Redis so that every client agrees on them."""
+
+    name: str
+    """Topic name."""
+    partitions: int
+    """Number of partitions (1..1024)."""
+    retention_ms: int | None = None
+    """Drop records older than this many milliseconds as new ones arrive; None keeps them."""
+    max_len: int | None = None
+    """Keep about this many records per partition (approximate trim); None keeps all."""
+    created_ms: int = 0
+    """Creation time, in milliseconds since the epoch (server clock)."""
+    layout: int = 1
+    """Version of the key layout the topic was created with."""
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """State of one partition, as shown by ``Admin.describe_topic``."""
+
+    partition: int
+    """Partition number."""
+    stream_key: str
+    """The Redis key of the partition's stream."""
+    length: int
+    """Records currently stored."""
+    first_offset: str | None
+    """Offset of the oldest stored record, None when empty."""
+    last_offset: str | None
+    """Offset of the newest stored record, None when empty."""
+
+
+@dataclass(frozen=True)
+class GroupPartitionInfo:
+    """Where one consumer group stands on one partition."""
+
+    topic: str
+    """Topic name."""
+    partition: int
+    """Partition number."""
+    owner: str | None
+    """Member id that currently owns the partition, None when unowned."""
+    last_delivered: str | None
+    """Offset of the last record delivered to the group."""
+    pending: int
+    """Records delivered but not committed."""
+    lag: int | None
+    """Records not yet delivered to the group (None when the server cannot tell)."""
+
+
+@dataclass(frozen=True)
+class TopicDescription:
+    """A topic with its partitions and the groups reading it."""
+
+    config: TopicConfig
+    """The topic's settings."""
+    partitions: tuple[PartitionInfo, ...]
+    """Per-partition state, in partition order."""
+    groups: tuple[str, ...] = ()
+    """Consumer groups that have read from the topic."""
+
+
+def offset_ms(offset: str) -> int:
+    """Milliseconds part of a stream entry ID."""
+    return int(offset.split("-", 1)[0])

@@ -1,0 +1,77 @@
+"""Generate facade/_sync/ from facade/_async/ (the one source of truth for client logic).
+
+    python scripts/unasync.py           rewrite facade/_sync/*.py
+    python scripts/unasync.py --check   exit 1 if facade/_sync/ is not what the rewrite would give
+
+Files whose name starts with "_backend" are the hand-written I/O shims (one per flavour) and are
+not generated. Every other module is rewritten token by token with the table below.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "facade" / "_async"
+DST = ROOT / "facade" / "_sync"
+
+RULES: list[tuple[str, str]] = [
+    (r"\basync def\b", "def"),
+    (r"\basync with\b", "with"),
+    (r"\basync for\b", "for"),
+    (r"\bawait ", ""),
+    (r"\b__aenter__\b", "__enter__"),
+    (r"\b__aexit__\b", "__exit__"),
+    (r"\b__aiter__\b", "__iter__"),
+    (r"\b__anext__\b", "__next__"),
+    (r"\bStopAsyncIteration\b", "StopIteration"),
+    (r"\bAsyncIterator\b", "Iterator"),
+    (r"\baclose\b", "close"),
+    (r"\bfrom redis import asyncio as redis_io\b", "import redis as redis_io"),
+    (r"\basyncio twin\b", "blocking twin"),
+]
+HEADER = "# Generated from facade/_async/{name} by scripts/unasync.py: edit that file, not this one.\n"
+
+
+def transform(text: str) -> str:
+    for pattern, repl in RULES:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
+def expected() -> dict[str, str]:
+    out = {}
+    for path in sorted(SRC.glob("*.py")):
+        if path.name.startswith("_backend"):
+            continue
+        out[path.name] = HEADER.format(name=path.name) + transform(path.read_text(encoding="utf-8"))
+    return out
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    want = expected()
+    stale = []
+    for name, text in want.items():
+        target = DST / name
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            stale.append(name)
+            if not check:
+                target.write_text(text, encoding="utf-8")
+    extra = [
+        p.name for p in DST.glob("*.py") if p.name not in want and not p.name.startswith("_backend")
+    ]
+    if check:
+        if stale or extra:
+            print(f"facade/_sync is out of date ({', '.join(stale + extra)}); run: python scripts/unasync.py")
+            return 1
+        return 0
+    for name in extra:
+        (DST / name).unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
