@@ -1,0 +1,130 @@
+"""Admin against a real server: topic lifecycle, validation, and what lands in Redis."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+
+from facade import (
+    Admin,
+    ConfigError,
+    InvalidNameError,
+    Producer,
+    TopicConfig,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from facade import keys
+
+
+@pytest.fixture
+def admin(url):
+    with Admin(url) as a:
+        yield a
+
+
+@pytest.fixture
+def raw(url):
+    r = redis.Redis.from_url(url)
+    yield r
+    r.close()
+
+
+def test_create_describe_list_delete(admin, raw, url):
+    cfg = admin.create_topic("orders", 3, retention_ms=60_000, max_len=1000)
+    assert (cfg.name, cfg.partitions, cfg.retention_ms, cfg.max_len, cfg.layout) == ("orders", 3, 60_000, 1000, 1)
+    assert cfg.created_ms > 1_600_000_000_000  # server clock, filled in by the script
+    # One stream per partition, each existing (empty) from creation on.
+    for p in range(3):
+        assert raw.type(keys.stream("orders", p)) == b"stream"
+        assert raw.xlen(keys.stream("orders", p)) == 0
+    assert [t.name for t in admin.list_topics()] == ["orders"]
+    assert admin.topic("orders") == cfg
+
+    with Producer(url) as prod:
+        prod.send_and_wait("orders", b"v", partition=1)
+    desc = admin.describe_topic("orders")
+    assert desc.config == cfg
+    assert [(p.partition, p.length) for p in desc.partitions] == [(0, 0), (1, 1), (2, 0)]
+    assert desc.partitions[1].first_offset == desc.partitions[1].last_offset is not None
+    assert desc.partitions[0].first_offset is None
+    assert desc.partitions[2].stream_key == keys.stream("orders", 2)
+
+    admin.delete_topic("orders")
+    assert admin.list_topics() == []
+    assert not [k for k in raw.keys("facade:{orders/*")]
+    with pytest.raises(UnknownTopicError, match="topics create orders"):
+        admin.describe_topic("orders")
+
+
+def test_create_twice_refused_and_nothing_changes(admin, raw):
+    admin.create_topic("t", 2)
+    with Producer(admin._conn.url.raw) as prod:
+        prod.send_and_wait("t", b"keep", partition=0)
+    with pytest.raises(TopicExistsError):
+        admin.create_topic("t", 5)
+    assert admin.topic("t").partitions == 2
+    assert raw.xlen(keys.stream("t", 0)) == 1
+    assert not raw.exists(keys.stream("t", 2))
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x{y}", "a/b", "é", "a" * 250, ".", ".."])
+def test_bad_topic_names_refused(admin, raw, name):
+    with pytest.raises(InvalidNameError, match="A-Z a-z 0-9|reserved|must be"):
+        admin.create_topic(name, 1)
+    assert raw.dbsize() == 0
+
+
+@pytest.mark.parametrize("count", [0, -1, 1025, 2.5, "3", True])
+def test_bad_partition_counts_refused(admin, raw, count):
+    with pytest.raises(ConfigError, match="partition count"):
+        admin.create_topic("t", count)
+    assert raw.dbsize() == 0
+
+
+def test_longest_legal_name_and_max_partitions(admin):
+    name = "a" * 249
+    assert admin.create_topic(name, 1024).partitions == 1024
+    assert len(admin.describe_topic(name).partitions) == 1024
+
+
+def test_alter_partitions_grows_only_and_warns(admin, caplog):
+    admin.create_topic("t", 2)
+    with caplog.at_level(logging.WARNING, logger="facade"):
+        cfg = admin.alter_partitions("t", 4)
+    assert cfg.partitions == 4 and admin.topic("t").created_ms == cfg.created_ms
+    assert "keys map to different partitions" in caplog.text
+    assert len(admin.describe_topic("t").partitions) == 4
+    for bad in (4, 3):
+        with pytest.raises(ConfigError, match="only grow"):
+            admin.alter_partitions("t", bad)
+    with pytest.raises(UnknownTopicError):
+        admin.alter_partitions("missing", 3)
+
+
+def test_bad_retention_refused(admin, raw):
+    with pytest.raises(ConfigError, match="retention_ms"):
+        admin.create_topic("t", 1, retention_ms=0)
+    with pytest.raises(ConfigError, match="max_len"):
+        admin.create_topic("t", 1, max_len="10")
+    assert raw.dbsize() == 0
+
+
+def test_metadata_shared_by_all_clients(url):
+    with Admin(url) as a, Admin(url) as b:
+        a.create_topic("shared", 7)
+        assert b.topic("shared") == TopicConfig("shared", 7, None, None, a.topic("shared").created_ms, 1)
+
+
+def test_dead_server_gives_clear_error():
+    from conftest import free_port
+
+    with Admin(f"redis://127.0.0.1:{free_port()}") as a:
+        with pytest.raises(Exception) as info:
+            a.list_topics()
+    from facade import ConnectionFailedError
+
+    assert isinstance(info.value, ConnectionFailedError)
+    assert "cannot reach the server" in str(info.value)

@@ -1,0 +1,229 @@
+"""Producer against a real server: placement, order, batching, limits, retention, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+
+import pytest
+import redis
+
+from facade import (
+    Admin,
+    ConfigError,
+    ConnectionFailedError,
+    MessageTooLargeError,
+    Producer,
+    RecordMetadata,
+    UnknownTopicError,
+)
+from facade import keys
+
+with warnings.catch_warnings():
+    # kafka-python's package import calls importlib.resources.read_text, deprecated since 3.11.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka.partitioner.default import murmur2 as kafka_murmur2
+
+
+@pytest.fixture
+def raw(url):
+    r = redis.Redis.from_url(url)
+    yield r
+    r.close()
+
+
+def make_topic(url, name="t", partitions=4, **kw):
+    with Admin(url) as a:
+        return a.create_topic(name, partitions, **kw)
+
+
+def entries(raw, topic, partition):
+    return raw.xrange(keys.stream(topic, partition))
+
+
+def test_keyed_records_land_where_kafka_puts_them(url, raw):
+    make_topic(url, "k", 12)
+    with Producer(url) as p:
+        futs = {f"user-{i}": p.send("k", f"v{i}", key=f"user-{i}") for i in range(200)}
+        p.flush()
+    for key, fut in futs.items():
+        md = fut.result()
+        assert md.partition == (kafka_murmur2(key.encode()) & 0x7FFFFFFF) % 12
+        stored = raw.xrange(keys.stream("k", md.partition), md.offset, md.offset)
+        assert stored[0][1][b"key"] == key.encode()
+
+
+def test_order_within_partition_and_readable_entries(url, raw):
+    make_topic(url, "o", 3)
+    with Producer(url, batch_size=500) as p:  # small batches: many round trips
+        for i in range(300):
+            p.send("o", f"{i}", key="same-key", headers={"trace": "t1", "bin": b"\x00\xff"})
+    part = (kafka_murmur2(b"same-key") & 0x7FFFFFFF) % 3
+    stored = entries(raw, "o", part)
+    assert [int(e[1][b"value"]) for e in stored] == list(range(300))
+    # Plain Redis tools see key, value and headers fields.
+    assert stored[0][1] == {b"key": b"same-key", b"value": b"0", b"h:trace": b"t1", b"h:bin": b"\x00\xff"}
+    assert sum(raw.xlen(keys.stream("o", i)) for i in range(3)) == 300
+
+
+def test_keyless_records_stick_to_one_partition_per_batch(url, raw):
+    make_topic(url, "s", 6)
+    with Producer(url, linger_ms=10_000, batch_size=64 * 1024 * 1024) as p:
+        futs = [p.send("s", b"x") for _ in range(50)]
+        p.flush()
+        assert len({f.result().partition for f in futs}) == 1
+        used = set()
+        for _ in range(30):
+            futs = [p.send("s", b"y") for _ in range(5)]
+            p.flush()
+            parts = {f.result().partition for f in futs}
+            assert len(parts) == 1
+            used |= parts
+    assert len(used) >= 4  # moves on after each batch, over all partitions in time
+
+
+def test_explicit_partition_and_bad_partition(url, raw):
+    make_topic(url, "e", 2)
+    with Producer(url) as p:
+        assert p.send_and_wait("e", b"a", key="whatever", partition=1).partition == 1
+        for bad in (2, -1, "1", True):
+            with pytest.raises(ConfigError, match="partition must be an integer from 0 to 1"):
+                p.send("e", b"a", partition=bad)
+    assert raw.xlen(keys.stream("e", 0)) + raw.xlen(keys.stream("e", 1)) == 1
+
+
+def test_value_and_header_types(url, raw):
+    make_topic(url, "v", 1)
+    with Producer(url) as p:
+        md = p.send_and_wait("v", "", key=b"")
+        assert isinstance(md, RecordMetadata) and md.timestamp_ms > 0
+        for bad_value in (None, 5, {"a": 1}):
+            with pytest.raises(ConfigError, match="value must be bytes or str"):
+                p.send("v", bad_value)
+        with pytest.raises(ConfigError, match="header names"):
+            p.send("v", b"x", headers={1: b"x"})
+        with pytest.raises(ConfigError, match="header 'h' must be bytes or str"):
+            p.send("v", b"x", headers={"h": 3})
+    assert raw.xlen(keys.stream("v", 0)) == 1
+
+
+def test_too_large_refused_before_sending(url, raw):
+    make_topic(url, "big", 1)
+    with Producer(url, max_message_bytes=1000) as p:
+        p.send_and_wait("big", b"x" * 1000)  # exactly at the limit: accepted
+        with pytest.raises(MessageTooLargeError, match="exceeds max_message_bytes=1000"):
+            p.send("big", b"x" * 998, key=b"k", headers={"h": b"v"})  # 1001 bytes
+    assert raw.xlen(keys.stream("big", 0)) == 1
+    with Producer(url) as p:  # default limit: 1 MiB
+        with pytest.raises(MessageTooLargeError):
+            p.send("big", b"x" * (1024 * 1024 + 1))
+
+
+def test_unknown_topic_error_says_how_to_create(url, raw):
+    with Producer(url) as p:
+        with pytest.raises(UnknownTopicError, match=r"facade topics create nope --partitions N.*auto_create"):
+            p.send("nope", b"x")
+    assert raw.dbsize() == 0
+
+
+def test_auto_create(url):
+    with Producer(url, auto_create=True, auto_create_partitions=3) as p:
+        assert p.send_and_wait("fresh", b"x").topic == "fresh"
+    with Admin(url) as a:
+        assert a.topic("fresh").partitions == 3
+
+
+def test_linger_sends_without_flush(url):
+    make_topic(url, "l", 1)
+    with Producer(url, linger_ms=20) as p:
+        fut = p.send("l", b"x")
+        assert fut.result(timeout=5).partition == 0
+
+
+def test_max_len_retention_trims_approximately(url, raw):
+    make_topic(url, "cap", 1, max_len=100)
+    with Producer(url, batch_size=2000) as p:
+        for i in range(5000):
+            p.send("cap", b"x" * 10)
+    length = raw.xlen(keys.stream("cap", 0))
+    assert 100 <= length < 1000  # approximate trim (~) keeps whole nodes
+
+
+def test_age_retention_trims_old_entries(url, raw):
+    make_topic(url, "age", 1, retention_ms=60_000)
+    stream = keys.stream("age", 0)
+    old_ms = int(time.time() * 1000) - 3_600_000
+    for i in range(300):  # an hour old: beyond retention
+        raw.xadd(stream, {"value": b"old"}, id=f"{old_ms}-{i}")
+    with Producer(url) as p:
+        p.send_and_wait("age", b"new")
+    values = [e[1][b"value"] for e in raw.xrange(stream)]
+    assert values[-1] == b"new"
+    assert values.count(b"old") < 300  # MINID ~ trims whole old nodes
+
+
+def test_concurrent_senders_keep_their_order(url, raw):
+    make_topic(url, "c", 2)
+    with Producer(url, linger_ms=1, batch_size=2048) as p:
+
+        def run(n):
+            for i in range(400):
+                p.send("c", f"{n}:{i}", key=f"thread-{n}")
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    seen: dict[str, list[int]] = {}
+    for part in range(2):
+        for _, fields in entries(raw, "c", part):
+            n, i = fields[b"value"].decode().split(":")
+            seen.setdefault(n, []).append(int(i))
+    assert {n: len(v) for n, v in seen.items()} == {str(n): 400 for n in range(4)}
+    assert all(v == sorted(v) for v in seen.values())
+
+
+def test_topic_deleted_while_producing(url):
+    make_topic(url, "gone", 2)
+    with Producer(url, metadata_max_age_ms=60_000) as p:
+        p.send_and_wait("gone", b"x")
+        with Admin(url) as a:
+            a.delete_topic("gone")
+        fut = p.send("gone", b"y", partition=0)
+        p.flush()
+        with pytest.raises(UnknownTopicError, match="deleted"):
+            fut.result()
+        with pytest.raises(UnknownTopicError):
+            p.send("gone", b"z")  # the cache was dropped: the next send asks again
+
+
+def test_dead_server_fails_futures(server_factory):
+    srv = server_factory()
+    make_topic(srv.url, "d", 1)
+    p = Producer(srv.url, linger_ms=10_000)
+    try:
+        fut = p.send("d", b"x")
+        srv.kill()
+        p.flush()
+        with pytest.raises(ConnectionFailedError, match="cannot reach the server"):
+            fut.result()
+    finally:
+        p.close()  # nothing buffered: closing needs no server
+
+
+def test_closed_producer_refuses(url):
+    make_topic(url, "x", 1)
+    p = Producer(url)
+    p.close()
+    p.close()  # idempotent
+    with pytest.raises(ConfigError, match="closed"):
+        p.send("x", b"v")
+
+
+def test_unknown_option_refused(url):
+    with pytest.raises(ConfigError, match="unknown option"):
+        Producer(url, lingerms=5)
+    with pytest.raises(ConfigError, match="acks must be 0, 1 or 'all'"):
+        Producer(url, acks=2)
