@@ -43,7 +43,10 @@ from .errors import (
 )
 from .partitioner import murmur2, partition_for_key
 from .records import (
+    GroupDescription,
+    GroupMember,
     GroupPartitionInfo,
+    OffsetReset,
     Message,
     PartitionInfo,
     RecordMetadata,
@@ -67,6 +70,9 @@ __all__ = [
     "TopicDescription",
     "PartitionInfo",
     "GroupPartitionInfo",
+    "GroupDescription",
+    "GroupMember",
+    "OffsetReset",
     "murmur2",
     "partition_for_key",
     "FacadeError",

@@ -50,12 +50,75 @@ def _roundrobin(
     return out
 
 
-STRATEGIES = {"range": _range, "roundrobin": _roundrobin}
+def _sticky(
+    members: Mapping[str, Iterable[str]],
+    counts: Mapping[str, int],
+    previous: Mapping[str, Iterable[TopicPartition]] | None = None,
+) -> dict[str, list[TopicPartition]]:
+    """Kafka's (cooperative-)sticky idea: balanced, and moving as few partitions as possible.
+
+    Members keep what they held in ``previous`` up to their fair share; only the surplus of
+    over-full members and the partitions of departed members move, to the least-loaded members
+    that subscribe to their topic.
+    """
+    subs = {m: set(members[m]) for m in sorted(members)}
+    out: dict[str, list[TopicPartition]] = {m: [] for m in subs}
+    if not subs:
+        return out
+    universe = sorted(
+        TopicPartition(t, p) for t in counts for p in range(counts[t]) if any(t in s for s in subs.values())
+    )
+    fair = -(-len(universe) // len(subs))  # ceil: nobody keeps more than this
+    taken: set[TopicPartition] = set()
+    for m, tps in sorted((previous or {}).items()):
+        if m not in subs:
+            continue
+        for tp in sorted(tps):
+            if tp.topic in subs[m] and tp.topic in counts and tp.partition < counts[tp.topic] and tp not in taken:
+                if len(out[m]) < fair:
+                    out[m].append(tp)
+                    taken.add(tp)
+    free = [tp for tp in universe if tp not in taken]
+    # Hand out the rest, each to the least-loaded eligible member (ties: smallest id).
+    for tp in free:
+        eligible = [m for m in subs if tp.topic in subs[m]]
+        target = min(eligible, key=lambda m: (len(out[m]), m))
+        out[target].append(tp)
+    # Even out: move from the most to the least loaded while the gap is more than one.
+    while True:
+        most = max(subs, key=lambda m: (len(out[m]), m))
+        moved = False
+        for least in sorted(subs, key=lambda m: (len(out[m]), m)):
+            if len(out[most]) - len(out[least]) <= 1:
+                break
+            movable = [tp for tp in sorted(out[most], reverse=True) if tp.topic in subs[least]]
+            if movable:
+                out[most].remove(movable[0])
+                out[least].append(movable[0])
+                moved = True
+                break
+        if not moved:
+            return out
+
+
+STRATEGIES = ("cooperative-sticky", "range", "roundrobin")
 
 
 def assign(
-    strategy: str, members: Mapping[str, Iterable[str]], counts: Mapping[str, int]
+    strategy: str,
+    members: Mapping[str, Iterable[str]],
+    counts: Mapping[str, int],
+    previous: Mapping[str, Iterable[TopicPartition]] | None = None,
 ) -> dict[str, list[TopicPartition]]:
-    """Assign the partitions of ``counts`` to ``members`` with ``strategy`` ("range"|"roundrobin")."""
-    result = STRATEGIES[strategy](members, counts)
+    """Assign the partitions of ``counts`` to ``members`` with ``strategy``.
+
+    ``previous`` (member -> partitions of the last assignment) makes "cooperative-sticky" sticky;
+    the other strategies ignore it.
+    """
+    if strategy == "cooperative-sticky":
+        result = _sticky(members, counts, previous)
+    elif strategy == "roundrobin":
+        result = _roundrobin(members, counts)
+    else:
+        result = _range(members, counts)
     return {m: sorted(tps) for m, tps in result.items()}

@@ -26,6 +26,8 @@ def _int(name: str, value: Any, low: int, high: int | None = None) -> None:
 
 def parse_acks(value: Any) -> Acks:
     """Normalise an acks value: 0, 1 or "all" (also "0", "1", -1 as Kafka spells all)."""
+    if type(value) not in (int, str):  # 1.0 == 1 and True == 1, but neither is an acks setting
+        raise ConfigError(f"acks must be 0, 1 or 'all', got {value!r}")
     if value in (0, "0") and not isinstance(value, bool):
         return 0
     if value in (1, "1") and not isinstance(value, bool):
@@ -84,10 +86,13 @@ class ConsumerConfig:
     """How often a member tells the group it is alive (and learns of rebalances)."""
     max_poll_records: int = 500
     """Default ``max_records`` for poll()."""
-    assignment_strategy: Literal["range", "roundrobin"] = "range"
-    """How partitions are spread over members."""
-    member_id: str | None = None
-    """This member's id; a random one when None."""
+    assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
+    """How partitions are spread over members. cooperative-sticky moves only what must move."""
+    group_instance_id: str | None = None
+    """Static membership: a stable id for this member. Restarting within ``session_timeout_ms``
+    gets the same partitions back with no rebalance; closing does not leave the group."""
+    metadata_max_age_ms: int = 5000
+    """How often partition counts are re-read, so partitions added to a topic are picked up."""
 
     def __post_init__(self) -> None:
         if self.auto_offset_reset not in ("latest", "earliest"):
@@ -95,13 +100,16 @@ class ConsumerConfig:
         _int("session_timeout_ms", self.session_timeout_ms, 100, 3_600_000)
         _int("heartbeat_interval_ms", self.heartbeat_interval_ms, 10, self.session_timeout_ms)
         _int("max_poll_records", self.max_poll_records, 1, 100_000)
-        if self.assignment_strategy not in ("range", "roundrobin"):
+        if self.assignment_strategy not in ("cooperative-sticky", "range", "roundrobin"):
             raise ConfigError(
-                f"assignment_strategy must be 'range' or 'roundrobin', got {self.assignment_strategy!r}"
+                "assignment_strategy must be 'cooperative-sticky', 'range' or 'roundrobin', "
+                f"got {self.assignment_strategy!r}"
             )
-        if self.member_id is not None and (not isinstance(self.member_id, str) or not 0 < len(self.member_id) <= 200
-                                           or "|" in self.member_id):
-            raise ConfigError("member_id must be 1 to 200 characters without '|'")
+        if self.group_instance_id is not None:
+            from .keys import validate_name
+
+            validate_name(self.group_instance_id, "group_instance_id")
+        _int("metadata_max_age_ms", self.metadata_max_age_ms, 0)
 
 
 def build(cls: Callable[..., Any], config: Any, options: dict[str, Any]) -> Any:

@@ -103,7 +103,7 @@ class PartitionInfo:
 
 @dataclass(frozen=True)
 class GroupPartitionInfo:
-    """Where one consumer group stands on one partition."""
+    """Where one consumer group stands on one partition (``kafka-consumer-groups --describe``)."""
 
     topic: str
     """Topic name."""
@@ -111,12 +111,64 @@ class GroupPartitionInfo:
     """Partition number."""
     owner: str | None
     """Member id that currently owns the partition, None when unowned."""
+    committed: str | None
+    """Offset up to which the group has committed everything (None: nothing yet)."""
     last_delivered: str | None
-    """Offset of the last record delivered to the group."""
-    pending: int
-    """Records delivered but not committed."""
+    """Offset of the last record delivered to the group (its read position)."""
+    log_end: str | None
+    """Offset of the newest record in the partition (None when empty)."""
     lag: int | None
     """Records not yet delivered to the group (None when the server cannot tell)."""
+    pending: int
+    """Records delivered but not committed."""
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A live member of a consumer group."""
+
+    member_id: str
+    """The member's id (its group_instance_id for static members)."""
+    topics: tuple[str, ...]
+    """Topics it subscribes to."""
+    partitions: tuple[TopicPartition, ...]
+    """Partitions the current assignment gives it."""
+    session_deadline_ms: int
+    """When it is removed unless it heartbeats (ms since the epoch, server clock)."""
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    """A consumer group: generation, members and per-partition progress."""
+
+    group: str
+    """The group id."""
+    generation: int
+    """Current generation (grows at every membership change)."""
+    members: tuple[GroupMember, ...]
+    """Live members, by id."""
+    partitions: tuple[GroupPartitionInfo, ...]
+    """Every partition the group has read, by topic and partition."""
+
+    @property
+    def lag(self) -> int | None:
+        """Total records not yet delivered over all partitions (None if any is unknown)."""
+        lags = [p.lag for p in self.partitions]
+        return None if any(x is None for x in lags) else sum(lags)  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class OffsetReset:
+    """One partition of a (planned or executed) offset reset."""
+
+    topic: str
+    """Topic name."""
+    partition: int
+    """Partition number."""
+    current: str | None
+    """The group's last-delivered offset before the reset (None: never read)."""
+    target: str
+    """The last-delivered offset after it: the next record delivered is the first after this."""
 
 
 @dataclass(frozen=True)

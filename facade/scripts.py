@@ -25,6 +25,8 @@ NAMES = (
     "group_heartbeat",
     "group_sync",
     "group_leave",
+    "group_delete",
+    "set_position",
 )
 
 

@@ -12,7 +12,8 @@
 --
 -- Returns: {entries, counts}: entries as XREADGROUP gives them for this stream ({id, fields} each);
 --          counts[i] is entry i's delivery count when re-reading pending records, empty otherwise.
---          Pending entries that retention already trimmed are acknowledged and skipped.
+--          Pending entries that retention already trimmed are acknowledged and skipped; an empty
+--          re-read therefore means no pending records are left after ARGV[4].
 -- Errors:  FENCED when the token is not the partition's current owner (nothing is read or acked);
 --          NOTOPIC when the stream is gone.
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
@@ -32,16 +33,26 @@ local entries = reply[1][2]
 if ARGV[4] == '>' then
   return {entries, {}}
 end
-local kept, counts, gone = {}, {}, {}
-for _, e in ipairs(entries) do
-  if e[2] then
-    kept[#kept + 1] = e
-  else
-    gone[#gone + 1] = e[1]
+local kept, counts = {}, {}
+while true do
+  local gone = {}
+  for _, e in ipairs(entries) do
+    if e[2] then
+      kept[#kept + 1] = e
+    else
+      gone[#gone + 1] = e[1]
+    end
   end
-end
-if #gone > 0 then
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(gone))
+  if #gone > 0 then
+    redis.call('XACK', KEYS[1], ARGV[1], unpack(gone))
+  end
+  -- A batch of trimmed entries only: read on, since an empty reply tells the caller that no
+  -- pending records are left (it then switches to '>'). Each round acks what it skips.
+  if #kept > 0 or #gone == 0 then
+    break
+  end
+  reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], gone[#gone])
+  entries = reply[1][2]
 end
 if #kept > 0 then
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], kept[1][1], kept[#kept][1], #kept, ARGV[5])

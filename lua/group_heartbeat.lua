@@ -7,9 +7,12 @@
 -- ARGV[2]  session timeout in ms
 -- ARGV[3]  the assignment generation the member already knows ("" for none)
 --
--- Returns: {generation, assignment_generation, assignment JSON or "" when the member already has
---           it, members: flat {id, metadata, ...} when generation ~= assignment_generation else {}}
---           In a new generation without an assignment any member may compute one (group_sync).
+-- Returns: {generation, assignment_generation, assignment JSON, members}
+--           assignment: the stored one, or "" when the member already has it (same assignment
+--           generation) and the group is not between generations;
+--           members: flat {id, metadata, ...} when generation ~= assignment_generation, else {}.
+--           In a new generation without an assignment any member may compute one (group_sync),
+--           using the previous assignment (returned then) to keep partitions where they are.
 -- Errors:  UNKNOWNMEMBER when this member was expired or removed: it must join again.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -38,7 +41,7 @@ local state = redis.call('HMGET', KEYS[1], 'generation', 'assignment_generation'
 local gen = state[1] or '0'
 local agen = state[2] or ''
 local assignment = ''
-if agen ~= ARGV[3] then
+if agen ~= ARGV[3] or gen ~= agen then
   assignment = state[3] or ''
 end
 local members = {}

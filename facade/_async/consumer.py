@@ -25,13 +25,14 @@ import socket
 import uuid
 from typing import Any, Callable, Iterable
 
-from .. import codec, keys
+from .. import codec, keys, offsets
 from ..assignors import STRATEGIES, assign
 from ..config import ConsumerConfig, build
 from ..errors import CommitFailedError, ConfigError, FacadeError, UnknownMemberError, UnknownTopicError
 from ..records import Message, TopicPartition
 from . import _backend
 from .client import Connection, TopicCache
+from .groups import group_partition_state
 
 log = logging.getLogger("facade")
 
@@ -85,13 +86,17 @@ class Consumer:
         self.topics: tuple[str, ...] = tuple(sorted({keys.validate_name(t) for t in names}))
         self.group: str = keys.validate_name(group, "group")
         self.config: ConsumerConfig = build(ConsumerConfig, config, options)
-        self.member_id: str = self.config.member_id or (
+        # Static members keep their id across restarts; dynamic ones get a fresh one.
+        self.member_id: str = self.config.group_instance_id or (
             f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}".replace("|", "_")
         )
+        # Distinguishes this process from an earlier one with the same static id: part of every
+        # owner token, so a restarted static member fences its predecessor.
+        self._incarnation = uuid.uuid4().hex[:8]
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._conn = Connection(url)
-        self._topic_cache = TopicCache(self._conn, 5000)
+        self._topic_cache = TopicCache(self._conn, self.config.metadata_max_age_ms)
         self._gkeys = keys.group_keys(self.group)
         self._session = self.config.session_timeout_ms
         self._hb_interval_s = self.config.heartbeat_interval_ms / 1000
@@ -100,6 +105,8 @@ class Consumer:
         self._assignment_gen = ""  # the assignment generation this member follows
         self._assigned: set[TopicPartition] = set()
         self._assignment_members: set[str] = set()
+        self._assignment_counts: dict[str, int] = {}  # partitions per topic the assignment covers
+        self._paused: set[TopicPartition] = set()
         self._owned: dict[TopicPartition, _Owned] = {}
         self._to_claim: set[TopicPartition] = set()
         self._holders: dict[TopicPartition, str] = {}  # who held a partition we failed to claim
@@ -135,14 +142,21 @@ class Consumer:
     async def close(self) -> None:
         """Give up all partitions (``on_revoke`` runs first), leave the group, close connections.
 
-        Uncommitted records are not committed: the next owner receives them again.
+        Uncommitted records are not committed: the next owner receives them again. A static member
+        (``group_instance_id``) releases its partitions but stays in the group until its session
+        times out.
         """
         if self._closed:
             return
         try:
             if self._joined:
                 await self._revoke(set(self._owned))
-                await self._conn.script("group_leave", self._gkeys, [self.member_id], f"leaving group {self.group}")
+                if self.config.group_instance_id is None:
+                    await self._conn.script(
+                        "group_leave", self._gkeys, [self.member_id], f"leaving group {self.group}"
+                    )
+                # A static member stays in the group until its session times out, so that a
+                # restart in time gets the same partitions back without a rebalance.
                 self._joined = False
         finally:
             self._closed = True
@@ -154,8 +168,9 @@ class Consumer:
         for topic in self.topics:
             await self._topic_cache.get(topic)  # UnknownTopicError names the missing topic
         meta = json.dumps({"topics": list(self.topics), "strategy": self.config.assignment_strategy})
+        static = "static" if self.config.group_instance_id else ""
         await self._conn.script(
-            "group_join", self._gkeys, [self.member_id, meta, self._session], f"joining group {self.group}"
+            "group_join", self._gkeys, [self.member_id, meta, self._session, static], f"joining group {self.group}"
         )
         await self._conn.command(
             f"joining group {self.group}", "HSETNX", keys.GROUPS, self.group, json.dumps({"layout": keys.LAYOUT_VERSION})
@@ -181,24 +196,44 @@ class Consumer:
         self._next_heartbeat = _backend.monotonic() + self._hb_interval_s
         agen = agen.decode() if isinstance(agen, bytes) else str(agen)
         if str(gen) != agen:
-            await self._offer_assignment(int(gen), members)
+            await self._offer_assignment(int(gen), members, json.loads(assignment) if assignment else {})
             self._next_heartbeat = 0.0  # read back what was stored, at once
             return
         if assignment:
             table = json.loads(assignment)
             self._assignment_gen = agen
             self._assignment_members = set(table)
+            counts: dict[str, int] = {}
+            for tps in table.values():
+                for t, _ in tps:
+                    counts[t] = counts.get(t, 0) + 1
+            self._assignment_counts = counts
             mine = {TopicPartition(t, p) for t, p in table.get(self.member_id, [])}
             await self._reconcile(mine)
+        await self._check_partition_counts()
 
-    async def _offer_assignment(self, generation: int, members_flat: list[Any]) -> None:
+    async def _check_partition_counts(self) -> None:
+        """Rejoin (starting a new generation) when a subscribed topic gained partitions."""
+        if not self._assignment_gen:
+            return
+        for topic in self.topics:
+            try:
+                count = (await self._topic_cache.get(topic)).partitions
+            except UnknownTopicError:
+                continue
+            if count != self._assignment_counts.get(topic, 0):
+                log.info("facade: topic %s now has %d partitions; group %s rebalances", topic, count, self.group)
+                await self._join()
+                return
+
+    async def _offer_assignment(self, generation: int, members_flat: list[Any], previous: dict[str, Any]) -> None:
         subscriptions: dict[str, list[str]] = {}
         strategies: dict[str, str] = {}
         for i in range(0, len(members_flat), 2):
             member = members_flat[i].decode()
             meta = json.loads(members_flat[i + 1])
             subscriptions[member] = meta["topics"]
-            strategies[member] = meta.get("strategy", "range")
+            strategies[member] = meta.get("strategy", "cooperative-sticky")
         # One strategy per generation, whoever computes: the one of the smallest member id.
         strategy = strategies[min(strategies)] if strategies else self.config.assignment_strategy
         counts: dict[str, int] = {}
@@ -207,7 +242,8 @@ class Consumer:
                 counts[topic] = (await self._topic_cache.get(topic)).partitions
             except UnknownTopicError:
                 continue
-        table = assign(strategy if strategy in STRATEGIES else "range", subscriptions, counts)
+        before = {m: [TopicPartition(t, p) for t, p in tps] for m, tps in previous.items()}
+        table = assign(strategy if strategy in STRATEGIES else "range", subscriptions, counts, before)
         payload = json.dumps({m: [[tp.topic, tp.partition] for tp in tps] for m, tps in table.items()})
         await self._conn.script("group_sync", self._gkeys[:1], [generation, payload], f"syncing group {self.group}")
 
@@ -245,12 +281,15 @@ class Consumer:
         self._next_claim = _backend.monotonic() + _CLAIM_RETRY_S
         start = "0" if self.config.auto_offset_reset == "earliest" else "$"
         wanted = sorted(self._to_claim)
-        token = f"{self.member_id}|{self._assignment_gen}"
+        token = f"{self.member_id}|{self._assignment_gen}|{self._incarnation}"
         calls = []
         for tp in wanted:
             holder = self._holders.get(tp, "")
-            # Take over only from a member that is no longer in the group (left or expired).
-            expected = holder if holder and holder.split("|", 1)[0] not in self._assignment_members else ""
+            holder_id = holder.split("|", 1)[0]
+            # Take over only from a member that is no longer in the group (left or expired), or
+            # from an earlier process of this same static member.
+            gone = holder_id not in self._assignment_members or holder_id == self.member_id
+            expected = holder if holder and gone else ""
             calls.append(
                 ("claim", [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
                  [self.group, token, expected, start])
@@ -310,9 +349,9 @@ class Consumer:
             await self._wait(min(remaining, max(0.0, self._next_heartbeat - _backend.monotonic()) + 0.001))
 
     async def _fetch(self, limit: int) -> list[Message]:
-        if not self._owned:
+        order = sorted(tp for tp in self._owned if tp not in self._paused)
+        if not order:
             return []
-        order = sorted(self._owned)
         # Start at a different partition each time so that one busy partition cannot starve others.
         self._rotation = (self._rotation + 1) % len(order)
         order = order[self._rotation :] + order[: self._rotation]
@@ -357,7 +396,11 @@ class Consumer:
 
     async def _wait(self, seconds: float) -> None:
         """Sleep until new records may be there (blocking read on owned streams), or ``seconds``."""
-        streams = {keys.stream(tp.topic, tp.partition): o.last_id for tp, o in self._owned.items() if o.cursor == ">"}
+        streams = {
+            keys.stream(tp.topic, tp.partition): o.last_id
+            for tp, o in self._owned.items()
+            if o.cursor == ">" and tp not in self._paused
+        }
         if self._to_claim:
             seconds = min(seconds, _CLAIM_RETRY_S)
         if not streams or seconds < 0.002:
@@ -368,6 +411,94 @@ class Consumer:
             "XREAD", "COUNT", 1, "BLOCK", max(1, int(seconds * 1000)),
             "STREAMS", *streams.keys(), *streams.values(),
         )  # fmt: skip
+
+    # -- positions and flow ----------------------------------------------------------------------
+
+    def _owned_or_raise(self, tp: TopicPartition) -> _Owned:
+        if not isinstance(tp, TopicPartition):
+            raise ConfigError(f"expected a TopicPartition, got {type(tp).__name__}")
+        owned = self._owned.get(tp)
+        if owned is None:
+            raise ConfigError(
+                f"{tp.topic}[{tp.partition}] is not assigned to this member (assigned: "
+                f"{', '.join(f'{t.topic}[{t.partition}]' for t in sorted(self._owned)) or 'none'}); poll first"
+            )
+        return owned
+
+    async def _set_position(self, tp: TopicPartition, last_delivered: str) -> str:
+        owned = self._owned_or_raise(tp)
+        start = "0" if self.config.auto_offset_reset == "earliest" else "$"
+        _, new, _ = await self._conn.script(
+            "set_position",
+            [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
+            [self.group, owned.token, last_delivered, start],
+            f"seeking {tp.topic}[{tp.partition}]",
+        )
+        new = new.decode() if isinstance(new, bytes) else new
+        owned.cursor = ">"
+        owned.last_id = new
+        self._delivered.pop(tp, None)
+        return new
+
+    async def seek(self, partition: TopicPartition, offset: str) -> None:
+        """Make ``offset`` the next record delivered from ``partition`` (owned by this member).
+
+        Pending records before it count as consumed (they are acknowledged, as committing a
+        Kafka offset commits what precedes it); records from it on are delivered again.
+        """
+        await self._set_position(partition, offsets.before(offset))
+
+    async def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Deliver ``partitions`` (default: all owned) again from their oldest stored record."""
+        for tp in sorted(self._owned if partitions is None else partitions):
+            await self._set_position(tp, "0-0")
+
+    async def seek_to_end(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Skip everything stored in ``partitions`` (default: all owned): only new records follow."""
+        for tp in sorted(self._owned if partitions is None else partitions):
+            await self._set_position(tp, "$")
+
+    async def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[TopicPartition, str | None]:
+        """For each partition, the offset of the first record appended at or after the time (ms),
+        or None when there is none. Offsets carry their append time, so this is one XRANGE each."""
+        out: dict[TopicPartition, str | None] = {}
+        for tp, ms in timestamps.items():
+            if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
+                raise ConfigError(f"timestamp for {tp} must be milliseconds since the epoch, got {ms!r}")
+            found = await self._conn.command(
+                "looking up offsets by time", "XRANGE", keys.stream(tp.topic, tp.partition), f"{ms}-0", "+", "COUNT", 1
+            )
+            out[tp] = found[0][0].decode() if found else None
+        return out
+
+    async def committed(self, partitions: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, str | None]:
+        """For each partition (default: all owned), the offset up to which this group has
+        committed everything, or None when it has committed nothing there yet."""
+        out: dict[TopicPartition, str | None] = {}
+        for tp in sorted(self._owned if partitions is None else partitions):
+            state = await group_partition_state(self._conn, self.group, tp)
+            out[tp] = state["committed"]
+        return out
+
+    def position(self, partition: TopicPartition) -> str:
+        """Offset of the last record delivered to the group from ``partition`` ("0-0": none yet)."""
+        owned = self._owned_or_raise(partition)
+        return owned.last_id
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        """Stop fetching from these owned partitions until resume(); membership goes on."""
+        for tp in partitions:
+            self._owned_or_raise(tp)
+            self._paused.add(tp)
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        """Fetch from these partitions again."""
+        for tp in partitions:
+            self._paused.discard(tp)
+
+    def paused(self) -> set[TopicPartition]:
+        """The partitions paused by pause()."""
+        return set(self._paused) & set(self._owned)
 
     # -- committing ----------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from redis.exceptions import RedisError
 
 from .. import keys
 from ..errors import ConfigError, TopicExistsError, from_redis
-from ..records import PartitionInfo, TopicConfig, TopicDescription
+from ..records import GroupDescription, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
+from . import groups
 from .client import Connection, topic_from_json, topic_to_json
 
 log = logging.getLogger("facade")
@@ -172,3 +173,35 @@ class Admin:
         """Consumer groups that have ever joined, sorted."""
         raw = self._conn.command("listing groups", "HKEYS", keys.GROUPS)
         return sorted(_text(g) or "" for g in raw)
+
+    def describe_group(self, group: str) -> GroupDescription:
+        """A group's generation, live members with their partitions, and per-partition committed
+        offset, log end, lag and pending count (like ``kafka-consumer-groups --describe``)."""
+        return groups.describe_group(self._conn, group)
+
+    def reset_offsets(
+        self,
+        group: str,
+        topic: str,
+        *,
+        to_earliest: bool = False,
+        to_latest: bool = False,
+        to_datetime_ms: int | None = None,
+        shift_by: int | None = None,
+        to_offset: str | None = None,
+        execute: bool = False,
+    ) -> list[OffsetReset]:
+        """Plan new positions for ``group`` on each partition of ``topic`` (one target), and apply
+        them when ``execute`` is true. Refused while the group has live members, as in Kafka.
+
+        Pending records at or before a new position count as consumed; the next record delivered
+        is the first after ``OffsetReset.target``."""
+        return groups.reset_offsets(
+            self._conn, group, topic, to_earliest=to_earliest, to_latest=to_latest,
+            to_datetime_ms=to_datetime_ms, shift_by=shift_by, to_offset=to_offset, execute=execute,
+        )  # fmt: skip
+
+    def delete_group(self, group: str) -> None:
+        """Delete a consumer group (coordination state and its stream groups). Refused while it
+        has live members."""
+        groups.delete_group(self._conn, group)

@@ -1,0 +1,15 @@
+-- group_delete: remove a consumer group's coordination state, if it has no live member.
+--
+-- KEYS[1]  group state hash            facade:{g/G}:state
+-- KEYS[2]  group members hash          facade:{g/G}:members
+-- KEYS[3]  group deadlines zset        facade:{g/G}:deadlines
+--
+-- Returns: 1 when deleted (members past their deadline do not count as live).
+-- Errors:  BADARG when a member is still live (stop the consumers first).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') > 0 then
+  return redis.error_reply('BADARG the group still has live members; stop its consumers first')
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 1
