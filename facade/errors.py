@@ -202,4 +202,5 @@ _SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
     "BADARG": ConfigError,
     "STALEGEN": RebalanceInProgressError,
     "UNKNOWNMEMBER": UnknownMemberError,
+    "GROUPBUSY": GroupError,
 }

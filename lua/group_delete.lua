@@ -5,11 +5,11 @@
 -- KEYS[3]  group deadlines zset        facade:{g/G}:deadlines
 --
 -- Returns: 1 when deleted (members past their deadline do not count as live).
--- Errors:  BADARG when a member is still live (stop the consumers first).
+-- Errors:  GROUPBUSY when a member is still live (stop the consumers first).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') > 0 then
-  return redis.error_reply('BADARG the group still has live members; stop its consumers first')
+  return redis.error_reply('GROUPBUSY the group still has live members; stop its consumers first')
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1

@@ -444,7 +444,8 @@ class Consumer:
         """Make ``offset`` the next record delivered from ``partition`` (owned by this member).
 
         Pending records before it count as consumed (they are acknowledged, as committing a
-        Kafka offset commits what precedes it); records from it on are delivered again.
+        Kafka offset commits what precedes it); records from it on are delivered again, and Redis
+        restarts their ``delivery_count`` at 1.
         """
         await self._set_position(partition, offsets.before(offset))
 

@@ -63,12 +63,21 @@ def _partition_states(
         pipe.xrange(s, min=f"({last}", count=_LAG_SCAN_LIMIT) if info.get("lag") is None else pipe.ping()
     results = _execute(pipe, f"describing group {group}")
     out: dict[TopicPartition, dict[str, Any]] = {}
+    # Committed = the newest stored record before the first pending one (or the last delivered
+    # when nothing is pending): everything up to it is done. One more round trip finds those.
+    pipe = conn.redis.pipeline(transaction=False)
+    for i, (tp, _) in enumerate(present):
+        pending = results[4 * i + 1]
+        if isinstance(pending, dict) and int(pending["pending"]):
+            pipe.xrevrange(keys.stream(tp.topic, tp.partition), max=f"({_text(pending['min'])}", count=1)
+    before_pending = iter(_execute(pipe, f"describing group {group}") if pipe.command_stack else [])
     for i, (tp, info) in enumerate(present):
         owner, pending, tail, scan = results[4 * i : 4 * i + 4]
         last_delivered = info.get("last-delivered-id")
         pending_count = int(pending["pending"]) if isinstance(pending, dict) else 0
         if pending_count:
-            committed: str | None = offsets.before(_text(pending["min"]))
+            prior = next(before_pending)
+            committed = _text(prior[0][0]) if isinstance(prior, list) and prior else None
         else:
             committed = last_delivered
         if committed == "0-0":
