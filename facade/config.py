@@ -59,6 +59,18 @@ class ProducerConfig:
     """With acks="all": replicas that must confirm a write (default: all connected replicas)."""
     replica_timeout_ms: int = 5000
     """With acks="all": how long to wait for replicas to confirm."""
+    idempotent: bool = True
+    """Give each batch a producer id and sequence, so a retried batch is never appended twice."""
+    delivery_timeout_ms: int = 30_000
+    """How long a batch may be retried (server unreachable, failover) before its records fail."""
+    retry_backoff_ms: int = 100
+    """First pause between retries; it doubles up to 1 s."""
+    producer_id_expiry_ms: int = 86_400_000
+    """The broker forgets a producer id unused this long (its dedup state is freed)."""
+    dedup_window_ms: int = 120_000
+    """``send(dedup_id=...)``: a repeat of a dedup id within this window is dropped."""
+    dedup_max_ids: int = 100_000
+    """Dedup ids remembered at most per partition (the oldest are forgotten first)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "acks", parse_acks(self.acks))
@@ -70,8 +82,14 @@ class ProducerConfig:
         _int("replica_timeout_ms", self.replica_timeout_ms, 1)
         if self.min_insync_replicas is not None:
             _int("min_insync_replicas", self.min_insync_replicas, 0, 100)
-        if not isinstance(self.auto_create, bool):
-            raise ConfigError(f"auto_create must be True or False, got {self.auto_create!r}")
+        for flag in ("auto_create", "idempotent"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        _int("delivery_timeout_ms", self.delivery_timeout_ms, 0)
+        _int("retry_backoff_ms", self.retry_backoff_ms, 0, 60_000)
+        _int("producer_id_expiry_ms", self.producer_id_expiry_ms, 1000)
+        _int("dedup_window_ms", self.dedup_window_ms, 1)
+        _int("dedup_max_ids", self.dedup_max_ids, 1, 10_000_000)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@
     ├── TopicError
     │   ├── UnknownTopicError        the topic does not exist (create it, or auto_create=True)
     │   └── TopicExistsError         create of a topic that already exists
+    ├── OutOfOrderSequenceError      the broker refused an idempotent batch's sequence
     ├── GroupError
     │   ├── CommitFailedError        this member no longer owns the partition (fenced); rejoin
     │   ├── RebalanceInProgressError the group is moving partitions; poll again
@@ -43,6 +44,7 @@ __all__ = [
     "TopicError",
     "UnknownTopicError",
     "TopicExistsError",
+    "OutOfOrderSequenceError",
     "GroupError",
     "CommitFailedError",
     "RebalanceInProgressError",
@@ -95,6 +97,13 @@ class UnknownTopicError(TopicError):
 
 class TopicExistsError(TopicError):
     """The topic already exists."""
+
+
+class OutOfOrderSequenceError(FacadeError):
+    """The broker refused a batch whose sequence number does not follow the producer's last one.
+
+    Nothing was appended. The producer continues under a new producer id.
+    """
 
 
 class GroupError(FacadeError):
@@ -203,4 +212,5 @@ _SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
     "STALEGEN": RebalanceInProgressError,
     "UNKNOWNMEMBER": UnknownMemberError,
     "GROUPBUSY": GroupError,
+    "OUTOFORDER": OutOfOrderSequenceError,
 }

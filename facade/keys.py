@@ -6,7 +6,10 @@ Layout version 1 (see docs/design.md, "Key layout"):
     facade:{meta}:groups            hash   group id -> JSON {"created_ms": ...}
     facade:{T/P}:log                stream partition P of topic T (one stream per partition)
     facade:{T/P}:own                hash   group id -> "member_id|generation" (partition owner)
-    facade:{T/P}:pid                hash   producer id -> idempotence state (guarantees issue)
+    facade:{T/P}:pid                hash   producer id -> "first_seq last_seq offsets" (last batch)
+    facade:{T/P}:pidx               zset   producer id -> last append (ms), to expire idle ids
+    facade:{T/P}:dedup              hash   dedup id -> offset of the record first sent with it
+    facade:{T/P}:dedupx             zset   dedup id -> append time (ms), to expire old ids
     facade:{g/G}:members            hash   member id -> JSON member metadata
     facade:{g/G}:deadlines          zset   member id -> session deadline (ms, server clock)
     facade:{g/G}:state              hash   generation, assignment, assignment_generation
@@ -90,9 +93,35 @@ def producer_state(topic: str, partition: int) -> str:
     return f"{_partition_tag(topic, partition)}:pid"
 
 
+def producer_index(topic: str, partition: int) -> str:
+    """Sorted set of producer id -> last append time (ms), for expiring idle producer ids."""
+    return f"{_partition_tag(topic, partition)}:pidx"
+
+
+def dedup(topic: str, partition: int) -> str:
+    """Hash of application dedup id -> offset of the record first sent with it."""
+    return f"{_partition_tag(topic, partition)}:dedup"
+
+
+def dedup_index(topic: str, partition: int) -> str:
+    """Sorted set of dedup id -> append time (ms), for expiring old dedup ids."""
+    return f"{_partition_tag(topic, partition)}:dedupx"
+
+
+def produce_keys(topic: str, partition: int) -> list[str]:
+    """The keys the produce script takes, in its KEYS order."""
+    return [
+        stream(topic, partition),
+        producer_state(topic, partition),
+        producer_index(topic, partition),
+        dedup(topic, partition),
+        dedup_index(topic, partition),
+    ]
+
+
 def partition_keys(topic: str, partition: int) -> tuple[str, ...]:
     """Every key that belongs to one partition (what deleting a topic removes)."""
-    return (stream(topic, partition), owners(topic, partition), producer_state(topic, partition))
+    return (*produce_keys(topic, partition), owners(topic, partition))
 
 
 def _group_tag(group: str) -> str:

@@ -30,6 +30,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\baclose\b", "close"),
     (r"\bfrom redis import asyncio as redis_io\b", "import redis as redis_io"),
+    (r"\bredis\.asyncio\.retry\b", "redis.retry"),
     (r"\basyncio twin\b", "blocking twin"),
 ]
 HEADER = "# Generated from facade/_async/{name} by scripts/unasync.py: edit that file, not this one.\n"

@@ -202,11 +202,13 @@ def test_topic_deleted_while_producing(url):
 def test_dead_server_fails_futures(server_factory):
     srv = server_factory()
     make_topic(srv.url, "d", 1)
-    p = Producer(srv.url, linger_ms=10_000)
+    p = Producer(srv.url, linger_ms=10_000, delivery_timeout_ms=300)
     try:
         fut = p.send("d", b"x")
         srv.kill()
+        started = time.monotonic()
         p.flush()
+        assert 0.3 <= time.monotonic() - started < 5  # retried until the delivery timeout
         with pytest.raises(ConnectionFailedError, match="cannot reach the server"):
             fut.result()
     finally:

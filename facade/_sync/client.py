@@ -10,11 +10,13 @@ import json
 from typing import Any, Sequence
 
 import redis as redis_io
+from redis.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .. import keys
 from ..connection import BrokerUrl, resolve_url
-from ..errors import UnknownTopicError, from_redis
+from ..errors import FacadeError, UnknownTopicError, from_redis
 from ..records import TopicConfig
 from ..scripts import Scripts
 from . import _backend
@@ -53,7 +55,9 @@ class Connection:
 
     def __init__(self, url: str | None = None) -> None:
         self.url: BrokerUrl = resolve_url(url)
-        self.redis = redis_io.Redis(**self.url.client_kwargs())
+        # One quick reconnect inside redis-py (a pooled connection the server closed); every other
+        # retry is facade's own, under the idempotent producer's sequences.
+        self.redis = redis_io.Redis(**self.url.client_kwargs(), retry=Retry(ExponentialBackoff(0.2, 0.02), 1))
         self.scripts = Scripts(self.redis)
 
     def close(self) -> None:
@@ -87,10 +91,24 @@ class Connection:
             raise from_redis(exc, context) from exc
         return [from_redis(r, context) if isinstance(r, Exception) else r for r in results]
 
+    def read(self, context: str, *args: Any, budget_s: float = 10.0) -> Any:
+        """Run a read-only command, retrying retriable failures (lost reply, failover) with
+        backoff for up to ``budget_s`` seconds; safe because reading twice changes nothing."""
+        deadline = _backend.monotonic() + budget_s
+        pause = 0.05
+        while True:
+            try:
+                return self.command(context, *args)
+            except FacadeError as exc:
+                if not exc.retriable or _backend.monotonic() + pause > deadline:
+                    raise
+            _backend.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
     def topic(self, name: str) -> TopicConfig:
         """The stored config of topic ``name``; UnknownTopicError when it does not exist."""
         keys.validate_name(name)
-        raw = self.command(f"reading topic {name}", "HGET", keys.TOPICS, name)
+        raw = self.read(f"reading topic {name}", "HGET", keys.TOPICS, name)
         if raw is None:
             raise UnknownTopicError(
                 f"topic {name!r} does not exist; create it with `facade topics create {name} --partitions N` "

@@ -7,16 +7,24 @@ Records are buffered per partition. When ``batch_size`` bytes are buffered, on `
 ``linger_ms`` after the first buffered record, every buffered partition batch goes out in one
 round trip: one ``produce`` script call per partition, pipelined. A batch is appended atomically
 and in order, so records of one partition keep the order in which ``send()`` was called.
+
+Idempotence (on by default, as in Kafka 3): each producer has a random producer id, and each batch
+carries the sequence number of its first record on that partition. ``produce`` appends a batch
+only if its sequence follows the last one; a retry of the last batch (its reply was lost) appends
+nothing and returns the original offsets. A failed round trip is retried with the same sequences
+until ``delivery_timeout_ms``; if it still fails, the outcome is unknown, the records fail with
+that error, and the producer takes a new producer id (sequences start again at 0).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, Mapping
 
 from .. import codec, keys
 from ..config import ProducerConfig, build
-from ..errors import ConfigError, FacadeError, TopicExistsError, UnknownTopicError
+from ..errors import ConfigError, FacadeError, OutOfOrderSequenceError, TopicExistsError, UnknownTopicError
 from ..partitioner import StickyPartitioner, partition_for_key
 from ..records import RecordMetadata, TopicConfig
 from . import _backend
@@ -34,12 +42,13 @@ _RECORD_OVERHEAD = 16
 class _Batch:
     """Records for one partition waiting to be sent: the script's ARGV tail and their futures."""
 
-    __slots__ = ("topic", "args", "futures")
+    __slots__ = ("topic", "args", "futures", "first_seq")
 
     def __init__(self, topic: TopicConfig) -> None:
         self.topic = topic
         self.args: list[Any] = []
         self.futures: list[Any] = []
+        self.first_seq = 0
 
 
 class Producer:
@@ -61,6 +70,11 @@ class Producer:
         self._sticky = StickyPartitioner()
         self._timer: Any = None
         self._closed = False
+        self._new_producer_id()
+
+    def _new_producer_id(self) -> None:
+        self.producer_id = uuid.uuid4().hex[:16] if self.config.idempotent else ""
+        self._sequences: dict[tuple[str, int], int] = {}
 
     def __enter__(self) -> Producer:
         return self
@@ -87,16 +101,25 @@ class Producer:
         key: bytes | str | None = None,
         headers: Mapping[str, bytes | str] | None = None,
         partition: int | None = None,
+        dedup_id: bytes | str | None = None,
     ) -> Any:
         """Buffer one record; returns a future that resolves to its :class:`RecordMetadata`.
 
         The record goes to ``partition`` if given, else to Kafka's murmur2 partition of ``key``,
-        else to the current sticky partition. Raises at once (sending nothing) for a bad type, a
-        record over ``max_message_bytes``, an unknown topic or partition, or a closed producer.
+        else (with a ``dedup_id``) of the dedup id, else to the current sticky partition.
+        ``dedup_id``: a record sent again with the same id within ``dedup_window_ms`` is not
+        stored twice (its future gives the first one's offset). Raises at once (sending nothing)
+        for a bad type, a record over ``max_message_bytes``, an unknown topic or partition, or a
+        closed producer.
         """
         if self._closed:
             raise ConfigError("the producer is closed; create a new one")
         fields, size = codec.encode(key, value, headers, self.config.max_message_bytes)
+        dedup = b""
+        if dedup_id is not None:
+            dedup = codec.to_bytes(dedup_id, "dedup_id")
+            if not 0 < len(dedup) <= 256:
+                raise ConfigError(f"dedup_id must be 1 to 256 bytes, got {len(dedup)}")
         cfg = self._topic(topic)
         if partition is not None:
             if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < cfg.partitions:
@@ -105,6 +128,9 @@ class Producer:
                 )
         elif key is not None:
             partition = partition_for_key(fields[1], cfg.partitions)
+        elif dedup:
+            # A repeat must reach the partition that remembers its dedup id.
+            partition = partition_for_key(dedup, cfg.partitions)
         else:
             partition = self._sticky.partition(topic, cfg.partitions)
         fut = _backend.new_future()
@@ -112,6 +138,7 @@ class Producer:
             batch = self._batches.get((topic, partition))
             if batch is None:
                 batch = self._batches[(topic, partition)] = _Batch(cfg)
+            batch.args.append(dedup)
             batch.args.append(len(fields))
             batch.args.extend(fields)
             batch.futures.append(fut)
@@ -130,9 +157,10 @@ class Producer:
         key: bytes | str | None = None,
         headers: Mapping[str, bytes | str] | None = None,
         partition: int | None = None,
+        dedup_id: bytes | str | None = None,
     ) -> RecordMetadata:
         """Send one record and wait until the broker has it; returns where it was stored."""
-        fut = self.send(topic, value, key, headers, partition)
+        fut = self.send(topic, value, key, headers, partition, dedup_id)
         self._send_buffered()
         return _backend.wait(fut)
 
@@ -167,26 +195,57 @@ class Producer:
                 self._transmit(batches)
 
     def _transmit(self, batches: dict[tuple[str, int], _Batch]) -> None:
-        calls = []
-        for (topic, partition), b in batches.items():
-            cfg = b.topic
-            head = [cfg.max_len or "", cfg.retention_ms or "", len(b.futures)]
-            calls.append(("produce", [keys.stream(topic, partition)], head + b.args))
-        try:
-            results = self._conn.pipeline(calls, "producing")
-        except FacadeError as exc:
-            for b in batches.values():
-                for fut in b.futures:
-                    _backend.fail(fut, exc)
-            return
-        for ((topic, partition), b), result in zip(batches.items(), results):
-            if isinstance(result, UnknownTopicError):
-                self._topics.forget(topic)
-                result = UnknownTopicError(f"topic {topic!r} was deleted while producing to it")
-            if isinstance(result, Exception):
-                for fut in b.futures:
-                    _backend.fail(fut, result)
-            else:
-                for fut, entry_id in zip(b.futures, result):
-                    _backend.resolve(fut, RecordMetadata(topic, partition, entry_id.decode()))
-            self._sticky.batch_sent(topic, partition, b.topic.partitions)
+        for tp, b in batches.items():
+            b.first_seq = self._sequences.get(tp, 0)
+            self._sequences[tp] = b.first_seq + len(b.futures)
+        pending = dict(batches)
+        deadline = _backend.monotonic() + self.config.delivery_timeout_ms / 1000
+        backoff = self.config.retry_backoff_ms / 1000
+        unknown = False
+        while pending:
+            calls = [
+                ("produce", keys.produce_keys(topic, partition), self._script_args(b))
+                for (topic, partition), b in pending.items()
+            ]
+            try:
+                results = self._conn.pipeline(calls, "producing")
+            except FacadeError as exc:
+                results = [exc] * len(calls)
+            retry: dict[tuple[str, int], _Batch] = {}
+            for (tp, b), result in zip(list(pending.items()), results):
+                retriable = isinstance(result, FacadeError) and result.retriable
+                if retriable and _backend.monotonic() < deadline:
+                    retry[tp] = b  # same producer id and sequence: a batch that did land is not doubled
+                    continue
+                unknown = unknown or retriable or isinstance(result, OutOfOrderSequenceError)
+                self._complete(tp, b, result)
+            pending = retry
+            if pending:
+                _backend.sleep(min(backoff, max(0.0, deadline - _backend.monotonic())))
+                backoff = min(backoff * 2, 1.0)
+        if unknown:
+            # Whether those batches landed is unknown (or a sequence was refused): later batches
+            # must not depend on the old sequences, so continue under a new producer id.
+            self._new_producer_id()
+
+    def _script_args(self, b: _Batch) -> list[Any]:
+        cfg, c = b.topic, self.config
+        head = [
+            cfg.max_len or "", cfg.retention_ms or "", self.producer_id, b.first_seq,
+            c.producer_id_expiry_ms, c.dedup_window_ms, c.dedup_max_ids, len(b.futures),
+        ]  # fmt: skip
+        return head + b.args
+
+    def _complete(self, tp: tuple[str, int], b: _Batch, result: Any) -> None:
+        topic, partition = tp
+        if isinstance(result, UnknownTopicError):
+            self._topics.forget(topic)
+            result = UnknownTopicError(f"topic {topic!r} was deleted while producing to it")
+        if isinstance(result, Exception):
+            for fut in b.futures:
+                _backend.fail(fut, result)
+        else:
+            offsets_, _duplicate = result
+            for fut, entry_id in zip(b.futures, offsets_):
+                _backend.resolve(fut, RecordMetadata(topic, partition, entry_id.decode()))
+        self._sticky.batch_sent(topic, partition, b.topic.partitions)
