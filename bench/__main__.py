@@ -1,0 +1,110 @@
+"""python -m bench: measure the SDK against raw redis-py on a throwaway server (see bench/__init__.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import redis
+from rich.console import Console
+
+from facade.errors import ServerError
+from facade.server import server_binary
+
+from .report import Result, document, legend, table
+from .server import BenchError, BenchServer
+from .workloads import FIGURES, Params
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+QUICK = {"messages": 2000, "rounds": 1}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Throughput of the facade SDK against raw redis-py, on a server started for the run.",
+    )
+    add = ap.add_argument
+    add("--messages", type=int, metavar="N", help="records per side per round (default 200000)")
+    add("--rounds", type=int, metavar="N", help="rounds per figure, median reported (default 3)")
+    add("--size", type=int, default=100, metavar="BYTES", help="value size (default %(default)s)")
+    add("--partitions", type=int, default=8, metavar="N", help="topic partitions (default %(default)s)")
+    add(
+        "--server-binary",
+        metavar="PATH",
+        help="redis-server or valkey-server to start (default: $FACADE_SERVER_BINARY, else bundled Valkey)",
+    )
+    add("--quick", action="store_true", help=f"a smoke run: {QUICK['messages']} records, 1 round")
+    add("--json-out", type=Path, default=DEFAULT_JSON, metavar="PATH", help="results (default %(default)s)")
+    args = ap.parse_args(argv)
+    # Explicit --messages / --rounds win over --quick.
+    preset = QUICK if args.quick else {"messages": 200_000, "rounds": 3}
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in ("messages", "rounds", "size", "partitions"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1")
+    return args
+
+
+def _flush(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console()
+    binary = args.server_binary or server_binary()
+    params = Params(messages=args.messages, size=args.size, partitions=args.partitions)
+    results = [Result(f.name, f.raw_label, f.sdk_label) for f in FIGURES]
+    try:
+        with BenchServer(binary) as server:
+            info = server.info()
+            console.print(
+                f"{info['name']} {info['version']} on 127.0.0.1:{server.port}; {args.messages:,} records of "
+                f"{args.size} bytes, {args.partitions} partitions, {args.rounds} round(s)"
+            )
+            for figure, result in zip(FIGURES, results):
+                for rnd in range(args.rounds):
+                    # Raw then SDK in every round, so drift during the run hits both sides alike.
+                    for side, rates in ((figure.raw, result.raw_rates), (figure.sdk, result.sdk_rates)):
+                        _flush(server.url)
+                        rates.append(args.messages / side(server.url, params))
+                    console.print(
+                        f"  {figure.name} round {rnd + 1}: raw {result.raw_rates[-1]:,.0f} msg/s, "
+                        f"SDK {result.sdk_rates[-1]:,.0f} msg/s",
+                        style="dim",
+                    )
+            _flush(server.url)
+    except (BenchError, ServerError) as exc:
+        console.print(f"bench failed: {exc}", style="red", markup=False, highlight=False)
+        return 1
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    machine = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "redis_py": redis.__version__,
+    }
+    settings = {name: getattr(args, name) for name in ("messages", "rounds", "size", "partitions")}
+    console.print(table(results, title=f"facade SDK vs raw redis-py: median of {args.rounds} round(s)"))
+    console.print(legend(results), style="dim", highlight=False, markup=False)
+    doc = document(results, settings=settings, server=info, machine=machine, date=date)
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
+    console.print(f"results written to {args.json_out}", soft_wrap=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
