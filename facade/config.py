@@ -56,9 +56,13 @@ class ProducerConfig:
     metadata_max_age_ms: int = 5000
     """Re-read a topic's partition count and retention at least this often."""
     min_insync_replicas: int | None = None
-    """With acks="all": replicas that must confirm a write (default: all connected replicas)."""
+    """With acks="all": replicas that must confirm a write (default: every replica connected when
+    the producer last looked, re-read every ``metadata_max_age_ms``)."""
     replica_timeout_ms: int = 5000
-    """With acks="all": how long to wait for replicas to confirm."""
+    """With acks="all": how long one WAIT for replicas may take before the batch is retried."""
+    acks_fsync: bool = False
+    """With acks="all": also wait until the primary and those replicas fsynced the write to their
+    AOF (WAITAOF; Redis 7.2+ / Valkey 8+)."""
     idempotent: bool = True
     """Give each batch a producer id and sequence, so a retried batch is never appended twice."""
     delivery_timeout_ms: int = 30_000
@@ -82,7 +86,7 @@ class ProducerConfig:
         _int("replica_timeout_ms", self.replica_timeout_ms, 1)
         if self.min_insync_replicas is not None:
             _int("min_insync_replicas", self.min_insync_replicas, 0, 100)
-        for flag in ("auto_create", "idempotent"):
+        for flag in ("auto_create", "idempotent", "acks_fsync"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         _int("delivery_timeout_ms", self.delivery_timeout_ms, 0)

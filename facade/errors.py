@@ -20,6 +20,7 @@
     │   ├── PermissionDeniedError    an ACL rule forbids the command or key
     │   ├── OutOfMemoryError         server at maxmemory with noeviction               (retriable)
     │   ├── ReadOnlyError            a replica answered (failover in progress)         (retriable)
+    │   ├── NotEnoughReplicasError   acks="all": too few replicas confirmed in time     (retriable)
     │   └── BrokerTimeoutError       no reply in time; the outcome is unknown         (retriable)
     └── ServerError                  the embedded/local server could not be started or managed
 
@@ -55,6 +56,7 @@ __all__ = [
     "PermissionDeniedError",
     "OutOfMemoryError",
     "ReadOnlyError",
+    "NotEnoughReplicasError",
     "BrokerTimeoutError",
     "ServerError",
     "from_redis",
@@ -156,6 +158,16 @@ class OutOfMemoryError(BrokerError):
 
 class ReadOnlyError(BrokerError):
     """A read-only replica answered a write; a failover is probably in progress."""
+
+    retriable = True
+
+
+class NotEnoughReplicasError(BrokerError):
+    """acks="all": fewer replicas than required confirmed the write in time.
+
+    The write is on the primary but may be lost if it fails now; the producer retries (under
+    its idempotent sequence, so nothing is doubled) until ``delivery_timeout_ms``.
+    """
 
     retriable = True
 

@@ -28,13 +28,14 @@ class RecordMetadata:
     """Topic the record was written to."""
     partition: int
     """Partition the record was written to."""
-    offset: str
-    """Stream entry ID of the record (``"<ms>-<seq>"``)."""
+    offset: str | None
+    """Stream entry ID of the record (``"<ms>-<seq>"``); None with acks=0 (no reply awaited)."""
 
     @property
     def timestamp_ms(self) -> int:
-        """Append time, in milliseconds since the epoch (the first part of the offset)."""
-        return offset_ms(self.offset)
+        """Append time, in milliseconds since the epoch (the first part of the offset); -1 when
+        the offset is unknown (acks=0)."""
+        return offset_ms(self.offset) if self.offset else -1
 
 
 @dataclass(frozen=True)

@@ -229,3 +229,35 @@ def test_unknown_option_refused(url):
         Producer(url, lingerms=5)
     with pytest.raises(ConfigError, match="acks must be 0, 1 or 'all'"):
         Producer(url, acks=2)
+
+
+def test_acks_all_waits_for_replicas_and_fails_clearly_without_them(server_factory):
+    primary = server_factory()
+    replica = server_factory("--replicaof", "127.0.0.1", str(primary.port))
+    r = redis.Redis(port=primary.port)
+    from conftest import wait_until
+
+    wait_until(lambda: r.info("replication")["connected_slaves"] == 1 and
+               redis.Redis(port=replica.port).info("replication")["master_link_status"] == "up", timeout=15)
+    make_topic(primary.url, "a", 1)
+    with Producer(primary.url, acks="all") as p:
+        md = p.send_and_wait("a", b"replicated")
+    rr = redis.Redis(port=replica.port)
+    assert wait_until(lambda: rr.xlen(keys.stream("a", 0)) == 1, timeout=5)
+    # Two replicas required, one connected: not confirmed, retried, then a clear failure; no duplicate.
+    with Producer(primary.url, acks="all", min_insync_replicas=2, replica_timeout_ms=50,
+                  delivery_timeout_ms=400) as p:
+        fut = p.send("a", b"under-replicated")
+        p.flush()
+        from facade import NotEnoughReplicasError
+
+        with pytest.raises(NotEnoughReplicasError, match="only 1 of the 2 replicas"):
+            fut.result()
+    assert r.xlen(keys.stream("a", 0)) == 2  # on the primary once, never doubled by the retries
+    with Producer(primary.url, acks=0) as p:
+        fut = p.send("a", b"fire-and-forget")
+        assert fut.result(timeout=1).offset is None
+    assert r.xlen(keys.stream("a", 0)) == 3
+    assert md.offset
+    r.close()
+    rr.close()

@@ -77,19 +77,38 @@ class Connection:
         except RedisError as exc:
             raise from_redis(exc, context) from exc
 
-    def pipeline(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]], context: str) -> list[Any]:
-        """Run several scripts in one round trip (no MULTI); one result or FacadeError per call.
+    def pipeline(
+        self,
+        calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
+        context: str,
+        tail: Sequence[Sequence[Any]] = (),
+    ) -> list[Any]:
+        """Run several scripts, then the raw commands in ``tail``, in one round trip on one
+        connection (no MULTI); one result or FacadeError per call, tail results last.
 
-        A connection failure fails the whole call; a script error only its own slot.
+        A connection failure fails the whole call; a script error only its own slot. ``tail`` is
+        how WAIT / WAITAOF follow the writes on the same connection (acks="all").
         """
         try:
             pipe = self.redis.pipeline(transaction=False)
             for name, keys_, args in calls:
                 getattr(self.scripts, name)(keys=keys_, args=args, client=pipe)
+            for command in tail:
+                pipe.execute_command(*command)
             results = pipe.execute(raise_on_error=False)
         except RedisError as exc:
             raise from_redis(exc, context) from exc
         return [from_redis(r, context) if isinstance(r, Exception) else r for r in results]
+
+    def connected_replicas(self) -> int:
+        """How many replicas are attached to the primary right now (INFO replication)."""
+        info = self.read("reading replication state", "INFO", "replication")
+        if isinstance(info, bytes):
+            info = info.decode()
+        if isinstance(info, str):
+            fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+            return int(fields.get("connected_slaves", 0))
+        return int(info.get("connected_slaves", 0))
 
     def read(self, context: str, *args: Any, budget_s: float = 10.0) -> Any:
         """Run a read-only command, retrying retriable failures (lost reply, failover) with

@@ -24,7 +24,15 @@ from typing import Any, Mapping
 
 from .. import codec, keys
 from ..config import ProducerConfig, build
-from ..errors import ConfigError, FacadeError, OutOfOrderSequenceError, TopicExistsError, UnknownTopicError
+from ..errors import (
+    ConfigError,
+    FacadeError,
+    NotEnoughReplicasError,
+    OutOfOrderSequenceError,
+    TopicExistsError,
+    UnknownTopicError,
+    UnsupportedError,
+)
 from ..partitioner import StickyPartitioner, partition_for_key
 from ..records import RecordMetadata, TopicConfig
 from . import _backend
@@ -70,6 +78,8 @@ class Producer:
         self._sticky = StickyPartitioner()
         self._timer: Any = None
         self._closed = False
+        self._replicas = 0
+        self._replicas_checked_at = float("-inf")
         self._new_producer_id()
 
     def _new_producer_id(self) -> None:
@@ -134,6 +144,9 @@ class Producer:
         else:
             partition = self._sticky.partition(topic, cfg.partitions)
         fut = _backend.new_future()
+        if self.config.acks == 0:
+            # No reply awaited: the record counts as sent once buffered (Kafka's acks=0).
+            _backend.resolve(fut, RecordMetadata(topic, partition, None))
         with self._lock:
             batch = self._batches.get((topic, partition))
             if batch is None:
@@ -208,7 +221,10 @@ class Producer:
                 for (topic, partition), b in pending.items()
             ]
             try:
-                results = self._conn.pipeline(calls, "producing")
+                tail, needed = self._confirmation()
+                results = self._conn.pipeline(calls, "producing", tail)
+                if tail:
+                    results = self._confirmed(results[:-1], results[-1], needed)
             except FacadeError as exc:
                 results = [exc] * len(calls)
             retry: dict[tuple[str, int], _Batch] = {}
@@ -228,6 +244,42 @@ class Producer:
             # must not depend on the old sequences, so continue under a new producer id.
             self._new_producer_id()
 
+    def _confirmation(self) -> tuple[list[tuple[Any, ...]], int]:
+        """The command that follows the writes on their connection for acks="all", and how many
+        replicas it must hear from."""
+        if self.config.acks != "all":
+            return [], 0
+        needed = self.config.min_insync_replicas
+        if needed is None:
+            now = _backend.monotonic()
+            if now >= self._replicas_checked_at + self.config.metadata_max_age_ms / 1000:
+                self._replicas = self._conn.connected_replicas()
+                self._replicas_checked_at = now
+            needed = self._replicas
+        timeout = self.config.replica_timeout_ms
+        if self.config.acks_fsync:
+            return [("WAITAOF", 1, needed, timeout)], needed
+        return [("WAIT", needed, timeout)], needed
+
+    def _confirmed(self, results: list[Any], reply: Any, needed: int) -> list[Any]:
+        """Turn writes that too few replicas confirmed into retriable NotEnoughReplicasErrors."""
+        if isinstance(reply, Exception):
+            if not getattr(reply, "retriable", False):
+                reply = UnsupportedError(
+                    f"acks='all'{' with acks_fsync' if self.config.acks_fsync else ''} is not supported by this "
+                    f"server ({reply}); use acks=1, or a server with WAITAOF (Redis 7.2+, Valkey 8+)"
+                )
+            return [r if isinstance(r, Exception) else reply for r in results]
+        local, got = (reply[0], reply[1]) if isinstance(reply, list) else (1, reply)
+        if int(got) >= needed and int(local) >= 1:
+            return results
+        error = NotEnoughReplicasError(
+            f"only {got} of the {needed} replicas required by acks='all' confirmed the write within "
+            f"{self.config.replica_timeout_ms} ms; it is on the primary but could be lost in a failover "
+            "(retried until delivery_timeout_ms; lower min_insync_replicas or check the replicas)"
+        )
+        return [r if isinstance(r, Exception) else error for r in results]
+
     def _script_args(self, b: _Batch) -> list[Any]:
         cfg, c = b.topic, self.config
         head = [
@@ -242,6 +294,9 @@ class Producer:
             self._topics.forget(topic)
             result = UnknownTopicError(f"topic {topic!r} was deleted while producing to it")
         if isinstance(result, Exception):
+            if self.config.acks == 0:
+                log.warning("facade producer (acks=0): %d records to %s[%d] were lost: %s",
+                            len(b.futures), topic, partition, result)
             for fut in b.futures:
                 _backend.fail(fut, result)
         else:
