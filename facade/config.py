@@ -115,6 +115,9 @@ class ConsumerConfig:
     gets the same partitions back with no rebalance; closing does not leave the group."""
     metadata_max_age_ms: int = 5000
     """How often partition counts are re-read, so partitions added to a topic are picked up."""
+    reconnect_timeout_ms: int = 30_000
+    """How long poll() and commit() ride out a lost connection or a failover (retrying) before
+    they raise."""
 
     def __post_init__(self) -> None:
         if self.auto_offset_reset not in ("latest", "earliest"):
@@ -132,6 +135,7 @@ class ConsumerConfig:
 
             validate_name(self.group_instance_id, "group_instance_id")
         _int("metadata_max_age_ms", self.metadata_max_age_ms, 0)
+        _int("reconnect_timeout_ms", self.reconnect_timeout_ms, 0)
 
 
 def build(cls: Callable[..., Any], config: Any, options: dict[str, Any]) -> Any:

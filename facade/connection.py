@@ -82,6 +82,19 @@ class BrokerUrl:
         return kw
 
 
+def create_client(url: BrokerUrl, *, is_async: bool, retry: Any) -> Any:
+    """A redis-py client (``redis.Redis`` or ``redis.asyncio.Redis``) for ``url``.
+
+    The one place that knows how each URL scheme becomes a client; ``retry`` is redis-py's
+    Retry object for its own reconnect attempts.
+    """
+    if is_async:
+        from redis import asyncio as redis_io
+    else:
+        import redis as redis_io  # type: ignore[no-redef]
+    return redis_io.Redis(**url.client_kwargs(), retry=retry)
+
+
 def redact(url: str) -> str:
     """``url`` with the password part of its userinfo replaced by ``***``."""
     if "@" not in url:

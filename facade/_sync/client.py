@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-import redis as redis_io
 from redis.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .. import keys
-from ..connection import BrokerUrl, resolve_url
+from ..connection import BrokerUrl, create_client, resolve_url
 from ..errors import FacadeError, UnknownTopicError, from_redis
 from ..records import TopicConfig
 from ..scripts import Scripts
@@ -57,7 +56,7 @@ class Connection:
         self.url: BrokerUrl = resolve_url(url)
         # One quick reconnect inside redis-py (a pooled connection the server closed); every other
         # retry is facade's own, under the idempotent producer's sequences.
-        self.redis = redis_io.Redis(**self.url.client_kwargs(), retry=Retry(ExponentialBackoff(0.2, 0.02), 1))
+        self.redis = create_client(self.url, is_async=_backend.IS_ASYNC, retry=Retry(ExponentialBackoff(0.2, 0.02), 1))
         self.scripts = Scripts(self.redis)
 
     def close(self) -> None:

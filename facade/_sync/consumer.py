@@ -116,6 +116,7 @@ class Consumer:
         self._next_claim = 0.0
         self._rotation = 0
         self._buffer: list[Message] = []
+        self._outage_since: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -340,14 +341,36 @@ class Consumer:
             raise ConfigError(f"max_records must be a positive integer, got {max_records!r}")
         deadline = _backend.monotonic() + timeout_ms / 1000
         while True:
-            self._coordinate()
-            records = self._fetch(limit)
-            if records:
-                return records
-            remaining = deadline - _backend.monotonic()
-            if remaining <= 0:
-                return []
-            self._wait(min(remaining, max(0.0, self._next_heartbeat - _backend.monotonic()) + 0.001))
+            try:
+                self._coordinate()
+                records = self._fetch(limit)
+                if records:
+                    self._outage_since = None
+                    return records
+                remaining = deadline - _backend.monotonic()
+                if remaining <= 0:
+                    self._outage_since = None
+                    return []
+                self._wait(min(remaining, max(0.0, self._next_heartbeat - _backend.monotonic()) + 0.001))
+                self._outage_since = None
+            except FacadeError as exc:
+                self._ride_out(exc)
+                if _backend.monotonic() >= deadline:
+                    return []
+
+    def _ride_out(self, exc: FacadeError) -> None:
+        """Wait a little after a retriable failure (server restart, failover); re-raise anything
+        else, or the failure itself once it has lasted ``reconnect_timeout_ms``."""
+        if not exc.retriable:
+            raise exc
+        now = _backend.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+            log.warning("facade consumer %s: %s; retrying", self.member_id, exc)
+        if now - self._outage_since >= self.config.reconnect_timeout_ms / 1000:
+            self._outage_since = None
+            raise exc
+        _backend.sleep(0.1)
 
     def _fetch(self, limit: int) -> list[Message]:
         order = sorted(tp for tp in self._owned if tp not in self._paused)
@@ -526,9 +549,16 @@ class Consumer:
                 tps.append(tp)
         if not calls:
             return
+        while True:  # acknowledging twice changes nothing, so a failed round trip is simply repeated
+            try:
+                results = self._conn.pipeline(calls, f"committing for group {self.group}")
+                self._outage_since = None
+                break
+            except FacadeError as exc:
+                self._ride_out(exc)
         fenced = set()
         first_error: FacadeError | None = None
-        for tp, result in zip(tps, self._conn.pipeline(calls, f"committing for group {self.group}")):
+        for tp, result in zip(tps, results):
             if isinstance(result, CommitFailedError):
                 fenced.add(tp)
             elif isinstance(result, Exception) and first_error is None:
