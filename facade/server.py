@@ -166,6 +166,9 @@ def _alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
+    # A zombie (dead, not yet reaped: slow or absent init in containers) still answers kill(pid, 0).
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
     return True
 
 
@@ -212,9 +215,10 @@ def ensure_embedded(*, quiet: bool = False) -> str:
         pidfile, logfile = home / "server.pid", home / "server.log"
         pid = _read_pid(pidfile)
         if _alive(pid):
-            # Running but not answering yet (loading its AOF after a restart): wait for it.
-            _wait_ready(lambda: ping(path=sock), pidfile, logfile, timeout=60)
-            return url
+            # Running but not answering yet (loading its AOF after a restart): wait for it, unless it dies.
+            _wait_ready(lambda: ping(path=sock) or not _alive(pid), pidfile, logfile, timeout=60)
+            if ping(path=sock):
+                return url
         binary = server_binary()
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()

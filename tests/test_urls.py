@@ -1,0 +1,270 @@
+"""One URL parser for every deployment shape, and no password ever printed."""
+
+from __future__ import annotations
+
+import string
+from urllib.parse import quote
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from facade.connection import BrokerUrl, parse_url, redact, resolve_url
+from facade.errors import ConfigError, InvalidUrlError, UnsupportedError
+
+
+@pytest.mark.parametrize(
+    "url,scheme,hosts,db",
+    [
+        ("redis://localhost", "redis", (("localhost", 6379),), 0),
+        ("redis://localhost:6380", "redis", (("localhost", 6380),), 0),
+        ("redis://h:6380/2", "redis", (("h", 6380),), 2),
+        ("redis://h:6380/2/", "redis", (("h", 6380),), 2),
+        ("redis://h?db=4", "redis", (("h", 6379),), 4),
+        ("rediss://cache.example.com", "rediss", (("cache.example.com", 6379),), 0),
+        ("rediss://cache.example.com:6390/1", "rediss", (("cache.example.com", 6390),), 1),
+        ("redis://10.0.0.5:7000", "redis", (("10.0.0.5", 7000),), 0),
+        ("redis://[::1]:6380", "redis", (("::1", 6380),), 0),
+        ("redis://[::1]", "redis", (("::1", 6379),), 0),
+        ("  redis://h:1  ", "redis", (("h", 1),), 0),
+        ("REDIS://h:1", "redis", (("h", 1),), 0),
+        ("redis://h:65535", "redis", (("h", 65535),), 0),
+    ],
+)
+def test_tcp_urls(url, scheme, hosts, db):
+    b = parse_url(url)
+    assert (b.scheme, b.hosts, b.db, b.path) == (scheme, hosts, db, None)
+    assert b.username is None and b.password is None
+    assert b.tls == (scheme == "rediss")
+
+
+def test_user_and_password():
+    b = parse_url("redis://alice:s3cret@h:6380/1")
+    assert (b.username, b.password, b.hosts, b.db) == ("alice", "s3cret", (("h", 6380),), 1)
+
+
+def test_password_only_forms():
+    assert (parse_url("redis://:pw@h").username, parse_url("redis://:pw@h").password) == (None, "pw")
+    # redis-py's shorthand: redis://secret@host is a password for the default user.
+    b = parse_url("redis://secret@h")
+    assert (b.username, b.password) == (None, "secret")
+
+
+@pytest.mark.parametrize(
+    "password", ["p@ss", "p:ss", "p/ss", "p?ss", "p#ss", "p%ss", "p ss", "pässwörd", "@:/?#[]%"]
+)
+def test_percent_encoded_password(password):
+    b = parse_url(f"redis://bob:{quote(password, safe='')}@h:1/2")
+    assert (b.username, b.password, b.hosts, b.db) == ("bob", password, (("h", 1),), 2)
+
+
+def test_raw_at_sign_in_password_splits_on_the_last_one():
+    b = parse_url("redis://u:p@ss@h:1")
+    assert (b.username, b.password, b.hosts) == ("u", "p@ss", (("h", 1),))
+
+
+def test_percent_encoded_user():
+    assert parse_url("redis://us%3Aer:pw@h").username == "us:er"
+
+
+@pytest.mark.parametrize(
+    "url,path,db",
+    [
+        ("unix:///tmp/redis.sock", "/tmp/redis.sock", 0),
+        ("unix:///tmp/redis.sock?db=3", "/tmp/redis.sock", 3),
+        ("unix:///var/run/redis/redis-server.sock", "/var/run/redis/redis-server.sock", 0),
+        ("unix:///tmp/with%20space.sock", "/tmp/with space.sock", 0),
+    ],
+)
+def test_unix_urls(url, path, db):
+    b = parse_url(url)
+    assert (b.scheme, b.path, b.db, b.hosts) == ("unix", path, db, ())
+    assert not b.tls
+
+
+def test_unix_url_with_credentials():
+    b = parse_url("unix://alice:pw@/tmp/redis.sock?db=2")
+    assert (b.username, b.password, b.path, b.db) == ("alice", "pw", "/tmp/redis.sock", 2)
+
+
+def test_sentinel_url():
+    b = parse_url("redis+sentinel://h1:1,h2:2/mymaster")
+    assert (b.scheme, b.hosts, b.service) == ("redis+sentinel", (("h1", 1), ("h2", 2)), "mymaster")
+
+
+def test_sentinel_default_port_is_26379():
+    assert parse_url("redis+sentinel://h1,h2:2/m").hosts == (("h1", 26379), ("h2", 2))
+
+
+def test_cluster_url():
+    b = parse_url("redis+cluster://h1:1,h2:2")
+    assert (b.scheme, b.hosts, b.service) == ("redis+cluster", (("h1", 1), ("h2", 2)), None)
+    assert parse_url("redis+cluster://a,[::1]:7001").hosts == (("a", 6379), ("::1", 7001))
+
+
+@pytest.mark.parametrize(
+    "url,says",
+    [
+        ("localhost:6379", "not a URL"),
+        ("", "not a URL"),
+        ("http://h", "unknown URL scheme 'http'"),
+        ("tcp://h:1", "unknown URL scheme"),
+        ("redis://h:0", "bad port"),
+        ("redis://h:65536", "bad port"),
+        ("redis://h:-1", "bad port"),
+        ("redis://h:abc", "bad port"),
+        ("redis://h:", "bad port"),
+        ("redis://h:+1", "bad port"),
+        ("redis://h: 1", "bad port"),
+        ("redis://h:6_379", "bad port"),
+        ("redis://[::1]:x", "bad port"),
+        ("redis://", "no host"),
+        ("redis://:6379", "empty host"),
+        ("redis:///0", "no host"),
+        ("redis+cluster://h1:1,,h2:2", "empty host"),
+        ("redis+sentinel://h1:1,h2:2", "no service name"),
+        ("redis+sentinel://h1:1/", "no service name"),
+        ("redis://h1:1,h2:2", "takes one host"),
+        ("rediss://h1,h2", "takes one host"),
+        ("redis://h/x", "bad database number"),
+        ("redis://h/-1", "bad database number"),
+        ("redis://h/\u00b2", "bad database number"),
+        ("unix:///tmp/s.sock?db=x", "bad database number"),
+        ("unix://", "no socket path"),
+    ],
+)
+def test_refusals(url, says):
+    with pytest.raises(InvalidUrlError) as info:
+        parse_url(url)
+    assert says in str(info.value)
+    assert isinstance(info.value, ConfigError)
+
+
+@pytest.mark.parametrize("value", [None, 6379, b"redis://h", ["redis://h"]])
+def test_non_string_url(value):
+    with pytest.raises(InvalidUrlError, match="must be a string"):
+        parse_url(value)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{u}:{p}@localhost:6379",  # scheme forgotten
+        "redis:/{u}:{p}@h",  # one slash
+        "redis//{u}:{p}@h",
+        "http://{u}:{p}@h",
+        "{u}:{p}@h://x",
+        "redis://{u}:{p}@h:99999",
+        "redis://{u}:{p}@h:abc",
+        "redis://{u}:{p}@",
+        "redis://{u}:{p}@h1:1,h2:2",
+        "redis://{u}:{p}@h/notadb",
+        "redis+sentinel://{u}:{p}@h1:1,h2:2",
+        "redis+cluster://{u}:{p}@h1:1,,h2",
+        "unix://{u}:{p}@",
+        "unix://{u}:{p}@/tmp/s.sock?db=x",
+    ],
+)
+@pytest.mark.parametrize("encode", [False, True])
+def test_refusals_never_show_the_password(template, encode):
+    password = "Hunter2!xyz"
+    shown = quote(password, safe="") if encode else password
+    url = template.format(u="alice", p=shown)
+    with pytest.raises(InvalidUrlError) as info:
+        parse_url(url)
+    message = str(info.value)
+    assert password not in message and shown not in message, message
+    assert "Hunter2" not in message
+
+
+def test_repr_never_shows_the_password():
+    b = parse_url("redis://alice:Hunter2@h:1")
+    assert "Hunter2" not in repr(b)
+    assert "Hunter2" not in str(b)
+    assert b.redacted() == "redis://alice:***@h:1"
+
+
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("redis://h:1", "redis://h:1"),
+        ("redis://alice:pw@h:1/2", "redis://alice:***@h:1/2"),
+        ("redis://:pw@h", "redis://:***@h"),
+        ("redis://pw@h", "redis://***@h"),
+        ("rediss://u:p@ss@h", "rediss://u:***@h"),
+        ("unix://u:pw@/tmp/s.sock?db=1", "unix://u:***@/tmp/s.sock?db=1"),
+        ("redis+sentinel://u:pw@h1:1,h2:2/m", "redis+sentinel://u:***@h1:1,h2:2/m"),
+        ("u:pw@h:1", "u:***@h:1"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact(url, expected):
+    assert redact(url) == expected
+
+
+def test_client_kwargs_tcp():
+    kw = parse_url("redis://alice:pw@h:6380/3").client_kwargs()
+    assert (kw["host"], kw["port"], kw["db"], kw["username"], kw["password"], kw["ssl"]) == (
+        "h", 6380, 3, "alice", "pw", False
+    )
+    assert kw["socket_timeout"] > 0 and kw["socket_connect_timeout"] > 0
+
+
+def test_client_kwargs_tls():
+    assert parse_url("rediss://h").client_kwargs()["ssl"] is True
+
+
+def test_client_kwargs_unix():
+    kw = parse_url("unix:///tmp/s.sock?db=2").client_kwargs()
+    assert (kw["unix_socket_path"], kw["db"]) == ("/tmp/s.sock", 2)
+    assert "host" not in kw and "socket_connect_timeout" not in kw
+
+
+@pytest.mark.parametrize("url", ["redis+sentinel://h1:1,h2:2/mymaster", "redis+cluster://h1:1,h2:2"])
+def test_client_kwargs_refuses_sentinel_and_cluster(url):
+    with pytest.raises(UnsupportedError, match="not supported yet"):
+        parse_url(url).client_kwargs()
+
+
+def test_resolve_url_prefers_the_argument(monkeypatch):
+    monkeypatch.setenv("FACADE_URL", "redis://env-host:1")
+    assert resolve_url("redis://arg-host:2").hosts == (("arg-host", 2),)
+
+
+def test_resolve_url_reads_facade_url(monkeypatch):
+    monkeypatch.setenv("FACADE_URL", "redis://env-host:1")
+    assert resolve_url().hosts == (("env-host", 1),)
+
+
+def test_resolve_url_refuses_a_bad_facade_url(monkeypatch):
+    monkeypatch.setenv("FACADE_URL", "localhost:6379")
+    with pytest.raises(InvalidUrlError):
+        resolve_url()
+
+
+# --- properties -------------------------------------------------------------------------------
+
+hosts = st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,2}", fullmatch=True)
+users = st.text(alphabet=string.ascii_letters + string.digits + "_-.", max_size=12)
+passwords = st.text(min_size=1, max_size=40).filter(lambda p: "\x00" not in p)
+
+
+@given(st.sampled_from(["redis", "rediss", "unix", "redis+sentinel"]), users, passwords, hosts,
+       st.integers(1, 65535), st.booleans())
+def test_redact_never_leaks_a_password(scheme, user, password, host, port, encode):
+    shown = quote(password, safe="") if encode else password
+    tail = f"{host}:{port}/0" if scheme != "unix" else "/tmp/s.sock"
+    url = f"{scheme}://{user}:{shown}@{tail}"
+    redacted = redact(url)
+    assume(shown not in f"{scheme}://{user}:***@{tail}")  # a password like "0" also appears in the tail
+    assert shown not in redacted
+    assert redacted == f"{scheme}://{user}:***@{tail}"
+
+
+@given(users, passwords, hosts, st.integers(1, 65535), st.integers(0, 15))
+def test_percent_encoded_credentials_round_trip(user, password, host, port, db):
+    url = f"redis://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{db}"
+    b = parse_url(url)
+    assert (b.username or "", b.password, b.hosts, b.db) == (user, password, ((host, port),), db)
+    assert isinstance(b, BrokerUrl)
+    assert b.redacted() == f"redis://{quote(user, safe='')}:***@{host}:{port}/{db}"
