@@ -152,9 +152,12 @@ def parse_url(url: str) -> BrokerUrl:
             f"unknown URL scheme {redact(scheme)!r} in {redact(url)}: use one of " + ", ".join(_SCHEMES)
         )
     rest = url.split("://", 1)[1]
-    userinfo, sep, after = rest.rpartition("@")
+    # Userinfo ends at the last "@" before the path: a unix socket path may itself contain "@".
+    authority = rest.split("/", 1)[0]
+    userinfo, sep, _ = authority.rpartition("@")
+    after = rest[len(userinfo) + 1 :] if sep else rest
     if not sep:
-        userinfo, after = "", rest
+        userinfo = ""
     username = password = None
     if userinfo:
         if ":" in userinfo:

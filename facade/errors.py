@@ -221,7 +221,6 @@ _SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
     "NOTOPIC": UnknownTopicError,
     "TOPICEXISTS": TopicExistsError,
     "BADARG": ConfigError,
-    "STALEGEN": RebalanceInProgressError,
     "UNKNOWNMEMBER": UnknownMemberError,
     "GROUPBUSY": GroupError,
     "OUTOFORDER": OutOfOrderSequenceError,

@@ -19,7 +19,10 @@ partitions spread over shards, and every key a partition script touches shares t
 coordination keys share one slot per group; topic and group registries share ``{meta}``.
 
 Names are validated before they reach a key: topic and group names come from Kafka's legal set
-``[A-Za-z0-9._-]``, which has no brace and no slash, so ``T/P`` and ``g/G`` cannot collide.
+``[A-Za-z0-9._-]``, which has no brace and no slash, so a name can neither end a hash tag nor
+forge another partition's tag. (Topic ``g`` partition 5 and group ``5`` share the tag ``{g/5}``,
+hence a slot, but never a key: partition keys end in :log/:own/:pid..., group keys in
+:state/:members/:deadlines.)
 """
 
 from __future__ import annotations

@@ -168,7 +168,13 @@ def _alive(pid: int | None) -> bool:
         return True
     # A zombie (dead, not yet reaped: slow or absent init in containers) still answers kill(pid, 0).
     with contextlib.suppress(OSError, IndexError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] == "Z":
+            return False
+    # After a reboot the pid in server.pid may belong to an unrelated process: only a redis or
+    # valkey server counts (where /proc can tell).
+    with contextlib.suppress(OSError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"server" in cmdline or b"valkey" in cmdline or b"redis" in cmdline
     return True
 
 

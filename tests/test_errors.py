@@ -58,7 +58,6 @@ PUBLIC_ERRORS = [getattr(errors, n) for n in errors.__all__ if inspect.isclass(g
         (rexc.ResponseError("NOTOPIC partition stream facade:{t/0}:log does not exist"), UnknownTopicError),
         (rexc.ResponseError("TOPICEXISTS topic t already exists"), TopicExistsError),
         (rexc.ResponseError("BADARG topic t has 3 partitions; the count can only grow"), ConfigError),
-        (rexc.ResponseError("STALEGEN generation 4 is gone"), RebalanceInProgressError),
         (rexc.ResponseError("UNKNOWNMEMBER member m is not in the group"), UnknownMemberError),
         # Everything else: a plain BrokerError.
         (rexc.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"), BrokerError),

@@ -268,3 +268,12 @@ def test_percent_encoded_credentials_round_trip(user, password, host, port, db):
     assert (b.username or "", b.password, b.hosts, b.db) == (user, password, ((host, port),), db)
     assert isinstance(b, BrokerUrl)
     assert b.redacted() == f"redis://{quote(user, safe='')}:***@{host}:{port}/{db}"
+
+
+def test_unix_socket_path_may_contain_at_sign():
+    from facade.connection import parse_url
+
+    u = parse_url("unix:///tmp/a@b.sock")
+    assert (u.path, u.password) == ("/tmp/a@b.sock", None)
+    v = parse_url("unix://user:pw@/tmp/a@b.sock")
+    assert (v.path, v.username, v.password) == ("/tmp/a@b.sock", "user", "pw")
