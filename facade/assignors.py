@@ -7,11 +7,11 @@ that subscribes to it; the result depends only on the input, never on who comput
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from .records import TopicPartition
 
-__all__ = ["assign", "STRATEGIES"]
+__all__ = ["STRATEGIES", "assign"]
 
 
 def _range(members: Mapping[str, Iterable[str]], counts: Mapping[str, int]) -> dict[str, list[TopicPartition]]:

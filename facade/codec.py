@@ -7,7 +7,8 @@ from entry to entry, so the stream's listpack stores them once per node, not per
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .errors import ConfigError, MessageTooLargeError
 from .records import Message

@@ -6,12 +6,13 @@ with a message that says what is allowed, never halfway through sending.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["ProducerConfig", "ConsumerConfig", "build"]
+__all__ = ["ConsumerConfig", "ProducerConfig", "build"]
 
 Acks = Literal[0, 1, "all"]
 
@@ -115,6 +116,14 @@ class ConsumerConfig:
     gets the same partitions back with no rebalance; closing does not leave the group."""
     metadata_max_age_ms: int = 5000
     """How often partition counts are re-read, so partitions added to a topic are picked up."""
+    guarantee: Literal["at-least-once", "at-most-once", "exactly-once"] = "at-least-once"
+    """at-least-once: records are acknowledged by commit(), redelivered if not. at-most-once:
+    acknowledged as they are read, never redelivered. exactly-once: like at-least-once, and the
+    group's processed mark (moved with every commit) makes any redelivery of a committed record
+    skipped; commit(outputs=...) appends outputs atomically with the commit."""
+    max_deliveries: int | None = None
+    """Move a record delivered more often than this to the dead-letter topic ``<topic>.dlq``
+    instead of handing it out again (None: never)."""
     reconnect_timeout_ms: int = 30_000
     """How long poll() and commit() ride out a lost connection or a failover (retrying) before
     they raise."""
@@ -136,6 +145,12 @@ class ConsumerConfig:
             validate_name(self.group_instance_id, "group_instance_id")
         _int("metadata_max_age_ms", self.metadata_max_age_ms, 0)
         _int("reconnect_timeout_ms", self.reconnect_timeout_ms, 0)
+        if self.guarantee not in ("at-least-once", "at-most-once", "exactly-once"):
+            raise ConfigError(
+                f"guarantee must be 'at-least-once', 'at-most-once' or 'exactly-once', got {self.guarantee!r}"
+            )
+        if self.max_deliveries is not None:
+            _int("max_deliveries", self.max_deliveries, 1, 1_000_000)
 
 
 def build(cls: Callable[..., Any], config: Any, options: dict[str, Any]) -> Any:

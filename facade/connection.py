@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import InvalidUrlError, UnsupportedError
 
-__all__ = ["BrokerUrl", "parse_url", "resolve_url", "redact"]
+__all__ = ["BrokerUrl", "parse_url", "redact", "resolve_url"]
 
 _SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 SOCKET_TIMEOUT_S = 10.0

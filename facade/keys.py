@@ -5,7 +5,8 @@ Layout version 1 (see docs/design.md, "Key layout"):
     facade:{meta}:topics            hash   topic name -> JSON TopicConfig
     facade:{meta}:groups            hash   group id -> JSON {"created_ms": ...}
     facade:{T/P}:log                stream partition P of topic T (one stream per partition)
-    facade:{T/P}:own                hash   group id -> "member_id|generation" (partition owner)
+    facade:{T/P}:own                hash   group id -> "member_id|generation|incarnation" (owner)
+    facade:{T/P}:done               hash   group id -> last processed ID (idempotent consumers)
     facade:{T/P}:pid                hash   producer id -> "first_seq last_seq offsets" (last batch)
     facade:{T/P}:pidx               zset   producer id -> last append (ms), to expire idle ids
     facade:{T/P}:dedup              hash   dedup id -> offset of the record first sent with it
@@ -91,6 +92,16 @@ def owners(topic: str, partition: int) -> str:
     return f"{_partition_tag(topic, partition)}:own"
 
 
+def processed(topic: str, partition: int) -> str:
+    """Hash of group id -> ID of the newest record the group committed (processed mark)."""
+    return f"{_partition_tag(topic, partition)}:done"
+
+
+def consume_keys(topic: str, partition: int) -> list[str]:
+    """The keys the fetch, commit and transact scripts take first, in their KEYS order."""
+    return [stream(topic, partition), owners(topic, partition), processed(topic, partition)]
+
+
 def producer_state(topic: str, partition: int) -> str:
     """Hash of idempotent-producer state for this partition."""
     return f"{_partition_tag(topic, partition)}:pid"
@@ -124,7 +135,7 @@ def produce_keys(topic: str, partition: int) -> list[str]:
 
 def partition_keys(topic: str, partition: int) -> tuple[str, ...]:
     """Every key that belongs to one partition (what deleting a topic removes)."""
-    return (*produce_keys(topic, partition), owners(topic, partition))
+    return (*produce_keys(topic, partition), owners(topic, partition), processed(topic, partition))
 
 
 def _group_tag(group: str) -> str:

@@ -6,8 +6,8 @@ carry the append time in milliseconds, so ``timestamp_ms`` is read from the offs
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 @dataclass(frozen=True, order=True)
@@ -182,6 +182,24 @@ class TopicDescription:
     """Per-partition state, in partition order."""
     groups: tuple[str, ...] = ()
     """Consumer groups that have read from the topic."""
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """A record to produce as part of a consumer's commit (consume-transform-produce)."""
+
+    source: Message
+    """The consumed record it was made from: it is committed together with this output."""
+    topic: str
+    """Topic to write to."""
+    value: bytes | str
+    """The value."""
+    key: bytes | str | None = None
+    """The key (decides the partition, as for Producer.send)."""
+    headers: Mapping[str, bytes | str] | None = None
+    """Headers."""
+    partition: int | None = None
+    """An explicit partition, overriding the key."""
 
 
 def offset_ms(offset: str) -> int:

@@ -21,6 +21,7 @@ NAMES = (
     "release",
     "fetch",
     "commit",
+    "transact",
     "group_join",
     "group_heartbeat",
     "group_sync",

@@ -29,14 +29,14 @@ from pathlib import Path
 from .errors import ServerError
 
 __all__ = [
-    "server_binary",
-    "facade_home",
     "EmbeddedInfo",
-    "ensure_embedded",
     "embedded_status",
-    "stop_embedded",
-    "spawn_server",
+    "ensure_embedded",
+    "facade_home",
     "ping",
+    "server_binary",
+    "spawn_server",
+    "stop_embedded",
 ]
 
 _SOCKET_NAME = "facade.sock"

@@ -2,17 +2,23 @@
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log
 -- KEYS[2]  partition owners hash       facade:{T/P}:own
+-- KEYS[3]  processed marks hash        facade:{T/P}:done  (group -> last processed ID)
 -- ARGV[1]  group id
--- ARGV[2]  owner token                 "member|generation"
+-- ARGV[2]  owner token                 "member|generation|incarnation"
 -- ARGV[3]  count: at most this many records
 -- ARGV[4]  from: ">" for new records, or an ID to re-read the partition's pending records after it
 --          (a new owner reads the previous owner's uncommitted records first, in order)
 -- ARGV[5]  consumer name inside the stream group (one per partition: ownership is the token's job)
--- ARGV[6…] IDs to acknowledge before reading (commits riding along with the next read)
+-- ARGV[6]  mode: "" (at-least-once), "noack" (at-most-once: records are acknowledged as they are
+--          read, never redelivered) or "idempotent" (records at or before the group's processed
+--          mark are acknowledged and skipped: a redelivery is never handed out again)
+-- ARGV[7…] IDs to acknowledge before reading (commits riding along with the next read)
 --
--- Returns: {entries, counts}: entries as XREADGROUP gives them for this stream ({id, fields} each);
---          counts[i] is entry i's delivery count when re-reading pending records, empty otherwise.
---          Pending entries that retention already trimmed are acknowledged and skipped; an empty
+-- Returns: {entries, counts, last}: entries as XREADGROUP gives them ({id, fields} each);
+--          counts[i] is entry i's delivery count when re-reading pending records, empty otherwise;
+--          last is the ID of the last entry read, skipped ones included ("" when none).
+--          Pending entries that retention already trimmed, and (idempotent mode) entries already
+--          processed, are acknowledged and skipped, and reading goes on past them: an empty
 --          re-read therefore means no pending records are left after ARGV[4].
 -- Errors:  FENCED when the token is not the partition's current owner (nothing is read or acked);
 --          NOTOPIC when the stream is gone.
@@ -22,42 +28,64 @@ end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOTOPIC partition stream ' .. KEYS[1] .. ' does not exist')
 end
-if #ARGV > 5 then
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 6))
+if #ARGV > 6 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 7))
 end
-local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], ARGV[4])
-if not reply then
-  return {{}, {}}
+
+local function id_le(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, bms = tonumber(ams), tonumber(bms)
+  if ams ~= bms then return ams < bms end
+  return tonumber(aseq) <= tonumber(bseq)
 end
-local entries = reply[1][2]
-if ARGV[4] == '>' then
-  return {entries, {}}
+
+local mode = ARGV[6]
+local mark = false
+if mode == 'idempotent' then
+  mark = redis.call('HGET', KEYS[3], ARGV[1])
 end
-local kept, counts = {}, {}
+local history = ARGV[4] ~= '>'
+local from = ARGV[4]
+local kept, counts, last = {}, {}, ''
 while true do
-  local gone = {}
-  for _, e in ipairs(entries) do
-    if e[2] then
-      kept[#kept + 1] = e
-    else
-      gone[#gone + 1] = e[1]
-    end
-  end
-  if #gone > 0 then
-    redis.call('XACK', KEYS[1], ARGV[1], unpack(gone))
-  end
-  -- A batch of trimmed entries only: read on, since an empty reply tells the caller that no
-  -- pending records are left (it then switches to '>'). Each round acks what it skips.
-  if #kept > 0 or #gone == 0 then
+  local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3]}
+  if mode == 'noack' and not history then args[#args + 1] = 'NOACK' end
+  args[#args + 1] = 'STREAMS'
+  args[#args + 1] = KEYS[1]
+  args[#args + 1] = from
+  local reply = redis.call(unpack(args))
+  if not reply or #reply[1][2] == 0 then
     break
   end
-  reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], gone[#gone])
-  entries = reply[1][2]
+  local skipped = {}
+  for _, e in ipairs(reply[1][2]) do
+    last = e[1]
+    if not e[2] or (mark and id_le(e[1], mark)) then
+      skipped[#skipped + 1] = e[1]
+    else
+      kept[#kept + 1] = e
+    end
+  end
+  if #skipped > 0 and mode ~= 'noack' then
+    redis.call('XACK', KEYS[1], ARGV[1], unpack(skipped))
+  end
+  -- Only skipped entries: read on, so that an empty reply keeps meaning "nothing left".
+  if #kept > 0 or #skipped == 0 then
+    break
+  end
+  if history then from = last end
 end
-if #kept > 0 then
+if mode == 'noack' and history and #kept > 0 then
+  -- At-most-once: inherited pending records are handed out once more, then acknowledged.
+  local ids = {}
+  for j, e in ipairs(kept) do ids[j] = e[1] end
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+end
+if history and #kept > 0 and mode ~= 'noack' then
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], kept[1][1], kept[#kept][1], #kept, ARGV[5])
   local by_id = {}
   for _, p in ipairs(pending) do by_id[p[1]] = p[4] end
   for j, e in ipairs(kept) do counts[j] = by_id[e[1]] or 1 end
 end
-return {kept, counts}
+return {kept, counts, last}

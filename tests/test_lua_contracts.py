@@ -18,7 +18,7 @@ from facade import keys, scripts
 from facade.errors import _SCRIPT_ERRORS, GroupError, from_redis
 
 T, G = "orders", "billing"
-LOG, OWN = keys.stream(T, 0), keys.owners(T, 0)
+LOG, OWN, DONE = keys.consume_keys(T, 0)
 PKEYS = keys.produce_keys(T, 0)
 GKEYS = list(keys.group_keys(G))
 OWNER = keys.STREAM_CONSUMER
@@ -386,7 +386,7 @@ def test_claim_of_an_existing_group_reports_its_position(r, lua):
     lua.partition_init(keys=[LOG])
     entry = [r.xadd(LOG, {"value": str(i)}) for i in range(3)]
     claim(lua, "a|1")
-    lua.fetch(keys=[LOG, OWN], args=[G, "a|1", 2, ">", OWNER])
+    lua.fetch(keys=[LOG, OWN, DONE], args=[G, "a|1", 2, ">", OWNER, ""])
     lua.release(keys=[OWN], args=[G, "a|1"])
     # The group exists already (BUSYGROUP is fine), and its start argument is ignored now.
     assert claim(lua, "b|2", start="$") == [1, entry[1]]
@@ -422,8 +422,10 @@ def owned(r, lua):
     return written
 
 
-def fetch(lua, token, count, cursor, *acks):
-    return lua.fetch(keys=[LOG, OWN], args=[G, token, count, cursor, OWNER, *acks])
+def fetch(lua, token, count, cursor, *acks, mode=""):
+    """(entries, counts) of the fetch script; its third result (last ID read) is checked apart."""
+    entries, counts, _last = lua.fetch(keys=[LOG, OWN, DONE], args=[G, token, count, cursor, OWNER, mode, *acks])
+    return [entries, counts]
 
 
 def pending_ids(r):
@@ -469,7 +471,7 @@ def test_fetch_on_a_deleted_stream_is_notopic(r, lua, owned):
 
 def test_history_read_returns_pending_in_order_with_delivery_counts(r, lua, owned):
     fetch(lua, "a|1", 5, ">")
-    lua.commit(keys=[LOG, OWN], args=[G, "a|1", owned[1]])
+    lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", owned[1]])
     # A new owner takes over and first re-reads what a left uncommitted.
     assert claim(lua, "b|2", expected="a|1")[0] == 1
     entries, counts = fetch(lua, "b|2", 10, "0")
@@ -520,34 +522,34 @@ def test_history_read_does_not_stop_at_a_batch_of_trimmed_entries(r, lua, owned)
 
 def test_commit_acks_owned_records(r, lua, owned):
     fetch(lua, "a|1", 5, ">")
-    assert lua.commit(keys=[LOG, OWN], args=[G, "a|1", owned[0], owned[2]]) == 2
+    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", owned[0], owned[2]]) == 2
     assert pending_ids(r) == [owned[1], owned[3], owned[4]]
-    assert lua.commit(keys=[LOG, OWN], args=[G, "a|1", owned[0]]) == 0  # already acknowledged
-    assert lua.commit(keys=[LOG, OWN], args=[G, "a|1"]) == 0  # nothing to acknowledge
+    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", owned[0]]) == 0  # already acknowledged
+    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", ""]) == 0  # nothing to acknowledge
 
 
 def test_commit_by_a_fenced_member_is_refused_and_acks_nothing(r, lua, owned):
     fetch(lua, "a|1", 5, ">")
     assert claim(lua, "b|2", expected="a|1")[0] == 1
     with pytest.raises(ResponseError) as info:
-        lua.commit(keys=[LOG, OWN], args=[G, "a|1", *owned])
+        lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", *owned])
     assert code_of(info.value) == "FENCED"
     assert pending_ids(r) == owned  # still pending, for b to re-read
-    assert lua.commit(keys=[LOG, OWN], args=[G, "b|2", *owned]) == 5
+    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "b|2", "", *owned]) == 5
 
 
 def test_commit_takes_the_consumer_chunk_of_ids(r, lua, owned):
     # Lua's unpack() stops near 8000 values (LUAI_MAXCSTACK): the consumer acks in chunks of 4000.
     fetch(lua, "a|1", 5, ">")
     fake = [f"{i}-0" for i in range(1, 4000 - len(owned) + 1)]
-    assert lua.commit(keys=[LOG, OWN], args=[G, "a|1", *owned, *fake]) == 5
-    assert lua.fetch(keys=[LOG, OWN], args=[G, "a|1", 1, ">", OWNER, *fake]) == [[], []]
+    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", *owned, *fake]) == 5
+    assert lua.fetch(keys=[LOG, OWN, DONE], args=[G, "a|1", 1, ">", OWNER, "", *fake]) == [[], [], b""]
 
 
 def test_commit_with_no_owner_is_fenced(r, lua, owned):
     lua.release(keys=[OWN], args=[G, "a|1"])
     with pytest.raises(ResponseError) as info:
-        lua.commit(keys=[LOG, OWN], args=[G, "a|1"])
+        lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", ""])
     assert code_of(info.value) == "FENCED"
 
 

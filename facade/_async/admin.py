@@ -11,57 +11,19 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from .. import keys
-from ..errors import ConfigError, TopicExistsError, from_redis
-from ..records import GroupDescription, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
-from . import groups
+from ..errors import ConfigError, from_redis
+from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
+from . import dlq, groups
 from .client import Connection, topic_from_json, topic_to_json
+from .topics import create_topic, init_partitions
 
 log = logging.getLogger("facade")
 
 __all__ = ["Admin"]
 
 
-def _opt_int(name: str, value: Any, low: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low} or None, got {value!r}")
-    return value
-
-
 def _text(v: bytes | str | None) -> str | None:
     return v.decode() if isinstance(v, bytes) else v
-
-
-async def _init_partitions(conn: Connection, name: str, first: int, last: int) -> None:
-    calls = [("partition_init", [keys.stream(name, p)], []) for p in range(first, last)]
-    for result in await conn.pipeline(calls, f"creating partitions of {name}"):
-        if isinstance(result, Exception):
-            raise result
-
-
-async def create_topic(
-    conn: Connection, name: str, partitions: int, *, retention_ms: int | None = None, max_len: int | None = None
-) -> TopicConfig:
-    """Create a topic through ``conn`` (Admin.create_topic, and producers with auto_create)."""
-    keys.validate_name(name)
-    keys.validate_partitions(partitions)
-    cfg = TopicConfig(
-        name,
-        partitions,
-        _opt_int("retention_ms", retention_ms, 1),
-        _opt_int("max_len", max_len, 1),
-        0,
-        keys.LAYOUT_VERSION,
-    )
-    if await conn.command(f"creating topic {name}", "HEXISTS", keys.TOPICS, name):
-        raise TopicExistsError(f"topic {name!r} already exists; see `facade topics describe {name}`")
-    # Streams first, registry last: a topic is visible only once all its partitions exist.
-    await _init_partitions(conn, name, 0, partitions)
-    stored = await conn.script(
-        "topic_register", [keys.TOPICS], [name, topic_to_json(cfg), "create"], f"creating topic {name}"
-    )
-    return topic_from_json(stored)
 
 
 class Admin:
@@ -112,7 +74,7 @@ class Admin:
             pipe.xinfo_groups(s)
         results = await self._run(pipe, f"describing topic {name}")
         parts = []
-        groups: set[str] = set()
+        readers: set[str] = set()
         for p in range(cfg.partitions):
             length, first, last, ginfo = results[4 * p : 4 * p + 4]
             if isinstance(ginfo, Exception):  # stream missing: reported as empty
@@ -126,8 +88,8 @@ class Admin:
                     _text(last[0][0]) if last and not isinstance(last, Exception) else None,
                 )
             )
-            groups.update(_text(g["name"]) for g in ginfo)
-        return TopicDescription(cfg, tuple(parts), tuple(sorted(groups)))
+            readers.update(_text(g["name"]) for g in ginfo)
+        return TopicDescription(cfg, tuple(parts), tuple(sorted(readers)))
 
     async def _run(self, pipe: Any, context: str) -> list[Any]:
         try:
@@ -155,7 +117,7 @@ class Admin:
             raise ConfigError(
                 f"topic {name!r} has {cfg.partitions} partitions; the count can only grow (asked for {partitions})"
             )
-        await _init_partitions(self._conn, name, cfg.partitions, partitions)
+        await init_partitions(self._conn, name, cfg.partitions, partitions)
         new = TopicConfig(name, partitions, cfg.retention_ms, cfg.max_len, cfg.created_ms, cfg.layout)
         stored = await self._conn.script(
             "topic_register", [keys.TOPICS], [name, topic_to_json(new), "alter"], f"altering topic {name}"
@@ -199,6 +161,15 @@ class Admin:
             self._conn, group, topic, to_earliest=to_earliest, to_latest=to_latest,
             to_datetime_ms=to_datetime_ms, shift_by=shift_by, to_offset=to_offset, execute=execute,
         )  # fmt: skip
+
+    async def dlq_list(self, topic: str, limit: int = 100) -> list[Message]:
+        """Dead-lettered records of ``topic`` (from ``<topic>.dlq``), with their ``dlq.*`` headers."""
+        return await dlq.list_dead(self._conn, topic, limit)
+
+    async def dlq_replay(self, topic: str) -> int:
+        """Send the dead-lettered records of ``topic`` back to their original partitions and empty
+        the dead-letter topic; returns how many moved. Safe to repeat after a crash."""
+        return await dlq.replay_dead(self._conn, topic)
 
     async def delete_group(self, group: str) -> None:
         """Delete a consumer group (coordination state and its stream groups). Refused while it

@@ -7,7 +7,8 @@ This module is the asyncio source of truth; facade/_sync/client.py is generated 
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from redis.retry import Retry
 from redis.backoff import ExponentialBackoff

@@ -24,16 +24,26 @@ import logging
 import os
 import socket
 import uuid
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .. import codec, keys, offsets
 from ..assignors import STRATEGIES, assign
 from ..config import ConsumerConfig, build
-from ..errors import CommitFailedError, ConfigError, FacadeError, UnknownMemberError, UnknownTopicError
-from ..records import Message, TopicPartition
+from ..errors import (
+    CommitFailedError,
+    ConfigError,
+    FacadeError,
+    TopicExistsError,
+    UnknownMemberError,
+    UnknownTopicError,
+)
+from ..partitioner import partition_for_key
+from ..records import Message, OutputRecord, TopicPartition
 from . import _backend
 from .client import Connection, TopicCache
 from .groups import group_partition_state
+from .topics import create_topic
 
 log = logging.getLogger("facade")
 
@@ -41,6 +51,9 @@ __all__ = ["Consumer"]
 
 # Most IDs one script call acknowledges (Lua's unpack() has a stack limit near 8000).
 _ACK_CHUNK = 4000
+# Outputs of commit(outputs=...) obey the producer's default record size limit.
+_MAX_OUTPUT_BYTES = 1024 * 1024
+_FETCH_MODES = {"at-least-once": "", "at-most-once": "noack", "exactly-once": "idempotent"}
 # How often a member retries claiming a partition whose previous owner has not released it yet.
 _CLAIM_RETRY_S = 0.05
 
@@ -48,7 +61,7 @@ _CLAIM_RETRY_S = 0.05
 class _Owned:
     """A partition this member owns: its owner token and where reading continues."""
 
-    __slots__ = ("token", "cursor", "last_id")
+    __slots__ = ("cursor", "last_id", "token")
 
     def __init__(self, token: str, last_id: str) -> None:
         self.token = token
@@ -117,6 +130,7 @@ class Consumer:
         self._rotation = 0
         self._buffer: list[Message] = []
         self._outage_since: float | None = None
+        self._errors: dict[tuple[TopicPartition, str], str] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -380,36 +394,49 @@ class Consumer:
         self._rotation = (self._rotation + 1) % len(order)
         order = order[self._rotation :] + order[: self._rotation]
         per = max(1, limit // len(order))
+        mode = _FETCH_MODES[self.config.guarantee]
         calls = []
         for tp in order:
             o = self._owned[tp]
             calls.append(
-                ("fetch", [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
-                 [self.group, o.token, per, o.cursor, keys.STREAM_CONSUMER])
+                ("fetch", keys.consume_keys(tp.topic, tp.partition),
+                 [self.group, o.token, per, o.cursor, keys.STREAM_CONSUMER, mode])
             )  # fmt: skip
         results = self._conn.pipeline(calls, f"fetching for group {self.group}")
         out: list[Message] = []
         lost = set()
+        limit_deliveries = self.config.max_deliveries
         for tp, result in zip(order, results):
             if isinstance(result, (CommitFailedError, UnknownTopicError)):
                 lost.add(tp)
                 continue
             if isinstance(result, Exception):
                 raise result
-            entries, counts = result
+            entries, counts, last = result
+            last = last.decode() if isinstance(last, bytes) else last
             o = self._owned[tp]
             if not entries:
                 if o.cursor != ">":
                     o.cursor = ">"  # inherited pending records all re-delivered: now new ones
+                elif last:
+                    o.last_id = last  # everything read was skipped (already processed)
                 continue
-            ids = self._delivered.setdefault(tp, [])
+            ids = self._delivered.setdefault(tp, []) if mode != "noack" else None
+            dead = []
             for i, (entry_id, flat) in enumerate(entries):
-                out.append(codec.decode(tp.topic, tp.partition, entry_id, flat, counts[i] if counts else 1))
-                ids.append(out[-1].offset)
+                m = codec.decode(tp.topic, tp.partition, entry_id, flat, counts[i] if counts else 1)
+                if limit_deliveries is not None and m.delivery_count > limit_deliveries:
+                    dead.append(m)
+                    continue
+                out.append(m)
+                if ids is not None:
+                    ids.append(m.offset)
             if o.cursor == ">":
-                o.last_id = out[-1].offset
+                o.last_id = last
             else:
-                o.cursor = out[-1].offset
+                o.cursor = last
+            if dead:
+                self._dead_letter(tp, dead)
         if lost:
             # Fenced (a newer owner holds it) or deleted: stop reading it and ask the group now.
             for tp in lost:
@@ -417,6 +444,48 @@ class Consumer:
                 self._delivered.pop(tp, None)
             self._next_heartbeat = 0.0
         return out
+
+    def _dead_letter(self, tp: TopicPartition, dead: list[Message]) -> None:
+        """Move records delivered more than max_deliveries times to ``<topic>.dlq``, atomically
+        with their acknowledgement in the source."""
+        name = f"{tp.topic}.dlq"
+        source = self._topic_cache.get(tp.topic)
+        try:
+            dlq = self._topic_cache.get(name)
+        except UnknownTopicError:
+            try:
+                create_topic(self._conn, name, source.partitions)
+            except TopicExistsError:
+                pass
+            dlq = self._topic_cache.get(name)
+        outputs = []
+        for m in dead:
+            headers: dict[str, Any] = dict(m.headers)
+            headers.update({
+                "dlq.topic": m.topic, "dlq.partition": str(m.partition), "dlq.offset": m.offset,
+                "dlq.delivery_count": str(m.delivery_count),
+                "dlq.error": self._errors.pop((tp, m.offset), ""),
+            })  # fmt: skip
+            outputs.append(OutputRecord(m, name, m.value, m.key, headers, tp.partition % dlq.partitions))
+        self._transact(tp, [m.offset for m in dead], "", outputs)
+        log.warning("facade: %d record(s) of %s[%d] delivered more than %d times moved to %s",
+                    len(dead), tp.topic, tp.partition, self.config.max_deliveries, name)
+
+    def fail(self, message: Message, error: BaseException | str | None = None) -> None:
+        """Give ``message`` back: it (and the records after it in its partition that were not
+        committed) will be delivered again, with a higher delivery_count. ``error`` is kept and
+        written to the dead-letter header ``dlq.error`` if the record ends up there."""
+        tp = message.topic_partition
+        o = self._owned_or_raise(tp)
+        if self.config.guarantee == "at-most-once":
+            raise ConfigError("with guarantee='at-most-once' records are acknowledged when read: nothing to fail")
+        if error is not None:
+            self._errors[(tp, message.offset)] = str(error)[:500]
+        ids = self._delivered.get(tp, [])
+        start = offsets.parse(message.offset)
+        self._delivered[tp] = [i for i in ids if offsets.parse(i) < start]
+        # Re-read the partition's pending records from this one on (they are still pending).
+        o.cursor = offsets.before(message.offset)
 
     def _wait(self, seconds: float) -> None:
         """Sleep until new records may be there (blocking read on owned streams), or ``seconds``."""
@@ -527,35 +596,65 @@ class Consumer:
 
     # -- committing ----------------------------------------------------------------------------
 
-    def commit(self) -> None:
+    def commit(self, outputs: Iterable[OutputRecord] = ()) -> None:
         """Acknowledge every record delivered so far; they will not be delivered again.
 
+        ``outputs`` (consume-transform-produce): records to append to other topics, each made from
+        a delivered record (``OutputRecord.source``). The outputs of one input partition and the
+        acknowledgement of its records take effect together or not at all (one script on one
+        server: a single Redis or a Sentinel-managed primary).
+
         Raises CommitFailedError for partitions this member no longer owns (their records go to
-        the new owner); the other partitions are still committed.
+        the new owner, and none of their outputs was written); the others are still committed.
         """
         if self._closed:
             raise ConfigError("the consumer is closed; create a new one")
+        outputs = list(outputs)
+        if self.config.guarantee == "at-most-once":
+            if outputs:
+                raise ConfigError("commit(outputs=...) needs guarantee 'at-least-once' or 'exactly-once'")
+            return
+        by_source: dict[TopicPartition, list[OutputRecord]] = {}
+        for out in outputs:
+            if not isinstance(out, OutputRecord):
+                raise ConfigError(f"outputs must be OutputRecord objects, not {type(out).__name__}")
+            by_source.setdefault(out.source.topic_partition, []).append(out)
+        for tp, outs in by_source.items():
+            missing = {o.source.offset for o in outs} - set(self._delivered.get(tp, []))
+            if missing:
+                raise ConfigError(
+                    f"outputs made from {tp.topic}[{tp.partition}] records that are not delivered and "
+                    f"uncommitted here ({', '.join(sorted(missing)[:3])}): commit outputs with their sources"
+                )
         delivered, self._delivered = self._delivered, {}
+        mark_all = self.config.guarantee == "exactly-once"
         calls, tps = [], []
         for tp, ids in delivered.items():
             o = self._owned.get(tp)
             if o is None or not ids:
                 continue
+            if tp in by_source:
+                for call in self._transact_calls(tp, o, ids, mark_all, by_source[tp]):
+                    calls.append(call)
+                    tps.append(tp)
+                continue
             for i in range(0, len(ids), _ACK_CHUNK):
-                calls.append(
-                    ("commit", [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
-                     [self.group, o.token, *ids[i : i + _ACK_CHUNK]])
-                )  # fmt: skip
+                chunk = ids[i : i + _ACK_CHUNK]
+                mark = chunk[-1] if mark_all else ""
+                calls.append(("commit", keys.consume_keys(tp.topic, tp.partition), [self.group, o.token, mark, *chunk]))
                 tps.append(tp)
         if not calls:
             return
-        while True:  # acknowledging twice changes nothing, so a failed round trip is simply repeated
+        # Acknowledging twice changes nothing and transact recognises its own retry, so a failed
+        # round trip is simply repeated.
+        while True:
             try:
                 results = self._conn.pipeline(calls, f"committing for group {self.group}")
                 self._outage_since = None
                 break
             except FacadeError as exc:
                 self._ride_out(exc)
+        self._errors = {k: v for k, v in self._errors.items() if k[0] not in delivered}
         fenced = set()
         first_error: FacadeError | None = None
         for tp, result in zip(tps, results):
@@ -575,3 +674,56 @@ class Consumer:
             )
         if first_error is not None:
             raise first_error
+
+    def _transact_calls(
+        self, tp: TopicPartition, o: _Owned, ids: list[str], mark_all: bool, outs: list[OutputRecord]
+    ) -> list[tuple[str, list[str], list[Any]]]:
+        """transact script calls for one input partition: IDs in chunks, each chunk with the
+        outputs made from its records (so every output commits together with its source)."""
+        ids = sorted(ids, key=offsets.parse)
+        calls = []
+        for i in range(0, len(ids), _ACK_CHUNK):
+            chunk = ids[i : i + _ACK_CHUNK]
+            lo, hi = offsets.parse(chunk[0]), offsets.parse(chunk[-1])
+            mine = [out for out in outs if lo <= offsets.parse(out.source.offset) <= hi]
+            calls.append(self._transact_call(tp, o, chunk, chunk[-1] if mark_all else "", mine))
+        return calls
+
+    def _transact_call(
+        self, tp: TopicPartition, o: _Owned, ids: list[str], mark: str, outs: list[OutputRecord]
+    ) -> tuple[str, list[str], list[Any]]:
+        streams: list[str] = []
+        body: list[Any] = [len(outs)]
+        for out in outs:
+            cfg = self._topic_cache.get(out.topic)
+            fields, _ = codec.encode(out.key, out.value, out.headers, _MAX_OUTPUT_BYTES)
+            if out.partition is not None:
+                if not 0 <= out.partition < cfg.partitions:
+                    raise ConfigError(f"output partition {out.partition} is out of range for {out.topic!r}")
+                p = out.partition
+            elif out.key is not None:
+                p = partition_for_key(fields[1], cfg.partitions)
+            else:
+                # Keyless outputs follow their source, so a replay lands on the same partition.
+                p = partition_for_key(out.source.offset.encode(), cfg.partitions)
+            s = keys.stream(out.topic, p)
+            if s not in streams:
+                streams.append(s)
+            body += [4 + streams.index(s), cfg.max_len or "", cfg.retention_ms or "", len(fields), *fields]
+        return (
+            "transact",
+            keys.consume_keys(tp.topic, tp.partition) + streams,
+            [self.group, o.token, mark, len(ids), *ids, *body],
+        )
+
+    def _transact(self, tp: TopicPartition, ids: list[str], mark: str, outs: list[OutputRecord]) -> None:
+        """Run one transaction now (dead-lettering), retrying a lost reply."""
+        o = self._owned_or_raise(tp)
+        name, keys_, args = self._transact_call(tp, o, ids, mark, outs)
+        while True:
+            try:
+                self._conn.script(name, keys_, args, f"dead-lettering from {tp.topic}[{tp.partition}]")
+                self._outage_since = None
+                return
+            except FacadeError as exc:
+                self._ride_out(exc)

@@ -17,7 +17,7 @@ from ..errors import ConfigError, GroupError, from_redis
 from ..records import GroupDescription, GroupMember, GroupPartitionInfo, OffsetReset, TopicPartition
 from .client import Connection
 
-__all__ = ["group_partition_state", "describe_group", "reset_offsets", "delete_group", "live_members"]
+__all__ = ["delete_group", "describe_group", "group_partition_state", "live_members", "reset_offsets"]
 
 # Past this many undelivered records, lag is reported without counting them one by one.
 _LAG_SCAN_LIMIT = 100_000
@@ -117,7 +117,7 @@ def _all_partitions(conn: Connection, topics: list[str] | None = None) -> list[T
 
 def live_members(conn: Connection, group: str) -> dict[str, int]:
     """Member id -> session deadline (ms) of the members whose session has not expired."""
-    state_key, _, deadlines = keys.group_keys(group)
+    deadlines = keys.group_deadlines(group)
     sec, usec = conn.command(f"reading group {group}", "TIME")
     now = int(sec) * 1000 + int(usec) // 1000
     raw = conn.command(f"reading group {group}", "ZRANGEBYSCORE", deadlines, f"({now}", "+inf", "WITHSCORES")

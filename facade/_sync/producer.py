@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import codec, keys
 from ..config import ProducerConfig, build
@@ -36,8 +37,8 @@ from ..errors import (
 from ..partitioner import StickyPartitioner, partition_for_key
 from ..records import RecordMetadata, TopicConfig
 from . import _backend
-from .admin import create_topic
 from .client import Connection, TopicCache
+from .topics import create_topic
 
 log = logging.getLogger("facade")
 
@@ -50,7 +51,7 @@ _RECORD_OVERHEAD = 16
 class _Batch:
     """Records for one partition waiting to be sent: the script's ARGV tail and their futures."""
 
-    __slots__ = ("topic", "args", "futures", "first_seq")
+    __slots__ = ("args", "first_seq", "futures", "topic")
 
     def __init__(self, topic: TopicConfig) -> None:
         self.topic = topic

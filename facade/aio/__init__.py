@@ -9,5 +9,6 @@ scripts/unasync.py.
 from .._async.admin import Admin
 from .._async.consumer import Consumer
 from .._async.producer import Producer
+from .._async.relay import relay
 
-__all__ = ["Admin", "Producer", "Consumer"]
+__all__ = ["Admin", "Consumer", "Producer", "relay"]

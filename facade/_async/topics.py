@@ -1,0 +1,55 @@
+"""Creating topics and their partitions (used by Admin, and by producers and consumers that create
+dead-letter or auto-created topics).
+
+This module is the asyncio source of truth; facade/_sync/topics.py is generated from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import keys
+from ..errors import ConfigError, TopicExistsError
+from ..records import TopicConfig
+from .client import Connection, topic_from_json, topic_to_json
+
+__all__ = ["create_topic", "init_partitions"]
+
+
+def _opt_int(name: str, value: Any, low: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low} or None, got {value!r}")
+    return value
+
+
+async def init_partitions(conn: Connection, name: str, first: int, last: int) -> None:
+    calls = [("partition_init", [keys.stream(name, p)], []) for p in range(first, last)]
+    for result in await conn.pipeline(calls, f"creating partitions of {name}"):
+        if isinstance(result, Exception):
+            raise result
+
+
+async def create_topic(
+    conn: Connection, name: str, partitions: int, *, retention_ms: int | None = None, max_len: int | None = None
+) -> TopicConfig:
+    """Create a topic through ``conn`` (Admin.create_topic, and producers with auto_create)."""
+    keys.validate_name(name)
+    keys.validate_partitions(partitions)
+    cfg = TopicConfig(
+        name,
+        partitions,
+        _opt_int("retention_ms", retention_ms, 1),
+        _opt_int("max_len", max_len, 1),
+        0,
+        keys.LAYOUT_VERSION,
+    )
+    if await conn.command(f"creating topic {name}", "HEXISTS", keys.TOPICS, name):
+        raise TopicExistsError(f"topic {name!r} already exists; see `facade topics describe {name}`")
+    # Streams first, registry last: a topic is visible only once all its partitions exist.
+    await init_partitions(conn, name, 0, partitions)
+    stored = await conn.script(
+        "topic_register", [keys.TOPICS], [name, topic_to_json(cfg), "create"], f"creating topic {name}"
+    )
+    return topic_from_json(stored)
