@@ -63,18 +63,21 @@ def encode(
     return fields, size
 
 
-def decode(topic: str, partition: int, entry_id: bytes | str, flat: Sequence[bytes], count: int = 1) -> Message:
-    """A :class:`Message` from an entry ID and its flat ``[field, value, ...]`` list."""
+def decode(
+    topic: str, partition: int, entry_id: bytes | str, flat: Sequence[bytes] | Mapping[bytes, bytes], count: int = 1
+) -> Message:
+    """A :class:`Message` from an entry ID and its fields (flat ``[field, value, ...]`` or a dict)."""
     key = None
     value = b""
     headers: dict[str, bytes] = {}
-    for i in range(0, len(flat), 2):
-        f = flat[i]
+    # Flat [field, value, ...] from scripts; a dict from redis-py's own XRANGE parsing.
+    pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2])
+    for f, v in pairs:
         if f == VALUE:
-            value = flat[i + 1]
+            value = v
         elif f == KEY:
-            key = flat[i + 1]
+            key = v
         elif f[:2] == HEADER_PREFIX:
-            headers[f[2:].decode("utf-8", "replace")] = flat[i + 1]
+            headers[f[2:].decode("utf-8", "replace")] = v
     offset = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return Message(topic, partition, offset, key, value, headers, count)

@@ -472,9 +472,10 @@ class Consumer:
                     len(dead), tp.topic, tp.partition, self.config.max_deliveries, name)
 
     def fail(self, message: Message, error: BaseException | str | None = None) -> None:
-        """Give ``message`` back: it (and the records after it in its partition that were not
-        committed) will be delivered again, with a higher delivery_count. ``error`` is kept and
-        written to the dead-letter header ``dlq.error`` if the record ends up there."""
+        """Give ``message`` back: it, and the records after it from the same partition, will be
+        delivered again (with a higher delivery_count), so skip the rest of that partition in the
+        current batch; commit() still commits what came before it. ``error`` is kept and written
+        to the dead-letter header ``dlq.error`` if the record ends up there (``max_deliveries``)."""
         tp = message.topic_partition
         o = self._owned_or_raise(tp)
         if self.config.guarantee == "at-most-once":
