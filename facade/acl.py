@@ -46,15 +46,16 @@ from .errors import ConfigError
 __all__ = ["ROLES", "acl_command", "rules"]
 
 ROLES = ("producer", "consumer", "admin")
+LATEST = (7, 2)
+"""The server version rules() assumes by default: Redis 7.2+ or any Valkey."""
 
 _P = keys.PREFIX
 
 # Every role: what redis-py sends on each connection, and how facade runs its scripts.
 _COMMON = (
-    # redis-py: PING (health checks every 30 s), CLIENT SETINFO (announces itself on connect; a
-    # refusal is ignored but logged in ACL LOG), SELECT (a /db in the URL). AUTH and HELLO need
-    # no rule.
-    "+ping", "+client|setinfo", "+select",
+    # redis-py: PING (health checks every 30 s), SELECT (a /db in the URL). AUTH and HELLO need no
+    # rule. (CLIENT SETINFO, sent on connect, is added for servers that know it: see rules().)
+    "+ping", "+select",
     # facade's Lua scripts through redis-py's Script: EVALSHA, and after a restart or SCRIPT FLUSH
     # SCRIPT EXISTS + SCRIPT LOAD (before pipelines) or SCRIPT LOAD on NOSCRIPT. No EVAL.
     "+evalsha", "+script|load", "+script|exists",
@@ -73,6 +74,10 @@ _PRODUCER_KEYS = (
 _PRODUCER_COMMANDS = (
     # Topic lookup (HGET); produce.lua: EXISTS (topic still there), XADD, then XTRIM (retention).
     "+hget", "+exists", "+xadd", "+xtrim",
+    # produce.lua, retention that spares unacknowledged records: how far each group has read
+    # (XINFO GROUPS, XPENDING summary) and the stream length. Group names and pending IDs, not
+    # records: a producer still cannot read what others sent.
+    "+xinfo|groups", "+xpending", "+xlen",
     # produce.lua, idempotence and dedup ids: sequence state and its expiry.
     "+hset", "+hdel", "+zadd", "+zrem", "+zscore", "+zrangebyscore", "+zcard", "+zpopmin",
     # acks="all": INFO replication (how many replicas) and WAIT after the writes. acks_fsync
@@ -139,22 +144,48 @@ def _roles(role: str | Iterable[str]) -> list[str]:
     return chosen
 
 
-def rules(*roles: str, acks_fsync: bool = False) -> list[str]:
+def _version(server_version: object) -> tuple[int, ...]:
+    if server_version is None:
+        return LATEST
+    if isinstance(server_version, str):
+        parts = server_version.strip().split(".")
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise ConfigError(f"bad server version {server_version!r}: write it like 7.2 or 7.0.15")
+        server_version = tuple(int(p) for p in parts)
+    if not isinstance(server_version, tuple) or not all(isinstance(p, int) for p in server_version):
+        raise ConfigError(f"server_version must be a tuple like (7, 2) or a string like '7.2', got {server_version!r}")
+    if server_version < (7, 0):
+        raise ConfigError(
+            f"facade's ACL rules need Redis 7.0+ or Valkey 7.2+ (read-only key patterns %R~), not {server_version}"
+        )
+    return server_version
+
+
+def rules(*roles: str, acks_fsync: bool = False, server_version: tuple[int, ...] | str | None = None) -> list[str]:
     """The ``ACL SETUSER`` rule tokens for a user with ``roles`` (one or more of :data:`ROLES`).
 
     The tokens start from nothing (``resetkeys``, ``resetchannels``, ``-@all``), so applying them
     to an existing user replaces its key and command rights (not its password or on/off state).
-    ``acks_fsync=True`` adds WAITAOF for producers with ``acks_fsync`` (Redis 7.2+ / Valkey 8+
-    only: older servers refuse the rule).
+
+    ``server_version`` (Redis numbering, e.g. ``(7, 0)`` or ``"7.0"``; any Valkey counts as 7.2+;
+    default: 7.2 or later): servers before 7.2 refuse rules for commands they do not have, so
+    CLIENT SETINFO (sent by redis-py on connect) is left out for them. ``acks_fsync=True`` adds
+    WAITAOF, for producers with ``acks_fsync`` (Redis 7.2+ / Valkey 8+).
     """
     chosen = _roles(roles)
+    version = _version(server_version)
     key_rules: list[str] = []
     commands: list[str] = list(_COMMON)
+    if version >= (7, 2):
+        # Without it the refusal is harmless (redis-py ignores it) but fills ACL LOG.
+        commands.append("+client|setinfo")
     for r in chosen:
         k, c = _ROLES[r]
         key_rules += k
         commands += c
     if acks_fsync:
+        if version < (7, 2):
+            raise ConfigError("acks_fsync uses WAITAOF, which needs Redis 7.2+ or Valkey 8+")
         commands.append("+waitaof")
     return ["resetkeys", *_dedupe(key_rules), "resetchannels", "-@all", *_dedupe(commands)]
 
@@ -178,10 +209,18 @@ def quote(token: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def acl_command(role: str | Iterable[str], user: str, password: str, *, acks_fsync: bool = False) -> str:
+def acl_command(
+    role: str | Iterable[str],
+    user: str,
+    password: str,
+    *,
+    acks_fsync: bool = False,
+    server_version: tuple[int, ...] | str | None = None,
+) -> str:
     """A one-line ``ACL SETUSER`` for redis-cli (at its prompt, or piped: ``... | redis-cli``)
     creating or redefining ``user`` with ``password`` and the rules of ``role`` (a role name or
-    several). ``reset`` first: whatever the user could do before is replaced.
+    several). ``reset`` first: whatever the user could do before is replaced. ``acks_fsync`` and
+    ``server_version`` are those of :func:`rules`.
 
     The user name and the password are quoted for redis-cli, so any characters are safe. Connect
     with ``redis://USER:PASSWORD@host:port`` (percent-encode special characters in the URL).
@@ -194,5 +233,5 @@ def acl_command(role: str | Iterable[str], user: str, password: str, *, acks_fsy
     if not isinstance(password, str) or not password:
         raise ConfigError("the ACL password must be a non-empty string")
     tokens = ["ACL", "SETUSER", quote(user), "reset", "on", quote(">" + password)]
-    tokens += rules(*chosen, acks_fsync=acks_fsync)
+    tokens += rules(*chosen, acks_fsync=acks_fsync, server_version=server_version)
     return " ".join(tokens)

@@ -84,6 +84,9 @@ class TopicConfig:
     """Creation time, in milliseconds since the epoch (server clock)."""
     layout: int = 1
     """Version of the key layout the topic was created with."""
+    ack_retention: bool = False
+    """Retention never trims records a consumer group has not acknowledged yet (the topic may
+    then grow past max_len / retention_ms while a group lags)."""
 
 
 @dataclass(frozen=True)

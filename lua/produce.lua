@@ -14,7 +14,8 @@
 -- ARGV[6]  dedup window (ms): a dedup id seen within it is not appended again
 -- ARGV[7]  dedup ids kept at most per partition (oldest dropped first)
 -- ARGV[8]  n: number of records that follow
--- ARGV[9…] per record: dedup id ("" for none), f (field count), then f field names and values
+-- ARGV[9]  "acked" to trim only entries every consumer group has acknowledged, "" otherwise
+-- ARGV[10…] per record: dedup id ("" for none), f (field count), then f field names and values
 --          (fields are "key", "value" and "h:<header name>"; the caller encodes them)
 --
 -- Returns: {ids, duplicate}: the n offsets in order (for a record dropped as a repeated dedup
@@ -58,7 +59,7 @@ end
 
 local window = tonumber(ARGV[6])
 local ids = {}
-local i = 9
+local i = 10
 local used_dedup = false
 for r = 1, n do
   local dedup = ARGV[i]
@@ -99,13 +100,51 @@ if pid ~= '' then
   redis.call('ZADD', KEYS[3], now, pid)
 end
 
-if ARGV[1] ~= '' then
-  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
+-- Ack-aware retention: nothing at or after the oldest entry some group still needs is trimmed.
+-- A group needs its oldest pending entry, or else everything after its last-delivered ID.
+local floor = false
+if ARGV[9] == 'acked' and (ARGV[1] ~= '' or ARGV[2] ~= '') then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local info = {}
+    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+    local need
+    if tonumber(info['pending']) > 0 then
+      need = redis.call('XPENDING', KEYS[1], info['name'])[2]
+    else
+      local ms, seq = string.match(info['last-delivered-id'], '^(%d+)-(%d+)$')
+      need = ms .. '-' .. (tonumber(seq) + 1)
+    end
+    local nms, nseq = string.match(need, '^(%d+)-(%d+)$')
+    nms, nseq = tonumber(nms), tonumber(nseq)
+    if not floor or nms < floor[1] or (nms == floor[1] and nseq < floor[2]) then
+      floor = {nms, nseq}
+    end
+  end
 end
-if ARGV[2] ~= '' then
-  local cutoff = now - tonumber(ARGV[2])
-  if cutoff > 0 then
-    redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', cutoff))
+if floor then
+  if ARGV[1] ~= '' then
+    -- MAXLEN would drop the oldest (len - max_len) entries: drop at most those, and none the floor keeps.
+    local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+    if excess > 0 then
+      redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-%d', floor[1], floor[2]), 'LIMIT', excess)
+    end
+  end
+  if ARGV[2] ~= '' then
+    local cutoff = floor
+    if now - tonumber(ARGV[2]) < floor[1] then cutoff = {now - tonumber(ARGV[2]), 0} end
+    if cutoff[1] > 0 then
+      redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-%d', cutoff[1], cutoff[2]))
+    end
+  end
+else
+  if ARGV[1] ~= '' then
+    redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
+  end
+  if ARGV[2] ~= '' then
+    local cutoff = now - tonumber(ARGV[2])
+    if cutoff > 0 then
+      redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', cutoff))
+    end
   end
 end
 return {ids, 0}

@@ -256,3 +256,21 @@ def test_relay_survives_kill9_at_random_moments(url, mode):
             assert int(i) > last.get(k, -1)
             last[k] = int(i)
     r.close()
+
+
+def test_ack_aware_retention_never_trims_unacknowledged_records(url):
+    with Admin(url) as a:
+        assert a.create_topic("keep", 1, max_len=50, ack_retention=True).ack_retention
+    with Consumer("keep", "slow", url, **FAST) as c:
+        wait_until(lambda: c.poll(timeout_ms=20) == [] and c.assignment(), timeout=10)  # group exists now
+        with Producer(url, batch_size=1000) as p:
+            for i in range(1000):
+                p.send("keep", str(i))
+        got = take(c, 1000)
+        assert [int(m.value) for m in got] == list(range(1000))  # nothing trimmed under the lagging group
+        c.commit()
+    with Producer(url) as p:
+        p.send_and_wait("keep", b"after")
+    r = redis.Redis.from_url(url)
+    assert r.xlen(keys.stream("keep", 0)) < 200  # acknowledged: now trimmed toward max_len
+    r.close()

@@ -48,9 +48,9 @@ def code_of(exc: ResponseError) -> str:
 
 
 def produce_args(records, max_len="", retention_ms="", pid="", seq=0, expiry_ms=3_600_000, window_ms=60_000,
-                 max_dedup=1000, dedup=None):
+                 max_dedup=1000, dedup=None, acked=False):
     """ARGV for produce.lua: ``records`` are flat field lists; ``dedup`` one dedup id ("" none) each."""
-    args = [max_len, retention_ms, pid, seq, expiry_ms, window_ms, max_dedup, len(records)]
+    args = [max_len, retention_ms, pid, seq, expiry_ms, window_ms, max_dedup, len(records), "acked" if acked else ""]
     for i, fields in enumerate(records):
         args += [dedup[i] if dedup else "", len(fields), *fields]
     return args
@@ -755,3 +755,18 @@ def test_set_position_acks_more_than_one_xpending_page(r, lua):
     fetch(lua, "a|1", 3000, ">")
     assert set_position(lua, "a|1", "$")[2] == 3000
     assert pending_ids(r) == []
+
+
+def test_produce_ack_aware_retention_keeps_what_a_group_still_needs(r, lua):
+    r.xgroup_create(LOG, "slow", id="0", mkstream=True)
+    first = produce(lua, [[b"value", b"x"]] * 300)
+    # The group read 150 and acknowledged the first 100: the floor is entry 100 (still pending).
+    r.xreadgroup("slow", "c", {LOG: ">"}, count=150)
+    r.xack(LOG, "slow", *first[:100])
+    produce(lua, [[b"value", b"y"]] * 300, max_len=10, acked=True)
+    remaining = [e[0] for e in r.xrange(LOG)]
+    assert first[100] in remaining  # never trimmed past what the group needs
+    assert len(remaining) < 600  # but acknowledged entries went
+    # Without the flag, MAXLEN trims regardless of the group.
+    produce(lua, [[b"value", b"z"]], max_len=10)
+    assert first[100] not in [e[0] for e in r.xrange(LOG)]

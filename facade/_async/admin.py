@@ -43,14 +43,23 @@ class Admin:
         await self._conn.close()
 
     async def create_topic(
-        self, name: str, partitions: int = 1, *, retention_ms: int | None = None, max_len: int | None = None
+        self,
+        name: str,
+        partitions: int = 1,
+        *,
+        retention_ms: int | None = None,
+        max_len: int | None = None,
+        ack_retention: bool = False,
     ) -> TopicConfig:
         """Create topic ``name`` with ``partitions`` streams (1..1024).
 
         ``retention_ms`` drops records older than that (checked as records are appended);
-        ``max_len`` keeps about that many records per partition. TopicExistsError if it exists.
+        ``max_len`` keeps about that many records per partition; with ``ack_retention`` neither
+        drops a record some consumer group has not acknowledged. TopicExistsError if it exists.
         """
-        return await create_topic(self._conn, name, partitions, retention_ms=retention_ms, max_len=max_len)
+        return await create_topic(
+            self._conn, name, partitions, retention_ms=retention_ms, max_len=max_len, ack_retention=ack_retention
+        )
 
     async def topic(self, name: str) -> TopicConfig:
         """The settings of topic ``name`` (UnknownTopicError if missing)."""
@@ -118,7 +127,7 @@ class Admin:
                 f"topic {name!r} has {cfg.partitions} partitions; the count can only grow (asked for {partitions})"
             )
         await init_partitions(self._conn, name, cfg.partitions, partitions)
-        new = TopicConfig(name, partitions, cfg.retention_ms, cfg.max_len, cfg.created_ms, cfg.layout)
+        new = TopicConfig(name, partitions, cfg.retention_ms, cfg.max_len, cfg.created_ms, cfg.layout, cfg.ack_retention)
         stored = await self._conn.script(
             "topic_register", [keys.TOPICS], [name, topic_to_json(new), "alter"], f"altering topic {name}"
         )

@@ -31,6 +31,7 @@ def topic_from_json(raw: bytes | str) -> TopicConfig:
         max_len=d.get("max_len"),
         created_ms=int(d.get("created_ms") or 0),
         layout=int(d.get("layout") or keys.LAYOUT_VERSION),
+        ack_retention=bool(d.get("ack_retention", False)),
     )
 
 
@@ -44,6 +45,7 @@ def topic_to_json(cfg: TopicConfig) -> str:
             "max_len": cfg.max_len,
             "created_ms": cfg.created_ms,
             "layout": cfg.layout,
+            "ack_retention": cfg.ack_retention,
         },
         separators=(",", ":"),
     )

@@ -709,7 +709,9 @@ class Consumer:
             s = keys.stream(out.topic, p)
             if s not in streams:
                 streams.append(s)
-            body += [4 + streams.index(s), cfg.max_len or "", cfg.retention_ms or "", len(fields), *fields]
+            # transact trims plainly; a topic with ack-aware retention is trimmed by its producers only.
+            trim = ("", "") if cfg.ack_retention else (cfg.max_len or "", cfg.retention_ms or "")
+            body += [4 + streams.index(s), *trim, len(fields), *fields]
         return (
             "transact",
             keys.consume_keys(tp.topic, tp.partition) + streams,

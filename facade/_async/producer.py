@@ -285,6 +285,7 @@ class Producer:
         head = [
             cfg.max_len or "", cfg.retention_ms or "", self.producer_id, b.first_seq,
             c.producer_id_expiry_ms, c.dedup_window_ms, c.dedup_max_ids, len(b.futures),
+            "acked" if cfg.ack_retention else "",
         ]  # fmt: skip
         return head + b.args
 

@@ -32,7 +32,13 @@ async def init_partitions(conn: Connection, name: str, first: int, last: int) ->
 
 
 async def create_topic(
-    conn: Connection, name: str, partitions: int, *, retention_ms: int | None = None, max_len: int | None = None
+    conn: Connection,
+    name: str,
+    partitions: int,
+    *,
+    retention_ms: int | None = None,
+    max_len: int | None = None,
+    ack_retention: bool = False,
 ) -> TopicConfig:
     """Create a topic through ``conn`` (Admin.create_topic, and producers with auto_create)."""
     keys.validate_name(name)
@@ -44,7 +50,10 @@ async def create_topic(
         _opt_int("max_len", max_len, 1),
         0,
         keys.LAYOUT_VERSION,
+        ack_retention,
     )
+    if not isinstance(ack_retention, bool):
+        raise ConfigError(f"ack_retention must be True or False, got {ack_retention!r}")
     if await conn.command(f"creating topic {name}", "HEXISTS", keys.TOPICS, name):
         raise TopicExistsError(f"topic {name!r} already exists; see `facade topics describe {name}`")
     # Streams first, registry last: a topic is visible only once all its partitions exist.
