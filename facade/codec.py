@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigError, MessageTooLargeError
-from .records import Message
+from .records import _NO_HEADERS, Message
 
 KEY = b"key"
 VALUE = b"value"
@@ -36,15 +36,17 @@ def encode(
 
     Raises ConfigError for a wrong type and MessageTooLargeError above ``max_bytes``.
     """
-    fields: list[bytes] = []
-    size = 0
-    if key is not None:
-        k = to_bytes(key, "key")
-        fields += (KEY, k)
-        size += len(k)
-    v = to_bytes(value, "value")
-    fields += (VALUE, v)
-    size += len(v)
+    # The common shapes first (bytes or str key and value, no headers): no helper calls.
+    tv = type(value)
+    v = value if tv is bytes else value.encode("utf-8") if tv is str else to_bytes(value, "value")
+    if key is None:
+        fields = [VALUE, v]
+        size = len(v)
+    else:
+        tk = type(key)
+        k = key if tk is bytes else key.encode("utf-8") if tk is str else to_bytes(key, "key")
+        fields = [KEY, k, VALUE, v]
+        size = len(k) + len(v)
     if headers:
         if not isinstance(headers, Mapping):
             raise ConfigError(f"headers must be a mapping of str to bytes or str, not {type(headers).__name__}")
@@ -67,6 +69,14 @@ def decode(
     topic: str, partition: int, entry_id: bytes | str, flat: Sequence[bytes] | Mapping[bytes, bytes], count: int = 1
 ) -> Message:
     """A :class:`Message` from an entry ID and its fields (flat ``[field, value, ...]`` or a dict)."""
+    offset = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    # The shapes facade writes without headers: [key, k, value, v] and [value, v].
+    if type(flat) is list:
+        n = len(flat)
+        if n == 4 and flat[0] == KEY and flat[2] == VALUE:
+            return Message(topic, partition, offset, flat[1], flat[3], _NO_HEADERS, count)
+        if n == 2 and flat[0] == VALUE:
+            return Message(topic, partition, offset, None, flat[1], _NO_HEADERS, count)
     key = None
     value = b""
     headers: dict[str, bytes] = {}
@@ -79,5 +89,4 @@ def decode(
             key = v
         elif f[:2] == HEADER_PREFIX:
             headers[f[2:].decode("utf-8", "replace")] = v
-    offset = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return Message(topic, partition, offset, key, value, headers, count)

@@ -39,9 +39,20 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+_CACHE: dict[bytes, int] = {}
+_CACHE_MAX = 1 << 16
+
+
 def partition_for_key(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for ``key`` among ``partitions``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    # Keys repeat (user ids, order ids): remember recent hashes instead of recomputing them in
+    # Python. Bounded: the cache is emptied when full.
+    h = _CACHE.get(key)
+    if h is None:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        h = _CACHE[key] = murmur2(key) & 0x7FFFFFFF
+    return h % partitions
 
 
 class StickyPartitioner:

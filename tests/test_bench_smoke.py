@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = {"produce", "consume", "produce_async"}
+FIGURES = {"produce", "consume", "consume_commit_async", "produce_async"}
 
 
 def test_bench_quick(tmp_path: Path, server_spec: tuple[str, tuple[int, ...], bool]) -> None:

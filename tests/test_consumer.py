@@ -262,3 +262,25 @@ def test_pending_records_trimmed_by_retention_are_skipped(url):
     r = redis.Redis.from_url(url)
     assert r.xpending(keys.stream("t", 0), "g")["pending"] == 0
     r.close()
+
+
+def test_asynchronous_commit_rides_with_the_next_poll_and_is_flushed_on_close(url):
+    setup_topic(url, partitions=2, records=40)
+    r = redis.Redis.from_url(url)
+
+    def pending():
+        return sum(r.xpending(keys.stream("t", p), "g")["pending"] for p in range(2))
+
+    c = Consumer("t", "g", url, auto_offset_reset="earliest", **FAST)
+    got = drain([c], 20, commit=False)[0]
+    c.commit(asynchronous=True)
+    assert pending() == len(got)  # nothing sent yet
+    c.poll(timeout_ms=50)  # the next read carries the acknowledgements
+    assert pending() <= 40 - len(got)
+    rest = drain([c], 40 - len(got), commit=False)[0]
+    c.commit(asynchronous=True)
+    c.close()  # flushed on close
+    assert pending() == 0 and len(got) + len(rest) == 40
+    with Consumer("t", "g", url, **FAST) as c2:
+        assert drain([c2], 1, timeout=0.5, commit=False)[0] == []
+    r.close()

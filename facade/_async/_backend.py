@@ -61,3 +61,54 @@ async def maybe_await(value: Any) -> Any:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
+
+
+class NoLock:
+    """The producer's buffer lock under asyncio: buffers change between awaits only, so no lock."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+BufferLock = NoLock
+
+
+class RecordFuture:
+    """One record's outcome: ``await`` it for its RecordMetadata (or its error).
+
+    All records of a batch share one asyncio future (one per batch, not per record: cheap to
+    create); the RecordMetadata is only built when asked for.
+    """
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: asyncio.Future, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def __await__(self) -> Any:
+        outcome = yield from self._batch.__await__()
+        return _metadata(outcome, self._index)
+
+    def done(self) -> bool:
+        return self._batch.done()
+
+    def result(self) -> Any:
+        """The RecordMetadata (the record must be done)."""
+        return _metadata(self._batch.result(), self._index)
+
+    def exception(self) -> BaseException | None:
+        """The error, or None (the record must be done)."""
+        return self._batch.exception()
+
+
+def _metadata(outcome: Any, index: int) -> Any:
+    from ..records import RecordMetadata
+
+    topic, partition, offsets = outcome
+    return RecordMetadata(topic, partition, offsets[index].decode() if offsets is not None else None)

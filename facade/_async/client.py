@@ -148,6 +148,13 @@ class TopicCache:
     def forget(self, name: str) -> None:
         self._topics.pop(name, None)
 
+    def fresh(self, name: str) -> TopicConfig | None:
+        """The cached config if still fresh, without I/O (the producer's fast path)."""
+        hit = self._topics.get(name)
+        if hit is not None and _backend.monotonic() - hit[1] < self._max_age_s:
+            return hit[0]
+        return None
+
     async def get(self, name: str) -> TopicConfig:
         hit = self._topics.get(name)
         now = _backend.monotonic()

@@ -50,3 +50,44 @@ def wait(fut: concurrent.futures.Future) -> Any:
 def maybe_await(value: Any) -> Any:
     """Callbacks of the blocking clients are plain functions: their result as is."""
     return value
+
+
+BufferLock = threading.RLock
+
+
+class RecordFuture:
+    """One record's outcome: ``result(timeout)`` gives its RecordMetadata or raises its error.
+
+    All records of a batch share one concurrent future (one per batch, not per record: cheap to
+    create); the RecordMetadata is only built when asked for. ``get`` is kafka-python's name.
+    """
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: concurrent.futures.Future, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The RecordMetadata, waiting up to ``timeout`` seconds."""
+        return _metadata(self._batch.result(timeout), self._index)
+
+    get = result
+
+    def done(self) -> bool:
+        return self._batch.done()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The error, or None, waiting up to ``timeout`` seconds."""
+        return self._batch.exception(timeout)
+
+    def add_done_callback(self, fn: Callable[[RecordFuture], Any]) -> None:
+        """Call ``fn(self)`` once the record is stored or failed."""
+        self._batch.add_done_callback(lambda _: fn(self))
+
+
+def _metadata(outcome: Any, index: int) -> Any:
+    from ..records import RecordMetadata
+
+    topic, partition, offsets = outcome
+    return RecordMetadata(topic, partition, offsets[index].decode() if offsets is not None else None)

@@ -131,6 +131,7 @@ class Consumer:
         self._buffer: list[Message] = []
         self._outage_since: float | None = None
         self._errors: dict[tuple[TopicPartition, str], str] = {}
+        self._ack_later: dict[TopicPartition, list[str]] = {}  # commit(asynchronous=True)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -276,6 +277,7 @@ class Consumer:
             return
         if self._on_revoke is not None:
             _backend.maybe_await(self._on_revoke(set(partitions)))
+        self._flush_async_acks(partitions)
         calls = []
         for tp in sorted(partitions):
             owned = self._owned.pop(tp, None)
@@ -398,9 +400,13 @@ class Consumer:
         calls = []
         for tp in order:
             o = self._owned[tp]
+            acks = self._ack_later.pop(tp, [])
+            if len(acks) > _ACK_CHUNK:
+                self._ack_later[tp] = acks[_ACK_CHUNK:]
+                acks = acks[:_ACK_CHUNK]
             calls.append(
                 ("fetch", keys.consume_keys(tp.topic, tp.partition),
-                 [self.group, o.token, per, o.cursor, keys.STREAM_CONSUMER, mode])
+                 [self.group, o.token, per, o.cursor, keys.STREAM_CONSUMER, mode, *acks])
             )  # fmt: skip
         results = self._conn.pipeline(calls, f"fetching for group {self.group}")
         out: list[Message] = []
@@ -597,8 +603,13 @@ class Consumer:
 
     # -- committing ----------------------------------------------------------------------------
 
-    def commit(self, outputs: Iterable[OutputRecord] = ()) -> None:
+    def commit(self, outputs: Iterable[OutputRecord] = (), *, asynchronous: bool = False) -> None:
         """Acknowledge every record delivered so far; they will not be delivered again.
+
+        ``asynchronous=True`` (Kafka's commitAsync): the acknowledgements travel with the next
+        poll()'s read instead of a round trip of their own (or on revoke/close, whichever comes
+        first). Cheaper, but a crash before then redelivers those records, and a fenced member
+        learns of it from poll() rather than from commit(). Not with outputs or exactly-once.
 
         ``outputs`` (consume-transform-produce): records to append to other topics, each made from
         a delivered record (``OutputRecord.source``). The outputs of one input partition and the
@@ -615,6 +626,16 @@ class Consumer:
             if outputs:
                 raise ConfigError("commit(outputs=...) needs guarantee 'at-least-once' or 'exactly-once'")
             return
+        if asynchronous and not outputs and self.config.guarantee == "at-least-once":
+            for tp, ids in self._delivered.items():
+                self._ack_later.setdefault(tp, []).extend(ids)
+            self._delivered = {}
+            self._errors = {k: v for k, v in self._errors.items() if k[0] not in self._ack_later}
+            return
+        # Acknowledgements still waiting for a poll go now, in order, with the rest.
+        for tp, ids in self._ack_later.items():
+            self._delivered[tp] = ids + self._delivered.get(tp, [])
+        self._ack_later = {}
         by_source: dict[TopicPartition, list[OutputRecord]] = {}
         for out in outputs:
             if not isinstance(out, OutputRecord):
@@ -730,3 +751,17 @@ class Consumer:
                 return
             except FacadeError as exc:
                 self._ride_out(exc)
+
+    def _flush_async_acks(self, partitions: set[TopicPartition]) -> None:
+        """Send the acknowledgements commit(asynchronous=True) left for these partitions."""
+        calls = []
+        for tp in sorted(partitions):
+            ids = self._ack_later.pop(tp, [])
+            o = self._owned.get(tp)
+            if o is None:
+                continue
+            for i in range(0, len(ids), _ACK_CHUNK):
+                calls.append(("commit", keys.consume_keys(tp.topic, tp.partition), [self.group, o.token, "", *ids[i : i + _ACK_CHUNK]]))
+        if calls:
+            # Fenced partitions simply were not acknowledged: their new owner gets the records.
+            self._conn.pipeline(calls, f"committing for group {self.group}")

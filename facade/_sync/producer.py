@@ -48,15 +48,29 @@ __all__ = ["Producer"]
 _RECORD_OVERHEAD = 16
 
 
-class _Batch:
-    """Records for one partition waiting to be sent: the script's ARGV tail and their futures."""
+class _NoReply:
+    """acks=0: one already-resolved outcome per (topic, partition), offset unknown."""
 
-    __slots__ = ("args", "first_seq", "futures", "topic")
+    def get(self, topic: str, partition: int) -> Any:
+        fut = _backend.new_future()
+        _backend.resolve(fut, (topic, partition, None))
+        return fut
+
+
+_NO_REPLY_FUTURE = _NoReply()
+
+
+class _Batch:
+    """Records for one partition waiting to be sent: the script's ARGV tail, how many records,
+    and the one future they share (each record's RecordFuture points into it)."""
+
+    __slots__ = ("args", "first_seq", "future", "n", "topic")
 
     def __init__(self, topic: TopicConfig) -> None:
         self.topic = topic
         self.args: list[Any] = []
-        self.futures: list[Any] = []
+        self.n = 0
+        self.future = _backend.new_future()
         self.first_seq = 0
 
 
@@ -72,7 +86,7 @@ class Producer:
         self.config: ProducerConfig = build(ProducerConfig, config, options)
         self._conn = Connection(url)
         self._topics = TopicCache(self._conn, self.config.metadata_max_age_ms)
-        self._lock = _backend.Lock()  # guards the buffers
+        self._lock = _backend.BufferLock()  # guards the buffers (a no-op under asyncio)
         self._send_lock = _backend.Lock()  # one batch in flight at a time: keeps per-partition order
         self._batches: dict[tuple[str, int], _Batch] = {}
         self._buffered = 0
@@ -131,7 +145,7 @@ class Producer:
             dedup = codec.to_bytes(dedup_id, "dedup_id")
             if not 0 < len(dedup) <= 256:
                 raise ConfigError(f"dedup_id must be 1 to 256 bytes, got {len(dedup)}")
-        cfg = self._topic(topic)
+        cfg = self._topics.fresh(topic) or self._topic(topic)
         if partition is not None:
             if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < cfg.partitions:
                 raise ConfigError(
@@ -144,24 +158,25 @@ class Producer:
             partition = partition_for_key(dedup, cfg.partitions)
         else:
             partition = self._sticky.partition(topic, cfg.partitions)
-        fut = _backend.new_future()
-        if self.config.acks == 0:
-            # No reply awaited: the record counts as sent once buffered (Kafka's acks=0).
-            _backend.resolve(fut, RecordMetadata(topic, partition, None))
         with self._lock:
             batch = self._batches.get((topic, partition))
             if batch is None:
                 batch = self._batches[(topic, partition)] = _Batch(cfg)
-            batch.args.append(dedup)
-            batch.args.append(len(fields))
-            batch.args.extend(fields)
-            batch.futures.append(fut)
+            args = batch.args
+            args.append(dedup)
+            args.append(len(fields))
+            args += fields
+            fut = _backend.RecordFuture(batch.future, batch.n)
+            batch.n += 1
             self._buffered += size + _RECORD_OVERHEAD
             ready = self._buffered >= self.config.batch_size or self.config.linger_ms == 0
             if not ready and self._timer is None:
                 self._timer = _backend.Timer(self.config.linger_ms / 1000, self._linger_expired)
         if ready:
             self._send_buffered()
+        if self.config.acks == 0:
+            # No reply awaited: the record counts as sent once buffered (Kafka's acks=0).
+            return _backend.RecordFuture(_NO_REPLY_FUTURE.get(topic, partition), 0)
         return fut
 
     def send_and_wait(
@@ -211,7 +226,7 @@ class Producer:
     def _transmit(self, batches: dict[tuple[str, int], _Batch]) -> None:
         for tp, b in batches.items():
             b.first_seq = self._sequences.get(tp, 0)
-            self._sequences[tp] = b.first_seq + len(b.futures)
+            self._sequences[tp] = b.first_seq + b.n
         pending = dict(batches)
         deadline = _backend.monotonic() + self.config.delivery_timeout_ms / 1000
         backoff = self.config.retry_backoff_ms / 1000
@@ -285,7 +300,7 @@ class Producer:
         cfg, c = b.topic, self.config
         head = [
             cfg.max_len or "", cfg.retention_ms or "", self.producer_id, b.first_seq,
-            c.producer_id_expiry_ms, c.dedup_window_ms, c.dedup_max_ids, len(b.futures),
+            c.producer_id_expiry_ms, c.dedup_window_ms, c.dedup_max_ids, b.n,
             "acked" if cfg.ack_retention else "",
         ]  # fmt: skip
         return head + b.args
@@ -298,11 +313,9 @@ class Producer:
         if isinstance(result, Exception):
             if self.config.acks == 0:
                 log.warning("facade producer (acks=0): %d records to %s[%d] were lost: %s",
-                            len(b.futures), topic, partition, result)
-            for fut in b.futures:
-                _backend.fail(fut, result)
+                            b.n, topic, partition, result)
+            _backend.fail(b.future, result)
         else:
             offsets_, _duplicate = result
-            for fut, entry_id in zip(b.futures, offsets_):
-                _backend.resolve(fut, RecordMetadata(topic, partition, entry_id.decode()))
+            _backend.resolve(b.future, (topic, partition, offsets_))
         self._sticky.batch_sent(topic, partition, b.topic.partitions)
