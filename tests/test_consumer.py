@@ -284,3 +284,19 @@ def test_asynchronous_commit_rides_with_the_next_poll_and_is_flushed_on_close(ur
     with Consumer("t", "g", url, **FAST) as c2:
         assert drain([c2], 1, timeout=0.5, commit=False)[0] == []
     r.close()
+
+
+def test_poll_never_returns_more_than_max_records(url):
+    setup_topic(url, partitions=8, records=80, keys_=40)
+    with Consumer("t", "g", url, auto_offset_reset="earliest", **FAST) as c:
+        wait_until(lambda: c.poll(timeout_ms=10, max_records=1) or len(c.assignment()) == 8, timeout=10)
+        c.seek_to_beginning()
+        sizes = []
+        total = 0
+        while total < 80:
+            batch = c.poll(timeout_ms=200, max_records=3)
+            assert batch, "records are left"
+            sizes.append(len(batch))
+            total += len(batch)
+            c.commit()
+        assert max(sizes) <= 3 and total == 80

@@ -394,10 +394,15 @@ class Consumer:
         # Start at a different partition each time so that one busy partition cannot starve others.
         self._rotation = (self._rotation + 1) % len(order)
         order = order[self._rotation :] + order[: self._rotation]
-        per = max(1, limit // len(order))
+        # Split max_records exactly: never more in all, the remainder to the first partitions of
+        # this (rotating) order, and none to the rest when there are more partitions than records.
+        share, extra = divmod(limit, len(order))
+        counts = {tp: share + (1 if i < extra else 0) for i, tp in enumerate(order)}
+        order = [tp for tp in order if counts[tp] > 0]
         mode = _FETCH_MODES[self.config.guarantee]
         calls = []
         for tp in order:
+            per = counts[tp]
             o = self._owned[tp]
             acks = self._ack_later.pop(tp, [])
             if len(acks) > _ACK_CHUNK:
