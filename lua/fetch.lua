@@ -47,6 +47,18 @@ if mode == 'idempotent' then
 end
 local history = ARGV[4] ~= '>'
 local from = ARGV[4]
+if not history and mode ~= 'idempotent' then
+  -- New records need no filtering (only re-reads meet trimmed entries): hand the reply back as is.
+  local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3]}
+  if mode == 'noack' then args[#args + 1] = 'NOACK' end
+  args[#args + 1] = 'STREAMS'
+  args[#args + 1] = KEYS[1]
+  args[#args + 1] = '>'
+  local reply = redis.call(unpack(args))
+  if not reply then return {{}, {}, ''} end
+  local entries = reply[1][2]
+  return {entries, {}, entries[#entries] and entries[#entries][1] or ''}
+end
 local kept, counts, last = {}, {}, ''
 while true do
   local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3]}
