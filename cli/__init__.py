@@ -1,0 +1,110 @@
+"""The ``facade`` command: topics, produce, consume, the embedded server, and a demo.
+
+It only parses arguments, calls the SDK and renders (cli/render.py). Every FacadeError becomes
+one ``error: ...`` line on stderr and exit status 1; click's usage errors keep status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from facade import FacadeError, __version__
+
+__all__ = ["CliError", "main"]
+
+
+class CliError(click.ClickException):
+    """A failure reported as one ``error: ...`` line on stderr, exit status 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Options of the top-level command, handed to every subcommand."""
+
+    url: str | None
+    """Broker URL from --url / $FACADE_URL; None means the embedded broker."""
+
+
+class FacadeGroup(click.Group):
+    """The root group: turns errors raised anywhere below into one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        log = logging.getLogger("facade")
+        handler = _StderrHandler(logging.WARNING)
+        log.addHandler(handler)  # only while a command runs: the CLI may be invoked in-process (tests)
+        try:
+            return super().invoke(ctx)
+        except FacadeError as exc:
+            raise CliError(_one_line(str(exc) or type(exc).__name__)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            raise click.exceptions.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("FACADE_DEBUG"):
+                raise
+            raise CliError(
+                _one_line(f"unexpected {type(exc).__name__}: {exc} (set FACADE_DEBUG=1 for a traceback)")
+            ) from None
+        finally:
+            log.removeHandler(handler)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _StderrHandler(logging.Handler):
+    """The SDK's log warnings, one ``facade: ...`` line each on stderr (no logging config needed)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = _one_line(record.getMessage()).removeprefix("facade: ")
+            click.echo(f"facade: {record.levelname.lower()}: {text}", err=True)
+        except Exception:  # noqa: BLE001, S110 - a log line must never break a command
+            pass
+
+
+@click.group(
+    cls=FacadeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.option(
+    "--url",
+    envvar="FACADE_URL",
+    metavar="URL",
+    help="Broker: redis://[user:pass@]host:port[/db], rediss://... or unix:///path.sock "
+    "(env FACADE_URL). Default: the embedded local broker, started on first use.",
+)
+@click.version_option(__version__, "--version", prog_name="facade")
+@click.pass_context
+def main(ctx: click.Context, url: str | None) -> None:
+    """Kafka semantics (topics, partitions, keyed ordering, consumer groups) on Redis and Valkey.
+
+    \b
+    Examples:
+      facade demo
+      facade topics create posts --partitions 5
+      echo hello | facade produce posts
+      facade consume posts --group readers --from-beginning
+      facade --url redis://localhost:6379 topics list
+    """
+    ctx.obj = Settings(url=url or None)
+
+
+# Each module registers its commands on main when imported.
+from . import clients, demo, server, topics  # noqa: F401
+from .acl import acl
+
+main.add_command(acl)

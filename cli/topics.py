@@ -1,0 +1,141 @@
+"""``facade topics``: create, list, describe, delete, alter."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import click
+
+from facade import Admin
+
+from . import Settings, main, render
+
+
+@main.group()
+def topics() -> None:
+    """Create, list, describe, delete and grow topics.
+
+    \b
+    Example:
+      facade topics create posts --partitions 5 --retention-ms 604800000
+      facade topics list
+    """
+
+
+@topics.command("create")
+@click.argument("name")
+@click.option(
+    "--partitions", "-p", type=int, required=True, metavar="N", help="Number of partitions (1-1024)."
+)
+@click.option("--retention-ms", type=int, metavar="MS", help="Drop records older than MS milliseconds.")
+@click.option(
+    "--max-len", type=int, metavar="N", help="Keep about N records per partition (approximate trim)."
+)
+@click.pass_obj
+def create(
+    settings: Settings, name: str, partitions: int, retention_ms: int | None, max_len: int | None
+) -> None:
+    """Create topic NAME with N partitions.
+
+    Names use 1-249 characters from A-Z a-z 0-9 . _ - (as in Kafka). Without
+    --retention-ms or --max-len records are kept until the topic is deleted.
+
+    \b
+    Example:
+      facade topics create posts --partitions 5
+      facade topics create clicks --partitions 12 --retention-ms 86400000 --max-len 1000000
+    """
+    with Admin(settings.url) as admin:
+        cfg = admin.create_topic(name, partitions, retention_ms=retention_ms, max_len=max_len)
+    s = "" if cfg.partitions == 1 else "s"
+    click.echo(f"Created topic {cfg.name} with {cfg.partitions} partition{s}.")
+
+
+@topics.command("list", short_help="List topics.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array instead of a table.")
+@click.pass_obj
+def list_(settings: Settings, as_json: bool) -> None:
+    """List topics with their partition count, retention and size limit.
+
+    \b
+    Example:
+      facade topics list
+      facade topics list --json | jq -r '.[].name'
+    """
+    with Admin(settings.url) as admin:
+        configs = admin.list_topics()
+    if as_json:
+        click.echo(render.topics_json(configs))
+    else:
+        render.emit(render.topics_table(configs))
+
+
+@topics.command("describe", short_help="Show a topic's partitions, offsets and groups.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.pass_obj
+def describe(settings: Settings, name: str, as_json: bool) -> None:
+    """Show topic NAME: settings, each partition's length, first and last offset and
+    stream key, and the consumer groups reading it.
+
+    \b
+    Example:
+      facade topics describe posts
+      facade topics describe posts --json | jq '.partitions[].length'
+    """
+    with Admin(settings.url) as admin:
+        desc = admin.describe_topic(name)
+    if as_json:
+        click.echo(render.description_json(desc))
+    else:
+        render.emit(render.description_view(desc))
+
+
+@topics.command("delete")
+@click.argument("name")
+@click.pass_obj
+def delete(settings: Settings, name: str) -> None:
+    """Delete topic NAME and all its records.
+
+    \b
+    Example:
+      facade topics delete posts
+    """
+    with Admin(settings.url) as admin:
+        admin.delete_topic(name)
+    click.echo(f"Deleted topic {name}.")
+
+
+@topics.command("alter")
+@click.argument("name")
+@click.option("--partitions", "-p", type=int, required=True, metavar="N", help="New, larger partition count.")
+@click.pass_obj
+def alter(settings: Settings, name: str, partitions: int) -> None:
+    """Raise topic NAME's partition count to N (it can only grow).
+
+    As in Kafka, keys map to different partitions from then on: per-key order
+    holds only among records produced after the change.
+
+    \b
+    Example:
+      facade topics alter posts --partitions 8
+    """
+    with Admin(settings.url) as admin:
+        before = admin.topic(name).partitions
+        with _sdk_warnings_muted():  # the SDK logs the same warning; Kafka's wording is printed instead
+            cfg = admin.alter_partitions(name, partitions)
+    click.echo(render.ALTER_WARNING, err=True)
+    click.echo(f"Topic {cfg.name} now has {cfg.partitions} partitions (was {before}).")
+
+
+@contextlib.contextmanager
+def _sdk_warnings_muted() -> Iterator[None]:
+    log = logging.getLogger("facade")
+    saved = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(saved)
