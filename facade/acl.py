@@ -1,39 +1,53 @@
 """Least-privilege Redis ACL users for facade: one rule set per role.
 
     from facade import acl
-    acl.rules("producer")                       # ACL SETUSER rule tokens
+    acl.rules("producer")                    # ACL SETUSER rule tokens
     acl.acl_command("producer", "orders-api", "s3cret")
-    # 'ACL SETUSER orders-api reset on ">s3cret" resetkeys %R~facade:{meta}:topics ...'
+    # 'ACL SETUSER "orders-api" reset on ">s3cret" clearselectors resetkeys resetchannels -@all ...'
 
-Roles (combine them for a user that needs several: ``rules("consumer", "producer")``):
+or from a shell: ``facade acl print --role producer --user orders-api | redis-cli``.
+
+Roles (a user that needs several gets them all: ``rules("consumer", "producer")``):
 
 ``producer``
-    Send records (``Producer``: idempotent sequences, ``dedup_id``, retention trims, acks="all").
-    Reads topic configs; cannot create, alter or delete topics, cannot read records, and cannot
-    touch consumer groups. ``auto_create=True`` creates topics, which is the admin's right: give
-    such a producer ``rules("producer", "admin")``, or create its topics beforehand.
+    Send records (``Producer``: idempotent sequences, ``dedup_id``, retention, acks=0/1/"all").
+    Reads topic configs; cannot create, alter or delete topics, cannot read records, cannot touch
+    consumer groups. ``auto_create=True`` creates topics, which is the admin's right: give such a
+    producer ``rules("producer", "admin")``, or create its topics beforehand.
 ``consumer``
     Read as a member of a consumer group (``Consumer``: join, heartbeat, leave, poll, commit,
-    seek, committed, offsets_for_times, pause/resume). Cannot append records, trim or delete
-    anything, create topics, or list other groups. A consumer that also writes records
-    (``commit(outputs=...)``, dead-lettering with ``max_deliveries``, ``relay``) needs
-    ``rules("consumer", "producer")``, plus ``admin`` if the dead-letter topic ``<topic>.dlq``
-    does not exist yet.
+    seek, committed, offsets_for_times), and, as in Kafka where it takes READ on the group, reset
+    the offsets of a group that has no live member (``Admin.reset_offsets``). Cannot append, trim
+    or delete records, create or delete topics, delete groups, or list other groups. A consumer
+    that also writes records (``commit(outputs=...)``, dead-lettering with ``max_deliveries``,
+    ``relay``) needs ``rules("consumer", "producer")``, plus ``admin`` if the dead-letter topic
+    ``<topic>.dlq`` does not exist yet.
 ``admin``
     Manage topics and groups (``Admin``: create, list, describe, alter, delete topics; list,
     describe, reset offsets of, delete groups; list dead letters). Cannot produce or consume;
     ``dlq_replay`` re-sends records, so it needs ``rules("admin", "producer")``.
 
-Why these exact commands: facade runs its Lua scripts with EVALSHA, and Redis checks every
-``redis.call`` inside a script against the caller's ACL (commands and keys), and EVALSHA itself
-requires read-and-write access to every key it is given. So each role lists the commands its
-scripts call as well as those the SDK sends directly, and has read-write access to the keys of
-the scripts it runs. Loading a script (SCRIPT LOAD) cannot widen a user's rights for the same
-reason: a script can do nothing its caller could not do directly.
+How the rules are built, and why:
 
-What is refused surfaces as :class:`facade.PermissionDeniedError`; a forbidden write is refused
-before the script changes anything. Needs Redis 7.0+ or Valkey 7.2+ (read-only key patterns
-``%R~``, subcommand rules ``+xinfo|groups``).
+- facade runs Lua scripts with EVALSHA, and Redis checks every ``redis.call`` inside a script
+  against the caller's ACL (command and keys), so a role lists the commands its scripts call as
+  well as those the SDK sends. EVALSHA itself needs read-write access to every key it is given.
+  Loading a script (SCRIPT LOAD) cannot widen a user's rights: a script can do nothing its
+  caller could not do directly.
+- Redis does not undo a script's earlier writes when a later call in it is refused. So each role
+  is a set of **selectors** ``(keys commands)``: a command is allowed only on the keys of a
+  selector that also allows the command. Write commands are granted on exactly the keys the
+  role writes with them (a consumer may HSET owner tokens and group state, but HSETNX only on
+  the group registry and nothing on the topic registry). A script a role is not meant to run is
+  then refused before it starts (EVALSHA's key check) or at its first write, never halfway (one
+  exception: ``partition_init`` run by a consumer, through ``Admin.alter_partitions``, creates
+  the new partition's empty stream before it is refused).
+- Keyless commands (PING, TIME, SCRIPT LOAD, ...) are allowed at the top level.
+
+Refusals surface as :class:`facade.PermissionDeniedError` (a refusal inside a script is reported
+by the server without the NOPERM code, and comes out as a plain BrokerError until
+``errors.from_redis`` recognises it). Needs Redis 7.0+ or Valkey 7.2+
+(selectors, read-only/write-only key patterns ``%R~``/``%W~``, subcommand rules).
 """
 
 from __future__ import annotations
@@ -43,95 +57,120 @@ from collections.abc import Iterable
 from . import keys
 from .errors import ConfigError
 
-__all__ = ["ROLES", "acl_command", "rules"]
+__all__ = ["LATEST", "ROLES", "acl_command", "rules"]
 
 ROLES = ("producer", "consumer", "admin")
 LATEST = (7, 2)
-"""The server version rules() assumes by default: Redis 7.2+ or any Valkey."""
+"""The server version rules() assumes by default: Redis 7.2 or later, or any Valkey."""
 
 _P = keys.PREFIX
+_TOPICS = keys.TOPICS  # facade:{meta}:topics
+_GROUPS = keys.GROUPS  # facade:{meta}:groups
 
-# Every role: what redis-py sends on each connection, and how facade runs its scripts.
-_COMMON = (
-    # redis-py: PING (health checks every 30 s), SELECT (a /db in the URL). AUTH and HELLO need no
-    # rule. (CLIENT SETINFO, sent on connect, is added for servers that know it: see rules().)
+# Partition keys of any topic, and coordination keys of any group (see facade/keys.py). The
+# brace is literal in a Redis glob, so "{*}" only matches a hash tag.
+_LOG, _OWN, _DONE = f"{_P}:{{*}}:log", f"{_P}:{{*}}:own", f"{_P}:{{*}}:done"
+_PRODUCER_STATE = (f"{_P}:{{*}}:pid", f"{_P}:{{*}}:pidx", f"{_P}:{{*}}:dedup", f"{_P}:{{*}}:dedupx")
+_GROUP_KEYS = (f"{_P}:{{g/*}}:state", f"{_P}:{{g/*}}:members", f"{_P}:{{g/*}}:deadlines")
+
+
+def _rw(*patterns: str) -> tuple[str, ...]:
+    """Read-write key rules for ``patterns``."""
+    return tuple("~" + p for p in patterns)
+
+
+# Keyless commands every role sends.
+_TOP_LEVEL = (
+    # redis-py: PING (health checks), SELECT (a /db in the URL). AUTH and HELLO need no rule.
+    # CLIENT SETINFO (sent on connect) is added for servers that know it: see rules().
     "+ping", "+select",
-    # facade's Lua scripts through redis-py's Script: EVALSHA, and after a restart or SCRIPT FLUSH
-    # SCRIPT EXISTS + SCRIPT LOAD (before pipelines) or SCRIPT LOAD on NOSCRIPT. No EVAL.
-    "+evalsha", "+script|load", "+script|exists",
-    # The server clock: every script that stamps or expires something calls TIME.
+    # Scripts go through redis-py's Script: after a restart or SCRIPT FLUSH it reloads them with
+    # SCRIPT EXISTS + SCRIPT LOAD (pipelines) or SCRIPT LOAD on NOSCRIPT. EVALSHA has keys, so it
+    # is granted in each role's selectors; EVAL is never used.
+    "+script|load", "+script|exists",
+    # The server clock: scripts that stamp or expire something call TIME.
     "+time",
 )  # fmt: skip
 
-_PRODUCER_KEYS = (
-    # Topic configs (partition count, retention): read only, so no topic can be created,
-    # altered or deleted.
-    f"%R~{_P}:{{meta}}:topics",
-    # Per partition, what the produce script touches: the stream, idempotent-producer state
-    # (:pid, :pidx) and dedup ids (:dedup, :dedupx). Not :own/:done (consumer groups).
-    f"~{_P}:{{*}}:log", f"~{_P}:{{*}}:pid", f"~{_P}:{{*}}:pidx", f"~{_P}:{{*}}:dedup", f"~{_P}:{{*}}:dedupx",
+# Reading topic configs (partition count, retention), read only: HGET one, HGETALL all (the
+# metadata Kafka clients also get; `facade produce` and `consume` list topics to check the URL).
+_READ_TOPICS = ((f"%R~{_TOPICS}",), ("+hget", "+hgetall"))
+
+_PRODUCER = (
+    _READ_TOPICS,
+    # The produce script, on each partition's stream, idempotent-producer state (:pid, :pidx)
+    # and dedup ids (:dedup, :dedupx); not the consumer keys (:own, :done), no DEL.
+    (
+        _rw(_LOG, *_PRODUCER_STATE),
+        (
+            "+evalsha",
+            # The topic still exists; append; retention trims.
+            "+exists", "+xadd", "+xtrim",
+            # Ack-aware retention reads how far each group got: group names and pending IDs
+            # (XINFO GROUPS, XPENDING summary) and the length, never records (no XRANGE/XREAD).
+            "+xinfo|groups", "+xpending", "+xlen",
+            # Producer sequences and dedup ids, and their expiry.
+            "+hget", "+hset", "+hdel", "+zadd", "+zrem", "+zscore", "+zrangebyscore", "+zcard", "+zpopmin",
+        ),
+    ),
 )  # fmt: skip
-_PRODUCER_COMMANDS = (
-    # Topic lookup (HGET); produce.lua: EXISTS (topic still there), XADD, then XTRIM (retention).
-    "+hget", "+exists", "+xadd", "+xtrim",
-    # produce.lua, retention that spares unacknowledged records: how far each group has read
-    # (XINFO GROUPS, XPENDING summary) and the stream length. Group names and pending IDs, not
-    # records: a producer still cannot read what others sent.
-    "+xinfo|groups", "+xpending", "+xlen",
-    # produce.lua, idempotence and dedup ids: sequence state and its expiry.
-    "+hset", "+hdel", "+zadd", "+zrem", "+zscore", "+zrangebyscore", "+zcard", "+zpopmin",
-    # acks="all": INFO replication (how many replicas) and WAIT after the writes. acks_fsync
-    # (WAITAOF, Redis 7.2+ / Valkey 8+) is added by rules(..., acks_fsync=True).
-    "+info", "+wait",
+# acks="all": INFO replication (how many replicas) and WAIT after the writes (both keyless).
+# acks_fsync adds WAITAOF (rules(..., acks_fsync=True)).
+_PRODUCER_TOP = ("+info", "+wait")
+
+_CONSUMER = (
+    _READ_TOPICS,
+    # Registering the group (for `facade groups list`): HSETNX on the group registry, write only,
+    # so other groups stay unlisted.
+    ((f"%W~{_GROUPS}",), ("+hsetnx",)),
+    # Partition streams (read, and their Redis consumer groups), owner tokens (:own), processed
+    # marks (:done), group coordination (state, members, session deadlines). No XADD, XTRIM,
+    # XDEL, DEL or XGROUP DESTROY: a consumer never writes or deletes records or groups.
+    (
+        _rw(_LOG, _OWN, _DONE, *_GROUP_KEYS),
+        (
+            "+evalsha",
+            # claim / release / fetch / commit / set_position (seek): owner tokens, marks, the
+            # stream's consumer group and its pending entries.
+            "+exists", "+hget", "+hset", "+hdel", "+xgroup|create", "+xgroup|setid", "+xreadgroup",
+            "+xack", "+xpending", "+xinfo|groups", "+xinfo|stream",
+            # group_join / group_heartbeat / group_sync / group_leave: members, deadlines, generation.
+            "+hexists", "+hmget", "+hgetall", "+hincrby", "+zadd", "+zrem", "+zscore", "+zrangebyscore",
+            # poll's blocking wait (XREAD BLOCK), offsets_for_times and committed().
+            "+xread", "+xrange", "+xrevrange",
+        ),
+    ),
 )  # fmt: skip
 
-_CONSUMER_KEYS = (
-    f"%R~{_P}:{{meta}}:topics",
-    # HSETNX registers the group for `facade groups list`; write only: other groups stay unlisted.
-    f"%W~{_P}:{{meta}}:groups",
-    # Per partition: the stream (read, and its Redis consumer group), the owner tokens (:own) and
-    # the processed marks (:done). Not the producer state.
-    f"~{_P}:{{*}}:log", f"~{_P}:{{*}}:own", f"~{_P}:{{*}}:done",
-    # Group coordination: generation and assignment, members, session deadlines.
-    f"~{_P}:{{g/*}}:state", f"~{_P}:{{g/*}}:members", f"~{_P}:{{g/*}}:deadlines",
-)  # fmt: skip
-_CONSUMER_COMMANDS = (
-    # Topic lookup, group registration; owner tokens (claim, release, fetch, commit); marks.
-    "+hget", "+hsetnx", "+hset", "+hdel",
-    # group_join / group_heartbeat / group_leave / group_sync: members, deadlines, generation.
-    "+hexists", "+hmget", "+hgetall", "+hincrby", "+zadd", "+zrem", "+zscore", "+zrangebyscore",
-    # claim / fetch / commit / set_position (seek): the stream's consumer group. No XADD, XTRIM,
-    # XDEL or DEL: a consumer never writes or deletes records.
-    "+exists", "+xgroup|create", "+xgroup|setid", "+xreadgroup", "+xack", "+xpending",
-    "+xinfo|groups", "+xinfo|stream",
-    # poll's blocking wait (XREAD BLOCK), offsets_for_times and committed() (XRANGE, XREVRANGE).
-    "+xread", "+xrange", "+xrevrange",
-)  # fmt: skip
-
-_ADMIN_KEYS = (
-    # Every facade key: topics are created and deleted, groups reset and deleted.
-    f"~{_P}:*",
-)
-_ADMIN_COMMANDS = (
-    # Topic and group registries: create (HEXISTS, topic_register: HGET, HSET), list (HGETALL,
-    # HKEYS), delete (HDEL); group state for describe (HMGET, HGETALL) and resets (HSETNX).
-    "+hget", "+hgetall", "+hkeys", "+hexists", "+hmget", "+hset", "+hsetnx", "+hdel",
-    # partition_init: EXISTS, XGROUP CREATE ... MKSTREAM then DESTROY (an empty stream); delete
-    # topic: DEL of each partition's keys; delete group: group_delete (ZCOUNT, DEL), XGROUP DESTROY.
-    "+exists", "+del", "+xgroup|create", "+xgroup|destroy", "+zcount",
-    # describe topic / group: lengths, ends, groups, pending, live members (ZRANGEBYSCORE).
-    "+xlen", "+xrange", "+xrevrange", "+xinfo|groups", "+xinfo|stream", "+xpending", "+zrangebyscore",
-    # reset offsets (set_position): move the group, acknowledge what lies before the new position.
-    "+xgroup|setid", "+xack",
-    # dlq_replay removes replayed dead letters (re-sending them needs the producer role).
-    "+xdel",
+_ADMIN = (
+    # Every facade key: read it, delete it, and manage streams' consumer groups. No XADD or
+    # XREADGROUP (no producing or consuming), and no hash/zset writes except below, so a
+    # consumer's or producer's script run by an admin is refused at its first write.
+    (
+        _rw(f"{_P}:*"),
+        (
+            "+evalsha",
+            # Topic and group registries: read, list; group state for describe.
+            "+hget", "+hgetall", "+hkeys", "+hexists", "+hmget",
+            # partition_init: EXISTS, XGROUP CREATE ... MKSTREAM then DESTROY (an empty stream).
+            # delete topic: DEL of each partition's keys; delete group: group_delete (ZCOUNT, DEL)
+            # and XGROUP DESTROY on each stream.
+            "+exists", "+del", "+xgroup|create", "+xgroup|destroy", "+zcount",
+            # describe topic / group: lengths, ends, groups, pending, live members.
+            "+xlen", "+xrange", "+xrevrange", "+xinfo|groups", "+xinfo|stream", "+xpending", "+zrangebyscore",
+            # reset offsets (set_position): move the group; acknowledge what lies before it.
+            "+xgroup|setid", "+xack",
+            # dlq_replay removes replayed dead letters (re-sending them needs the producer role).
+            "+xdel",
+        ),
+    ),
+    # Hash writes only where admin operations make them: register/alter/unregister topics
+    # (topic_register HSET, delete HDEL), register/unregister groups (HSETNX, HDEL), and drop a
+    # deleted group's owner tokens (HDEL :own).
+    (_rw(_TOPICS, _GROUPS, _OWN), ("+hset", "+hsetnx", "+hdel")),
 )  # fmt: skip
 
-_ROLES = {
-    "producer": (_PRODUCER_KEYS, _PRODUCER_COMMANDS),
-    "consumer": (_CONSUMER_KEYS, _CONSUMER_COMMANDS),
-    "admin": (_ADMIN_KEYS, _ADMIN_COMMANDS),
-}
+_ROLES = {"producer": (_PRODUCER, _PRODUCER_TOP), "consumer": (_CONSUMER, ()), "admin": (_ADMIN, ())}
 
 
 def _roles(role: str | Iterable[str]) -> list[str]:
@@ -141,7 +180,7 @@ def _roles(role: str | Iterable[str]) -> list[str]:
     for r in chosen:
         if r not in _ROLES:
             raise ConfigError(f"unknown role {r!r}: use {', '.join(ROLES)}")
-    return chosen
+    return list(dict.fromkeys(chosen))
 
 
 def _version(server_version: object) -> tuple[int, ...]:
@@ -152,42 +191,51 @@ def _version(server_version: object) -> tuple[int, ...]:
         if not all(p.isascii() and p.isdigit() for p in parts):
             raise ConfigError(f"bad server version {server_version!r}: write it like 7.2 or 7.0.15")
         server_version = tuple(int(p) for p in parts)
-    if not isinstance(server_version, tuple) or not all(isinstance(p, int) for p in server_version):
-        raise ConfigError(f"server_version must be a tuple like (7, 2) or a string like '7.2', got {server_version!r}")
+    if (
+        not isinstance(server_version, tuple)
+        or not server_version
+        or not all(isinstance(p, int) and not isinstance(p, bool) for p in server_version)
+    ):
+        raise ConfigError(
+            f"server_version must be a tuple like (7, 2) or a string like '7.2', got {server_version!r}"
+        )
     if server_version < (7, 0):
         raise ConfigError(
-            f"facade's ACL rules need Redis 7.0+ or Valkey 7.2+ (read-only key patterns %R~), not {server_version}"
+            f"facade's ACL rules need Redis 7.0+ or Valkey 7.2+ (ACL selectors), not {'.'.join(map(str, server_version))}"
         )
     return server_version
 
 
-def rules(*roles: str, acks_fsync: bool = False, server_version: tuple[int, ...] | str | None = None) -> list[str]:
+def rules(
+    *roles: str, acks_fsync: bool = False, server_version: tuple[int, ...] | str | None = None
+) -> list[str]:
     """The ``ACL SETUSER`` rule tokens for a user with ``roles`` (one or more of :data:`ROLES`).
 
-    The tokens start from nothing (``resetkeys``, ``resetchannels``, ``-@all``), so applying them
-    to an existing user replaces its key and command rights (not its password or on/off state).
+    The tokens start from nothing (``clearselectors``, ``resetkeys``, ``resetchannels``,
+    ``-@all``), so applying them to an existing user replaces all its rights (not its password
+    or on/off state). Each selector is one token, ``"(keys commands)"``.
 
-    ``server_version`` (Redis numbering, e.g. ``(7, 0)`` or ``"7.0"``; any Valkey counts as 7.2+;
-    default: 7.2 or later): servers before 7.2 refuse rules for commands they do not have, so
-    CLIENT SETINFO (sent by redis-py on connect) is left out for them. ``acks_fsync=True`` adds
-    WAITAOF, for producers with ``acks_fsync`` (Redis 7.2+ / Valkey 8+).
+    ``server_version`` (Redis numbering, e.g. ``(7, 0)`` or ``"7.0"``; any Valkey counts as
+    7.2+; default :data:`LATEST`): servers before 7.2 refuse rules for commands they do not have,
+    so CLIENT SETINFO (sent by redis-py on connect) is left out for them. ``acks_fsync=True``
+    adds WAITAOF, for producers with ``acks_fsync`` (Redis 7.2+ / Valkey 8+).
     """
     chosen = _roles(roles)
     version = _version(server_version)
-    key_rules: list[str] = []
-    commands: list[str] = list(_COMMON)
+    top = list(_TOP_LEVEL)
     if version >= (7, 2):
-        # Without it the refusal is harmless (redis-py ignores it) but fills ACL LOG.
-        commands.append("+client|setinfo")
+        # Without it the refusal is harmless (redis-py ignores it) but adds to ACL LOG on each connect.
+        top.append("+client|setinfo")
+    selectors: list[str] = []
     for r in chosen:
-        k, c = _ROLES[r]
-        key_rules += k
-        commands += c
+        role_selectors, role_top = _ROLES[r]
+        top += role_top
+        selectors += ["(" + " ".join((*k, *c)) + ")" for k, c in role_selectors]
     if acks_fsync:
         if version < (7, 2):
             raise ConfigError("acks_fsync uses WAITAOF, which needs Redis 7.2+ or Valkey 8+")
-        commands.append("+waitaof")
-    return ["resetkeys", *_dedupe(key_rules), "resetchannels", "-@all", *_dedupe(commands)]
+        top.append("+waitaof")
+    return ["clearselectors", "resetkeys", "resetchannels", "-@all", *_dedupe(top), *_dedupe(selectors)]
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:
@@ -199,11 +247,10 @@ def quote(token: str) -> str:
     non-printable or non-ASCII byte escaped (``\\xHH`` of its UTF-8 bytes)."""
     out = []
     for b in token.encode("utf-8"):
-        c = chr(b)
-        if c in '\\"':
-            out.append("\\" + c)
+        if b in b'\\"':
+            out.append("\\" + chr(b))
         elif 0x20 <= b < 0x7F:
-            out.append(c)
+            out.append(chr(b))
         else:
             out.append(f"\\x{b:02x}")
     return '"' + "".join(out) + '"'
@@ -222,16 +269,17 @@ def acl_command(
     several). ``reset`` first: whatever the user could do before is replaced. ``acks_fsync`` and
     ``server_version`` are those of :func:`rules`.
 
-    The user name and the password are quoted for redis-cli, so any characters are safe. Connect
-    with ``redis://USER:PASSWORD@host:port`` (percent-encode special characters in the URL).
+    The user name, the password and each selector are quoted for redis-cli, so any characters
+    are safe. Connect with ``redis://USER:PASSWORD@host:port`` (percent-encode special characters).
     """
     chosen = _roles(role)
     if not isinstance(user, str) or not user:
         raise ConfigError("the ACL user name must be a non-empty string")
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in user):
+    if any(c.isspace() or not c.isprintable() for c in user):
         raise ConfigError(f"the ACL user name {user!r} must not contain spaces or control characters")
     if not isinstance(password, str) or not password:
         raise ConfigError("the ACL password must be a non-empty string")
     tokens = ["ACL", "SETUSER", quote(user), "reset", "on", quote(">" + password)]
-    tokens += rules(*chosen, acks_fsync=acks_fsync, server_version=server_version)
+    for token in rules(*chosen, acks_fsync=acks_fsync, server_version=server_version):
+        tokens.append(quote(token) if " " in token else token)
     return " ".join(tokens)
