@@ -16,6 +16,8 @@ from .records import _NO_HEADERS, Message
 KEY = b"key"
 VALUE = b"value"
 HEADER_PREFIX = b"h:"
+# A record's fields go through Lua's unpack(), whose stack holds about 8000 values.
+MAX_HEADERS = 1000
 
 
 def to_bytes(value: Any, what: str) -> bytes:
@@ -50,6 +52,8 @@ def encode(
     if headers:
         if not isinstance(headers, Mapping):
             raise ConfigError(f"headers must be a mapping of str to bytes or str, not {type(headers).__name__}")
+        if len(headers) > MAX_HEADERS:
+            raise ConfigError(f"a record may have at most {MAX_HEADERS} headers, got {len(headers)}")
         for name, hv in headers.items():
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"header names must be non-empty strings, got {name!r}")

@@ -195,7 +195,14 @@ def from_redis(exc: BaseException, context: str = "") -> FacadeError:
     code = text.split(" ", 1)[0] if text[:1].isupper() else ""
     if isinstance(exc, rexc.AuthenticationError) or code in ("WRONGPASS", "NOAUTH"):
         return AuthenticationError(f"{lead}authentication failed ({text}); check the user and password in the URL")
-    if isinstance(exc, rexc.NoPermissionError) or code == "NOPERM":
+    # A command refused inside a Lua script carries no NOPERM code: Valkey / Redis 7.2+ say
+    # "ACL failure in script", Redis 7.0 "The user executing the script can't run this command".
+    if (
+        isinstance(exc, rexc.NoPermissionError)
+        or code == "NOPERM"
+        or "ACL failure in script" in text
+        or "user executing the script can't" in text
+    ):
         return PermissionDeniedError(f"{lead}{text}; grant the rules from `facade acl print` to this user")
     if isinstance(exc, rexc.TimeoutError):
         return BrokerTimeoutError(f"{lead}no reply from the server in time ({text}); the outcome is unknown")
@@ -224,4 +231,5 @@ _SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
     "UNKNOWNMEMBER": UnknownMemberError,
     "GROUPBUSY": GroupError,
     "OUTOFORDER": OutOfOrderSequenceError,
+    "NOPERM": PermissionDeniedError,
 }

@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- claim: take ownership of one partition for a group member (and create the stream's group).
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log
 -- KEYS[2]  partition owners hash       facade:{T/P}:own   (group -> "member|generation")

@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- commit: acknowledge delivered records of one partition, if the committer still owns it, and
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 -- record how far the group has processed it.
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log

@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- fetch: acknowledge what the owner committed, then read the next records of one partition.
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log
 -- KEYS[2]  partition owners hash       facade:{T/P}:own

@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- group_delete: remove a consumer group's coordination state, if it has no live member.
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 --
 -- KEYS[1]  group state hash            facade:{g/G}:state
 -- KEYS[2]  group members hash          facade:{g/G}:members

@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- group_heartbeat: keep a member alive, expire silent ones, and report the group's state.
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 --
 -- KEYS[1]  group state hash            facade:{g/G}:state
 -- KEYS[2]  group members hash          facade:{g/G}:members

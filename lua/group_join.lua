@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- group_join: add (or refresh) a member of a consumer group and start a new generation.
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 --
 -- KEYS[1]  group state hash            facade:{g/G}:state     (generation, assignment, ...)
 -- KEYS[2]  group members hash          facade:{g/G}:members   (member -> JSON metadata)

@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- group_sync: store the assignment computed for one generation, unless the group moved on.
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 --
 -- KEYS[1]  group state hash            facade:{g/G}:state
 -- ARGV[1]  the generation the assignment was computed for

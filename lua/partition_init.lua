@@ -6,6 +6,12 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
+-- Both steps must be allowed before the first: a user allowed only to create would leave a
+-- stray group behind (Redis does not undo a script's earlier writes when a later one is refused).
+if not redis.acl_check_cmd('XGROUP', 'CREATE', KEYS[1], '__facade_init__', '$', 'MKSTREAM')
+   or not redis.acl_check_cmd('XGROUP', 'DESTROY', KEYS[1], '__facade_init__') then
+  return redis.error_reply('NOPERM this user may not create partition streams (needs the admin role)')
+end
 -- A stream cannot be created empty by XADD; a consumer group with MKSTREAM can, and is dropped at once.
 redis.call('XGROUP', 'CREATE', KEYS[1], '__facade_init__', '$', 'MKSTREAM')
 redis.call('XGROUP', 'DESTROY', KEYS[1], '__facade_init__')

@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- release: give up ownership of one partition (on revoke or close).
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 --
 -- KEYS[1]  partition owners hash       facade:{T/P}:own
 -- ARGV[1]  group id

@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- set_position: move a group's read position on one partition (seek, offset reset).
+-- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log
 -- KEYS[2]  partition owners hash       facade:{T/P}:own

@@ -300,3 +300,55 @@ def test_poll_never_returns_more_than_max_records(url):
             total += len(batch)
             c.commit()
         assert max(sizes) <= 3 and total == 80
+
+
+def test_stale_member_never_takes_a_partition_from_a_newer_generation(url):
+    setup_topic(url, partitions=2)
+    a = Consumer("t", "g", url, **FAST)
+    c = Consumer("t", "g", url, **FAST)
+    try:
+        wait_until(lambda: settle([a, c], 2) or (len(a.assignment()) == 1 and len(c.assignment()) == 1), timeout=10)
+        (tp,) = c.assignment()
+        r = redis.Redis.from_url(url)
+        c_token = r.hget(keys.owners(tp.topic, tp.partition), "g").decode()
+        # a as it would be while still following the previous generation, without c in it.
+        a._assignment_gen = str(int(a._assignment_gen) - 1)
+        a._assignment_members = {a.member_id}
+        a._to_claim = {tp}
+        a._holders[tp] = c_token
+        a._next_claim = 0.0
+
+        a._claim()
+        assert r.hget(keys.owners(tp.topic, tp.partition), "g").decode() == c_token
+        assert tp not in a.assignment()
+        r.close()
+    finally:
+        a.close()
+        c.close()
+
+
+def test_partition_taken_by_mistake_is_won_back(url):
+    setup_topic(url, partitions=2)
+    opts = {"heartbeat_interval_ms": 50, "session_timeout_ms": 1000}
+    a = Consumer("t", "g", url, **opts)
+    c = Consumer("t", "g", url, **opts)
+    try:
+        wait_until(lambda: settle([a, c], 2) or (len(a.assignment()) == 1 and len(c.assignment()) == 1), timeout=10)
+        (tp,) = c.assignment()
+        r = redis.Redis.from_url(url)
+        # A live member holds c's partition without knowing it (what a stale claim used to do).
+        r.hset(keys.owners(tp.topic, tp.partition), "g", f"{a.member_id}|{c._assignment_gen}|stray")
+
+        def back():
+            settle([a, c], 1)
+            return tp in c.assignment()
+
+        wait_until(lambda: not back(), timeout=10, what="c notices it was fenced")
+        wait_until(back, timeout=10, what="c wins its partition back")
+        produce(url, "t", 40, keys_=40)
+        got = drain([a, c], 40)
+        assert len(got[0]) + len(got[1]) == 40
+        r.close()
+    finally:
+        a.close()
+        c.close()

@@ -11,7 +11,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from .. import keys
-from ..errors import ConfigError, from_redis
+from ..errors import ConfigError, PermissionDeniedError, from_redis
 from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
 from . import dlq, groups
 from .client import Connection, topic_from_json, topic_to_json
@@ -86,8 +86,14 @@ class Admin:
         readers: set[str] = set()
         for p in range(cfg.partitions):
             length, first, last, ginfo = results[4 * p : 4 * p + 4]
-            if isinstance(ginfo, Exception):  # stream missing: reported as empty
-                ginfo = []
+            for r in (length, first, last):
+                if isinstance(r, Exception):
+                    raise from_redis(r, f"describing topic {name}")
+            if isinstance(ginfo, Exception):
+                error = from_redis(ginfo, f"describing topic {name}")
+                if isinstance(error, PermissionDeniedError):
+                    raise error
+                ginfo = []  # the stream is missing (a partition being created): no groups yet
             parts.append(
                 PartitionInfo(
                     p,

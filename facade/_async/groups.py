@@ -251,6 +251,8 @@ async def delete_group(conn: Connection, group: str) -> int:
 
     Returns the number of partitions the group had read."""
     keys.validate_name(group, "group")
+    if not await conn.command(f"deleting group {group}", "HEXISTS", keys.GROUPS, group):
+        raise GroupError(f"group {group!r} does not exist; `facade groups list` shows the groups")
     await conn.script("group_delete", list(keys.group_keys(group)), [], f"deleting group {group}")
     pipe = conn.redis.pipeline(transaction=False)
     for tp in await _all_partitions(conn):

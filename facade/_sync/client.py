@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from .. import keys
 from ..connection import BrokerUrl, create_client, resolve_url
-from ..errors import FacadeError, UnknownTopicError, from_redis
+from ..errors import ConfigError, FacadeError, UnknownTopicError, from_redis
 from ..records import TopicConfig
 from ..scripts import Scripts
 from . import _backend
@@ -61,21 +61,36 @@ class Connection:
         # retry is facade's own, under the idempotent producer's sequences.
         self.redis = create_client(self.url, is_async=_backend.IS_ASYNC, retry=Retry(ExponentialBackoff(0.2, 0.02), 1))
         self.scripts = Scripts(self.redis)
+        # Whether any command ever succeeded: retries ride out failures of a working connection,
+        # but a server that was never reached fails fast.
+        self.connected = False
+        self.closed = False
 
     def close(self) -> None:
+        self.closed = True
         self.redis.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ConfigError("this client is closed; create a new one")
 
     def script(self, name: str, keys_: Sequence[str], args: Sequence[Any], context: str) -> Any:
         """Run one script; redis errors come out as FacadeErrors that lead with ``context``."""
+        self._check_open()
         try:
-            return getattr(self.scripts, name)(keys=keys_, args=args)
+            result = getattr(self.scripts, name)(keys=keys_, args=args)
+            self.connected = True
+            return result
         except RedisError as exc:
             raise from_redis(exc, context) from exc
 
     def command(self, context: str, *args: Any) -> Any:
         """Run one command, converting errors."""
+        self._check_open()
         try:
-            return self.redis.execute_command(*args)
+            result = self.redis.execute_command(*args)
+            self.connected = True
+            return result
         except RedisError as exc:
             raise from_redis(exc, context) from exc
 
@@ -91,6 +106,7 @@ class Connection:
         A connection failure fails the whole call; a script error only its own slot. ``tail`` is
         how WAIT / WAITAOF follow the writes on the same connection (acks="all").
         """
+        self._check_open()
         try:
             pipe = self.redis.pipeline(transaction=False)
             for name, keys_, args in calls:
@@ -98,6 +114,7 @@ class Connection:
             for command in tail:
                 pipe.execute_command(*command)
             results = pipe.execute(raise_on_error=False)
+            self.connected = True
         except RedisError as exc:
             raise from_redis(exc, context) from exc
         return [from_redis(r, context) if isinstance(r, Exception) else r for r in results]
@@ -121,7 +138,8 @@ class Connection:
             try:
                 return self.command(context, *args)
             except FacadeError as exc:
-                if not exc.retriable or _backend.monotonic() + pause > deadline:
+                # A server never reached is a wrong URL or a server that is down: say so at once.
+                if not exc.retriable or not self.connected or _backend.monotonic() + pause > deadline:
                     raise
             _backend.sleep(pause)
             pause = min(pause * 2, 1.0)

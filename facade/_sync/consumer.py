@@ -54,6 +54,13 @@ _ACK_CHUNK = 4000
 # Outputs of commit(outputs=...) obey the producer's default record size limit.
 _MAX_OUTPUT_BYTES = 1024 * 1024
 _FETCH_MODES = {"at-least-once": "", "at-most-once": "noack", "exactly-once": "idempotent"}
+
+
+def _token_parts(token: str) -> tuple[str, int]:
+    """(member id, generation) of an owner token "member|generation|incarnation"."""
+    parts = token.split("|")
+    gen = parts[1] if len(parts) > 1 else ""
+    return parts[0], int(gen) if gen.isdigit() else 0
 # How often a member retries claiming a partition whose previous owner has not released it yet.
 _CLAIM_RETRY_S = 0.05
 
@@ -94,7 +101,12 @@ class Consumer:
         on_revoke: Callable[[set[TopicPartition]], Any] | None = None,
         **options: Any,
     ) -> None:
-        names = [topics] if isinstance(topics, str) else list(topics)
+        if isinstance(topics, str):
+            names = [topics]
+        elif isinstance(topics, Iterable) and not isinstance(topics, (bytes, bytearray)):
+            names = list(topics)
+        else:
+            raise ConfigError(f"topics must be a topic name or a list of names, not {type(topics).__name__}")
         if not names:
             raise ConfigError("subscribe to at least one topic")
         self.topics: tuple[str, ...] = tuple(sorted({keys.validate_name(t) for t in names}))
@@ -124,6 +136,7 @@ class Consumer:
         self._owned: dict[TopicPartition, _Owned] = {}
         self._to_claim: set[TopicPartition] = set()
         self._holders: dict[TopicPartition, str] = {}  # who held a partition we failed to claim
+        self._blocked_since: dict[tuple[TopicPartition, str], float] = {}  # (partition, holder) -> first seen
         self._delivered: dict[TopicPartition, list[str]] = {}
         self._next_heartbeat = 0.0
         self._next_claim = 0.0
@@ -301,13 +314,27 @@ class Consumer:
         wanted = sorted(self._to_claim)
         token = f"{self.member_id}|{self._assignment_gen}|{self._incarnation}"
         calls = []
+        now = _backend.monotonic()
         for tp in wanted:
             holder = self._holders.get(tp, "")
-            holder_id = holder.split("|", 1)[0]
-            # Take over only from a member that is no longer in the group (left or expired), or
-            # from an earlier process of this same static member.
-            gone = holder_id not in self._assignment_members or holder_id == self.member_id
-            expected = holder if holder and gone else ""
+            expected = ""
+            if holder:
+                holder_id, holder_gen = _token_parts(holder)
+                if holder_gen > int(self._assignment_gen or 0):
+                    # The holder claimed under a newer assignment than ours: we are the stale one.
+                    self._next_heartbeat = 0.0
+                else:
+                    # Take over only from a member that is no longer in the group (left or
+                    # expired), from an earlier process of this same static member, or from a
+                    # live member that has not released a partition assigned elsewhere within a
+                    # whole session (it would have seen the assignment several times over).
+                    since = self._blocked_since.setdefault((tp, holder), now)
+                    gone = (
+                        holder_id not in self._assignment_members
+                        or holder_id == self.member_id
+                        or now - since > self._session / 1000
+                    )
+                    expected = holder if gone else ""
             calls.append(
                 ("claim", [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
                  [self.group, token, expected, start])
@@ -325,11 +352,23 @@ class Consumer:
                 self._owned[tp] = _Owned(token, detail)
                 self._to_claim.discard(tp)
                 self._holders.pop(tp, None)
+                self._blocked_since = {k: v for k, v in self._blocked_since.items() if k[0] != tp}
                 gained.add(tp)
             else:
                 self._holders[tp] = detail
         if gained and self._on_assign is not None:
             _backend.maybe_await(self._on_assign(gained))
+
+    def _lost(self, partitions: set[TopicPartition]) -> None:
+        """Partitions found fenced (another token holds them) or deleted: stop reading them and
+        ask the group now. One the current assignment still gives us is claimed again: either
+        its holder is moving off it, or it took it by mistake and the claim rules win it back."""
+        for tp in partitions:
+            self._owned.pop(tp, None)
+            self._delivered.pop(tp, None)
+            if tp in self._assigned:
+                self._to_claim.add(tp)
+        self._next_heartbeat = 0.0
 
     def _coordinate(self) -> None:
         if not self._joined:
@@ -350,7 +389,7 @@ class Consumer:
         """
         if self._closed:
             raise ConfigError("the consumer is closed; create a new one")
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or not timeout_ms >= 0:
             raise ConfigError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
         limit = self.config.max_poll_records if max_records is None else max_records
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -377,7 +416,7 @@ class Consumer:
     def _ride_out(self, exc: FacadeError) -> None:
         """Wait a little after a retriable failure (server restart, failover); re-raise anything
         else, or the failure itself once it has lasted ``reconnect_timeout_ms``."""
-        if not exc.retriable:
+        if not exc.retriable or not self._conn.connected:
             raise exc
         now = _backend.monotonic()
         if self._outage_since is None:
@@ -403,7 +442,7 @@ class Consumer:
         mode = _FETCH_MODES[self.config.guarantee]
         calls = []
         for tp in order:
-            per = counts[tp]
+            per = min(counts[tp], _ACK_CHUNK)  # what fetch.lua may have to acknowledge in one unpack()
             o = self._owned[tp]
             acks = self._ack_later.pop(tp, [])
             if len(acks) > _ACK_CHUNK:
@@ -449,11 +488,7 @@ class Consumer:
             if dead:
                 self._dead_letter(tp, dead)
         if lost:
-            # Fenced (a newer owner holds it) or deleted: stop reading it and ask the group now.
-            for tp in lost:
-                self._owned.pop(tp, None)
-                self._delivered.pop(tp, None)
-            self._next_heartbeat = 0.0
+            self._lost(lost)
         return out
 
     def _dead_letter(self, tp: TopicPartition, dead: list[Message]) -> None:
@@ -690,9 +725,7 @@ class Consumer:
             elif isinstance(result, Exception) and first_error is None:
                 first_error = result
         if fenced:
-            for tp in fenced:
-                self._owned.pop(tp, None)
-            self._next_heartbeat = 0.0
+            self._lost(fenced)
             names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(fenced))
             raise CommitFailedError(
                 f"commit refused for {names}: member {self.member_id} no longer owns them (another member "
