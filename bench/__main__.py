@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--quick", action="store_true", help=f"a smoke run: {QUICK['messages']} records, 1 round")
     add("--json-out", type=Path, default=DEFAULT_JSON, metavar="PATH", help="results (default %(default)s)")
+    add("--no-targets", action="store_true", help="skip memory, latency and growth measurements")
+    add("--growth-max", type=int, default=1_000_000, metavar="N",
+        help="largest record count of the growth curve (default %(default)s; the issue's 5000000 takes minutes)")
     args = ap.parse_args(argv)
     # Explicit --messages / --rounds win over --quick.
     preset = QUICK if args.quick else {"messages": 200_000, "rounds": 3}
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                         style="dim",
                     )
             _flush(server.url)
+            extra = {} if args.no_targets else _targets(console, server.url, args)
     except (BenchError, ServerError) as exc:
         console.print(f"bench failed: {exc}", style="red", markup=False, highlight=False)
         return 1
@@ -100,10 +104,37 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table(results, title=f"facade SDK vs raw redis-py: median of {args.rounds} round(s)"))
     console.print(legend(results), style="dim", highlight=False, markup=False)
     doc = document(results, settings=settings, server=info, machine=machine, date=date)
+    doc["targets"] = extra
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
     console.print(f"results written to {args.json_out}", soft_wrap=True)
     return 0
+
+
+def _targets(console: Console, url: str, args: argparse.Namespace) -> dict:
+    from rich.table import Table
+
+    from . import targets
+
+    small = args.quick
+    mem = targets.memory_per_record(url, 2000 if small else 100_000, args.size)
+    lat1 = targets.e2e_latency(url, rate=1000 if small else 10_000, seconds=1 if small else 5, acks=1)
+    lat_all = targets.e2e_latency(url, rate=1000 if small else 10_000, seconds=1 if small else 5, acks="all")
+    curve = targets.growth(
+        url, [1, 8] if small else [1, 8, 64], [2000] if small else [100_000, args.growth_max], args.size
+    )
+    t = Table(title="other targets")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_column("target")
+    t.add_row("memory per record, SDK / raw XADD", f"{mem['ratio']:.3f} ({mem['sdk_bytes']:.0f} vs {mem['raw_bytes']:.0f} B)", "<= 1.1")
+    for name, lat in (("acks=1", lat1), ("acks=all (no replicas)", lat_all)):
+        t.add_row(f"e2e latency p50 / p99, {name}", f"{lat['p50_ms']:.2f} / {lat['p99_ms']:.2f} ms", "p99 <= 2 ms at 10k msg/s")
+    for point in curve:
+        t.add_row(f"produce, {point['partitions']} partitions, {point['messages']:,} records",
+                  f"{point['msg_per_s']:,.0f} msg/s", "flat")
+    console.print(t)
+    return {"memory": mem, "latency_acks_1": lat1, "latency_acks_all": lat_all, "growth": curve}
 
 
 if __name__ == "__main__":

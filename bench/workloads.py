@@ -134,10 +134,10 @@ def raw_produce(url: str, p: Params) -> float:
     return elapsed
 
 
-def sdk_produce(url: str, p: Params) -> float:
+def sdk_produce(url: str, p: Params, idempotent: bool = True) -> float:
     _create_topic(url, p)
     ks, value, topic, n, nkeys = p.keys, p.value, p.topic, p.messages, len(p.keys)
-    producer = Producer(url, **PRODUCER_OPTIONS)
+    producer = Producer(url, idempotent=idempotent, **PRODUCER_OPTIONS)
     try:
         t0 = time.perf_counter()
         for i in range(n):
@@ -210,6 +210,10 @@ def sdk_consume(url: str, p: Params, asynchronous: bool = False) -> float:
     return elapsed
 
 
+def sdk_produce_plain(url: str, p: Params) -> float:
+    return sdk_produce(url, p, idempotent=False)
+
+
 def sdk_consume_async_commit(url: str, p: Params) -> float:
     return sdk_consume(url, p, asynchronous=True)
 
@@ -273,6 +277,13 @@ FIGURES = (
         f"redis-py pipelined XADD, {BATCH} per pipeline",
         "Producer.send() x N, then flush(); acks=1",
         raw_produce,
+        sdk_produce,
+    ),
+    Figure(
+        "idempotence_cost",
+        "Producer(idempotent=False).send() x N, then flush()",
+        "Producer() (idempotent, the default): same work; ratio = idempotent / non-idempotent",
+        sdk_produce_plain,
         sdk_produce,
     ),
     Figure(

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = {"produce", "consume", "consume_commit_async", "produce_async"}
+FIGURES = {"produce", "idempotence_cost", "consume", "consume_commit_async", "produce_async"}
 
 
 def test_bench_quick(tmp_path: Path, server_spec: tuple[str, tuple[int, ...], bool]) -> None:
@@ -44,6 +44,12 @@ def test_bench_quick(tmp_path: Path, server_spec: tuple[str, tuple[int, ...], bo
             value = fig[key]
             assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (name, key, value)
         assert fig["raw"] and fig["sdk"], f"{name} should describe both sides"
+    targets = doc["targets"]
+    assert 0.5 < targets["memory"]["ratio"] < 3
+    for lat in (targets["latency_acks_1"], targets["latency_acks_all"]):
+        assert lat["received"] == lat["sent"] and 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert [(g["partitions"], g["messages"]) for g in targets["growth"]] == [(1, 2000), (8, 2000)]
+    assert all(g["stored"] == g["messages"] for g in targets["growth"])
 
 
 def test_bench_refuses_bad_options() -> None:

@@ -1,0 +1,127 @@
+"""The performance targets that are not throughput ratios: memory per record, end-to-end latency,
+and how throughput holds as partitions and stored records grow. Run by ``python -m bench``
+after the ratio figures (skip with ``--no-targets``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import redis
+
+from facade import Admin, Consumer, Producer, keys
+
+from .workloads import DISTINCT_KEYS
+
+
+def _used_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def memory_per_record(url: str, messages: int, size: int) -> dict[str, float]:
+    """Bytes per stored record: raw XADD of the same fields vs the SDK (one partition each, so
+    the per-partition bookkeeping is counted once, as it would be for a big partition)."""
+    client = redis.Redis.from_url(url)
+    value = b"v" * size
+    try:
+        client.flushall()
+        base = _used_memory(client)
+        pipe = client.pipeline(transaction=False)
+        for i in range(messages):
+            pipe.xadd("raw", {"key": b"user-%d" % (i % DISTINCT_KEYS), "value": value})
+            if len(pipe) >= 1000:
+                pipe.execute()
+        pipe.execute()
+        raw = (_used_memory(client) - base) / messages
+        client.flushall()
+        base = _used_memory(client)
+        with Admin(url) as admin:
+            admin.create_topic("mem", 1)
+        with Producer(url) as producer:
+            for i in range(messages):
+                producer.send("mem", value, key=b"user-%d" % (i % DISTINCT_KEYS))
+        sdk = (_used_memory(client) - base) / messages
+        client.flushall()
+    finally:
+        client.close()
+    return {"raw_bytes": raw, "sdk_bytes": sdk, "ratio": sdk / raw}
+
+
+def _consume_latencies(url: str, total: int, seconds: float, ready, results) -> None:
+    """In its own process (no GIL shared with the producer): receive, and send back latencies."""
+    latencies: list[float] = []
+    with Consumer("lat", "lat", url, heartbeat_interval_ms=200) as c:
+        while not c.assignment():
+            c.poll(timeout_ms=50)
+        ready.set()
+        deadline = time.monotonic() + seconds + 10
+        while len(latencies) < total and time.monotonic() < deadline:
+            for m in c.poll(timeout_ms=100):
+                latencies.append((time.time_ns() - int(m.headers["t"])) / 1e6)
+            c.commit(asynchronous=True)
+    results.send(latencies)
+
+
+def e2e_latency(url: str, rate: int, seconds: float, acks: int | str = 1) -> dict[str, float]:
+    """Produce-to-consume latency at a fixed rate: the producer stamps each record's send time
+    (wall clock), a consumer in another process computes now - stamp. Milliseconds."""
+    import multiprocessing
+
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    client.close()
+    with Admin(url) as admin:
+        admin.create_topic("lat", 4)
+    total = int(rate * seconds)
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_consume_latencies, args=(url, total, seconds, ready, sender))
+    proc.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the latency consumer did not start")
+        with Producer(url, acks=acks, linger_ms=0) as producer:
+            start = time.perf_counter()
+            for i in range(total):
+                wait = start + i / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                producer.send("lat", b"x" * 100, key=b"k%d" % (i % 100), headers={"t": str(time.time_ns())})
+        latencies = receiver.recv()
+    finally:
+        proc.join(30)
+        receiver.close()
+        sender.close()
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    return {
+        "received": len(latencies), "sent": total, "p50_ms": pick(0.50), "p99_ms": pick(0.99),
+        "max_ms": latencies[-1], "mean_ms": statistics.fmean(latencies),
+    }  # fmt: skip
+
+
+def growth(url: str, partitions: list[int], messages: list[int], size: int) -> list[dict[str, float]]:
+    """SDK produce rate as partitions and stored records grow (cost should stay flat)."""
+    out = []
+    client = redis.Redis.from_url(url)
+    value = b"v" * size
+    try:
+        for parts in partitions:
+            for n in messages:
+                client.flushall()
+                with Admin(url) as admin:
+                    admin.create_topic("grow", parts)
+                with Producer(url, batch_size=256 * 1024) as producer:
+                    t0 = time.perf_counter()
+                    for i in range(n):
+                        producer.send("grow", value, key=b"user-%d" % (i % DISTINCT_KEYS))
+                    producer.flush()
+                    rate = n / (time.perf_counter() - t0)
+                stored = sum(client.xlen(keys.stream("grow", p)) for p in range(parts))
+                out.append({"partitions": parts, "messages": n, "stored": stored, "msg_per_s": rate})
+        client.flushall()
+    finally:
+        client.close()
+    return out
