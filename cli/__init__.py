@@ -1,7 +1,9 @@
-"""The ``facade`` command: topics, produce, consume, the embedded server, and a demo.
+"""The ``facade`` command: topics, produce, consume, groups, relay, dead letters, the servers,
+a live dashboard, benchmarks and a demo.
 
-It only parses arguments, calls the SDK and renders (cli/render.py). Every FacadeError becomes
-one ``error: ...`` line on stderr and exit status 1; click's usage errors keep status 2.
+It only parses arguments, calls the SDK and renders (cli/render.py and the *_view modules). Exit
+statuses are stable: 0 success, 1 a FacadeError or other runtime failure (one ``error: ...`` line
+on stderr), 2 a usage error (click's), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -77,8 +79,25 @@ class _StderrHandler(logging.Handler):
             pass
 
 
+EPILOG = """\b
+Exit status:
+  0    success
+  1    error (one "error: ..." line on stderr): bad value, unknown topic or group,
+       server unreachable or refusing, ...
+  2    usage error: unknown command or option, missing or malformed argument
+  130  interrupted (Ctrl-C)
+
+\b
+Colours are off when output is not a terminal or NO_COLOR is set.
+Shell completion: eval "$(_FACADE_COMPLETE=bash_source facade)" in ~/.bashrc
+(zsh_source, fish_source for those shells), or see `facade completion --help`.
+"""
+
+
 @click.group(
-    cls=FacadeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=FacadeGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG,
 )
 @click.option(
     "--url",
@@ -98,13 +117,15 @@ def main(ctx: click.Context, url: str | None) -> None:
       facade topics create posts --partitions 5
       echo hello | facade produce posts
       facade consume posts --group readers --from-beginning
+      facade groups describe readers
+      facade dashboard
       facade --url redis://localhost:6379 topics list
     """
     ctx.obj = Settings(url=url or None)
 
 
 # Each module registers its commands on main when imported.
-from . import clients, demo, server, topics  # noqa: F401
+from . import bench, clients, completion, dashboard, demo, dlq, groups, relay, server, topics  # noqa: F401
 from .acl import acl
 
 main.add_command(acl)

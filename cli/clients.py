@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import os
 import signal
+import stat
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import IO
 
 import click
 
-from facade import Admin, CommitFailedError, Consumer, Producer, RebalanceInProgressError, UnknownMemberError
+from facade import (
+    Admin,
+    CommitFailedError,
+    Consumer,
+    Message,
+    Producer,
+    RebalanceInProgressError,
+    UnknownMemberError,
+)
 
 from . import CliError, Settings, main, render
+from .progress import progress
 
 # How long one poll may block: bounds how late a Ctrl-C or the idle timeout is noticed.
 POLL_MS = 500
@@ -140,6 +151,7 @@ def produce(
     fixed_key = key.encode() if key is not None else None
 
     interactive = False
+    file_bytes = None
     if values:
         messages: Iterable[bytes] = (v.encode() for v in values)
         where = "value"
@@ -148,14 +160,20 @@ def produce(
         where = "line"
         # Someone typing: send each line at once and report it before the next is typed.
         interactive = sys.stdin.isatty()
+        file_bytes = _remaining_file_bytes(sys.stdin.buffer)
     out = sys.stdout.buffer if as_json else None
 
     check_broker(settings.url)
     sent = 0
     pending: collections.deque[tuple[Future, bytes | None]] = collections.deque()
-    with Producer(settings.url, acks=acks, auto_create=create) as producer:
+    with contextlib.ExitStack() as stack:
+        producer = stack.enter_context(Producer(settings.url, acks=acks, auto_create=create))
+        # A big file on stdin gets a progress bar (by bytes read) when stderr is a terminal.
+        bar = stack.enter_context(progress(f"producing to {topic}", file_bytes)) if file_bytes else None
         try:
             for number, value in enumerate(messages, 1):
+                if bar is not None:
+                    bar.advance(len(value) + 1)
                 msg_key = fixed_key
                 if sep is not None:
                     msg_key, value = split_key(value, sep, f"{where} {number}")
@@ -170,6 +188,23 @@ def produce(
             _settle(pending, out, block=True)
     s = "" if sent == 1 else "s"
     click.echo(f"Produced {sent} message{s} to {topic}.", err=True)
+
+
+# Below this, a file on stdin goes out too fast for a progress bar to be worth drawing.
+PROGRESS_MIN_BYTES = 1 << 20
+
+
+def _remaining_file_bytes(stream: IO[bytes]) -> int | None:
+    """Bytes left in ``stream`` when it is a regular file of at least PROGRESS_MIN_BYTES, else None."""
+    try:
+        fd = stream.fileno()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        left = st.st_size - os.lseek(fd, 0, os.SEEK_CUR)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return left if left >= PROGRESS_MIN_BYTES else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,13 +277,41 @@ def _commit(consumer: Consumer) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
+    metavar="text|json|TEMPLATE",
     help="text: each value on its own line, as kafka-console-consumer prints. "
     "json: one object per line with topic, partition, offset, key, value, headers, timestamp_ms; "
     "a key, value or header value that is not UTF-8 comes base64-encoded as key_base64, "
-    "value_base64 or in headers_base64.",
+    "value_base64 or in headers_base64. "
+    f"TEMPLATE (kcat-like, e.g. '%t %p %o %k %v'): {render.TEMPLATE_HELP}; "
+    "a newline follows unless the template ends with \\n.",
+)
+@click.option(
+    "--session-timeout-ms",
+    type=click.IntRange(min=100, max=3_600_000),
+    metavar="MS",
+    help="Leave the group's partitions to others after MS without a poll (default 10000).",
+)
+@click.option(
+    "--group-instance-id",
+    metavar="ID",
+    help="Static membership: restarting with the same ID within the session timeout gets the same "
+    "partitions back without a rebalance (and exiting does not leave the group).",
+)
+@click.option(
+    "--guarantee",
+    type=click.Choice(["at-most-once", "at-least-once", "exactly-once"]),
+    default="at-least-once",
+    show_default=True,
+    help="at-most-once: never printed twice, a crash may lose some; at-least-once: never lost, a crash "
+    "may print some again; exactly-once: also never re-printed after a commit, whatever replays it.",
+)
+@click.option(
+    "--max-deliveries",
+    type=click.IntRange(min=1, max=1_000_000),
+    metavar="N",
+    help="Move a record delivered more than N times (its consumer keeps crashing on it) to TOPIC.dlq.",
 )
 @click.pass_obj
 def consume(
@@ -259,6 +322,10 @@ def consume(
     max_messages: int | None,
     idle_timeout_ms: int | None,
     fmt: str,
+    session_timeout_ms: int | None,
+    group_instance_id: str | None,
+    guarantee: str,
+    max_deliveries: int | None,
 ) -> None:
     """Read messages from TOPIC(s) as a member of consumer group G and print them.
 
@@ -272,7 +339,19 @@ def consume(
       facade consume posts --group notifications --from-beginning
       facade consume posts --group audit --format json --max-messages 10
       facade consume posts orders --group etl --idle-timeout-ms 5000
+      facade consume posts --group debug --format '%p %o %k=%v\\n'
+      facade consume posts --group billing --guarantee exactly-once --group-instance-id billing-1
     """
+    line = message_formatter(fmt)
+    options: dict[str, object] = {"guarantee": guarantee}
+    if session_timeout_ms is not None:
+        options["session_timeout_ms"] = session_timeout_ms
+        # The default heartbeat (1 s) must fit well inside a short session.
+        options["heartbeat_interval_ms"] = max(10, min(1000, session_timeout_ms // 3))
+    if group_instance_id is not None:
+        options["group_instance_id"] = group_instance_id
+    if max_deliveries is not None:
+        options["max_deliveries"] = max_deliveries
     check_broker(settings.url)
     out = sys.stdout.buffer
     count = 0
@@ -283,6 +362,7 @@ def consume(
             group,
             url=settings.url,
             auto_offset_reset="earliest" if from_beginning else "latest",
+            **options,
         ) as consumer,
     ):
         last_message = time.monotonic()
@@ -301,10 +381,7 @@ def consume(
                     continue  # the group is moving partitions; the next poll follows it
                 if not batch:
                     continue
-                if fmt == "json":
-                    data = b"".join(render.message_json(m).encode() + b"\n" for m in batch)
-                else:
-                    data = b"".join(render.message_text(m) + b"\n" for m in batch)
+                data = b"".join(map(line, batch))
                 try:
                     out.write(data)
                     out.flush()
@@ -321,6 +398,23 @@ def consume(
             raise
     # After a clean stop; not after an error, which stays one line.
     _processed(count)
+
+
+def message_formatter(fmt: str) -> Callable[[Message], bytes]:
+    """The bytes ``consume`` prints for one message (line ending included) in format ``fmt``."""
+    if fmt == "json":
+        return lambda m: render.message_json(m).encode() + b"\n"
+    if fmt == "text":
+        return lambda m: render.message_text(m) + b"\n"
+    if "%" not in fmt:
+        raise click.BadParameter(
+            f"{fmt!r} is not text, json or a template with % fields ({render.TEMPLATE_HELP})",
+            param_hint="--format",
+        )
+    try:
+        return render.message_template(fmt)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--format") from None
 
 
 def _processed(count: int) -> None:

@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "format_time_ms",
     "json_line",
     "message_json",
+    "message_template",
     "message_text",
     "metadata_json",
     "status_json",
@@ -39,6 +40,8 @@ __all__ = [
     "topic_json",
     "topics_json",
     "topics_table",
+    "topology_json",
+    "topology_view",
 ]
 
 # Kafka's kafka-topics.sh prints this when partitions are added; we print it verbatim.
@@ -145,6 +148,67 @@ def message_text(msg: Message) -> bytes:
     return msg.value
 
 
+TEMPLATE_HELP = (
+    "%t topic, %p partition, %o offset, %k key, %v value, %h headers (k=v,k2=v2), %T timestamp (ms), "
+    "%c delivery count, %% a percent sign; \\n newline, \\t tab, \\\\ backslash"
+)
+
+_FIELDS: dict[str, Callable[[Message], bytes]] = {
+    "t": lambda m: m.topic.encode(),
+    "p": lambda m: str(m.partition).encode(),
+    "o": lambda m: m.offset.encode(),
+    "k": lambda m: m.key or b"",
+    "v": lambda m: m.value,
+    "h": lambda m: b",".join(k.encode() + b"=" + v for k, v in m.headers.items()),
+    "T": lambda m: str(m.timestamp_ms).encode(),
+    "c": lambda m: str(m.delivery_count).encode(),
+}
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+
+
+def message_template(template: str) -> Callable[[Message], bytes]:
+    """``consume --format '%t %p %o %k %v'``: a kcat-like template compiled to a function.
+
+    Each message prints the template with its fields filled in (see TEMPLATE_HELP), followed by a
+    newline unless the template already ends with ``\\n``. A null key prints as nothing. Raises
+    ValueError naming the first unknown ``%`` or ``\\`` sequence.
+    """
+    parts: list[bytes | Callable[[Message], bytes]] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(template):
+        c = template[i]
+        nxt = template[i + 1] if i + 1 < len(template) else ""
+        if c == "%":
+            if nxt == "%":
+                literal.append("%")
+            elif nxt in _FIELDS:
+                if literal:
+                    parts.append("".join(literal).encode())
+                    literal = []
+                parts.append(_FIELDS[nxt])
+            else:
+                raise ValueError(f"unknown field %{nxt} at position {i + 1}; use {TEMPLATE_HELP}")
+            i += 2
+        elif c == "\\" and nxt in _ESCAPES:
+            literal.append(_ESCAPES[nxt])
+            i += 2
+        else:
+            literal.append(c)
+            i += 1
+    if not template.endswith("\\n"):
+        literal.append("\n")
+    if literal:
+        parts.append("".join(literal).encode())
+    # Adjacent constant parts were merged above, so a message costs one call per field.
+    fixed = tuple(parts)
+
+    def render_one(msg: Message) -> bytes:
+        return b"".join(p if isinstance(p, bytes) else p(msg) for p in fixed)
+
+    return render_one
+
+
 def metadata_json(md: RecordMetadata, key: bytes | None) -> str:
     """``produce --json``: one line per acknowledged message ``{"topic","partition","offset","key"}``."""
     obj: dict[str, Any] = {"topic": md.topic, "partition": md.partition, "offset": md.offset}
@@ -188,6 +252,7 @@ def topic_json(cfg: TopicConfig) -> dict[str, Any]:
         "retention_ms": cfg.retention_ms,
         "max_len": cfg.max_len,
         "created_ms": cfg.created_ms,
+        "ack_retention": cfg.ack_retention,
     }
 
 
@@ -247,6 +312,7 @@ def description_view(desc: TopicDescription) -> RenderableType:
         ("\nRetention: ", "bold"), format_ms(c.retention_ms),
         ("  Max len: ", "bold"), "-" if c.max_len is None else str(c.max_len),
         ("  Created: ", "bold"), format_time_ms(c.created_ms),
+        ("  Ack retention: ", "bold"), "on" if c.ack_retention else "off",
     )  # fmt: skip
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("PARTITION", justify="right")
@@ -286,3 +352,60 @@ def status_view(info: EmbeddedInfo) -> RenderableType:
     table.add_row("data dir", info.home)
     table.add_row("binary", info.binary or "-")
     return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Local topologies (facade.topology / facade.cluster_topology), drawn from their as_json()
+
+
+def topology_json(status: Any) -> str:
+    """``server status --data-dir D --json``: the status object's ``as_json()`` as one line."""
+    return json_line(status.as_json())
+
+
+def _node_text(node: Any) -> Text:
+    if isinstance(node, Mapping) and "port" in node:
+        pid = node.get("pid")
+        where = f"127.0.0.1:{node['port']}"
+        extra = {k: v for k, v in node.items() if k not in ("port", "pid")}
+        tail = "".join(f" {k}={v}" for k, v in extra.items() if not isinstance(v, (list, dict)))
+        if pid:
+            return Text.assemble(where, f"  pid {pid}{tail}")
+        return Text.assemble(where, ("  stopped", "red"), tail)
+    if isinstance(node, Mapping):
+        return Text(", ".join(f"{k}={v}" for k, v in node.items()))
+    return Text("-" if node is None else str(node))
+
+
+def topology_view(status: Any) -> RenderableType:
+    """``server status --data-dir D``: one row per key of ``as_json()``; nodes as host:port and
+    pid (red "stopped" when not running), lists of nodes one per line."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in status.as_json().items():
+        if isinstance(value, list):
+            if not value:
+                table.add_row(key, "-")
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping) and isinstance(item.get("primary"), Mapping):
+                    # a cluster shard: its primary with its slots, then its replicas, indented
+                    slots = ",".join(f"{lo}-{hi}" for lo, hi in item.get("slots") or [])
+                    line = _node_text(item["primary"])
+                    if slots:
+                        line.append(f"  slots {slots}")
+                    table.add_row(key if i == 0 else "", line)
+                    for sub in item.get("replicas") or []:
+                        table.add_row("", Text.assemble("  replica ", _node_text(sub)))
+                else:
+                    table.add_row(key if i == 0 else "", _node_text(item))
+        else:
+            table.add_row(key, _node_text(value) if isinstance(value, Mapping) else redact_text(value))
+    return table
+
+
+def redact_text(value: Any) -> Text:
+    """A scalar as text, URLs with their password hidden."""
+    from facade.connection import redact
+
+    return Text(redact(value) if isinstance(value, str) else "-" if value is None else str(value))

@@ -1,42 +1,219 @@
-"""``facade server``: status and stop of the embedded local broker."""
+"""``facade server``: the embedded local broker, and local topologies under a data directory.
+
+Without ``--data-dir`` the commands act on the embedded broker (facade.server). With it they act
+on a local topology: a primary with replicas and sentinels (facade.topology), or a Redis Cluster
+(facade.cluster_topology, with ``--cluster-shards``). Those modules are imported only when used.
+"""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
 import click
 
-from facade.server import embedded_status, stop_embedded
+from facade.server import embedded_status, ensure_embedded, stop_embedded
 
-from . import Settings, main, render
+from . import CliError, Settings, main, render
 
 
 @main.group()
 def server() -> None:
-    """The embedded local broker that clients use when no URL is given.
+    """The embedded local broker, and local test topologies (replicas, sentinels, cluster).
 
-    It is a Valkey server listening only on a unix socket under $FACADE_HOME
-    (default ~/.local/share/facade); the first command that needs it starts it,
-    and it keeps running so later commands share it.
+    Without --data-dir: the broker clients use when no URL is given, a Valkey server
+    listening only on a unix socket under $FACADE_HOME (default ~/.local/share/facade);
+    the first command that needs it starts it, and it keeps running so later commands
+    share it. With --data-dir D: a topology of local server processes on 127.0.0.1
+    whose state, logs and data live in D.
 
     \b
     Example:
       facade server status
-      facade server stop
+      facade server start --data-dir /tmp/ha --replicas 2 --sentinels 3
+      facade server stop --data-dir /tmp/ha
     """
 
 
-@server.command("status", short_help="Whether the embedded broker runs, and where.")
+def _module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise CliError(
+            f"this facade has no {name} module: local topologies of that kind are not available"
+        ) from None
+
+
+def _topology(data_dir: str) -> ModuleType | None:
+    """The module managing what ``data_dir`` holds (facade.topology or facade.cluster_topology,
+    told apart by their state files), or None when it holds neither."""
+    root = Path(data_dir).expanduser()
+    for name in ("facade.topology", "facade.cluster_topology"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        if (root / module.STATE_FILE).exists():
+            return module
+    return None
+
+
+def _nothing_in(data_dir: str) -> CliError:
+    return CliError(
+        f"no topology or cluster in {data_dir}; start one with `facade server start --data-dir {data_dir}`"
+    )
+
+
+def _show(status: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(render.topology_json(status))
+    else:
+        render.emit(render.topology_view(status))
+
+
+@server.command("start", short_help="Start the embedded broker, or a local topology.")
+@click.option(
+    "--data-dir",
+    metavar="D",
+    type=click.Path(file_okay=False),
+    help="Start a topology whose state lives in D.",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(0, 16),
+    metavar="N",
+    help="Replicas of the primary (default 2; with --data-dir).",
+)
+@click.option(
+    "--sentinels",
+    type=click.IntRange(0, 9),
+    metavar="M",
+    help="Sentinels watching the primary (default 3, or 0 with --replicas 0; with --data-dir).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    metavar="BASE",
+    help="Ports BASE, BASE+1, ... in order (default: free ports the kernel picks).",
+)
+@click.option(
+    "--down-after-ms",
+    type=click.IntRange(100, 600_000),
+    metavar="MS",
+    help="Sentinels fail over a primary silent this long (default 2000).",
+)
+@click.option(
+    "--cluster-shards",
+    type=click.IntRange(min=1),
+    metavar="K",
+    help="Start a Redis Cluster of K shards instead.",
+)
+@click.option(
+    "--replicas-per-shard",
+    type=click.IntRange(min=0),
+    metavar="R",
+    help="Replicas of each cluster shard (default 0).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the topology's status as one JSON object.")
+@click.pass_obj
+def start(
+    settings: Settings,
+    data_dir: str | None,
+    replicas: int | None,
+    sentinels: int | None,
+    port: int | None,
+    down_after_ms: int | None,
+    cluster_shards: int | None,
+    replicas_per_shard: int | None,
+    as_json: bool,
+) -> None:
+    """Start the embedded broker (no options), or with --data-dir D a local topology:
+    a primary with N replicas and M sentinels, or with --cluster-shards a Redis Cluster.
+
+    It returns once everything is linked and prints the URL clients use
+    (redis+sentinel://... with sentinels). A D that holds a stopped topology starts
+    it again with its ports and data. Stop it with `facade server stop --data-dir D`.
+
+    \b
+    Example:
+      facade server start
+      facade server start --data-dir /tmp/ha --replicas 2 --sentinels 3
+      facade server start --data-dir /tmp/cluster --cluster-shards 3 --replicas-per-shard 1
+      export FACADE_URL=$(facade server start --data-dir /tmp/ha --json | jq -r .url)
+    """
+    topology_flags = {
+        "--replicas": replicas, "--sentinels": sentinels, "--port": port, "--down-after-ms": down_after_ms,
+    }  # fmt: skip
+    cluster_flags = {"--cluster-shards": cluster_shards, "--replicas-per-shard": replicas_per_shard}
+    given = [k for k, v in {**topology_flags, **cluster_flags}.items() if v is not None]
+    if data_dir is None:
+        if given:
+            raise click.UsageError(f"{', '.join(given)} need --data-dir (where the topology keeps its state)")
+        url = ensure_embedded(quiet=True)
+        info = embedded_status()
+        if as_json:
+            click.echo(render.status_json(info))
+        else:
+            click.echo(f"The embedded broker runs at {url} (pid {info.pid or '?'}), data in {info.home}.")
+        return
+    if cluster_shards is None and replicas_per_shard is not None:
+        raise click.UsageError("--replicas-per-shard needs --cluster-shards")
+    if cluster_shards is not None:
+        mixed = [k for k in ("--replicas", "--sentinels", "--down-after-ms") if topology_flags[k] is not None]
+        if mixed:
+            raise click.UsageError(f"{', '.join(mixed)} do not apply to a cluster (--cluster-shards)")
+        kwargs: dict[str, Any] = {"shards": cluster_shards, "port": port}
+        if replicas_per_shard is not None:
+            kwargs["replicas_per_shard"] = replicas_per_shard
+        status = _module("facade.cluster_topology").start(data_dir, **kwargs)
+    else:
+        kwargs = {"port": port}
+        if replicas is not None:
+            kwargs["replicas"] = replicas
+        if sentinels is not None:
+            kwargs["sentinels"] = sentinels
+        elif replicas == 0:
+            kwargs["sentinels"] = 0  # nothing to fail over to: no sentinels unless asked
+        if down_after_ms is not None:
+            kwargs["down_after_ms"] = down_after_ms
+        status = _module("facade.topology").start(data_dir, **kwargs)
+    if not as_json:
+        click.echo(f"Started; clients use --url {render.redact_text(status.url)}", err=True)
+    _show(status, as_json)
+
+
+@server.command("status", short_help="Whether the embedded broker (or a topology) runs, and where.")
+@click.option(
+    "--data-dir", metavar="D", type=click.Path(file_okay=False), help="A topology's data directory."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
-def status(settings: Settings, as_json: bool) -> None:
-    """Whether the embedded broker runs, its URL, pid and data directory.
+def status(settings: Settings, data_dir: str | None, as_json: bool) -> None:
+    """Whether the embedded broker runs, its URL, pid and data directory; with
+    --data-dir, the topology there: its URL, current primary, replicas and sentinels
+    (--json: {"url", "primary", "replicas", "sentinels"}, each node {"port", "pid"},
+    pid null when stopped).
 
-    Exit status is 0 whether or not it runs; read "running" from --json in scripts.
+    Exit status is 0 whether or not it runs; read "running" (or the pids) from --json.
 
     \b
     Example:
       facade server status
       facade server status --json | jq .running
+      facade server status --data-dir /tmp/ha --json | jq .primary.port
     """
+    if data_dir is not None:
+        module = _topology(data_dir)
+        if module is None:
+            raise _nothing_in(data_dir)
+        _show(module.status(data_dir), as_json)
+        return
     info = embedded_status()
     if as_json:
         click.echo(render.status_json(info))
@@ -48,14 +225,25 @@ def status(settings: Settings, as_json: bool) -> None:
         )
 
 
-@server.command("stop", short_help="Stop the embedded broker.")
-def stop() -> None:
-    """Stop the embedded broker (its data is kept and reloaded on next start).
+@server.command("stop", short_help="Stop the embedded broker (or a topology).")
+@click.option("--data-dir", metavar="D", type=click.Path(file_okay=False), help="Stop the topology in D.")
+def stop(data_dir: str | None) -> None:
+    """Stop the embedded broker, or with --data-dir every process of the topology in D
+    (their data is kept, and reloaded on the next start).
 
     \b
     Example:
       facade server stop
+      facade server stop --data-dir /tmp/ha
     """
+    if data_dir is not None:
+        module = _topology(data_dir)
+        stopped = module is not None and module.stop(data_dir)
+        kind = (
+            "cluster" if module is not None and module.__name__.endswith("cluster_topology") else "topology"
+        )
+        click.echo(f"Stopped the {kind} in {data_dir}." if stopped else f"Nothing runs in {data_dir}.")
+        return
     pid = embedded_status().pid
     if stop_embedded():
         click.echo(f"Stopped the embedded broker{f' (pid {pid})' if pid else ''}.")

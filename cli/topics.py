@@ -33,9 +33,20 @@ def topics() -> None:
 @click.option(
     "--max-len", type=int, metavar="N", help="Keep about N records per partition (approximate trim)."
 )
+@click.option(
+    "--ack-retention",
+    is_flag=True,
+    help="Retention never drops a record some consumer group has not acknowledged yet "
+    "(the topic may grow past its limits while a group lags).",
+)
 @click.pass_obj
 def create(
-    settings: Settings, name: str, partitions: int, retention_ms: int | None, max_len: int | None
+    settings: Settings,
+    name: str,
+    partitions: int,
+    retention_ms: int | None,
+    max_len: int | None,
+    ack_retention: bool,
 ) -> None:
     """Create topic NAME with N partitions.
 
@@ -46,11 +57,15 @@ def create(
     Example:
       facade topics create posts --partitions 5
       facade topics create clicks --partitions 12 --retention-ms 86400000 --max-len 1000000
+      facade topics create orders -p 4 --max-len 100000 --ack-retention
     """
     with Admin(settings.url) as admin:
-        cfg = admin.create_topic(name, partitions, retention_ms=retention_ms, max_len=max_len)
+        cfg = admin.create_topic(
+            name, partitions, retention_ms=retention_ms, max_len=max_len, ack_retention=ack_retention
+        )
     s = "" if cfg.partitions == 1 else "s"
-    click.echo(f"Created topic {cfg.name} with {cfg.partitions} partition{s}.")
+    extra = " (retention waits for every group's acknowledgement)" if cfg.ack_retention else ""
+    click.echo(f"Created topic {cfg.name} with {cfg.partitions} partition{s}{extra}.")
 
 
 @topics.command("list", short_help="List topics.")

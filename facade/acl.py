@@ -90,6 +90,9 @@ _TOP_LEVEL = (
     "+script|load", "+script|exists",
     # The server clock: scripts that stamp or expire something call TIME.
     "+time",
+    # Redis Cluster (harmless elsewhere): the client reads the slot map (CLUSTER SLOTS) and
+    # command key positions (COMMAND, COMMAND GETKEYS), and sends ASKING during resharding.
+    "+cluster|slots", "+command", "+command|getkeys", "+asking",
 )  # fmt: skip
 
 # Reading topic configs (partition count, retention), read only: HGET one, HGETALL all (the

@@ -5,15 +5,25 @@ Accepted URLs:
     redis://[user:password@]host[:port][/db]       plain TCP
     rediss://[user:password@]host[:port][/db]      TLS
     unix://[user:password@]/path/to/socket[?db=N]  unix socket
-    redis+sentinel://host:port[,host:port...]/service_name   (replication issue; parsed, refused)
-    redis+cluster://host:port[,host:port...]                 (cluster issue; parsed, refused)
+    redis+sentinel://[user:password@]host:port[,host:port...]/service[?db=N]
+                                                   the primary Sentinel names for ``service``
+    rediss+sentinel://...                          the same, TLS to the sentinels and the servers
+    redis+cluster://host:port[,host:port...]       Redis Cluster (facade/cluster.py)
 
 No URL at all (argument, then ``FACADE_URL``) means the embedded local broker (facade.server).
+
+Sentinel URLs: the user and password (and TLS) are used for the sentinels as well as for the data
+servers, so both must accept them. The client asks the sentinels for the current primary whenever
+it opens a connection; a connection that meets a demoted primary (READONLY) or loses its server is
+dropped, and the next one asks the sentinels again (redis-py's SentinelManagedConnection). Every
+socket, sentinels' included, has a read and a connect deadline, so a frozen server costs at most
+``SOCKET_TIMEOUT_S`` before the client moves on. See docs/replication.md.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -22,10 +32,21 @@ from .errors import InvalidUrlError, UnsupportedError
 
 __all__ = ["BrokerUrl", "parse_url", "redact", "resolve_url"]
 
-_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster")
+_SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SOCKET_TIMEOUT_S = 10.0
-"""Every socket read/write has a deadline; a dead peer cannot hang a client forever."""
+"""Every socket read/write has a deadline; a dead peer cannot hang a client forever. It also bounds
+how long a blocked read (``XREAD BLOCK``, at most a heartbeat long) can sit on a frozen primary."""
 CONNECT_TIMEOUT_S = 5.0
+SENTINEL_TIMEOUT_S = 2.0
+"""Read and connect deadline on sentinel sockets: a sentinel answers from memory, so one that is
+silent this long is skipped and the next one is asked."""
+PRIMARY_CHECK_INTERVAL_S = 1.0
+"""How often a Sentinel client asks the sentinels which server is the primary, even while its
+connections work: Sentinel demotes a deposed primary that is still up only seconds after the
+promotion, and until then it keeps answering (and accepting writes) as a primary."""
+PRIMARY_CHECK_BACKOFF_S = 10.0
+"""After a check no sentinel could answer, wait this long before the next (connections go on)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +54,7 @@ class BrokerUrl:
     """A parsed broker URL."""
 
     scheme: str
-    """One of redis, rediss, unix, redis+sentinel, redis+cluster."""
+    """One of redis, rediss, unix, redis+sentinel, rediss+sentinel, redis+cluster."""
     hosts: tuple[tuple[str, int], ...] = ()
     """(host, port) pairs; empty for unix sockets."""
     path: str | None = None
@@ -52,14 +73,23 @@ class BrokerUrl:
     @property
     def tls(self) -> bool:
         """Whether connections use TLS."""
-        return self.scheme == "rediss"
+        return self.scheme in ("rediss", "rediss+sentinel")
+
+    @property
+    def sentinel(self) -> bool:
+        """Whether the primary is found through Sentinel (``redis+sentinel``, ``rediss+sentinel``)."""
+        return self.scheme in _SENTINEL_SCHEMES
 
     def redacted(self) -> str:
         """The URL with any password replaced by ``***``."""
         return redact(self.raw)
 
-    def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for redis-py's Redis / redis.asyncio.Redis constructors."""
+    def server_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for a connection to a data server, without its address.
+
+        For a Sentinel URL these are what connections to the primary use; the address comes from
+        the sentinels at each connect.
+        """
         kw: dict[str, Any] = {
             "db": self.db,
             "username": self.username,
@@ -69,15 +99,43 @@ class BrokerUrl:
             "health_check_interval": 30,
         }
         if self.scheme == "unix":
-            kw["unix_socket_path"] = self.path
             del kw["socket_connect_timeout"]
+        else:
+            kw["ssl"] = self.tls
+        return kw
+
+    def sentinel_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the connections to the sentinels of a Sentinel URL: the same user,
+        password and TLS as the data servers, and short deadlines."""
+        if not self.sentinel:
+            raise UnsupportedError(f"{self.scheme}:// URLs have no sentinels ({self.redacted()})")
+        return {
+            "username": self.username,
+            "password": self.password,
+            "socket_timeout": SENTINEL_TIMEOUT_S,
+            "socket_connect_timeout": SENTINEL_TIMEOUT_S,
+            "ssl": self.tls,
+        }
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for redis-py's Redis / redis.asyncio.Redis constructors (one server).
+
+        Sentinel and cluster URLs name no single server: :func:`create_client` asks the sentinels,
+        or builds a cluster client.
+        """
+        kw = self.server_kwargs()
+        if self.scheme == "unix":
+            kw["unix_socket_path"] = self.path
         elif self.scheme in ("redis", "rediss"):
             kw["host"], kw["port"] = self.hosts[0]
-            kw["ssl"] = self.tls
+        elif self.sentinel:
+            raise UnsupportedError(
+                f"{self.redacted()} names sentinels, not one server: create_client() asks them for "
+                "the current primary"
+            )
         else:
             raise UnsupportedError(
-                f"{self.scheme}:// URLs are not supported yet by this version of facade; "
-                "use redis://, rediss:// or unix:// (or no URL for the embedded broker)"
+                f"{self.redacted()} names cluster nodes, not one server: create_client() builds a cluster client"
             )
         return kw
 
@@ -86,13 +144,278 @@ def create_client(url: BrokerUrl, *, is_async: bool, retry: Any) -> Any:
     """A redis-py client (``redis.Redis`` or ``redis.asyncio.Redis``) for ``url``.
 
     The one place that knows how each URL scheme becomes a client; ``retry`` is redis-py's
-    Retry object for its own reconnect attempts.
+    Retry object for its own reconnect attempts. For a Sentinel URL the client's pool asks the
+    sentinels for the primary at every new connection, and closing the client closes the
+    sentinel connections too.
     """
+    if url.scheme == "redis+cluster":
+        from .cluster import create_cluster_client  # Redis Cluster support lives in facade/cluster.py
+
+        return create_cluster_client(url, is_async=is_async, retry=retry)
+    if url.sentinel:
+        return _sentinel_client(url, is_async=is_async, retry=retry)
     if is_async:
         from redis import asyncio as redis_io
     else:
         import redis as redis_io  # type: ignore[no-redef]
     return redis_io.Redis(**url.client_kwargs(), retry=retry)
+
+
+def _sentinel_client(url: BrokerUrl, *, is_async: bool, retry: Any) -> Any:
+    if is_async:
+        client_class, Sentinel = _async_sentinel_redis(), _async_sentinel()
+    else:
+        client_class, Sentinel = _sync_sentinel_redis(), _sync_sentinel()
+    manager = Sentinel(list(url.hosts), sentinel_kwargs={**url.sentinel_kwargs(), "retry": retry})
+    # master_for: a pool of SentinelManagedConnections. Each asks the sentinels for the primary when
+    # it connects; on READONLY (it reached a demoted primary) it disconnects and raises
+    # ConnectionError, so the retry reconnects to whichever server the sentinels now name. Our pool
+    # also asks every PRIMARY_CHECK_INTERVAL_S and moves connections that still reach a deposed
+    # primary (redis-py alone keeps using them until that server is demoted or dies).
+    client = manager.master_for(
+        url.service,
+        redis_class=client_class,
+        connection_pool_class=_async_following_pool() if is_async else _sync_following_pool(),
+        retry=retry,
+        **url.server_kwargs(),
+    )
+    client.sentinel_manager = manager
+    return client
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def _sync_sentinel() -> type:
+    if "sync-sentinel" not in _CLASSES:
+        from redis.exceptions import AuthenticationError, RedisError
+        from redis.sentinel import MasterNotFoundError, Sentinel
+
+        class FacadeSentinel(Sentinel):
+            """redis-py's Sentinel, except that sentinels refusing our credentials is an
+            AuthenticationError (redis-py folds it into "no master found", which looks retriable)."""
+
+            def discover_master(self, service_name: str) -> Any:
+                try:
+                    return super().discover_master(service_name)
+                except MasterNotFoundError as exc:
+                    refusals = []
+                    for sentinel in self.sentinels:
+                        try:
+                            sentinel.ping()
+                        except AuthenticationError as auth:
+                            refusals.append(auth)
+                        except RedisError:
+                            break  # an unreachable sentinel: not (only) a matter of credentials
+                    if refusals and len(refusals) == len(self.sentinels):
+                        raise refusals[0] from exc
+                    raise
+
+        _CLASSES["sync-sentinel"] = FacadeSentinel
+    return _CLASSES["sync-sentinel"]
+
+
+def _async_sentinel() -> type:
+    if "async-sentinel" not in _CLASSES:
+        from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+        from redis.exceptions import AuthenticationError, RedisError
+
+        class FacadeSentinel(Sentinel):
+            """redis-py's Sentinel, except that sentinels refusing our credentials is an
+            AuthenticationError (redis-py folds it into "no master found", which looks retriable)."""
+
+            async def discover_master(self, service_name: str) -> Any:
+                try:
+                    return await super().discover_master(service_name)
+                except MasterNotFoundError as exc:
+                    refusals = []
+                    for sentinel in self.sentinels:
+                        try:
+                            await sentinel.ping()
+                        except AuthenticationError as auth:
+                            refusals.append(auth)
+                        except RedisError:
+                            break
+                    if refusals and len(refusals) == len(self.sentinels):
+                        raise refusals[0] from exc
+                    raise
+
+        _CLASSES["async-sentinel"] = FacadeSentinel
+    return _CLASSES["async-sentinel"]
+
+
+def _sync_following_pool() -> type:
+    if "sync-pool" not in _CLASSES:
+        from redis.connection import SSLConnection
+        from redis.exceptions import ConnectionError, TimeoutError
+        from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
+
+        class PrimaryConnection(SentinelManagedConnection):
+            """A SentinelManagedConnection that asks the sentinels on every reconnect.
+
+            redis-py (8.x) reconnects a dropped connection inside a command (its retry, or after
+            a READONLY answer) through ``connect_check_health``, which reuses the address it had:
+            the retry goes back to the demoted primary. Here that path asks the sentinels too.
+            """
+
+            _discovered = False
+
+            def connect_to(self, address: Any) -> None:
+                self._discovered = True  # the address was just asked for
+                try:
+                    super().connect_to(address)
+                finally:
+                    self._discovered = False
+
+            def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+                if self._sock is None and not self._discovered and self.connection_pool.is_master:
+                    self.host, self.port = self.connection_pool.get_master_address()
+                return super().connect_check_health(*args, **kwargs)
+
+        class PrimarySSLConnection(PrimaryConnection, SSLConnection):
+            pass
+
+        class FollowingSentinelPool(SentinelConnectionPool):
+            """A SentinelConnectionPool that re-asks the sentinels for the primary every
+            PRIMARY_CHECK_INTERVAL_S and never hands out a connection to another server."""
+
+            _next_check = 0.0
+
+            def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+                kwargs["connection_class"] = PrimarySSLConnection if kwargs.pop("ssl", False) else PrimaryConnection
+                super().__init__(service_name, sentinel_manager, **kwargs)
+
+            def _follow_primary(self) -> None:
+                now = time.monotonic()
+                if now < self._next_check:
+                    return
+                self._next_check = now + PRIMARY_CHECK_INTERVAL_S
+                try:
+                    self.get_master_address()  # if it moved: idle connections are closed
+                except (ConnectionError, TimeoutError):
+                    # No sentinel names a healthy primary (failover under way, or they are down):
+                    # keep the connections we have; a dead server shows up on its own.
+                    self._next_check = now + PRIMARY_CHECK_BACKOFF_S
+
+            def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+                self._follow_primary()
+                connection = super().get_connection(*args, **kwargs)
+                if self.master_address is not None and (connection.host, connection.port) != self.master_address:
+                    try:  # a connection that was in use while the primary moved
+                        connection.disconnect()
+                        connection.connect()
+                    except BaseException:
+                        self.release(connection)
+                        raise
+                return connection
+
+        _CLASSES["sync-pool"] = FollowingSentinelPool
+    return _CLASSES["sync-pool"]
+
+
+def _async_following_pool() -> type:
+    if "async-pool" not in _CLASSES:
+        from redis.asyncio.connection import SSLConnection
+        from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedConnection
+        from redis.exceptions import ConnectionError, TimeoutError
+
+        class PrimaryConnection(SentinelManagedConnection):
+            """A SentinelManagedConnection that asks the sentinels on every reconnect (see the
+            blocking twin in _sync_following_pool)."""
+
+            _discovered = False
+
+            async def connect_to(self, address: Any) -> None:
+                self._discovered = True
+                try:
+                    await super().connect_to(address)
+                finally:
+                    self._discovered = False
+
+            async def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+                if not self.is_connected and not self._discovered and self.connection_pool.is_master:
+                    self.host, self.port = await self.connection_pool.get_master_address()
+                return await super().connect_check_health(*args, **kwargs)
+
+        class PrimarySSLConnection(PrimaryConnection, SSLConnection):
+            pass
+
+        class FollowingSentinelPool(SentinelConnectionPool):
+            """A SentinelConnectionPool that re-asks the sentinels for the primary every
+            PRIMARY_CHECK_INTERVAL_S and never hands out a connection to another server."""
+
+            _next_check = 0.0
+
+            def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+                kwargs["connection_class"] = PrimarySSLConnection if kwargs.pop("ssl", False) else PrimaryConnection
+                super().__init__(service_name, sentinel_manager, **kwargs)
+
+            async def _follow_primary(self) -> None:
+                now = time.monotonic()
+                if now < self._next_check:
+                    return
+                self._next_check = now + PRIMARY_CHECK_INTERVAL_S
+                try:
+                    await self.get_master_address()  # if it moved: idle connections are closed
+                except (ConnectionError, TimeoutError):
+                    self._next_check = now + PRIMARY_CHECK_BACKOFF_S
+
+            async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+                await self._follow_primary()
+                connection = await super().get_connection(*args, **kwargs)
+                if self.master_address is not None and (connection.host, connection.port) != self.master_address:
+                    try:  # a connection that was in use while the primary moved
+                        await connection.disconnect()
+                        await connection.connect()
+                    except BaseException:
+                        await self.release(connection)
+                        raise
+                return connection
+
+        _CLASSES["async-pool"] = FollowingSentinelPool
+    return _CLASSES["async-pool"]
+
+
+def _async_sentinel_redis() -> type:
+    if "async" not in _CLASSES:
+        from redis.asyncio import Redis
+
+        class SentinelRedis(Redis):
+            """redis.asyncio.Redis for a Sentinel service; ``aclose`` also closes the sentinel clients."""
+
+            sentinel_manager: Any = None
+
+            async def aclose(self, close_connection_pool: bool | None = None) -> None:
+                try:
+                    await super().aclose(close_connection_pool)
+                finally:
+                    if self.sentinel_manager is not None:
+                        manager, self.sentinel_manager = self.sentinel_manager, None
+                        await manager.aclose()
+
+        _CLASSES["async"] = SentinelRedis
+    return _CLASSES["async"]
+
+
+def _sync_sentinel_redis() -> type:
+    if "sync" not in _CLASSES:
+        from redis import Redis
+
+        class SentinelRedis(Redis):
+            """redis.Redis for a Sentinel service; ``close`` also closes the sentinel clients."""
+
+            sentinel_manager: Any = None
+
+            def close(self) -> None:
+                try:
+                    super().close()
+                finally:
+                    if self.sentinel_manager is not None:
+                        manager, self.sentinel_manager = self.sentinel_manager, None
+                        manager.close()
+
+        _CLASSES["sync"] = SentinelRedis
+    return _CLASSES["sync"]
 
 
 def redact(url: str) -> str:
@@ -184,14 +507,14 @@ def parse_url(url: str) -> BrokerUrl:
     netloc = after.split("/", 1)[0].split("?", 1)[0]
     if not netloc:
         raise InvalidUrlError(f"no host in {redact(url)}: write {scheme}://host:port")
-    default_port = 26379 if scheme == "redis+sentinel" else 6379
+    default_port = 26379 if scheme in _SENTINEL_SCHEMES else 6379
     hosts = _hostports(netloc, url, default_port)
     service = None
-    if scheme == "redis+sentinel":
+    if scheme in _SENTINEL_SCHEMES:
         service = parts.path.strip("/") or None
         if not service:
             raise InvalidUrlError(
-                f"no service name in {redact(url)}: write redis+sentinel://host:port[,host:port]/mymaster"
+                f"no service name in {redact(url)}: write {scheme}://host:port[,host:port]/mymaster"
             )
     elif scheme in ("redis", "rediss") and len(hosts) > 1:
         raise InvalidUrlError(

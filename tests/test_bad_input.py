@@ -552,7 +552,7 @@ CLI_ROWS = [
     (["produce", "a b", "x"], None, 1, "invalid topic name 'a b'"),
     (["consume", "t", "--group", "g", "--max-messages", "0"], None, 2, "0 is not in the range x>=1"),
     (["consume", "t", "--group", "g", "--idle-timeout-ms", "-1"], None, 2, "-1 is not in the range x>=0"),
-    (["consume", "t", "--group", "g", "--format", "xml"], None, 2, "'xml' is not one of 'text', 'json'"),
+    (["consume", "t", "--group", "g", "--format", "xml"], None, 2, "'xml' is not text, json or a template"),
     (["consume", "t"], None, 2, "Missing option '--group'"),
     (["consume", "t", "--group", "a b"], None, 1, "invalid group name 'a b'"),
     (["consume", "nope", "--group", "g", "--idle-timeout-ms", "100"], None, 1, "topic 'nope' does not exist"),

@@ -1,9 +1,11 @@
 """compose.yaml: the replicated setup (primary, two replicas, three Sentinels) says what it must.
 
 Docker is not needed: the file is cut into one text block per service, and each block is checked
-for the settings that make the setup safe (persistence, no eviction, min-replicas) and for the
-ports the facade URL in the header comment names. PyYAML is not a dependency, so the check is
-textual; ``docker compose config`` runs as well where docker compose is installed.
+against facade.topology, the local topology the fault tests run: the data nodes must carry exactly
+``SAFE_SETTINGS`` and the sentinels exactly ``sentinel_settings()`` for the service ``facade`` with
+a majority quorum, so the two setups cannot drift apart. The ports the facade URL in the header
+comment names are checked too. PyYAML is not a dependency, so the check is textual; ``docker
+compose config`` runs as well where docker compose is installed.
 """
 
 from __future__ import annotations
@@ -15,23 +17,28 @@ from pathlib import Path
 
 import pytest
 
+from facade import topology
+
 COMPOSE = Path(__file__).resolve().parent.parent / "compose.yaml"
 DATA_NODES = ("primary", "replica-1", "replica-2")
 SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
-SAFETY_FLAGS = (
-    "--appendonly yes",
-    "--appendfsync everysec",
-    "--maxmemory-policy noeviction",
-    "--min-replicas-to-write 1",
-    "--min-replicas-max-lag 10",
-)
+SERVICE = topology.SERVICE
 SENTINEL_LINES = (
     "sentinel resolve-hostnames yes",
-    "sentinel monitor mymaster primary 6379 2",
-    "sentinel down-after-milliseconds mymaster 5000",
-    "sentinel failover-timeout mymaster 10000",
-    "sentinel parallel-syncs mymaster 1",
+    f"sentinel monitor {SERVICE} primary 6379 {topology.quorum(len(SENTINELS))}",
+    *(f"sentinel {k} {SERVICE} {v}" for k, v in topology.sentinel_settings(topology.DEFAULT_DOWN_AFTER_MS).items()),
 )
+
+
+def server_flags(block: str) -> dict[str, str]:
+    """``--name value`` pairs of the redis-server command in a service block."""
+    command = block.split("redis-server", 1)[1].split(" ports:", 1)[0]
+    return dict(re.findall(r"--([a-z-]+) (\S+)", command))
+
+
+def sentinel_lines(block: str) -> list[str]:
+    """The ``sentinel ...`` lines of the config a sentinel service writes."""
+    return re.findall(r"sentinel [a-z-]+ .*?(?= sentinel |\s+EOF)", block)
 
 
 def services(text: str) -> dict[str, str]:
@@ -74,11 +81,13 @@ def test_services(blocks: dict[str, str], text: str) -> None:
 
 
 @pytest.mark.parametrize("name", DATA_NODES)
-def test_data_nodes_are_safe(blocks: dict[str, str], name: str) -> None:
+def test_data_nodes_run_the_topology_settings(blocks: dict[str, str], name: str) -> None:
     block = blocks[name]
     assert "redis-server" in block
-    for flag in SAFETY_FLAGS:
-        assert flag in block, f"{name} lacks {flag}"
+    flags = server_flags(block)
+    flags.pop("port")
+    flags.pop("replicaof", None)
+    assert flags == topology.SAFE_SETTINGS, f"{name} differs from facade.topology.SAFE_SETTINGS"
 
 
 def test_replicas_follow_the_primary(blocks: dict[str, str]) -> None:
@@ -91,8 +100,7 @@ def test_replicas_follow_the_primary(blocks: dict[str, str]) -> None:
 @pytest.mark.parametrize("name", SENTINELS)
 def test_sentinels_write_their_config(blocks: dict[str, str], name: str) -> None:
     block = blocks[name]
-    for line in SENTINEL_LINES:
-        assert line in block, f"{name} lacks '{line}'"
+    assert sorted(sentinel_lines(block)) == sorted(SENTINEL_LINES), f"{name} differs from facade.topology"
     # Sentinel refuses a hostname in "monitor" unless resolve-hostnames was set before it.
     assert block.index("resolve-hostnames") < block.index("sentinel monitor")
     assert "exec redis-sentinel /tmp/sentinel.conf" in block
@@ -100,7 +108,7 @@ def test_sentinels_write_their_config(blocks: dict[str, str], name: str) -> None
 
 
 def test_url_in_header_matches_the_sentinel_ports(blocks: dict[str, str], text: str) -> None:
-    m = re.search(r"redis\+sentinel://(\S+)/mymaster", text)
+    m = re.search(rf"redis\+sentinel://(\S+)/{SERVICE}\b", text)
     assert m, "the header comment should give the facade URL"
     ports = [int(hostport.rsplit(":", 1)[1]) for hostport in m.group(1).split(",")]
     assert len(ports) == len(SENTINELS)

@@ -148,6 +148,8 @@ def test_parse_refuses_only_with_url_errors(text):
     except (InvalidUrlError, UnsupportedError):
         return
     assert isinstance(parsed, BrokerUrl)
+    if parsed.scheme.endswith("cluster"):
+        return  # a cluster client connects to its nodes as it is built: never dial fuzzed hosts
     try:
         admin = Admin(text)  # builds the client too (connects to nothing)
     except (InvalidUrlError, UnsupportedError):

@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .. import keys
+from ..cluster import cluster_error
 from ..errors import ConfigError, PermissionDeniedError, from_redis
 from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
 from . import dlq, groups
@@ -109,8 +110,8 @@ class Admin:
     async def _run(self, pipe: Any, context: str) -> list[Any]:
         try:
             return await pipe.execute(raise_on_error=False)
-        except RedisError as exc:
-            raise from_redis(exc, context) from exc
+        except (RedisError, RedisClusterException) as exc:  # the latter: cluster pipelines
+            raise cluster_error(exc, context) from exc
 
     async def delete_topic(self, name: str) -> None:
         """Delete topic ``name`` and all its keys (records, ownership, producer state)."""

@@ -30,6 +30,7 @@ from .. import codec, keys, offsets
 from ..assignors import STRATEGIES, assign
 from ..config import ConsumerConfig, build
 from ..errors import (
+    UnsupportedError,
     CommitFailedError,
     ConfigError,
     FacadeError,
@@ -121,6 +122,11 @@ class Consumer:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._conn = Connection(url)
+        if self.config.max_deliveries is not None and getattr(self._conn, "cluster", False):
+            raise UnsupportedError(
+                "max_deliveries needs dead-lettering in one script across the source and <topic>.dlq "
+                "partitions, which Redis Cluster cannot do; handle poison records in the application"
+            )
         self._topic_cache = TopicCache(self._conn, self.config.metadata_max_age_ms)
         self._gkeys = keys.group_keys(self.group)
         self._session = self.config.session_timeout_ms
@@ -415,7 +421,7 @@ class Consumer:
     async def _ride_out(self, exc: FacadeError) -> None:
         """Wait a little after a retriable failure (server restart, failover); re-raise anything
         else, or the failure itself once it has lasted ``reconnect_timeout_ms``."""
-        if not exc.retriable or not self._conn.connected:
+        if not exc.retriable or self._conn.unreachable(exc):
             raise exc
         now = _backend.monotonic()
         if self._outage_since is None:
@@ -544,6 +550,10 @@ class Consumer:
             seconds = min(seconds, _CLAIM_RETRY_S)
         if not streams or seconds < 0.002:
             await _backend.sleep(max(0.0, min(seconds, 0.1)))
+            return
+        if self._conn.cluster:
+            # One XREAD cannot span several hash slots (partitions): see Connection.wait_for_records.
+            await self._conn.wait_for_records(f"waiting for records for group {self.group}", streams, seconds)
             return
         await self._conn.command(
             f"waiting for records for group {self.group}",
@@ -695,7 +705,15 @@ class Consumer:
             if o is None or not ids:
                 continue
             if tp in by_source:
-                for call in await self._transact_calls(tp, o, ids, mark_all, by_source[tp]):
+                try:
+                    transacts = await self._transact_calls(tp, o, ids, mark_all, by_source[tp])
+                    for _, keys_, _ in transacts:
+                        # On a cluster one script cannot span hash slots: refuse before sending.
+                        self._conn.check_slots(f"committing outputs of {tp.topic}[{tp.partition}]", keys_)
+                except FacadeError:
+                    self._delivered = delivered  # nothing was sent: all of it is still to commit
+                    raise
+                for call in transacts:
                     calls.append(call)
                     tps.append(tp)
                 continue

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .. import keys, offsets
-from ..errors import ConfigError, GroupError, from_redis
+from ..cluster import cluster_error
+from ..errors import ConfigError, GroupError
 from ..records import GroupDescription, GroupMember, GroupPartitionInfo, OffsetReset, TopicPartition
 from .client import Connection
 
@@ -38,8 +39,8 @@ def _group_info(ginfo: Any, group: str) -> dict[str, Any] | None:
 async def _execute(pipe: Any, context: str) -> list[Any]:
     try:
         return await pipe.execute(raise_on_error=False)
-    except RedisError as exc:
-        raise from_redis(exc, context) from exc
+    except (RedisError, RedisClusterException) as exc:  # the latter: cluster pipelines
+        raise cluster_error(exc, context) from exc
 
 
 async def _partition_states(
@@ -58,8 +59,12 @@ async def _partition_states(
         pipe.xpending(s, group)
         pipe.xrevrange(s, count=1)
         last = info.get("last-delivered-id") or "0-0"
-        # Only needed when the server cannot give the lag (Redis < 7, or after deletions).
-        pipe.xrange(s, min=f"({last}", count=_LAG_SCAN_LIMIT) if info.get("lag") is None else pipe.ping()
+        # Only needed when the server cannot give the lag (Redis < 7, or after deletions). Else a
+        # cheap keyed placeholder keeps four replies per partition (a cluster pipeline refuses PING).
+        if info.get("lag") is None:
+            pipe.xrange(s, min=f"({last}", count=_LAG_SCAN_LIMIT)
+        else:
+            pipe.hexists(keys.owners(tp.topic, tp.partition), group)
     results = await _execute(pipe, f"describing group {group}")
     out: dict[TopicPartition, dict[str, Any]] = {}
     # Committed = the newest stored record before the first pending one (or the last delivered
@@ -69,7 +74,7 @@ async def _partition_states(
         pending = results[4 * i + 1]
         if isinstance(pending, dict) and int(pending["pending"]):
             pipe.xrevrange(keys.stream(tp.topic, tp.partition), max=f"({_text(pending['min'])}", count=1)
-    before_pending = iter(await _execute(pipe, f"describing group {group}") if pipe.command_stack else [])
+    before_pending = iter(await _execute(pipe, f"describing group {group}") if len(pipe) else [])
     for i, (tp, info) in enumerate(present):
         owner, pending, tail, scan = results[4 * i : 4 * i + 4]
         last_delivered = info.get("last-delivered-id")

@@ -2,8 +2,8 @@
 
 This module is the asyncio source of truth; facade/_sync/relay.py is generated from it.
 
-exactly_once=True (default): each input partition's outputs are appended in the same script
-that commits their inputs (Consumer.commit(outputs=...)), so a crash at any moment leaves either
+exactly_once=True (default): with atomic (the default except on Redis Cluster), each input
+partition's outputs are appended in the same script that commits their inputs (Consumer.commit(outputs=...)), so a crash at any moment leaves either
 both or neither: a restart neither loses nor doubles anything. This needs all keys on one server
 (single Redis, Sentinel). atomic=False instead sends outputs through an idempotent producer with
 dedup ids derived from the input position (``<group>/<topic>/<partition>/<offset>``), then commits:
@@ -57,7 +57,7 @@ async def relay(
     url: str | None = None,
     *,
     exactly_once: bool = True,
-    atomic: bool = True,
+    atomic: bool | None = None,
     key_from: str | None = None,
     idle_timeout_ms: int | None = None,
     max_messages: int | None = None,
@@ -76,6 +76,9 @@ async def relay(
     copied = 0
     idle_since = _backend.monotonic()
     consumer = Consumer(source, group, url, **options)
+    if atomic is None:
+        # One script spanning input and output partitions is impossible on a cluster.
+        atomic = not consumer._conn.cluster
     producer = None if exactly_once and atomic else Producer(url, linger_ms=0)
     try:
         while max_messages is None or copied < max_messages:

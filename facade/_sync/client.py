@@ -7,19 +7,27 @@ This module is the asyncio source of truth; facade/_sync/client.py is generated 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Sequence
 from typing import Any
 
 from redis.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
-from .. import keys
+from .. import cluster, keys
 from ..connection import BrokerUrl, create_client, resolve_url
-from ..errors import ConfigError, FacadeError, UnknownTopicError, from_redis
+from ..errors import BrokerTimeoutError, ConfigError, FacadeError, UnknownTopicError, from_redis
 from ..records import TopicConfig
 from ..scripts import Scripts
 from . import _backend
+
+# Cluster round trips: concurrent per shard under asyncio, one shard after another when blocking.
+_gather = cluster.gather_async if _backend.IS_ASYNC else cluster.gather_sync
+_cluster_ready = cluster.ready_async if _backend.IS_ASYNC else cluster.ready_sync
+# A consumer waiting on several partitions of a cluster looks for new records this often (s): one
+# XREAD cannot span several slots.
+_CLUSTER_WAIT_SLICE_S = 0.02
 
 
 def topic_from_json(raw: bytes | str) -> TopicConfig:
@@ -59,8 +67,13 @@ class Connection:
         self.url: BrokerUrl = resolve_url(url)
         # One quick reconnect inside redis-py (a pooled connection the server closed); every other
         # retry is facade's own, under the idempotent producer's sequences.
-        self.redis = create_client(self.url, is_async=_backend.IS_ASYNC, retry=Retry(ExponentialBackoff(0.2, 0.02), 1))
+        self._retry = Retry(ExponentialBackoff(0.2, 0.02), 1)
+        self.redis = create_client(self.url, is_async=_backend.IS_ASYNC, retry=self._retry)
         self.scripts = Scripts(self.redis)
+        self.cluster: bool = cluster.is_cluster(self.redis)
+        """Whether the broker is a Redis Cluster (docs/cluster.md)."""
+        self._error = cluster.cluster_error if self.cluster else from_redis
+        self._nodes: dict[str, Any] = {}  # cluster: "host:port" -> a client for that node alone
         # Whether any command ever succeeded: retries ride out failures of a working connection,
         # but a server that was never reached fails fast.
         self.connected = False
@@ -68,7 +81,12 @@ class Connection:
 
     def close(self) -> None:
         self.closed = True
-        self.redis.close()
+        nodes, self._nodes = self._nodes, {}
+        try:
+            for client in nodes.values():
+                client.close()
+        finally:
+            self.redis.close()
 
     def _check_open(self) -> None:
         if self.closed:
@@ -77,22 +95,30 @@ class Connection:
     def script(self, name: str, keys_: Sequence[str], args: Sequence[Any], context: str) -> Any:
         """Run one script; redis errors come out as FacadeErrors that lead with ``context``."""
         self._check_open()
+        self.check_slots(context, keys_)
         try:
             result = getattr(self.scripts, name)(keys=keys_, args=args)
             self.connected = True
             return result
-        except RedisError as exc:
-            raise from_redis(exc, context) from exc
+        except (RedisError, RedisClusterException) as exc:
+            raise self._error(exc, context) from exc
 
-    def command(self, context: str, *args: Any) -> Any:
-        """Run one command, converting errors."""
+    def check_slots(self, context: str, keys_: Sequence[str]) -> None:
+        """On a cluster, raise UnsupportedError (saying what to do instead) when a script's keys
+        span several hash slots; only ``transact`` (outputs, dead letters) can."""
+        if self.cluster and len(keys_) > 1 and len(cluster.slots_of(keys_)) > 1:
+            raise cluster.cross_slot_error(context, keys_)
+
+    def command(self, context: str, *args: Any, **options: Any) -> Any:
+        """Run one command, converting errors. ``options`` go to redis-py (on a cluster:
+        ``target_nodes``)."""
         self._check_open()
         try:
-            result = self.redis.execute_command(*args)
+            result = self.redis.execute_command(*args, **options)
             self.connected = True
             return result
-        except RedisError as exc:
-            raise from_redis(exc, context) from exc
+        except (RedisError, RedisClusterException) as exc:
+            raise self._error(exc, context) from exc
 
     def pipeline(
         self,
@@ -105,8 +131,14 @@ class Connection:
 
         A connection failure fails the whole call; a script error only its own slot. ``tail`` is
         how WAIT / WAITAOF follow the writes on the same connection (acks="all").
+
+        On a cluster: one round trip per shard (concurrent under asyncio), MOVED/ASK/TRYAGAIN
+        followed, and the tail sent to every shard that took a call; its result is the weakest
+        shard's (cluster.combine_tail).
         """
         self._check_open()
+        if self.cluster:
+            return self._cluster_pipeline(calls, context, tail)
         try:
             pipe = self.redis.pipeline(transaction=False)
             for name, keys_, args in calls:
@@ -119,8 +151,164 @@ class Connection:
             raise from_redis(exc, context) from exc
         return [from_redis(r, context) if isinstance(r, Exception) else r for r in results]
 
+    def _cluster_pipeline(
+        self,
+        calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
+        context: str,
+        tail: Sequence[Sequence[Any]],
+    ) -> list[Any]:
+        results: list[Any] = [None] * len(calls)
+        tails: list[list[Any]] = [[] for _ in tail]
+        todo = []
+        for i, (_, keys_, _) in enumerate(calls):
+            if len(keys_) > 1 and len(cluster.slots_of(keys_)) > 1:
+                results[i] = cluster.cross_slot_error(context, keys_)
+            else:
+                todo.append(i)
+        asking: dict[int, str] = {}  # call -> the node an ASK sent it to (for one attempt)
+        deadline = _backend.monotonic() + cluster.REDIRECT_BUDGET_S
+        pause = 0.01
+        try:
+            _cluster_ready(self.redis)
+            while todo:
+                route: dict[str, list[int]] = {}
+                for i in todo:
+                    node = asking.get(i) or cluster.node_of(self.redis, calls[i][1][0])
+                    route.setdefault(node, []).append(i)
+                rounds = _gather(
+                    [self._node_round(node, [(*calls[i], i in asking) for i in idx], tail) for node, idx in route.items()]
+                )
+                retry: list[int] = []
+                moved: list[MovedError] = []
+                lost = False
+                for (_, idx), replies in zip(route.items(), rounds):
+                    if isinstance(replies, BaseException):
+                        # The node's connection failed: outcome unknown; the callers retry.
+                        lost = True
+                        for i in idx:
+                            results[i] = replies
+                        for t in tails:
+                            t.append(replies)
+                        continue
+                    self.connected = True
+                    for i, reply in zip(idx, replies):
+                        asking.pop(i, None)
+                        if isinstance(reply, cluster.REDIRECTS):
+                            # Not run. MOVED/ASK name the node to ask; TRYAGAIN/CLUSTERDOWN: wait.
+                            retry.append(i)
+                            if isinstance(reply, MovedError):
+                                moved.append(reply)
+                            elif isinstance(reply, AskError):
+                                asking[i] = f"{reply.host}:{reply.port}"
+                        else:
+                            results[i] = reply
+                    for t, reply in zip(tails, replies[len(idx) :]):
+                        t.append(reply)
+                try:
+                    if lost:
+                        self.redis.nodes_manager.initialize()
+                    for e in moved:
+                        self.redis.nodes_manager.move_slot(e)
+                except (RedisError, RedisClusterException):
+                    pass  # the map could not be read now (failover under way): the next call tries again
+                todo = sorted(retry)
+                if todo and _backend.monotonic() + pause > deadline:
+                    for i in todo:
+                        results[i] = BrokerTimeoutError(
+                            f"{context}: the cluster kept redirecting for {cluster.REDIRECT_BUDGET_S:.0f} s "
+                            "(a resharding or failover is under way); the call did not run and is safe to repeat"
+                        )
+                    break
+                if todo and not all(i in asking for i in todo):
+                    _backend.sleep(pause)
+                    pause = min(pause * 2, 0.2)
+        except (RedisError, RedisClusterException) as exc:
+            raise self._error(exc, context) from exc
+        out = [self._error(r, context) if isinstance(r, BaseException) else r for r in results]
+        for command, replies in zip(tail, tails):
+            if not replies:  # nothing was written anywhere: any node can answer
+                replies = [self.command(context, *command)]
+            combined = cluster.combine_tail(command, replies)
+            out.append(self._error(combined, context) if isinstance(combined, BaseException) else combined)
+        return out
+
+    def _node_round(
+        self, node: str, calls: Sequence[tuple[str, Sequence[str], Sequence[Any], bool]], tail: Sequence[Sequence[Any]]
+    ) -> Any:
+        """One pipelined round trip to one cluster node: the script calls (each after ASKING when
+        an ASK sent it there), then ``tail``. Replies in that order (ASKING's left out), or the
+        exception that failed the whole round trip."""
+        client = self._nodes.get(node)
+        if client is None:  # (creating a client opens no connection: a lost race costs nothing)
+            new = cluster.node_client(self.url, node, is_async=_backend.IS_ASYNC, retry=self._retry)
+            client = self._nodes.setdefault(node, new)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for name, keys_, args, asking in calls:
+                if asking:
+                    pipe.execute_command("ASKING")
+                getattr(self.scripts, name)(keys=keys_, args=args, client=pipe)
+            for command in tail:
+                pipe.execute_command(*command)
+            replies = pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            return exc
+        if any(call[3] for call in calls):
+            kept = [flag for call in calls for flag in ((False, True) if call[3] else (True,))]
+            replies = [r for r, keep in zip(replies, kept + [True] * len(tail)) if keep]
+        return replies
+
+    def wait_for_records(self, context: str, streams: dict[str, str], seconds: float) -> None:
+        """Return when one of ``streams`` (key -> last seen ID) has a newer entry, or after
+        ``seconds``; for a cluster, where one XREAD cannot span slots. One stream: XREAD BLOCK.
+        Several: every _CLUSTER_WAIT_SLICE_S, one XREVRANGE COUNT 1 per stream for an entry after
+        the last seen (one round trip per shard; XREVRANGE rather than XREAD, whose keys redis-py
+        would look up with COMMAND GETKEYS, a round trip each). Not a short XREAD BLOCK on one of
+        them: servers expire blocked reads on their clock tick, 100 ms at the default hz."""
+        if len(streams) == 1:
+            ((name, last),) = streams.items()
+            self.command(context, "XREAD", "COUNT", 1, "BLOCK", max(1, int(seconds * 1000)), "STREAMS", name, last)
+            return
+        deadline = _backend.monotonic() + seconds
+        while True:
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for name, last in streams.items():
+                    pipe.xrevrange(name, "+", f"({last}", count=1)
+                replies = pipe.execute(raise_on_error=False)
+            except (RedisError, RedisClusterException) as exc:
+                raise self._error(exc, context) from exc
+            if any(replies):  # new records, or an error the next fetch will meet and handle
+                return
+            remaining = deadline - _backend.monotonic()
+            if remaining <= 0:
+                return
+            _backend.sleep(min(remaining, _CLUSTER_WAIT_SLICE_S))
+
+    def unreachable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the server was never reached: nothing listens, no such host, no
+        such socket, and no command ever succeeded on this client. A wrong URL or a stopped
+        server fails fast; a connection that drops once it worked is retried (restarts,
+        failovers, lost replies)."""
+        if self.connected:
+            return False
+        seen: set[int] = set()
+        cause: BaseException | None = exc
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
+            if isinstance(cause, (ConnectionRefusedError, FileNotFoundError, socket.gaierror)):
+                return True
+            cause = cause.__cause__ or cause.__context__
+        return False
+
     def connected_replicas(self) -> int:
-        """How many replicas are attached to the primary right now (INFO replication)."""
+        """How many replicas are attached to the primary right now (INFO replication); on a
+        cluster, the fewest any primary has."""
+        if self.cluster:
+            infos = self.read("reading replication state", "INFO", "replication", target_nodes="primaries")
+            if isinstance(infos, dict) and infos and all(isinstance(v, dict) for v in infos.values()):
+                return min(int(v.get("connected_slaves", 0)) for v in infos.values())
+            return int(infos.get("connected_slaves", 0))
         info = self.read("reading replication state", "INFO", "replication")
         if isinstance(info, bytes):
             info = info.decode()
@@ -129,17 +317,17 @@ class Connection:
             return int(fields.get("connected_slaves", 0))
         return int(info.get("connected_slaves", 0))
 
-    def read(self, context: str, *args: Any, budget_s: float = 10.0) -> Any:
+    def read(self, context: str, *args: Any, budget_s: float = 10.0, **options: Any) -> Any:
         """Run a read-only command, retrying retriable failures (lost reply, failover) with
         backoff for up to ``budget_s`` seconds; safe because reading twice changes nothing."""
         deadline = _backend.monotonic() + budget_s
         pause = 0.05
         while True:
             try:
-                return self.command(context, *args)
+                return self.command(context, *args, **options)
             except FacadeError as exc:
                 # A server never reached is a wrong URL or a server that is down: say so at once.
-                if not exc.retriable or not self.connected or _backend.monotonic() + pause > deadline:
+                if not exc.retriable or self.unreachable(exc) or _backend.monotonic() + pause > deadline:
                     raise
             _backend.sleep(pause)
             pause = min(pause * 2, 1.0)
