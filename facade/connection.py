@@ -14,10 +14,12 @@ No URL at all (argument, then ``FACADE_URL``) means the embedded local broker (f
 
 Sentinel URLs: the user and password (and TLS) are used for the sentinels as well as for the data
 servers, so both must accept them. The client asks the sentinels for the current primary whenever
-it opens a connection; a connection that meets a demoted primary (READONLY) or loses its server is
-dropped, and the next one asks the sentinels again (redis-py's SentinelManagedConnection). Every
-socket, sentinels' included, has a read and a connect deadline, so a frozen server costs at most
-``SOCKET_TIMEOUT_S`` before the client moves on. See docs/replication.md.
+it opens or reopens a connection (redis-py's SentinelManagedConnection, plus the reconnect inside a
+command, which redis-py 8 sends back to the old address); a connection that meets a demoted
+primary (READONLY) or loses its server is dropped. Because a deposed primary that still runs gives
+no error at all, the client also re-asks every ``PRIMARY_CHECK_INTERVAL_S`` and moves its
+connections. Every socket, sentinels' included, has a read and a connect deadline, so a frozen
+server costs at most ``SOCKET_TIMEOUT_S`` before the client moves on. See docs/replication.md.
 """
 
 from __future__ import annotations

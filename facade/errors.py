@@ -232,4 +232,6 @@ _SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
     "GROUPBUSY": GroupError,
     "OUTOFORDER": OutOfOrderSequenceError,
     "NOPERM": PermissionDeniedError,
+    # A primary under min-replicas-to-write without enough good replicas (e.g. just promoted).
+    "NOREPLICAS": NotEnoughReplicasError,
 }

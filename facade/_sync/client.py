@@ -367,7 +367,13 @@ class TopicCache:
         now = _backend.monotonic()
         if hit is not None and now - hit[1] < self._max_age_s:
             return hit[0]
-        cfg = self._conn.topic(name)
+        try:
+            cfg = self._conn.topic(name)
+        except FacadeError as exc:
+            # A long failover: keep using what we knew rather than fail a send early.
+            if hit is not None and exc.retriable:
+                return hit[0]
+            raise
         self._topics[name] = (cfg, now)
         return cfg
 

@@ -415,6 +415,11 @@ class Consumer:
                 self._wait(min(remaining, max(0.0, self._next_heartbeat - _backend.monotonic()) + 0.001))
                 self._outage_since = None
             except FacadeError as exc:
+                # A fetch may have run without its reply arriving (server died, failover): its
+                # records are pending, so read the pending list again after the last delivered.
+                for o in self._owned.values():
+                    if o.cursor == ">":
+                        o.cursor = o.last_id
                 self._ride_out(exc)
                 if _backend.monotonic() >= deadline:
                     return []
@@ -730,6 +735,9 @@ class Consumer:
         while True:
             try:
                 results = self._conn.pipeline(calls, f"committing for group {self.group}")
+                retry = [r for r in results if isinstance(r, FacadeError) and r.retriable]
+                if retry:
+                    raise retry[0]  # e.g. NOREPLICAS on a new primary: the whole commit again
                 self._outage_since = None
                 break
             except FacadeError as exc:
