@@ -294,6 +294,7 @@ def description_json(desc: TopicDescription) -> str:
             "first_offset": p.first_offset,
             "last_offset": p.last_offset,
             "stream_key": p.stream_key,
+            "shard": p.shard,
         }
         for p in desc.partitions
     ]
@@ -320,10 +321,12 @@ def description_view(desc: TopicDescription) -> RenderableType:
     table.add_column("FIRST OFFSET")
     table.add_column("LAST OFFSET")
     table.add_column("STREAM KEY")
+    sharded = any(p.shard for p in desc.partitions)
+    if sharded:
+        table.add_column("SHARD")
     for p in desc.partitions:
-        table.add_row(
-            str(p.partition), str(p.length), p.first_offset or "-", p.last_offset or "-", p.stream_key
-        )
+        row = [str(p.partition), str(p.length), p.first_offset or "-", p.last_offset or "-", p.stream_key]
+        table.add_row(*row, *([p.shard or "-"] if sharded else []))
     groups = Text.assemble(("Groups: ", "bold"), ", ".join(desc.groups) if desc.groups else "(none)")
     return Group(head, table, groups)
 

@@ -483,6 +483,13 @@ def parse_url(url: str) -> BrokerUrl:
     after = rest[len(userinfo) + 1 :] if sep else rest
     if not sep:
         userinfo = ""
+        if "@" in rest.split("?", 1)[0] and scheme != "unix":
+            # "user:pa/ss@host": the "/" ended the host part early. Say so without echoing any
+            # of the text around the "@" (it is probably a password).
+            raise InvalidUrlError(
+                f"{scheme}:// URL with an '@' after a '/': if the password contains '/', '?' or '#', "
+                "percent-encode them (%2F, %3F, %23)"
+            )
     username = password = None
     if userinfo:
         if ":" in userinfo:
@@ -491,7 +498,10 @@ def parse_url(url: str) -> BrokerUrl:
         else:
             # redis://secret@host is redis-py's shorthand for a password with the default user.
             password = unquote(userinfo)
-    parts = urlsplit(f"x://{after}")
+    try:
+        parts = urlsplit(f"x://{after}")
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
+        raise InvalidUrlError(f"malformed URL {redact(url)!r} ({exc}): write {scheme}://host:port") from None
     query = parse_qs(parts.query, keep_blank_values=True)
     db = 0
     db_text = (query.get("db") or [""])[0]
@@ -502,6 +512,12 @@ def parse_url(url: str) -> BrokerUrl:
             raise InvalidUrlError(f"bad database number {db_text!r} in {redact(url)}: use an integer such as /0")
         db = int(db_text)
     if scheme == "unix":
+        if parts.netloc and not sep:
+            # unix:///path or unix://user:pass@/path; anything before the path would be a host.
+            raise InvalidUrlError(
+                "unix:// URLs are unix:///path/to.sock or unix://user:password@/path/to.sock; "
+                "if the password contains '/', percent-encode it as %2F"
+            )
         path = parts.netloc + parts.path if parts.netloc else parts.path
         if not path:
             raise InvalidUrlError(f"no socket path in {redact(url)}: write unix:///path/to/redis.sock")

@@ -116,6 +116,8 @@ class PartitionInfo:
     """Offset of the oldest stored record, None when empty."""
     last_offset: str | None
     """Offset of the newest stored record, None when empty."""
+    shard: str | None = None
+    """``"host:port"`` of the Redis Cluster primary serving the partition; None on one server."""
 
 
 @dataclass(frozen=True)

@@ -624,3 +624,16 @@ def test_password_in_a_cluster_url_reaches_every_node(cluster, curl):
         for port in ports:
             with redis.Redis(host="127.0.0.1", port=port, password="s3cret", socket_timeout=10) as r:
                 r.config_set("requirepass", "")
+
+
+def test_describe_shows_each_partitions_shard(cluster, curl):
+    with Admin(curl) as a:
+        a.create_topic("where", 12)
+        desc = a.describe_topic("where")
+    shards = {p.shard for p in desc.partitions}
+    assert len(shards) == 3 and None not in shards  # 12 partitions over all 3 primaries
+    from facade.cluster import key_slot
+
+    for p in desc.partitions:  # each partition's shard is the one that serves its slot
+        assert p.stream_key == keys.stream("where", p.partition)
+        assert key_slot(p.stream_key) == key_slot(keys.owners("where", p.partition))

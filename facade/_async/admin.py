@@ -14,6 +14,7 @@ from .. import keys
 from ..cluster import cluster_error
 from ..errors import ConfigError, PermissionDeniedError, from_redis
 from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
+from ..cluster import partition_nodes
 from . import dlq, groups
 from .client import Connection, topic_from_json, topic_to_json
 from .topics import create_topic, init_partitions
@@ -85,6 +86,7 @@ class Admin:
         results = await self._run(pipe, f"describing topic {name}")
         parts = []
         readers: set[str] = set()
+        shards = partition_nodes(self._conn, name, cfg.partitions)
         for p in range(cfg.partitions):
             length, first, last, ginfo = results[4 * p : 4 * p + 4]
             for r in (length, first, last):
@@ -102,6 +104,7 @@ class Admin:
                     int(length) if not isinstance(length, Exception) else 0,
                     _text(first[0][0]) if first and not isinstance(first, Exception) else None,
                     _text(last[0][0]) if last and not isinstance(last, Exception) else None,
+                    shards.get(p),
                 )
             )
             readers.update(_text(g["name"]) for g in ginfo)
