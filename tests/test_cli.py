@@ -151,7 +151,7 @@ def test_topic_and_status_views():
     obj = json.loads(render.description_json(desc))
     assert obj["partition_count"] == 5 and obj["groups"] == ["notifications"]
     assert obj["partitions"][1] == {
-        "partition": 1, "length": 0, "first_offset": None, "last_offset": None, "stream_key": "facade:{posts/1}:log",
+        "partition": 1, "length": 0, "first_offset": None, "last_offset": None, "stream_key": "facade:{posts/1}:log", "shard": None,
     }  # fmt: skip
     info = EmbeddedInfo(True, "unix:///x/facade.sock", "/x", 42, "/bin/valkey-server")
     assert "running" in rendered(render.status_view(info)) and "42" in rendered(render.status_view(info))
