@@ -84,10 +84,10 @@ _TOP_LEVEL = (
     # redis-py: PING (health checks), SELECT (a /db in the URL). AUTH and HELLO need no rule.
     # CLIENT SETINFO (sent on connect) is added for servers that know it: see rules().
     "+ping", "+select",
-    # Scripts go through redis-py's Script: after a restart or SCRIPT FLUSH it reloads them with
-    # SCRIPT EXISTS + SCRIPT LOAD (pipelines) or SCRIPT LOAD on NOSCRIPT. EVALSHA has keys, so it
-    # is granted in each role's selectors; EVAL is never used.
-    "+script|load", "+script|exists",
+    # Scripts run by EVALSHA; after a restart or SCRIPT FLUSH a NOSCRIPT reply makes the client
+    # SCRIPT LOAD them and send the call again. EVALSHA has keys, so it is granted in each role's
+    # selectors; EVAL is never used.
+    "+script|load",
     # The server clock: scripts that stamp or expire something call TIME.
     "+time",
     # Redis Cluster (harmless elsewhere): the client reads the slot map (CLUSTER SLOTS) and

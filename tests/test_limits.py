@@ -17,6 +17,7 @@ import redis
 
 from facade import (
     Admin,
+    CommitFailedError,
     ConfigError,
     Consumer,
     FacadeError,
@@ -308,6 +309,34 @@ def test_flushed_scripts_are_reloaded_transparently(url, raw):
     with Admin(url) as a:
         a.alter_partitions("t", 3)  # partition_init, topic_register
         a.delete_group("g")  # group_delete
+
+
+def test_a_pipeline_half_of_whose_scripts_were_flushed_runs_each_call_once(url, raw):
+    # Pipelines send EVALSHA without asking SCRIPT EXISTS first. After a flush that another client
+    # partly repaired (one script loaded again), the NOSCRIPT calls are sent again after loading,
+    # the others are not, and the tail still comes last, once.
+    from facade import scripts
+    from facade._sync.client import Connection
+
+    topic(url, "t", 2)
+    own0, own1 = keys.owners("t", 0), keys.owners("t", 1)
+    raw.hset(own0, "g", "m|1|a")
+    raw.hset(own1, "g", "m|1|b")
+    raw.script_flush()
+    raw.script_load(scripts.source("release"))
+    conn = Connection(url)
+    try:
+        calls = [
+            ("commit", list(keys.consume_keys("t", 0)), ["g", "m|1|x", ""]),  # not the owner: FENCED
+            ("release", [own1], ["g", "m|1|b"]),  # loaded: runs in the first round trip
+            ("release", [own0], ["g", "m|1|a"]),
+        ]
+        out = conn.pipeline(calls, "testing", tail=[("HLEN", own0), ("HLEN", own1)])
+    finally:
+        conn.close()
+    assert isinstance(out[0], CommitFailedError)
+    assert out[1:] == [1, 1, 0, 0]
+    assert raw.script_exists(scripts.Scripts(raw).commit.sha) == [True]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException, RedisError
 
 from .. import cluster, keys
 from ..connection import BrokerUrl, create_client, resolve_url
@@ -140,12 +140,7 @@ class Connection:
         if self.cluster:
             return self._cluster_pipeline(calls, context, tail)
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for name, keys_, args in calls:
-                getattr(self.scripts, name)(keys=keys_, args=args, client=pipe)
-            for command in tail:
-                pipe.execute_command(*command)
-            results = pipe.execute(raise_on_error=False)
+            results = self._round(self.redis, calls, tail)
             self.connected = True
         except RedisError as exc:
             raise from_redis(exc, context) from exc
@@ -243,19 +238,51 @@ class Connection:
             new = cluster.node_client(self.url, node, is_async=_backend.IS_ASYNC, retry=self._retry)
             client = self._nodes.setdefault(node, new)
         try:
-            pipe = client.pipeline(transaction=False)
-            for name, keys_, args, asking in calls:
-                if asking:
-                    pipe.execute_command("ASKING")
-                getattr(self.scripts, name)(keys=keys_, args=args, client=pipe)
-            for command in tail:
-                pipe.execute_command(*command)
-            replies = pipe.execute(raise_on_error=False)
+            return self._round(client, [call[:3] for call in calls], tail, [call[3] for call in calls])
         except RedisError as exc:
             return exc
-        if any(call[3] for call in calls):
-            kept = [flag for call in calls for flag in ((False, True) if call[3] else (True,))]
+
+    def _round(
+        self,
+        client: Any,
+        calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
+        tail: Sequence[Sequence[Any]],
+        asking: Sequence[bool] = (),
+        reload: bool = True,
+    ) -> list[Any]:
+        """One pipelined round trip on ``client``: EVALSHA per call (after ASKING where
+        ``asking`` says so), then ``tail``; the replies in that order, errors in place.
+
+        EVALSHA goes out directly, without redis-py's SCRIPT EXISTS round trip before each
+        pipeline. A call answered NOSCRIPT (server restarted, SCRIPT FLUSH) did not run: the
+        scripts it needs are loaded and the NOSCRIPT calls sent again, followed by ``tail`` again
+        (so WAIT still follows every write). That can run them after later calls of the same
+        round trip; callers never put two calls on one partition with different scripts in one
+        round trip, so no partition sees its own calls reordered.
+        """
+        pipe = client.pipeline(transaction=False)
+        for i, (name, keys_, args) in enumerate(calls):
+            if asking and asking[i]:
+                pipe.execute_command("ASKING")
+            pipe.execute_command("EVALSHA", getattr(self.scripts, name).sha, len(keys_), *keys_, *args)
+        for command in tail:
+            pipe.execute_command(*command)
+        replies = pipe.execute(raise_on_error=False)
+        if any(asking):
+            kept = [keep for flag in asking[: len(calls)] for keep in ((False, True) if flag else (True,))]
             replies = [r for r, keep in zip(replies, kept + [True] * len(tail)) if keep]
+        missing = [i for i in range(len(calls)) if isinstance(replies[i], NoScriptError)]
+        if not missing or not reload:
+            return replies
+        for name in sorted({calls[i][0] for i in missing}):
+            script = getattr(self.scripts, name)
+            script.sha = client.script_load(script.script)
+        again = self._round(
+            client, [calls[i] for i in missing], tail, [asking[i] for i in missing] if asking else (), reload=False
+        )
+        for j, i in enumerate(missing):
+            replies[i] = again[j]
+        replies[len(calls) :] = again[len(missing) :]
         return replies
 
     def wait_for_records(self, context: str, streams: dict[str, str], seconds: float) -> None:
