@@ -15,11 +15,14 @@
 -- ARGV[7]  dedup ids kept at most per partition (oldest dropped first)
 -- ARGV[8]  n: number of records that follow
 -- ARGV[9]  "acked" to trim only entries every consumer group has acknowledged, "" otherwise
--- ARGV[10…] per record: dedup id ("" for none), f (field count), then f field names and values
---          (fields are "key", "value" and "h:<header name>"; the caller encodes them)
+-- ARGV[10] "plain" when every record is a key and a value only (no headers, no dedup id), "" if not
+-- ARGV[11…] plain: per record its key and its value (2 values each; stored as fields "key", "value")
+--          otherwise, per record: dedup id ("" for none), f (field count), then f field names and
+--          values (fields are "key", "value" and "h:<header name>"; the caller encodes them)
 --
--- Returns: {ids, duplicate}: the n offsets in order (for a record dropped as a repeated dedup
---          id, the offset of the original), and 1 when the whole batch was a retry of the
+-- Returns: {ids, duplicate}: ids is the n offsets in order joined by "," (for a record dropped as a
+--          repeated dedup id, the offset of the original; one string rather than n: cheaper to
+--          build, send and parse), and duplicate is 1 when the whole batch was a retry of the
 --          producer's last batch (nothing appended; the original offsets are returned), else 0.
 -- Errors:  NOTOPIC when the stream does not exist (nothing appended);
 --          OUTOFORDER when the sequence skips ahead or goes back past the last batch (nothing
@@ -41,10 +44,8 @@ if pid ~= '' then
     local prev_first, prev_last, prev_ids = string.match(state, '^(%d+) (%d+) (.*)$')
     prev_first, prev_last = tonumber(prev_first), tonumber(prev_last)
     if first_seq == prev_first then
-      local ids = {}
-      for id in string.gmatch(prev_ids, '[^,]+') do ids[#ids + 1] = id end
       redis.call('ZADD', KEYS[3], now, pid)
-      return {ids, 1}
+      return {prev_ids, 1}
     end
     if first_seq ~= prev_last + 1 then
       return redis.error_reply('OUTOFORDER producer ' .. pid .. ' sent sequence ' .. first_seq ..
@@ -59,29 +60,36 @@ end
 
 local window = tonumber(ARGV[6])
 local ids = {}
-local i = 10
+local i = 11
 local used_dedup = false
-for r = 1, n do
-  local dedup = ARGV[i]
-  local f = tonumber(ARGV[i + 1])
-  local original = false
-  if dedup ~= '' then
-    used_dedup = true
-    local seen = redis.call('ZSCORE', KEYS[5], dedup)
-    if seen and tonumber(seen) >= now - window then
-      original = redis.call('HGET', KEYS[4], dedup)
-    end
+if ARGV[10] == 'plain' then
+  for r = 1, n do
+    ids[r] = redis.call('XADD', KEYS[1], '*', 'key', ARGV[i], 'value', ARGV[i + 1])
+    i = i + 2
   end
-  if original then
-    ids[r] = original
-  else
-    ids[r] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, i + 1 + f))
+else
+  for r = 1, n do
+    local dedup = ARGV[i]
+    local f = tonumber(ARGV[i + 1])
+    local original = false
     if dedup ~= '' then
-      redis.call('HSET', KEYS[4], dedup, ids[r])
-      redis.call('ZADD', KEYS[5], now, dedup)
+      used_dedup = true
+      local seen = redis.call('ZSCORE', KEYS[5], dedup)
+      if seen and tonumber(seen) >= now - window then
+        original = redis.call('HGET', KEYS[4], dedup)
+      end
     end
+    if original then
+      ids[r] = original
+    else
+      ids[r] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, i + 1 + f))
+      if dedup ~= '' then
+        redis.call('HSET', KEYS[4], dedup, ids[r])
+        redis.call('ZADD', KEYS[5], now, dedup)
+      end
+    end
+    i = i + f + 2
   end
-  i = i + f + 2
 end
 
 if used_dedup then
@@ -95,8 +103,9 @@ if used_dedup then
     for j = 1, #popped, 2 do redis.call('HDEL', KEYS[4], popped[j]) end
   end
 end
+local joined = table.concat(ids, ',')
 if pid ~= '' then
-  redis.call('HSET', KEYS[2], pid, first_seq .. ' ' .. (first_seq + n - 1) .. ' ' .. table.concat(ids, ','))
+  redis.call('HSET', KEYS[2], pid, first_seq .. ' ' .. (first_seq + n - 1) .. ' ' .. joined)
   redis.call('ZADD', KEYS[3], now, pid)
 end
 
@@ -147,4 +156,4 @@ else
     end
   end
 end
-return {ids, 0}
+return {joined, 0}

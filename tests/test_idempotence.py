@@ -142,12 +142,12 @@ def test_retried_batch_returns_original_offsets(url):
     r = redis.Redis.from_url(url)
     script = r.register_script(source("produce"))
     k = keys.produce_keys("r", 0)
-    args = ["", "", "pid1", 0, 86_400_000, 120_000, 1000, 2, "", "", 2, "value", "a", "", 2, "value", "b"]
+    args = ["", "", "pid1", 0, 86_400_000, 120_000, 1000, 2, "", "", "", 2, "value", "a", "", 2, "value", "b"]
     ids, dup = script(keys=k, args=args)
     ids2, dup2 = script(keys=k, args=args)
-    assert (ids2, dup, dup2) == (ids, 0, 1)
+    assert (ids2, dup, dup2) == (ids, 0, 1) and len(ids.split(b",")) == 2
     assert r.xlen(keys.stream("r", 0)) == 2
     with pytest.raises(redis.ResponseError, match="OUTOFORDER"):
-        script(keys=k, args=["", "", "pid1", 5, 86_400_000, 120_000, 1000, 1, "", "", 2, "value", "c"])
+        script(keys=k, args=["", "", "pid1", 5, 86_400_000, 120_000, 1000, 1, "", "", "", 2, "value", "c"])
     assert r.xlen(keys.stream("r", 0)) == 2
     r.close()

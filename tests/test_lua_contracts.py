@@ -48,11 +48,17 @@ def code_of(exc: ResponseError) -> str:
 
 
 def produce_args(records, max_len="", retention_ms="", pid="", seq=0, expiry_ms=3_600_000, window_ms=60_000,
-                 max_dedup=1000, dedup=None, acked=False):
-    """ARGV for produce.lua: ``records`` are flat field lists; ``dedup`` one dedup id ("" none) each."""
-    args = [max_len, retention_ms, pid, seq, expiry_ms, window_ms, max_dedup, len(records), "acked" if acked else ""]
+                 max_dedup=1000, dedup=None, acked=False, plain=False):
+    """ARGV for produce.lua: ``records`` are flat field lists; ``dedup`` one dedup id ("" none) each.
+    ``plain``: records are [key, k, value, v] and go in the plain form (k, v only)."""
+    args = [max_len, retention_ms, pid, seq, expiry_ms, window_ms, max_dedup, len(records), "acked" if acked else "",
+            "plain" if plain else ""]
     for i, fields in enumerate(records):
-        args += [dedup[i] if dedup else "", len(fields), *fields]
+        if plain:
+            assert fields[0] == b"key" and fields[2] == b"value" and len(fields) == 4 and not dedup
+            args += [fields[1], fields[3]]
+        else:
+            args += [dedup[i] if dedup else "", len(fields), *fields]
     return args
 
 
@@ -64,7 +70,8 @@ def produce(lua, records, **kw):
 
 
 def produce_full(lua, records, **kw):
-    return lua.produce(keys=PKEYS, args=produce_args(records, **kw))
+    joined, duplicate = lua.produce(keys=PKEYS, args=produce_args(records, **kw))
+    return (joined.split(b",") if joined else []), duplicate
 
 
 def server_ms(r) -> int:
@@ -116,6 +123,18 @@ def test_produce_appends_in_order_and_returns_ids(r, lua):
     assert stored[5][1] == {b"value": b""}
     # Field order is kept as given: key, value, then headers (what redis-cli shows).
     assert list(stored[0][1]) == [b"key", b"value", b"h:trace"]
+
+
+def test_produce_plain_form_stores_the_same_entries_as_the_general_form(r, lua):
+    assert lua.partition_init(keys=[LOG]) == 1
+    records = [[b"key", b"k%d" % i, b"value", b"v%d" % i] for i in range(5)]
+    plain = produce(lua, records, plain=True, pid="p", seq=0)
+    general = produce(lua, records, pid="p", seq=5)
+    entries = r.xrange(LOG)
+    assert ids(entries) == plain + general
+    assert [e[1] for e in entries] == [dict(zip(f[::2], f[1::2])) for f in records] * 2
+    # a retry of the plain batch is recognised like any other
+    assert produce_full(lua, records, plain=True, pid="p", seq=5) == (general, 1)
 
 
 def test_produce_ids_carry_the_server_clock(r, lua):

@@ -112,3 +112,13 @@ def _metadata(outcome: Any, index: int) -> Any:
 
     topic, partition, offsets = outcome
     return RecordMetadata(topic, partition, offsets[index].decode() if offsets is not None else None)
+
+
+def spawn(fn: Callable[..., Awaitable[Any]], *args: Any) -> asyncio.Task:
+    """Start ``fn(*args)`` now, beside the caller (a task); :func:`join` gives its outcome."""
+    return asyncio.get_running_loop().create_task(fn(*args))
+
+
+async def join(task: asyncio.Task) -> Any:
+    """The result of a :func:`spawn`-ed call (its exception raised), waiting for it."""
+    return await task

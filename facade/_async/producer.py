@@ -7,6 +7,11 @@ Records are buffered per partition. When ``batch_size`` bytes are buffered, on `
 round trip: one ``produce`` script call per partition, pipelined. A batch is appended atomically
 and in order, so records of one partition keep the order in which ``send()`` was called.
 
+A full buffer goes out in the background (a thread, or a task under asyncio), like Kafka's sender
+thread: ``send()`` goes on filling the next buffer while the server appends the last one. One
+round trip is in flight at a time; the next waits for it, which keeps per-partition order and
+bounds memory to two buffers.
+
 Idempotence (on by default, as in Kafka 3): each producer has a random producer id, and each batch
 carries the sequence number of its first record on that partition. ``produce`` appends a batch
 only if its sequence follows the last one; a retry of the last batch (its reply was lost) appends
@@ -63,7 +68,7 @@ class _Batch:
     """Records for one partition waiting to be sent: the script's ARGV tail, how many records,
     and the one future they share (each record's RecordFuture points into it)."""
 
-    __slots__ = ("args", "first_seq", "future", "n", "topic")
+    __slots__ = ("args", "first_seq", "future", "n", "plain", "topic")
 
     def __init__(self, topic: TopicConfig) -> None:
         self.topic = topic
@@ -71,6 +76,22 @@ class _Batch:
         self.n = 0
         self.future = _backend.new_future()
         self.first_seq = 0
+        # While every record is a key and a value only, args holds just those (produce.lua's
+        # "plain" form: a third of the arguments to pack, send and parse).
+        self.plain = True
+
+    def add(self, fields: list[bytes], dedup: bytes) -> None:
+        if self.plain:
+            if len(fields) == 4 and fields[0] is codec.KEY and not dedup:
+                self.args += (fields[1], fields[3])
+                return
+            a = self.args  # the first other record: the batch so far into the general form
+            self.args = [x for i in range(0, len(a), 2) for x in (b"", 4, codec.KEY, a[i], codec.VALUE, a[i + 1])]
+            self.plain = False
+        args = self.args
+        args.append(dedup)
+        args.append(len(fields))
+        args += fields
 
 
 class Producer:
@@ -87,6 +108,7 @@ class Producer:
         self._topics = TopicCache(self._conn, self.config.metadata_max_age_ms)
         self._lock = _backend.BufferLock()  # guards the buffers (a no-op under asyncio)
         self._send_lock = _backend.Lock()  # one batch in flight at a time: keeps per-partition order
+        self._inflight: Any = None  # a background _transmit (a full buffer), joined before the next
         self._batches: dict[tuple[str, int], _Batch] = {}
         self._buffered = 0
         self._sticky = StickyPartitioner()
@@ -161,10 +183,7 @@ class Producer:
             batch = self._batches.get((topic, partition))
             if batch is None:
                 batch = self._batches[(topic, partition)] = _Batch(cfg)
-            args = batch.args
-            args.append(dedup)
-            args.append(len(fields))
-            args += fields
+            batch.add(fields, dedup)
             fut = _backend.RecordFuture(batch.future, batch.n)
             batch.n += 1
             self._buffered += size + _RECORD_OVERHEAD
@@ -172,7 +191,7 @@ class Producer:
             if not ready and self._timer is None:
                 self._timer = _backend.Timer(self.config.linger_ms / 1000, self._linger_expired)
         if ready:
-            await self._send_buffered()
+            await self._send_buffered(background=self.config.linger_ms > 0)
         if self.config.acks == 0:
             # No reply awaited: the record counts as sent once buffered (Kafka's acks=0).
             return _backend.RecordFuture(_NO_REPLY_FUTURE.get(topic, partition), 0)
@@ -212,14 +231,24 @@ class Producer:
         except Exception:  # errors are delivered through the records' futures
             log.exception("facade producer: background send failed")
 
-    async def _send_buffered(self) -> None:
+    async def _send_buffered(self, background: bool = False) -> None:
+        """Send what is buffered, after the transmission in flight; wait for it to be done, or
+        (``background``) only for the one before it."""
         async with self._send_lock:
+            inflight, self._inflight = self._inflight, None
+            if inflight is not None:
+                await _backend.join(inflight)
             with self._lock:
                 batches, self._batches, self._buffered = self._batches, {}, 0
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
-            if batches:
+            if not batches:
+                return
+            if background:
+                self._inflight = _backend.spawn(self._transmit, batches)
+                await _backend.sleep(0)  # let it send its request now
+            else:
                 await self._transmit(batches)
 
     async def _transmit(self, batches: dict[tuple[str, int], _Batch]) -> None:
@@ -300,7 +329,7 @@ class Producer:
         head = [
             cfg.max_len or "", cfg.retention_ms or "", self.producer_id, b.first_seq,
             c.producer_id_expiry_ms, c.dedup_window_ms, c.dedup_max_ids, b.n,
-            "acked" if cfg.ack_retention else "",
+            "acked" if cfg.ack_retention else "", "plain" if b.plain else "",
         ]  # fmt: skip
         return head + b.args
 
@@ -315,6 +344,6 @@ class Producer:
                             b.n, topic, partition, result)
             _backend.fail(b.future, result)
         else:
-            offsets_, _duplicate = result
-            _backend.resolve(b.future, (topic, partition, offsets_))
+            joined, _duplicate = result
+            _backend.resolve(b.future, (topic, partition, joined.split(b",")))
         self._sticky.batch_sent(topic, partition, b.topic.partitions)

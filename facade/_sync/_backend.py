@@ -91,3 +91,29 @@ def _metadata(outcome: Any, index: int) -> Any:
 
     topic, partition, offsets = outcome
     return RecordMetadata(topic, partition, offsets[index].decode() if offsets is not None else None)
+
+
+class Task:
+    """``fn(*args)`` running on a daemon thread of its own (see :func:`spawn`)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        threading.Thread(target=self._run, args=(fn, args), name="facade-prefetch", daemon=True).start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self.future.set_result(fn(*args))
+        except BaseException as exc:  # handed to join(), in the caller's thread
+            self.future.set_exception(exc)
+
+
+def spawn(fn: Callable[..., Any], *args: Any) -> Task:
+    """Start ``fn(*args)`` now, beside the caller (a thread); :func:`join` gives its outcome."""
+    return Task(fn, args)
+
+
+def join(task: Task) -> Any:
+    """The result of a :func:`spawn`-ed call (its exception raised), waiting for it."""
+    return task.future.result()
