@@ -141,9 +141,13 @@ _CONSUMER = (
             "+hexists", "+hmget", "+hgetall", "+hincrby", "+zadd", "+zrem", "+zscore", "+zrangebyscore",
             # poll's blocking wait (XREAD BLOCK), offsets_for_times and committed().
             "+xread", "+xrange", "+xrevrange",
+            # Reads of new records fenced by WATCH on the owner keys (client.GuardedReader).
+            "+watch",
         ),
     ),
 )  # fmt: skip
+# The guarded reader's transaction around XACK + XREADGROUP (keyless commands).
+_CONSUMER_TOP = ("+multi", "+exec", "+unwatch")
 
 _ADMIN = (
     # Every facade key: read it, delete it, and manage streams' consumer groups. No XADD or
@@ -173,7 +177,7 @@ _ADMIN = (
     (_rw(_TOPICS, _GROUPS, _OWN), ("+hset", "+hsetnx", "+hdel")),
 )  # fmt: skip
 
-_ROLES = {"producer": (_PRODUCER, _PRODUCER_TOP), "consumer": (_CONSUMER, ()), "admin": (_ADMIN, ())}
+_ROLES = {"producer": (_PRODUCER, _PRODUCER_TOP), "consumer": (_CONSUMER, _CONSUMER_TOP), "admin": (_ADMIN, ())}
 
 
 def _roles(role: str | Iterable[str]) -> list[str]:

@@ -21,7 +21,10 @@
 --          last is the ID of the last entry read, skipped ones included ("" when none).
 --          Pending entries that retention already trimmed, and (idempotent mode) entries already
 --          processed, are acknowledged and skipped, and reading goes on past them: an empty
---          re-read therefore means no pending records are left after ARGV[4].
+--          re-read therefore means no pending records are left after ARGV[4] up to the group's
+--          last-delivered ID (pending ones after that ID, left behind when a seek or offset reset
+--          moved the position back, are delivered by the ">" reads that follow; the re-read that
+--          met the first of them has raised its delivery count by one).
 -- Errors:  FENCED when the token is not the partition's current owner (nothing is read or acked);
 --          NOTOPIC when the stream is gone.
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
@@ -61,7 +64,19 @@ if not history and mode ~= 'idempotent' then
   local entries = reply[1][2]
   return {entries, {}, entries[#entries] and entries[#entries][1] or ''}
 end
+-- A re-read covers pending entries up to the group's last-delivered ID only: those after it (left
+-- pending when the position was moved back, by a seek or an offset reset) come again through ">",
+-- and reading them here too would deliver them twice in one pass.
+local upto = false
+if history then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local info = {}
+    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+    if info['name'] == ARGV[1] then upto = info['last-delivered-id'] end
+  end
+end
 local kept, counts, last = {}, {}, ''
+local beyond = false
 while true do
   local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3]}
   if mode == 'noack' and not history then args[#args + 1] = 'NOACK' end
@@ -74,6 +89,10 @@ while true do
   end
   local skipped = {}
   for _, e in ipairs(reply[1][2]) do
+    if upto and not id_le(e[1], upto) then
+      beyond = true
+      break
+    end
     last = e[1]
     if not e[2] or (mark and id_le(e[1], mark)) then
       skipped[#skipped + 1] = e[1]
@@ -85,7 +104,7 @@ while true do
     redis.call('XACK', KEYS[1], ARGV[1], unpack(skipped))
   end
   -- Only skipped entries: read on, so that an empty reply keeps meaning "nothing left".
-  if #kept > 0 or #skipped == 0 then
+  if #kept > 0 or #skipped == 0 or beyond then
     break
   end
   if history then from = last end

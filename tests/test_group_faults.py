@@ -137,8 +137,11 @@ def test_kill9_member_partitions_move_and_nothing_is_lost(url, members):
     print(f"\nkill -9: partitions moved {moved_after:.2f}s after the kill (session timeout 1.5s); "
           f"lost={lost} duplicated={dup} redelivered_to_survivor={len(redelivered)}")
     assert lost == 0
-    # Duplicates are only records the killed member received but had not committed.
-    assert dup == len(redelivered) <= 50 * 3
+    # Duplicates are only records the killed member received but had not committed, which the
+    # survivor gets again (delivery_count > 1). Redelivered ones also include what the killed
+    # member had prefetched but not handed out: at most one more poll batch per partition.
+    assert {v for v, c in counts.items() if c > 1} <= set(redelivered)
+    assert dup <= len(redelivered) <= 2 * 50 * 3
     assert 1.0 < moved_after < 6.0
     check_order([a_, b_])
 

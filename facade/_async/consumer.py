@@ -41,7 +41,7 @@ from ..errors import (
 from ..partitioner import partition_for_key
 from ..records import Message, OutputRecord, TopicPartition
 from . import _backend
-from .client import Connection, TopicCache
+from .client import Connection, GuardedReader, TopicCache
 from .groups import group_partition_state
 from .topics import create_topic
 
@@ -68,7 +68,7 @@ _CLAIM_RETRY_S = 0.05
 class _Owned:
     """A partition this member owns: its owner token and where reading continues."""
 
-    __slots__ = ("cursor", "last_id", "token")
+    __slots__ = ("cursor", "handed", "last_id", "token")
 
     def __init__(self, token: str, last_id: str) -> None:
         self.token = token
@@ -76,6 +76,8 @@ class _Owned:
         self.cursor = "0"
         # Newest ID delivered to the group: where a blocking wait for new records starts.
         self.last_id = last_id
+        # Newest ID handed to the application (position()); behind last_id by what is prefetched.
+        self.handed = last_id
 
 
 class Consumer:
@@ -122,6 +124,7 @@ class Consumer:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._conn = Connection(url)
+        self._reader = GuardedReader(self._conn)
         if self.config.max_deliveries is not None and getattr(self._conn, "cluster", False):
             raise UnsupportedError(
                 "max_deliveries needs dead-lettering in one script across the source and <topic>.dlq "
@@ -150,6 +153,16 @@ class Consumer:
         self._outage_since: float | None = None
         self._errors: dict[tuple[TopicPartition, str], str] = {}
         self._ack_later: dict[TopicPartition, list[str]] = {}  # commit(asynchronous=True)
+        # Prefetch: the next fetch runs while the application works on the last poll's records
+        # (not at-most-once, whose fetches acknowledge what they read, nor with max_deliveries,
+        # which must count only what the application was handed). Records it read wait in
+        # _ready until a poll hands them out; they are pending on the server meanwhile, so a
+        # partition that changes hands before then has them delivered to its next owner.
+        self._prefetch_ok = self.config.guarantee != "at-most-once" and self.config.max_deliveries is None
+        self._inflight: tuple[Any, list[TopicPartition], list[str]] | None = None
+        self._inflight_acks = False  # whether the prefetch in flight carries acknowledgements
+        self._ready: dict[TopicPartition, list[tuple[bytes, Any, int]]] = {}  # (id, fields, count)
+        self._stale: set[TopicPartition] = set()  # partitions whose in-flight results must be dropped
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -184,6 +197,7 @@ class Consumer:
         if self._closed:
             return
         try:
+            await self._settle()
             if self._joined:
                 await self._revoke(set(self._owned))
                 if self.config.group_instance_id is None:
@@ -195,7 +209,10 @@ class Consumer:
                 self._joined = False
         finally:
             self._closed = True
-            await self._conn.close()
+            try:
+                await self._reader.close()
+            finally:
+                await self._conn.close()
 
     # -- group membership ----------------------------------------------------------------------
 
@@ -300,6 +317,7 @@ class Consumer:
         for tp in sorted(partitions):
             owned = self._owned.pop(tp, None)
             self._delivered.pop(tp, None)
+            self._forget_ready(tp)
             if owned is not None:
                 calls.append(("release", [keys.owners(tp.topic, tp.partition)], [self.group, owned.token]))
         if calls:
@@ -371,6 +389,7 @@ class Consumer:
         for tp in partitions:
             self._owned.pop(tp, None)
             self._delivered.pop(tp, None)
+            self._forget_ready(tp)
             if tp in self._assigned:
                 self._to_claim.add(tp)
         self._next_heartbeat = 0.0
@@ -414,12 +433,11 @@ class Consumer:
                 await self._wait(min(remaining, max(0.0, self._next_heartbeat - _backend.monotonic()) + 0.001))
                 self._outage_since = None
             except FacadeError as exc:
-                # A fetch may have run without its reply arriving (server died, failover): its
-                # records are pending, so read the pending list again after the last delivered.
-                for o in self._owned.values():
-                    if o.cursor == ">":
-                        o.cursor = o.last_id
+                self._reread_pending()
                 await self._ride_out(exc)
+            except BaseException:  # cancelled, interrupted: a fetch may have run all the same
+                self._reread_pending()
+                raise
                 if _backend.monotonic() >= deadline:
                     return []
 
@@ -438,9 +456,74 @@ class Consumer:
         await _backend.sleep(0.1)
 
     async def _fetch(self, limit: int) -> list[Message]:
-        order = sorted(tp for tp in self._owned if tp not in self._paused)
+        """Up to ``limit`` records for the application: those a prefetch already read first, else
+        a fetch now; then, after a non-empty fetch, the next one starts (prefetch) while the
+        application works on these."""
+        idle = False
+        if self._inflight is not None:
+            idle = await self._collect()
+        taken = self._take(limit)
+        # After an idle prefetch (it just looked) poll() waits for records, unless acknowledgements
+        # are waiting to ride along with a read.
+        if not taken and (not idle or self._ack_later):
+            order, calls = self._fetch_calls(limit)
+            if calls:
+                results = await self._read(calls, self._guarded_parts(order, calls))
+                await self._apply(order, [self._owned[tp].token for tp in order], results)
+                taken = self._take(limit)
+        if taken and self._prefetch_ok:
+            order, calls = self._fetch_calls(limit)
+            if calls:
+                tokens = [self._owned[tp].token for tp in order]
+                task = _backend.spawn(self._read, calls, self._guarded_parts(order, calls))
+                self._inflight = (task, order, tokens)
+                self._inflight_acks = any(len(args) > 6 for _, _, args in calls)
+                await _backend.sleep(0)  # let it send its request before this batch is decoded
+        # Decoding comes last: the server works on the prefetch meanwhile.
+        out: list[Message] = []
+        noack = self.config.guarantee == "at-most-once"
+        for tp, entries in taken:
+            topic, partition = tp.topic, tp.partition
+            batch = [codec.decode(topic, partition, entry_id, flat, count) for entry_id, flat, count in entries]
+            out += batch
+            if not noack:
+                self._delivered.setdefault(tp, []).extend([m.offset for m in batch])
+        return out
+
+    def _guarded_parts(
+        self, order: list[TopicPartition], calls: list[tuple[str, list[str], list[Any]]]
+    ) -> list[tuple[str, str, str, list[Any]]] | None:
+        """What the guarded reader needs for these fetch calls (taken now: a prefetch runs
+        beside later changes), or None where only the script will do: another guarantee, or a
+        partition still re-reading pending records."""
+        if not self._reader.enabled or self.config.guarantee != "at-least-once":
+            return None
+        if any(self._owned[tp].cursor != ">" for tp in order):
+            return None
+        return [
+            (keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition), args[1], args[6:])
+            for tp, (_, _, args) in zip(order, calls)
+        ]
+
+    async def _read(
+        self, calls: list[tuple[str, list[str], list[Any]]], parts: list[tuple[str, str, str, list[Any]]] | None
+    ) -> list[Any]:
+        """Results of the fetch calls (the script's {entries, counts, last} each): through the
+        guarded reader when it can, else the fetch script."""
+        context = f"fetching for group {self.group}"
+        if parts is not None:
+            count = max(args[2] for _, _, args in calls)
+            got = await self._reader.read(self.group, parts, count, context)
+            if got is not None:
+                return [[entries, [], last] for entries, last in got]
+        return await self._conn.pipeline(calls, context)
+
+    def _fetch_calls(self, limit: int) -> tuple[list[TopicPartition], list[tuple[str, list[str], list[Any]]]]:
+        """One fetch script call per owned partition that is not paused and has no records
+        waiting in the prefetch buffer; ``limit`` records shared among them."""
+        order = sorted(tp for tp in self._owned if tp not in self._paused and not self._ready.get(tp))
         if not order:
-            return []
+            return [], []
         # Start at a different partition each time so that one busy partition cannot starve others.
         self._rotation = (self._rotation + 1) % len(order)
         order = order[self._rotation :] + order[: self._rotation]
@@ -462,11 +545,49 @@ class Consumer:
                 ("fetch", keys.consume_keys(tp.topic, tp.partition),
                  [self.group, o.token, per, o.cursor, keys.STREAM_CONSUMER, mode, *acks])
             )  # fmt: skip
-        results = await self._conn.pipeline(calls, f"fetching for group {self.group}")
-        out: list[Message] = []
+        return order, calls
+
+    async def _collect(self) -> bool:
+        """Wait for the prefetch in flight and keep what it read. A partition given up, taken
+        over or re-read (fail) since it was sent is left out: what it read there is pending and
+        reaches the partition's next reader. A failed prefetch raises as a fetch would. Returns
+        whether it came back empty-handed from every partition it read, none left out."""
+        task, order, tokens = self._inflight
+        self._inflight = None
+        self._inflight_acks = False
+        results = await _backend.join(task)
+        keep = [
+            i for i, tp in enumerate(order)
+            if tp not in self._stale and tp in self._owned and self._owned[tp].token == tokens[i]
+        ]  # fmt: skip
+        self._stale = set()
+        kept = [results[i] for i in keep]
+        await self._apply([order[i] for i in keep], [tokens[i] for i in keep], kept)
+        return len(keep) == len(order) and not any(isinstance(r, list) and r[0] for r in kept)
+
+    async def _settle(self) -> None:
+        """Finish the prefetch in flight before changing what partitions this member reads: its
+        outcome is kept, or if it failed, the partitions re-read their pending records."""
+        if self._inflight is None:
+            return
+        try:
+            await self._collect()
+        except FacadeError:
+            self._reread_pending()
+
+    def _reread_pending(self) -> None:
+        """A fetch may have run without its reply arriving (server died, failover): its records
+        are pending, so read the pending list again after the last record kept."""
+        for o in self._owned.values():
+            if o.cursor == ">":
+                o.cursor = o.last_id
+
+    async def _apply(self, order: list[TopicPartition], tokens: list[str], results: list[Any]) -> None:
+        """Keep the entries fetch calls returned in the prefetch buffer (decoded when handed out),
+        move on each partition's cursor, and dead-letter records past max_deliveries."""
         lost = set()
         limit_deliveries = self.config.max_deliveries
-        for tp, result in zip(order, results):
+        for tp, token, result in zip(order, tokens, results):
             if isinstance(result, (CommitFailedError, UnknownTopicError)):
                 lost.add(tp)
                 continue
@@ -480,17 +601,19 @@ class Consumer:
                     o.cursor = ">"  # inherited pending records all re-delivered: now new ones
                 elif last:
                     o.last_id = last  # everything read was skipped (already processed)
+                    if not self._ready.get(tp):
+                        o.handed = last
                 continue
-            ids = self._delivered.setdefault(tp, []) if mode != "noack" else None
+            ready = self._ready.setdefault(tp, [])
             dead = []
-            for i, (entry_id, flat) in enumerate(entries):
-                m = codec.decode(tp.topic, tp.partition, entry_id, flat, counts[i] if counts else 1)
-                if limit_deliveries is not None and m.delivery_count > limit_deliveries:
-                    dead.append(m)
-                    continue
-                out.append(m)
-                if ids is not None:
-                    ids.append(m.offset)
+            if not counts:  # new records: delivered once
+                ready += [(entry_id, flat, 1) for entry_id, flat in entries]
+            else:
+                for (entry_id, flat), count in zip(entries, counts):
+                    if limit_deliveries is not None and count > limit_deliveries:
+                        dead.append(codec.decode(tp.topic, tp.partition, entry_id, flat, count))
+                    else:
+                        ready.append((entry_id, flat, count))
             if o.cursor == ">":
                 o.last_id = last
             else:
@@ -499,6 +622,26 @@ class Consumer:
                 await self._dead_letter(tp, dead)
         if lost:
             self._lost(lost)
+
+    def _take(self, limit: int) -> list[tuple[TopicPartition, list[tuple[bytes, Any, int]]]]:
+        """Up to ``limit`` fetched entries (id, fields, delivery count) from the prefetch buffer,
+        by partition, of partitions that are not paused, starting at a different partition each
+        time."""
+        tps = [tp for tp, ready in self._ready.items() if ready and tp not in self._paused]
+        if not tps:
+            return []
+        start = self._rotation % len(tps)
+        out = []
+        want = limit
+        for tp in tps[start:] + tps[:start]:
+            if want <= 0:
+                break
+            ready = self._ready[tp]
+            taken, self._ready[tp] = ready[:want], ready[want:]
+            out.append((tp, taken))
+            want -= len(taken)
+            last = taken[-1][0]
+            self._owned[tp].handed = last.decode() if isinstance(last, bytes) else last
         return out
 
     async def _dead_letter(self, tp: TopicPartition, dead: list[Message]) -> None:
@@ -541,8 +684,17 @@ class Consumer:
         ids = self._delivered.get(tp, [])
         start = offsets.parse(message.offset)
         self._delivered[tp] = [i for i in ids if offsets.parse(i) < start]
-        # Re-read the partition's pending records from this one on (they are still pending).
+        # Re-read the partition's pending records from this one on (they are still pending),
+        # prefetched ones included.
+        self._forget_ready(tp)
         o.cursor = offsets.before(message.offset)
+
+    def _forget_ready(self, tp: TopicPartition) -> None:
+        """Drop what was prefetched from ``tp`` and not handed out yet, and whatever the prefetch in
+        flight brings from it: those records stay pending on the server."""
+        self._ready.pop(tp, None)
+        if self._inflight is not None:
+            self._stale.add(tp)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep until new records may be there (blocking read on owned streams), or ``seconds``."""
@@ -580,7 +732,10 @@ class Consumer:
         return owned
 
     async def _set_position(self, tp: TopicPartition, last_delivered: str) -> str:
+        self._owned_or_raise(tp)
+        await self._settle()  # its reads must not land after the new position
         owned = self._owned_or_raise(tp)
+        self._forget_ready(tp)
         start = "0" if self.config.auto_offset_reset == "earliest" else "$"
         _, new, _ = await self._conn.script(
             "set_position",
@@ -590,7 +745,7 @@ class Consumer:
         )
         new = new.decode() if isinstance(new, bytes) else new
         owned.cursor = ">"
-        owned.last_id = new
+        owned.last_id = owned.handed = new
         self._delivered.pop(tp, None)
         return new
 
@@ -636,9 +791,11 @@ class Consumer:
         return out
 
     def position(self, partition: TopicPartition) -> str:
-        """Offset of the last record delivered to the group from ``partition`` ("0-0": none yet)."""
+        """Offset of the last record this member handed out from ``partition`` (records it
+        prefetched but did not hand out yet are not counted), or where the group stood when the
+        member got the partition ("0-0": nothing delivered yet)."""
         owned = self._owned_or_raise(partition)
-        return owned.last_id
+        return owned.handed
 
     def pause(self, partitions: Iterable[TopicPartition]) -> None:
         """Stop fetching from these owned partitions until resume(); membership goes on."""
@@ -686,6 +843,8 @@ class Consumer:
             self._delivered = {}
             self._errors = {k: v for k, v in self._errors.items() if k[0] not in self._ack_later}
             return
+        if self._inflight_acks:
+            await self._settle()  # acknowledgements riding on the prefetch are part of this commit
         # Acknowledgements still waiting for a poll go now, in order, with the rest.
         for tp, ids in self._ack_later.items():
             self._delivered[tp] = ids + self._delivered.get(tp, [])

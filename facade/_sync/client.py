@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from .. import cluster, keys
 from ..connection import BrokerUrl, create_client, resolve_url
@@ -404,3 +404,126 @@ class TopicCache:
         self._topics[name] = (cfg, now)
         return cfg
 
+
+
+class GuardedReader:
+    """Reads of new records without a script, fenced by WATCH on the partitions' owner keys.
+
+    The ``fetch`` script checks the owner token and reads in one atomic step, but a script's reply
+    costs the server about twice a plain XREADGROUP (every entry goes into Lua and back out). For
+    the common case (at-least-once, new records, one server) this reader gets the same guarantee
+    from a transaction on a connection of its own:
+
+        WATCH <owner keys>; HGET <owner key> <group> ...      -> each must be this member's token
+        MULTI; XACK ... (acknowledgements riding along); XREADGROUP ... > ...; EXEC;
+        WATCH <owner keys>; HGET ...                          -> watching again for the next read
+
+    EXEC runs only if no owner key changed since the WATCH, and the HGETs after that WATCH showed
+    this member's tokens, so the read and the acknowledgements happen while the member owns every
+    partition read, as with the script. One round trip per read once watching; any doubt (a token
+    that is not ours, an aborted EXEC, an error inside it) answers None and the caller uses the
+    script, whose FENCED / NOTOPIC replies say what happened.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._c: Any = None  # a connection taken from the pool, kept while watching
+        self._watched: tuple[tuple[str, str], ...] = ()  # (owner key, token) watched and found ours
+        self.enabled = not conn.cluster  # off on a cluster, and for good after a refusal (ACL)
+
+    def close(self) -> None:
+        self._drop(disconnect=False)
+
+    def _drop(self, disconnect: bool = True) -> None:
+        c, self._c, self._watched = self._c, None, ()
+        if c is not None:
+            if disconnect:
+                c.disconnect()
+            self._conn.redis.connection_pool.release(c)
+
+    def _round(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if self._c is None:
+            self._c = self._conn.redis.connection_pool.get_connection()
+        self._c.send_packed_command(self._c.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(self._c.read_response())
+            except ResponseError as exc:  # an error reply: the connection is still in step
+                replies.append(exc)
+        return replies
+
+    def read(
+        self, group: str, parts: Sequence[tuple[str, str, str, Sequence[Any]]], count: int, context: str
+    ) -> list[tuple[list[Any], str]] | None:
+        """New records of each part ``(stream, owner key, token, IDs to acknowledge first)``, at
+        most ``count`` per stream, as ``(entries, last ID)`` per part; None when the caller must
+        use the fetch script instead (nothing was read then, though acknowledgements may have
+        been applied: sending them again changes nothing)."""
+        if not self.enabled:
+            return None
+        owners = tuple((own, token) for _, own, token, _ in parts)
+        own_keys = [own for own, _ in owners]
+        check = [("WATCH", *own_keys), *[("HGET", own, group) for own in own_keys]]
+        streams = [stream for stream, _, _, _ in parts]
+        try:
+            if self._watched != owners:
+                replies = self._round([("UNWATCH",), *check])
+                if isinstance(replies[1], ResponseError):  # e.g. NOPERM: ACL rules without WATCH
+                    self.enabled = False
+                    self._drop(disconnect=False)
+                    return None
+                self._watched = owners if self._ours(replies[1:], owners) else ()
+                if not self._watched:
+                    return None
+            acks = [("XACK", stream, group, *ids) for stream, _, _, ids in parts if ids]
+            read = ("XREADGROUP", "GROUP", group, keys.STREAM_CONSUMER, "COUNT", count, "STREAMS", *streams)
+            commands = [("MULTI",), *acks, (*read, *[">"] * len(streams)), ("EXEC",), *check]
+            replies = self._round(commands)
+            self._conn.connected = True
+        except RedisError as exc:
+            self._drop()
+            raise from_redis(exc, context) from exc
+        except BaseException:
+            self._drop()
+            raise
+        i = len(acks) + 1  # replies: MULTI, QUEUED..., the read's QUEUED, EXEC, WATCH, HGET...
+        self._watched = owners if self._ours(replies[i + 2 :], owners) else ()
+        if isinstance(replies[0], ResponseError):
+            # MULTI refused (ACL rules without it): the commands ran on their own, unfenced, but
+            # ran. Keep what was read (nothing may go unread in the pending list) and use the
+            # script from now on.
+            self.enabled = False
+            self._drop(disconnect=False)
+            reply = replies[i]
+        else:
+            done = replies[i + 1]
+            if done is None:
+                return None  # aborted: an owner key changed since the WATCH; nothing was read
+            if not isinstance(done, list) or isinstance(done[-1], Exception):
+                # Refused (EXECABORT, e.g. READONLY from a demoted primary; NOGROUP): nothing was
+                # read. A fresh connection asks the pool (and Sentinel) where the primary is.
+                self._drop()
+                return None
+            reply = done[-1]
+        if isinstance(reply, Exception):
+            return None
+        by_stream = {}
+        # RESP3 (redis-py 8's default) gives a map of stream -> entries, RESP2 pairs.
+        for name, entries in (reply.items() if isinstance(reply, dict) else reply or ()):
+            by_stream[name.decode() if isinstance(name, bytes) else name] = entries
+        out = []
+        for stream in streams:
+            entries = by_stream.get(stream) or []
+            last = entries[-1][0] if entries else b""
+            out.append((entries, last.decode() if isinstance(last, bytes) else last))
+        return out
+
+    @staticmethod
+    def _ours(replies: Sequence[Any], owners: tuple[tuple[str, str], ...]) -> bool:
+        """Whether a WATCH reply and the HGET replies after it say: watching, every token ours."""
+        watch, tokens = replies[0], replies[1:]
+        return not isinstance(watch, Exception) and len(tokens) == len(owners) and all(
+            isinstance(t, (bytes, str)) and (t.decode() if isinstance(t, bytes) else t) == token
+            for t, (_, token) in zip(tokens, owners)
+        )

@@ -96,7 +96,9 @@ def _partition_states(
             "committed": committed,
             "last_delivered": None if last_delivered == "0-0" else last_delivered,
             "log_end": _text(tail[0][0]) if isinstance(tail, list) and tail else None,
-            "lag": None if lag is None else int(lag),
+            # Kafka's lag (log end - committed): records not delivered yet plus those delivered
+            # and not committed (a consumer's prefetch delivers ahead of what it processed).
+            "lag": None if lag is None else int(lag) + pending_count,
             "pending": pending_count,
         }
     return out
