@@ -1,8 +1,9 @@
 """The Lua scripts in lua/: read once, registered per client, called by name.
 
 Each script's KEYS/ARGV contract is the comment block at the top of its file (and in
-docs/design.md). redis-py's ``Script`` / ``AsyncScript`` objects manage the SHA: EVALSHA, reload on
-NOSCRIPT (a server restart or SCRIPT FLUSH), and preloading before pipelines.
+docs/design.md). redis-py's ``Script`` / ``AsyncScript`` objects hold each script's SHA and run single
+calls (EVALSHA, reloading on NOSCRIPT after a server restart or SCRIPT FLUSH); pipelines send
+EVALSHA themselves and reload the same way (``Connection.pipeline``).
 """
 
 from __future__ import annotations
