@@ -131,8 +131,8 @@ def _targets(console: Console, url: str, args: argparse.Namespace) -> dict:
     for name, lat in (("acks=1", lat1), ("acks=all (no replicas)", lat_all)):
         t.add_row(f"e2e latency p50 / p99, {name}", f"{lat['p50_ms']:.2f} / {lat['p99_ms']:.2f} ms", "p99 <= 2 ms at 10k msg/s")
     for point in curve:
-        t.add_row(f"produce, {point['partitions']} partitions, {point['messages']:,} records",
-                  f"{point['msg_per_s']:,.0f} msg/s", "flat")
+        t.add_row(f"produce / consume, {point['partitions']} partitions, {point['messages']:,} records",
+                  f"{point['msg_per_s']:,.0f} / {point['consume_msg_per_s']:,.0f} msg/s", "flat")
     console.print(t)
     return {"memory": mem, "latency_acks_1": lat1, "latency_acks_all": lat_all, "growth": curve}
 

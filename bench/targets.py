@@ -110,7 +110,8 @@ def e2e_latency(url: str, rate: int, seconds: float, acks: int | str = 1) -> dic
 
 
 def growth(url: str, partitions: list[int], messages: list[int], size: int) -> list[dict[str, float]]:
-    """SDK produce rate as partitions and stored records grow (cost should stay flat)."""
+    """SDK produce rate, then consume rate (poll of 1000 + commit), as partitions and stored
+    records grow (cost should stay flat). The records consumed are the ones just produced."""
     out = []
     client = redis.Redis.from_url(url)
     value = b"v" * size
@@ -127,7 +128,22 @@ def growth(url: str, partitions: list[int], messages: list[int], size: int) -> l
                     producer.flush()
                     rate = n / (time.perf_counter() - t0)
                 stored = sum(client.xlen(keys.stream("grow", p)) for p in range(parts))
-                out.append({"partitions": parts, "messages": n, "stored": stored, "msg_per_s": rate})
+                with Consumer("grow", "grow", url, auto_offset_reset="earliest") as consumer:
+                    while len(consumer.assignment()) < parts:
+                        consumer.poll(timeout_ms=0)  # joined and owning every partition: not timed
+                    read = 0
+                    t0 = time.perf_counter()
+                    while read < n:
+                        batch = consumer.poll(timeout_ms=1000, max_records=1000)
+                        if not batch:
+                            break
+                        read += len(batch)
+                        consumer.commit()
+                    consume_rate = read / (time.perf_counter() - t0)
+                if read != n:
+                    raise RuntimeError(f"growth: consumed {read} of {n} records")
+                out.append({"partitions": parts, "messages": n, "stored": stored, "msg_per_s": rate,
+                            "consume_msg_per_s": consume_rate})
         client.flushall()
     finally:
         client.close()
