@@ -426,7 +426,7 @@ class Collector:
         cluster (where INFO goes to one node at a time, outside pipelines)."""
         redis = self.conn.redis
         try:
-            if self.conn.url.scheme == "redis+cluster":
+            if self.conn.url.cluster:
                 return [
                     tuple(
                         redis.info(section, target_nodes=node)

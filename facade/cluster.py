@@ -8,6 +8,8 @@ What holds across slots is in docs/cluster.md.
 
 URL: ``redis+cluster://[user:password@]host:port[,host:port...]`` — any reachable nodes of the
 cluster; the client reads the slot map from them (``CLUSTER SLOTS``) and follows it.
+``rediss+cluster://...[?ssl_ca_certs=...]`` is the same over TLS (docs/tls.md): every node
+connection, the per-node clients of :func:`node_client` included, uses the URL's TLS options.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .errors import (
     PermissionDeniedError,
     UnsupportedError,
     from_redis,
+    tls_failure,
 )
 
 __all__ = [
@@ -62,9 +65,10 @@ caller (whose own retry loop, e.g. the producer's ``delivery_timeout_ms``, then 
 
 
 def client_kwargs(url: BrokerUrl) -> dict[str, Any]:
-    """Keyword arguments for every connection to a cluster node: the URL's user and password and
-    facade's socket deadlines, as BrokerUrl.client_kwargs gives a single server (a cluster has no
-    database number but 0)."""
+    """Keyword arguments for every connection to a cluster node: the URL's user, password and TLS
+    options and facade's socket deadlines, as BrokerUrl.client_kwargs gives a single server (a
+    cluster has no database number but 0). The same keys suit redis.Redis (one node) and both
+    RedisCluster classes (the asyncio one has no ``ssl_ca_path``, so facade offers none)."""
     if url.db:
         raise InvalidUrlError(f"a Redis Cluster has only database 0 ({url.redacted()}); remove the db")
     return {
@@ -73,6 +77,7 @@ def client_kwargs(url: BrokerUrl) -> dict[str, Any]:
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
         "health_check_interval": 30,
+        **url.tls_kwargs(),
     }
 
 
@@ -187,8 +192,8 @@ def cluster_error(exc: BaseException, context: str) -> FacadeError:
             return UnsupportedError(f"{lead}the server is not in cluster mode ({text}); use redis:// for a single server")
         if isinstance(exc.__cause__, RedisError):  # e.g. a wrong password, reported by every node
             cause = from_redis(exc.__cause__, context)
-            if isinstance(cause, (AuthenticationError, PermissionDeniedError)):
-                return cause
+            if isinstance(cause, (AuthenticationError, PermissionDeniedError)) or tls_failure(exc.__cause__):
+                return cause  # a TLS refusal: the hint names the ssl_* option to check
         if "cannot be connected" in text:
             return ConnectionFailedError(f"{lead}no cluster node answered ({text}); check the URL and that the nodes run")
         return BrokerTimeoutError(

@@ -9,6 +9,12 @@ Accepted URLs:
                                                    the primary Sentinel names for ``service``
     rediss+sentinel://...                          the same, TLS to the sentinels and the servers
     redis+cluster://host:port[,host:port...]       Redis Cluster (facade/cluster.py)
+    rediss+cluster://...                           the same, TLS to every node
+
+Query parameters: ``db`` (any URL but a cluster's), and on the TLS schemes (``rediss``,
+``rediss+sentinel``, ``rediss+cluster``) the options of :class:`TlsOptions`, named as in
+redis-py: ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``,
+``ssl_check_hostname`` (docs/tls.md). Any other parameter is refused, not ignored.
 
 No URL at all (argument, then ``FACADE_URL``) means the embedded local broker (facade.server).
 
@@ -25,17 +31,31 @@ server costs at most ``SOCKET_TIMEOUT_S`` before the client moves on. See docs/r
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from .errors import InvalidUrlError, UnsupportedError
+from .errors import InvalidUrlError, UnsupportedError, tls_failure
 
-__all__ = ["BrokerUrl", "parse_url", "redact", "resolve_url"]
+__all__ = ["BrokerUrl", "TlsOptions", "parse_url", "redact", "resolve_url"]
 
-_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster")
+_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
 _SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_TLS_SCHEMES = ("rediss", "rediss+sentinel", "rediss+cluster")
+_TLS_PARAMETERS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+_CERT_REQS = ("required", "optional", "none")
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 SOCKET_TIMEOUT_S = 10.0
 """Every socket read/write has a deadline; a dead peer cannot hang a client forever. It also bounds
 how long a blocked read (``XREAD BLOCK``, at most a heartbeat long) can sit on a frozen primary."""
@@ -52,11 +72,48 @@ PRIMARY_CHECK_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True)
+class TlsOptions:
+    """How a TLS URL (``rediss``, ``rediss+sentinel``, ``rediss+cluster``) checks the server and
+    shows the client's certificate: the URL's ``ssl_*`` query parameters, checked when the URL is
+    parsed. File paths are absolute (made so at parse time) and were readable then."""
+
+    ca_certs: str | None = None
+    """``ssl_ca_certs``: PEM file of the CA certificates trusted to sign the server's certificate.
+    None: the system's trusted CAs."""
+    certfile: str | None = None
+    """``ssl_certfile``: the client certificate (PEM), for a server with ``tls-auth-clients yes``
+    (or ``optional``). Always given together with ``keyfile``."""
+    keyfile: str | None = None
+    """``ssl_keyfile``: the private key of ``certfile`` (PEM, not encrypted)."""
+    cert_reqs: str = "required"
+    """``ssl_cert_reqs``: ``required`` (the server's certificate must verify), ``optional`` (the
+    same, in a client: Python verifies any certificate a server sends, and a TLS server always
+    sends one) or ``none`` (no verification: encrypted, but not authenticated)."""
+    check_hostname: bool = True
+    """``ssl_check_hostname``: the host the client connects to must be named in the server's
+    certificate (a DNS name, or an IP address SAN for ``rediss://127.0.0.1``). For Sentinel and
+    Cluster URLs that is also the address the sentinels or the cluster announce. Always False
+    with ``cert_reqs="none"``."""
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """redis-py's keyword arguments (the same names for redis.Redis, redis.asyncio.Redis,
+        both RedisCluster classes and the Sentinel connection classes)."""
+        return {
+            "ssl": True,
+            "ssl_ca_certs": self.ca_certs,
+            "ssl_certfile": self.certfile,
+            "ssl_keyfile": self.keyfile,
+            "ssl_cert_reqs": self.cert_reqs,
+            "ssl_check_hostname": self.check_hostname,
+        }
+
+
+@dataclass(frozen=True)
 class BrokerUrl:
     """A parsed broker URL."""
 
     scheme: str
-    """One of redis, rediss, unix, redis+sentinel, rediss+sentinel, redis+cluster."""
+    """One of redis, rediss, unix, redis+sentinel, rediss+sentinel, redis+cluster, rediss+cluster."""
     hosts: tuple[tuple[str, int], ...] = ()
     """(host, port) pairs; empty for unix sockets."""
     path: str | None = None
@@ -71,11 +128,24 @@ class BrokerUrl:
     """Sentinel service (master) name."""
     raw: str = field(default="", repr=False)
     """The URL as given."""
+    tls_options: TlsOptions | None = None
+    """TLS settings from the URL's ``ssl_*`` parameters; None exactly when the scheme is not TLS."""
+
+    def __post_init__(self) -> None:
+        if self.tls_options is None and self.tls:
+            object.__setattr__(self, "tls_options", TlsOptions())
+        elif self.tls_options is not None and not self.tls:
+            raise InvalidUrlError(f"TLS options on a {self.scheme}:// URL: use {_tls_scheme(self.scheme)}")
 
     @property
     def tls(self) -> bool:
-        """Whether connections use TLS."""
-        return self.scheme in ("rediss", "rediss+sentinel")
+        """Whether connections use TLS (``rediss``, ``rediss+sentinel``, ``rediss+cluster``)."""
+        return self.scheme in _TLS_SCHEMES
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the URL names Redis Cluster nodes (``redis+cluster``, ``rediss+cluster``)."""
+        return self.scheme in _CLUSTER_SCHEMES
 
     @property
     def sentinel(self) -> bool:
@@ -103,12 +173,17 @@ class BrokerUrl:
         if self.scheme == "unix":
             del kw["socket_connect_timeout"]
         else:
-            kw["ssl"] = self.tls
+            kw.update(self.tls_kwargs())
         return kw
+
+    def tls_kwargs(self) -> dict[str, Any]:
+        """``{"ssl": False}``, or for a TLS URL ``ssl=True`` and the ``ssl_*`` options of
+        :attr:`tls_options` (redis-py's names)."""
+        return self.tls_options.client_kwargs() if self.tls_options is not None else {"ssl": False}
 
     def sentinel_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the connections to the sentinels of a Sentinel URL: the same user,
-        password and TLS as the data servers, and short deadlines."""
+        password and TLS options as the data servers, and short deadlines."""
         if not self.sentinel:
             raise UnsupportedError(f"{self.scheme}:// URLs have no sentinels ({self.redacted()})")
         return {
@@ -116,7 +191,7 @@ class BrokerUrl:
             "password": self.password,
             "socket_timeout": SENTINEL_TIMEOUT_S,
             "socket_connect_timeout": SENTINEL_TIMEOUT_S,
-            "ssl": self.tls,
+            **self.tls_kwargs(),
         }
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -150,7 +225,7 @@ def create_client(url: BrokerUrl, *, is_async: bool, retry: Any) -> Any:
     sentinels for the primary at every new connection, and closing the client closes the
     sentinel connections too.
     """
-    if url.scheme == "redis+cluster":
+    if url.cluster:
         from .cluster import create_cluster_client  # Redis Cluster support lives in facade/cluster.py
 
         return create_cluster_client(url, is_async=is_async, retry=retry)
@@ -194,8 +269,9 @@ def _sync_sentinel() -> type:
         from redis.sentinel import MasterNotFoundError, Sentinel
 
         class FacadeSentinel(Sentinel):
-            """redis-py's Sentinel, except that sentinels refusing our credentials is an
-            AuthenticationError (redis-py folds it into "no master found", which looks retriable)."""
+            """redis-py's Sentinel, except that sentinels refusing our credentials (or our TLS
+            settings) is an AuthenticationError (or a TLS ConnectionError), not "no master found",
+            which redis-py folds them into and which looks retriable."""
 
             def discover_master(self, service_name: str) -> Any:
                 try:
@@ -207,10 +283,14 @@ def _sync_sentinel() -> type:
                             sentinel.ping()
                         except AuthenticationError as auth:
                             refusals.append(auth)
-                        except RedisError:
-                            break  # an unreachable sentinel: not (only) a matter of credentials
+                        except RedisError as error:
+                            if tls_failure(error) is None:
+                                break  # an unreachable sentinel: not (only) a matter of credentials
+                            refusals.append(error)  # TLS refused: the URL's ssl_* options are wrong
                     if refusals and len(refusals) == len(self.sentinels):
-                        raise refusals[0] from exc
+                        # A TLS refusal keeps its ssl.SSLError as the cause (raising here would
+                        # replace its context), which is how from_redis recognises it.
+                        raise refusals[0] from (tls_failure(refusals[0]) or exc)
                     raise
 
         _CLASSES["sync-sentinel"] = FacadeSentinel
@@ -223,8 +303,9 @@ def _async_sentinel() -> type:
         from redis.exceptions import AuthenticationError, RedisError
 
         class FacadeSentinel(Sentinel):
-            """redis-py's Sentinel, except that sentinels refusing our credentials is an
-            AuthenticationError (redis-py folds it into "no master found", which looks retriable)."""
+            """redis-py's Sentinel, except that sentinels refusing our credentials (or our TLS
+            settings) is an AuthenticationError (or a TLS ConnectionError), not "no master found"
+            (see the blocking twin)."""
 
             async def discover_master(self, service_name: str) -> Any:
                 try:
@@ -236,10 +317,14 @@ def _async_sentinel() -> type:
                             await sentinel.ping()
                         except AuthenticationError as auth:
                             refusals.append(auth)
-                        except RedisError:
-                            break
+                        except RedisError as error:
+                            if tls_failure(error) is None:
+                                break
+                            refusals.append(error)
                     if refusals and len(refusals) == len(self.sentinels):
-                        raise refusals[0] from exc
+                        # A TLS refusal keeps its ssl.SSLError as the cause (raising here would
+                        # replace its context), which is how from_redis recognises it.
+                        raise refusals[0] from (tls_failure(refusals[0]) or exc)
                     raise
 
         _CLASSES["async-sentinel"] = FacadeSentinel
@@ -420,17 +505,124 @@ def _sync_sentinel_redis() -> type:
     return _CLASSES["sync"]
 
 
+_SECRET_PARAMETER = re.compile(r"([?&][^=&#]*pass[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """``url`` with the password part of its userinfo replaced by ``***``."""
+    """``url`` with the password part of its userinfo replaced by ``***``, and the value of any
+    query parameter whose name says "pass" (``?password=``, ``?ssl_password=``, which redis-py
+    URLs may carry and facade refuses) too."""
     if "@" not in url:
-        return url
+        return _SECRET_PARAMETER.sub(r"\1***", url)
     head, sep, rest = url.partition("://")
     if not sep or "@" in head:  # no scheme ("user:pw@host"): the userinfo still has to go
         head, sep, rest = "", "", url
     lead = head + sep
     userinfo, _, tail = rest.rpartition("@")
+    tail = _SECRET_PARAMETER.sub(r"\1***", tail)
     user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
     return f"{lead}{user}:***@{tail}" if user or ":" in userinfo else f"{lead}***@{tail}"
+
+
+def _tls_scheme(scheme: str) -> str:
+    """The TLS twin of a scheme, as advice ("use rediss://")."""
+    return {
+        "redis": "rediss://",
+        "redis+sentinel": "rediss+sentinel://",
+        "redis+cluster": "rediss+cluster://",
+    }.get(scheme, "rediss://, rediss+sentinel:// or rediss+cluster:// (TLS needs a TCP URL)")
+
+
+def _query(text: str, scheme: str, url: str) -> dict[str, str]:
+    """The query string as {name: value}: percent-decoded (a "+" stays a "+": values are file
+    paths), each name at most once, and only names facade reads; anything else is refused with
+    the list of what is accepted (a misspelt TLS option silently ignored would mean no TLS check)."""
+    params: dict[str, str] = {}
+    for part in text.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        name = unquote(name)
+        if name not in ("db", *_TLS_PARAMETERS):
+            hint = (
+                "; put the user and password before the host: rediss://user:password@host:port"
+                if name in ("password", "username", "user")
+                else ""
+            )
+            # The URL is shown without its query: the refused value might be a secret (?token=...).
+            raise InvalidUrlError(
+                f"unknown URL parameter {name!r} in {_without_query(url)}: the parameters are db, "
+                f"and on TLS URLs (rediss://, rediss+sentinel://, rediss+cluster://) {', '.join(_TLS_PARAMETERS)}"
+                f"{hint}"
+            )
+        if name in params:
+            raise InvalidUrlError(f"URL parameter {name!r} is given twice in {redact(url)}: keep one")
+        if name in _TLS_PARAMETERS and scheme not in _TLS_SCHEMES:
+            raise InvalidUrlError(
+                f"{name} is a TLS option, and {redact(url)} does not use TLS: use {_tls_scheme(scheme)}"
+            )
+        params[name] = unquote(value)
+    return params
+
+
+def _without_query(url: str) -> str:
+    """The redacted URL up to its query. Redacted first: a raw "?" may sit in the password."""
+    head, at, tail = redact(url).rpartition("@")
+    return head + at + tail.split("?", 1)[0]
+
+
+def _readable_file(params: dict[str, str], name: str, url: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    what = "a PEM file of CA certificates" if name == "ssl_ca_certs" else "a PEM file"
+    if not value:
+        raise InvalidUrlError(f"{name} is empty in {redact(url)}: give the path of {what}")
+    path = os.path.abspath(os.path.expanduser(value))
+    if not os.path.exists(path):
+        problem = "no such file"
+    elif not os.path.isfile(path):
+        problem = "not a file"
+    elif not os.access(path, os.R_OK):
+        problem = "not readable by this user"
+    else:
+        return path
+    raise InvalidUrlError(f"{name}={value}: {problem} ({redact(url)}); give the path of {what}")
+
+
+def _tls_options(params: dict[str, str], url: str) -> TlsOptions:
+    ca_certs = _readable_file(params, "ssl_ca_certs", url)
+    certfile = _readable_file(params, "ssl_certfile", url)
+    keyfile = _readable_file(params, "ssl_keyfile", url)
+    if (certfile is None) != (keyfile is None):
+        given, missing = ("ssl_certfile", "ssl_keyfile")
+        if certfile is None:
+            given, missing = missing, given
+        raise InvalidUrlError(
+            f"{given} without {missing} in {redact(url)}: a client certificate needs both the "
+            "certificate (ssl_certfile) and its private key (ssl_keyfile)"
+        )
+    cert_reqs = params.get("ssl_cert_reqs", "required").lower()
+    if cert_reqs not in _CERT_REQS:
+        raise InvalidUrlError(
+            f"ssl_cert_reqs={params['ssl_cert_reqs']!r} in {redact(url)}: use required (the default), "
+            "optional or none"
+        )
+    check_text = params.get("ssl_check_hostname")
+    if check_text is None:
+        check_hostname = cert_reqs != "none"
+    elif check_text.lower() not in _BOOLEANS:
+        raise InvalidUrlError(
+            f"ssl_check_hostname={check_text!r} in {redact(url)}: use true (the default) or false"
+        )
+    else:
+        check_hostname = _BOOLEANS[check_text.lower()]
+        if check_hostname and cert_reqs == "none":
+            raise InvalidUrlError(
+                f"ssl_check_hostname=true with ssl_cert_reqs=none in {redact(url)}: a certificate that is "
+                "not verified cannot vouch for a host name; drop one of the two"
+            )
+    return TlsOptions(ca_certs, certfile, keyfile, cert_reqs, check_hostname)
 
 
 def _port(text: str, url: str) -> int:
@@ -502,9 +694,10 @@ def parse_url(url: str) -> BrokerUrl:
         parts = urlsplit(f"x://{after}")
     except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
         raise InvalidUrlError(f"malformed URL {redact(url)!r} ({exc}): write {scheme}://host:port") from None
-    query = parse_qs(parts.query, keep_blank_values=True)
+    query = _query(parts.query, scheme, url)
+    tls = _tls_options(query, url) if scheme in _TLS_SCHEMES else None
     db = 0
-    db_text = (query.get("db") or [""])[0]
+    db_text = query.get("db", "")
     if scheme in ("redis", "rediss") and parts.path.strip("/"):
         db_text = parts.path.strip("/")
     if db_text:
@@ -536,9 +729,9 @@ def parse_url(url: str) -> BrokerUrl:
             )
     elif scheme in ("redis", "rediss") and len(hosts) > 1:
         raise InvalidUrlError(
-            f"{scheme}:// takes one host; for several use redis+sentinel:// or redis+cluster:// ({redact(url)})"
+            f"{scheme}:// takes one host; for several use {scheme}+sentinel:// or {scheme}+cluster:// ({redact(url)})"
         )
-    return BrokerUrl(scheme, hosts, None, db, username, password, service, url)
+    return BrokerUrl(scheme, hosts, None, db, username, password, service, url, tls)
 
 
 def resolve_url(url: str | None = None) -> BrokerUrl:

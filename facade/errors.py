@@ -26,12 +26,15 @@
 
 Redis errors are converted in exactly one place, :func:`from_redis`, by error code, never by
 matching message text elsewhere. Each class has ``retriable``: whether repeating the same call
-may succeed without changing it.
+may succeed without changing it. One instance overrides it: a ConnectionFailedError for a TLS
+handshake that was refused (certificates, CA, host name) has ``retriable = False``, since the same
+certificates fail the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import redis.exceptions as rexc
 
@@ -206,6 +209,10 @@ def from_redis(exc: BaseException, context: str = "") -> FacadeError:
         return PermissionDeniedError(f"{lead}{text}; grant the rules from `facade acl print` to this user")
     if isinstance(exc, rexc.TimeoutError):
         return BrokerTimeoutError(f"{lead}no reply from the server in time ({text}); the outcome is unknown")
+    if isinstance(exc, rexc.ConnectionError) and (failure := tls_failure(exc)) is not None:
+        error = ConnectionFailedError(f"{lead}TLS with the server failed ({text}); {_tls_hint(failure)}")
+        error.retriable = False  # the same certificates will fail the same way
+        return error
     if isinstance(exc, rexc.ConnectionError):
         return ConnectionFailedError(
             f"{lead}cannot reach the server ({text}); check that it runs and that the URL is right"
@@ -220,6 +227,44 @@ def from_redis(exc: BaseException, context: str = "") -> FacadeError:
         # Our Lua scripts reply "CODE human text"; the code picks the class, the text is the message.
         return _SCRIPT_ERRORS[code](f"{lead}{text.split(' ', 1)[-1]}")
     return BrokerError(f"{lead}{text}")
+
+
+def tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` behind a redis-py error (its ``__cause__`` / ``__context__`` chain),
+    or None: a TLS handshake the client or the server refused (unknown CA, host name not in the
+    certificate, client certificate missing or not trusted, no TLS on that port)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLError):
+            return error
+        pending += [error.__cause__, error.__context__]
+    return None
+
+
+_HOSTNAME_MISMATCH = (62, 64)  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def _tls_hint(failure: ssl.SSLError) -> str:
+    if isinstance(failure, ssl.SSLCertVerificationError):
+        if failure.verify_code in _HOSTNAME_MISMATCH:
+            return (
+                "the server's certificate does not name the host connected to: use a host name or IP "
+                "address the certificate lists, or add ssl_check_hostname=false to the URL"
+            )
+        return (
+            "the server's certificate could not be verified: check that ssl_ca_certs names the CA "
+            "file that signed it (ssl_cert_reqs=none skips the check)"
+        )
+    return (
+        "the server ended the TLS handshake: check the client certificate (ssl_certfile and "
+        "ssl_keyfile, signed by a CA the server trusts, needed when it has tls-auth-clients yes), "
+        "and that the port speaks TLS"
+    )
 
 
 # Error codes raised by the scripts in lua/ (redis.error_reply("CODE text")).

@@ -219,6 +219,18 @@ def test_bad_partition_counts_and_topic_settings(world, call, cls, phrase):
         ("redis+cluster://", InvalidUrlError, "no host"),
         ("rediss+sentinel://h:1,:2/m", InvalidUrlError, "empty host"),
         (5, InvalidUrlError, "URL must be a string, not int"),
+        ("redis://user:se/cret@host", InvalidUrlError, "URL with an '@' after a '/'"),
+        ("redis://[", InvalidUrlError, "malformed URL 'redis://['"),
+        ("redis://h?timeout=5", InvalidUrlError, "unknown URL parameter 'timeout' in redis://h: the"),
+        ("rediss://h?password=secret", InvalidUrlError, "put the user and password before the host"),
+        ("rediss://h?db=1&db=2", InvalidUrlError, "URL parameter 'db' is given twice"),
+        # TLS options (docs/tls.md); a refused TLS handshake is in tests/test_tls.py
+        ("redis://u:secret@h?ssl_ca_certs=/ca.pem", InvalidUrlError, "is a TLS option, and redis://u:***@h"),
+        ("rediss://h?ssl_ca_certs=/no/such.pem", InvalidUrlError, "ssl_ca_certs=/no/such.pem: no such file"),
+        (f"rediss://h?ssl_certfile={__file__}", InvalidUrlError, "ssl_certfile without ssl_keyfile"),
+        ("rediss://h?ssl_cert_reqs=maybe", InvalidUrlError, "ssl_cert_reqs='maybe'"),
+        ("rediss://h?ssl_check_hostname=maybe", InvalidUrlError, "use true (the default) or false"),
+        ("rediss://h?ssl_ca_path=/etc/ssl/certs", InvalidUrlError, "unknown URL parameter 'ssl_ca_path'"),
     ],
 )
 @pytest.mark.parametrize("client", ["Admin", "Producer", "Consumer"])
@@ -240,6 +252,9 @@ def test_bad_urls(url, cls, phrase, client):
         ("http://x", "unknown URL scheme"),
         ("redis://u:secret@h:0", "bad port 0"),
         ("redis+sentinel://h:1", "no service name"),
+        ("redis://u:secret@h?ssl_ca_certs=/ca.pem", "use rediss://"),
+        ("rediss://u:secret@h?ssl_ca_certs=/no/such.pem", "no such file"),
+        ("rediss://h?password=secret", "unknown URL parameter 'password'"),
     ],
 )
 def test_bad_urls_cli(url, phrase):

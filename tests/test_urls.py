@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import string
 from urllib.parse import quote
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from facade.connection import BrokerUrl, parse_url, redact, resolve_url
+from facade.connection import BrokerUrl, TlsOptions, parse_url, redact, resolve_url
 from facade.errors import ConfigError, InvalidUrlError, UnsupportedError
 
 
@@ -278,3 +279,184 @@ def test_unix_socket_path_may_contain_at_sign():
     assert (u.path, u.password) == ("/tmp/a@b.sock", None)
     v = parse_url("unix://user:pw@/tmp/a@b.sock")
     assert (v.path, v.username, v.password) == ("/tmp/a@b.sock", "user", "pw")
+
+
+# --- TLS options (docs/tls.md) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def pem(tmp_path):
+    """Three readable files standing for a CA bundle, a client certificate and its key (the parser
+    checks that they can be read, not what they hold)."""
+    files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
+    for path in files.values():
+        path.write_text("-----BEGIN CERTIFICATE-----\n")
+    return files
+
+
+@pytest.mark.parametrize("scheme", ["rediss", "rediss+sentinel", "rediss+cluster"])
+def test_tls_schemes(scheme):
+    b = parse_url(f"{scheme}://h1:1,h2:2/svc" if "sentinel" in scheme else f"{scheme}://h1:1")
+    assert b.tls and b.tls_options == TlsOptions()
+    options = b.tls_options
+    assert (options.cert_reqs, options.check_hostname, options.ca_certs) == ("required", True, None)
+
+
+def test_rediss_cluster_url():
+    b = parse_url("rediss+cluster://alice:pw@h1:1,h2:2")
+    assert (b.scheme, b.hosts, b.password) == ("rediss+cluster", (("h1", 1), ("h2", 2)), "pw")
+    assert b.cluster and b.tls
+    assert parse_url("redis+cluster://h:1").cluster and not parse_url("rediss://h:1").cluster
+
+
+@pytest.mark.parametrize("scheme", ["redis", "unix", "redis+sentinel", "redis+cluster"])
+def test_plain_schemes_have_no_tls_options(scheme):
+    url = {"unix": "unix:///s.sock", "redis+sentinel": "redis+sentinel://h/m"}.get(scheme, f"{scheme}://h:1")
+    b = parse_url(url)
+    assert not b.tls and b.tls_options is None
+
+
+def test_every_tls_option(pem):
+    b = parse_url(
+        f"rediss://h:1?ssl_ca_certs={pem['ca']}&ssl_certfile={pem['cert']}&ssl_keyfile={pem['key']}"
+        "&ssl_cert_reqs=optional&ssl_check_hostname=false"
+    )
+    assert b.tls_options == TlsOptions(str(pem["ca"]), str(pem["cert"]), str(pem["key"]), "optional", False)
+
+
+def test_tls_option_values_are_case_insensitive_and_cert_reqs_none_turns_off_the_host_check():
+    none = TlsOptions(cert_reqs="none", check_hostname=False)
+    assert parse_url("rediss://h?ssl_cert_reqs=NONE").tls_options == none
+    assert parse_url("rediss://h?ssl_check_hostname=False").tls_options.check_hostname is False
+    assert parse_url("rediss://h?ssl_check_hostname=TRUE").tls_options.check_hostname is True
+
+
+def test_tls_file_paths_are_made_absolute_and_percent_decoded(pem, tmp_path, monkeypatch):
+    odd = tmp_path / "a dir+x" / "ca 1.pem"
+    odd.parent.mkdir()
+    odd.write_text("x")
+    assert parse_url(f"rediss://h?ssl_ca_certs={quote(str(odd))}").tls_options.ca_certs == str(odd)
+    monkeypatch.chdir(tmp_path)
+    assert parse_url("rediss://h?ssl_ca_certs=ca.pem").tls_options.ca_certs == str(pem["ca"])
+
+
+def test_tls_kwargs_reach_every_client_shape(pem):
+    query = f"ssl_ca_certs={pem['ca']}&ssl_certfile={pem['cert']}&ssl_keyfile={pem['key']}"
+    expected = {
+        "ssl": True,
+        "ssl_ca_certs": str(pem["ca"]),
+        "ssl_certfile": str(pem["cert"]),
+        "ssl_keyfile": str(pem["key"]),
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,
+    }
+    single = parse_url(f"rediss://h:1?{query}")
+    assert single.client_kwargs().items() >= expected.items()
+    sentinel = parse_url(f"rediss+sentinel://s:1/m?{query}")
+    assert sentinel.server_kwargs().items() >= expected.items()
+    assert sentinel.sentinel_kwargs().items() >= expected.items()
+    from facade.cluster import client_kwargs
+
+    assert client_kwargs(parse_url(f"rediss+cluster://h:1?{query}")).items() >= expected.items()
+    assert client_kwargs(parse_url("redis+cluster://h:1"))["ssl"] is False
+    assert parse_url("redis+sentinel://s:1/m").sentinel_kwargs()["ssl"] is False
+
+
+def test_tls_kwargs_are_accepted_by_every_redis_py_client(pem):
+    # The names are redis-py's: each constructor takes them without connecting.
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
+    from redis.sentinel import Sentinel
+
+    query = f"ssl_ca_certs={pem['ca']}&ssl_certfile={pem['cert']}&ssl_keyfile={pem['key']}"
+    kw = parse_url(f"rediss://h:1?{query}")
+    tls = kw.tls_kwargs()
+    redis.Redis(**kw.client_kwargs()).close()
+    redis.asyncio.Redis(**kw.client_kwargs())
+    redis.asyncio.cluster.RedisCluster(host="h", port=1, **tls)
+    Sentinel([("h", 1)], sentinel_kwargs=tls, **tls).master_for("m").close()
+    assert set(tls) <= set(redis.cluster.REDIS_ALLOWED_KEYS)
+
+
+@pytest.mark.parametrize(
+    "url,says",
+    [
+        ("redis://h?ssl_ca_certs=/x.pem", "ssl_ca_certs is a TLS option, and redis://h?ssl_ca_certs=/x.pem"),
+        ("redis://h?ssl_ca_certs=/x.pem", "does not use TLS: use rediss://"),
+        ("redis+sentinel://h/m?ssl_cert_reqs=none", "use rediss+sentinel://"),
+        ("redis+cluster://h?ssl_check_hostname=false", "use rediss+cluster://"),
+        ("unix:///s.sock?ssl_ca_certs=/x.pem", "TLS needs a TCP URL"),
+        ("rediss://h?ssl_ca_certs=/no/such/ca.pem", "ssl_ca_certs=/no/such/ca.pem: no such file"),
+        ("rediss://h?ssl_ca_certs=/", "ssl_ca_certs=/: not a file"),
+        ("rediss://h?ssl_ca_certs=", "ssl_ca_certs is empty"),
+        ("rediss://h?ssl_keyfile=/no/key.pem", "ssl_keyfile=/no/key.pem: no such file"),
+        ("rediss://h?ssl_cert_reqs=maybe", "ssl_cert_reqs='maybe' in rediss://h?ssl_cert_reqs=maybe: use"),
+        ("rediss://h?ssl_check_hostname=maybe", "use true (the default) or false"),
+        ("rediss://h?ssl_cert_reqs=none&ssl_check_hostname=true", "ssl_check_hostname=true with ssl_cert"),
+        ("redis://h?timeout=5", "unknown URL parameter 'timeout' in redis://h: the parameters are db"),
+        ("rediss://h?ssl_ca_path=/etc/ssl", "unknown URL parameter 'ssl_ca_path'"),
+        ("rediss://h?SSL_CA_CERTS=/x", "unknown URL parameter 'SSL_CA_CERTS'"),
+        ("rediss://h?db=1&db=2", "URL parameter 'db' is given twice"),
+        ("rediss://h?password=pw", "put the user and password before the host"),
+    ],
+)
+def test_tls_refusals(url, says):
+    with pytest.raises(InvalidUrlError) as info:
+        parse_url(url)
+    assert says in str(info.value), str(info.value)
+
+
+def test_client_certificate_needs_its_key_and_the_key_its_certificate(pem):
+    with pytest.raises(InvalidUrlError, match="ssl_certfile without ssl_keyfile"):
+        parse_url(f"rediss://h?ssl_certfile={pem['cert']}")
+    with pytest.raises(InvalidUrlError, match="ssl_keyfile without ssl_certfile"):
+        parse_url(f"rediss://h?ssl_keyfile={pem['key']}")
+
+
+def test_unreadable_tls_file(pem):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file: no unreadable file to test with")
+    pem["ca"].chmod(0)
+    with pytest.raises(InvalidUrlError, match="not readable by this user"):
+        parse_url(f"rediss://h?ssl_ca_certs={pem['ca']}")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "rediss://{u}:{p}@h?ssl_ca_certs=/no/such.pem",
+        "rediss://{u}:{p}@h?ssl_cert_reqs=maybe",
+        "redis://{u}:{p}@h?ssl_ca_certs=/x",
+        "rediss+cluster://{u}:{p}@h?bogus=1",
+        "rediss://{u}:{p}@h?db=1&db=1",
+        "rediss://h?password={p}",
+        "rediss://h?token={p}",
+        "rediss://h?token={p}&token={p}",
+        "rediss://{u}:{p}@h?token=1",
+        "rediss://{u}:Hun?ter2@h?token=1",  # a raw "?" in the password
+    ],
+)
+def test_tls_refusals_never_show_the_password(template):
+    password = "Hunter2!xyz"
+    with pytest.raises(InvalidUrlError) as info:
+        parse_url(template.format(u="alice", p=password))
+    assert "Hunter2" not in str(info.value) and "Hun" not in str(info.value), str(info.value)
+
+
+def test_tls_options_need_a_tls_scheme():
+    with pytest.raises(InvalidUrlError, match="use rediss://"):
+        BrokerUrl("redis", (("h", 1),), tls_options=TlsOptions())
+
+
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("rediss+cluster://u:pw@h1:1,h2?ssl_ca_certs=/c", "rediss+cluster://u:***@h1:1,h2?ssl_ca_certs=/c"),
+        ("rediss://h?password=pw&db=1", "rediss://h?password=***&db=1"),
+        ("rediss://u:pw@h?db=1&ssl_password=pw", "rediss://u:***@h?db=1&ssl_password=***"),
+    ],
+)
+def test_redact_tls_urls(url, expected):
+    assert redact(url) == expected

@@ -16,7 +16,7 @@ from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterEx
 
 from .. import cluster, keys
 from ..connection import BrokerUrl, create_client, resolve_url
-from ..errors import BrokerTimeoutError, ConfigError, FacadeError, UnknownTopicError, from_redis
+from ..errors import BrokerTimeoutError, ConfigError, ConnectionFailedError, FacadeError, UnknownTopicError, from_redis
 from ..records import TopicConfig
 from ..scripts import Scripts
 from . import _backend
@@ -71,7 +71,7 @@ class Connection:
         self.scripts = Scripts(self.redis)
         self.cluster: bool = cluster.is_cluster(self.redis)
         """Whether the broker is a Redis Cluster (docs/cluster.md)."""
-        self._error = cluster.cluster_error if self.cluster else from_redis
+        self._convert = cluster.cluster_error if self.cluster else from_redis
         self._nodes: dict[str, Any] = {}  # cluster: "host:port" -> a client for that node alone
         # Whether any command ever succeeded: retries ride out failures of a working connection,
         # but a server that was never reached fails fast.
@@ -86,6 +86,19 @@ class Connection:
                 await client.aclose()
         finally:
             await self.redis.aclose()
+
+    def _error(self, exc: BaseException, context: str) -> FacadeError:
+        """``exc`` as a FacadeError (errors.from_redis; cluster.cluster_error on a cluster). Over
+        TLS, a connection dropped before anything worked gets a hint: a server that requires a
+        client certificate may close the connection before the client reads why (asyncio clients
+        on TLS 1.3 do not always see the refusal)."""
+        error = self._convert(exc, context)
+        if self.url.tls and not self.connected and type(error) is ConnectionFailedError and "TLS" not in str(error):
+            return ConnectionFailedError(
+                f"{error}; over TLS, a server that requires a client certificate also closes the connection "
+                "like this: check ssl_certfile and ssl_keyfile (docs/tls.md)"
+            )
+        return error
 
     def _check_open(self) -> None:
         if self.closed:
@@ -142,8 +155,8 @@ class Connection:
             results = await self._round(self.redis, calls, tail)
             self.connected = True
         except RedisError as exc:
-            raise from_redis(exc, context) from exc
-        return [from_redis(r, context) if isinstance(r, Exception) else r for r in results]
+            raise self._error(exc, context) from exc
+        return [self._error(r, context) if isinstance(r, Exception) else r for r in results]
 
     async def _cluster_pipeline(
         self,
@@ -482,7 +495,7 @@ class GuardedReader:
             self._conn.connected = True
         except RedisError as exc:
             await self._drop()
-            raise from_redis(exc, context) from exc
+            raise self._conn._error(exc, context) from exc
         except BaseException:
             await self._drop()
             raise
