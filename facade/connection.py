@@ -731,6 +731,11 @@ def parse_url(url: str) -> BrokerUrl:
         raise InvalidUrlError(
             f"{scheme}:// takes one host; for several use {scheme}+sentinel:// or {scheme}+cluster:// ({redact(url)})"
         )
+    elif scheme in _CLUSTER_SCHEMES and parts.path.strip("/"):
+        raise InvalidUrlError(
+            f"a Redis Cluster URL takes no path (a cluster has only database 0): write {scheme}://host:port[,host:port] "
+            f"({redact(url)})"
+        )
     return BrokerUrl(scheme, hosts, None, db, username, password, service, url, tls)
 
 

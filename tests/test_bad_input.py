@@ -221,6 +221,7 @@ def test_bad_partition_counts_and_topic_settings(world, call, cls, phrase):
         (5, InvalidUrlError, "URL must be a string, not int"),
         ("redis://user:se/cret@host", InvalidUrlError, "URL with an '@' after a '/'"),
         ("redis://[", InvalidUrlError, "malformed URL 'redis://['"),
+        ("redis+cluster://u:secret@h1:1/3", InvalidUrlError, "a Redis Cluster URL takes no path"),
         ("redis://h?timeout=5", InvalidUrlError, "unknown URL parameter 'timeout' in redis://h: the"),
         ("rediss://h?password=secret", InvalidUrlError, "put the user and password before the host"),
         ("rediss://h?db=1&db=2", InvalidUrlError, "URL parameter 'db' is given twice"),

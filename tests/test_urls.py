@@ -123,6 +123,8 @@ def test_cluster_url():
         ("redis://:6379", "empty host"),
         ("redis:///0", "no host"),
         ("redis+cluster://h1:1,,h2:2", "empty host"),
+        ("redis+cluster://h1:1/3", "takes no path"),
+        ("rediss+cluster://h1:1,h2:2/0", "takes no path"),
         ("redis+sentinel://h1:1,h2:2", "no service name"),
         ("redis+sentinel://h1:1/", "no service name"),
         ("redis://h1:1,h2:2", "takes one host"),
