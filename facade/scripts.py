@@ -22,6 +22,7 @@ NAMES = (
     "release",
     "fetch",
     "commit",
+    "commit_many",
     "transact",
     "group_join",
     "group_heartbeat",

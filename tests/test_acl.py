@@ -42,7 +42,7 @@ FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000, "reconnect_time
 # The scripts each role runs (facade/_async/*.py): every command they call must be granted.
 ROLE_SCRIPTS = {
     ("producer",): {"produce"},
-    ("consumer",): {"claim", "release", "fetch", "commit", "group_join", "group_heartbeat", "group_sync",
+    ("consumer",): {"claim", "release", "fetch", "commit", "commit_many", "group_join", "group_heartbeat", "group_sync",
                     "group_leave", "set_position"},
     ("admin",): {"partition_init", "topic_register", "set_position", "group_delete"},
     ("consumer", "producer"): {"transact"},

@@ -792,3 +792,21 @@ def test_produce_ack_aware_retention_keeps_what_a_group_still_needs(r, lua):
     # Without the flag, MAXLEN trims regardless of the group.
     produce(lua, [[b"value", b"z"]], max_len=10)
     assert first[100] not in [e[0] for e in r.xrange(LOG)]
+
+
+def test_commit_many_commits_each_owned_partition_and_fences_the_others(r, lua, owned):
+    # Partition 0 is owned by "a|1" and its 5 records are delivered; partition 1 is owned by
+    # someone else. One call: partition 0 is committed (mark set), partition 1 refused alone.
+    fetch(lua, "a|1", 5, ">")
+    log2, own2, done2 = keys.consume_keys(T, 1)
+    r.xadd(log2, {"value": "x"})
+    r.xgroup_create(log2, G, id="0")
+    ((_, [(other_id, _)]),) = r.xreadgroup(G, OWNER, {log2: ">"})
+    r.hset(own2, G, "b|2")
+    out = lua.commit_many(
+        keys=[LOG, OWN, DONE, log2, own2, done2],
+        args=[G, "a|1", owned[1], 2, owned[0], owned[1], "a|1", "m", 1, other_id],
+    )
+    assert out[0] == 2 and isinstance(out[1], ResponseError) and str(out[1]).startswith("FENCED")
+    assert r.hget(DONE, G) == owned[1] and r.xpending(LOG, G)["pending"] == 3
+    assert r.xpending(log2, G)["pending"] == 1 and r.hget(done2, G) is None  # fenced: nothing changed

@@ -37,6 +37,7 @@ from ..errors import (
     TopicExistsError,
     UnknownMemberError,
     UnknownTopicError,
+    from_redis,
 )
 from ..partitioner import partition_for_key
 from ..records import Message, OutputRecord, TopicPartition
@@ -863,7 +864,9 @@ class Consumer:
                 )
         delivered, self._delivered = self._delivered, {}
         mark_all = self.config.guarantee == "exactly-once"
-        calls, tps = [], []
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        tps: list[Any] = []  # per call: its partition, or (commit_many) the list of its partitions
+        plain: list[tuple[TopicPartition, str, list[list[str]]]] = []
         for tp, ids in delivered.items():
             o = self._owned.get(tp)
             if o is None or not ids:
@@ -881,11 +884,28 @@ class Consumer:
                     calls.append(call)
                     tps.append(tp)
                 continue
-            for i in range(0, len(ids), _ACK_CHUNK):
-                chunk = ids[i : i + _ACK_CHUNK]
-                mark = chunk[-1] if mark_all else ""
-                calls.append(("commit", keys.consume_keys(tp.topic, tp.partition), [self.group, o.token, mark, *chunk]))
-                tps.append(tp)
+            chunks = [ids[i : i + _ACK_CHUNK] for i in range(0, len(ids), _ACK_CHUNK)]
+            if self._conn.cluster:  # one script per partition: its keys share one slot
+                for chunk in chunks:
+                    mark = chunk[-1] if mark_all else ""
+                    calls.append(("commit", keys.consume_keys(tp.topic, tp.partition), [self.group, o.token, mark, *chunk]))
+                    tps.append(tp)
+            else:
+                plain.append((tp, o.token, chunks))
+        # One server: the partitions' acknowledgements go in one commit_many call (the n-th chunk
+        # of every partition in the n-th call), each partition checked on its own.
+        for j in range(max((len(chunks) for _, _, chunks in plain), default=0)):
+            keys_: list[str] = []
+            args: list[Any] = [self.group]
+            members = []
+            for tp, token, chunks in plain:
+                if j < len(chunks):
+                    chunk = chunks[j]
+                    keys_ += keys.consume_keys(tp.topic, tp.partition)
+                    args += [token, chunk[-1] if mark_all else "", len(chunk), *chunk]
+                    members.append(tp)
+            calls.append(("commit_many", keys_, args))
+            tps.append(members)
         if not calls:
             return
         # Acknowledging twice changes nothing and transact recognises its own retry, so a failed
@@ -901,9 +921,18 @@ class Consumer:
             except FacadeError as exc:
                 await self._ride_out(exc)
         self._errors = {k: v for k, v in self._errors.items() if k[0] not in delivered}
+        by_partition: list[tuple[TopicPartition, Any]] = []
+        for tp, result in zip(tps, results):
+            if not isinstance(tp, list):
+                by_partition.append((tp, result))
+            elif isinstance(result, list):  # commit_many: one reply per partition (FENCED ones are errors)
+                context = f"committing for group {self.group}"
+                by_partition += [(t, from_redis(r, context) if isinstance(r, Exception) else r) for t, r in zip(tp, result)]
+            else:
+                by_partition += [(t, result) for t in tp]
         fenced = set()
         first_error: FacadeError | None = None
-        for tp, result in zip(tps, results):
+        for tp, result in by_partition:
             if isinstance(result, CommitFailedError):
                 fenced.add(tp)
             elif isinstance(result, Exception) and first_error is None:
