@@ -12,9 +12,12 @@ How a member works (docs/design.md, "Consumer groups"):
 3. It gives up partitions the assignment moved away (``on_revoke``, then ``release``), and claims
    those it gained (``claim``): a claim succeeds only when the partition is free or its holder
    has left the group, so two live members never own a partition at once.
-4. ``poll`` reads through ``fetch``, which checks the member's owner token first. A new owner
-   first re-reads the partition's pending (delivered, uncommitted) records in order, then new ones.
-5. ``commit`` acknowledges what was delivered, through ``commit``, again checking the token.
+4. ``poll`` reads through ``fetch``, which checks the member's owner token first, or for new
+   records on one server through client.GuardedReader (the same check, by WATCH + MULTI/EXEC).
+   A new owner first re-reads the partition's pending (delivered, uncommitted) records in order,
+   then new ones. After a poll that returned records, the next read starts at once (prefetch).
+5. ``commit`` acknowledges what was delivered, through ``commit_many`` (one server) or ``commit``
+   per partition (Redis Cluster), again checking the token.
 """
 
 from __future__ import annotations
