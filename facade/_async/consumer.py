@@ -869,7 +869,7 @@ class Consumer:
         mark_all = self.config.guarantee == "exactly-once"
         calls: list[tuple[str, list[str], list[Any]]] = []
         tps: list[Any] = []  # per call: its partition, or (commit_many) the list of its partitions
-        plain: list[tuple[TopicPartition, str, list[list[str]]]] = []
+        acks: list[tuple[TopicPartition, str, list[str]]] = []
         for tp, ids in delivered.items():
             o = self._owned.get(tp)
             if o is None or not ids:
@@ -887,28 +887,10 @@ class Consumer:
                     calls.append(call)
                     tps.append(tp)
                 continue
-            chunks = [ids[i : i + _ACK_CHUNK] for i in range(0, len(ids), _ACK_CHUNK)]
-            if self._conn.cluster:  # one script per partition: its keys share one slot
-                for chunk in chunks:
-                    mark = chunk[-1] if mark_all else ""
-                    calls.append(("commit", keys.consume_keys(tp.topic, tp.partition), [self.group, o.token, mark, *chunk]))
-                    tps.append(tp)
-            else:
-                plain.append((tp, o.token, chunks))
-        # One server: the partitions' acknowledgements go in one commit_many call (the n-th chunk
-        # of every partition in the n-th call), each partition checked on its own.
-        for j in range(max((len(chunks) for _, _, chunks in plain), default=0)):
-            keys_: list[str] = []
-            args: list[Any] = [self.group]
-            members = []
-            for tp, token, chunks in plain:
-                if j < len(chunks):
-                    chunk = chunks[j]
-                    keys_ += keys.consume_keys(tp.topic, tp.partition)
-                    args += [token, chunk[-1] if mark_all else "", len(chunk), *chunk]
-                    members.append(tp)
-            calls.append(("commit_many", keys_, args))
-            tps.append(members)
+            acks.append((tp, o.token, ids))
+        ack_calls, ack_tps = self._ack_calls(acks, mark_all)
+        calls += ack_calls
+        tps += ack_tps
         if not calls:
             return
         # Acknowledging twice changes nothing and transact recognises its own retry, so a failed
@@ -1006,16 +988,48 @@ class Consumer:
             except FacadeError as exc:
                 await self._ride_out(exc)
 
+    def _ack_calls(
+        self, acks: list[tuple[TopicPartition, str, list[str]]], mark_all: bool
+    ) -> tuple[list[tuple[str, list[str], list[Any]]], list[Any]]:
+        """Script calls acknowledging the IDs of each (partition, owner token, IDs), at most
+        _ACK_CHUNK IDs per partition per call, and per call its partition or, for commit_many,
+        the list of its partitions. One server: one commit_many call for all partitions (the n-th
+        chunk of each in the n-th call), each partition checked on its own. Redis Cluster: one
+        commit call per partition and chunk, whose keys share one slot. ``mark_all``: each chunk
+        also moves the processed mark to its last ID (exactly-once)."""
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        tps: list[Any] = []
+        chunked = [(tp, token, [ids[i : i + _ACK_CHUNK] for i in range(0, len(ids), _ACK_CHUNK)]) for tp, token, ids in acks]
+        if self._conn.cluster:
+            for tp, token, chunks in chunked:
+                for chunk in chunks:
+                    mark = chunk[-1] if mark_all else ""
+                    calls.append(("commit", keys.consume_keys(tp.topic, tp.partition), [self.group, token, mark, *chunk]))
+                    tps.append(tp)
+            return calls, tps
+        for j in range(max((len(chunks) for _, _, chunks in chunked), default=0)):
+            keys_: list[str] = []
+            args: list[Any] = [self.group]
+            members = []
+            for tp, token, chunks in chunked:
+                if j < len(chunks):
+                    chunk = chunks[j]
+                    keys_ += keys.consume_keys(tp.topic, tp.partition)
+                    args += [token, chunk[-1] if mark_all else "", len(chunk), *chunk]
+                    members.append(tp)
+            calls.append(("commit_many", keys_, args))
+            tps.append(members)
+        return calls, tps
+
     async def _flush_async_acks(self, partitions: set[TopicPartition]) -> None:
         """Send the acknowledgements commit(asynchronous=True) left for these partitions."""
-        calls = []
+        acks = []
         for tp in sorted(partitions):
             ids = self._ack_later.pop(tp, [])
             o = self._owned.get(tp)
-            if o is None:
-                continue
-            for i in range(0, len(ids), _ACK_CHUNK):
-                calls.append(("commit", keys.consume_keys(tp.topic, tp.partition), [self.group, o.token, "", *ids[i : i + _ACK_CHUNK]]))
+            if o is not None and ids:
+                acks.append((tp, o.token, ids))
+        calls, _ = self._ack_calls(acks, False)
         if calls:
             # Fenced partitions simply were not acknowledged: their new owner gets the records.
             await self._conn.pipeline(calls, f"committing for group {self.group}")
