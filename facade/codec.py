@@ -1,8 +1,10 @@
 """How a record is stored in a stream entry, and read back.
 
-An entry's fields, in order: ``key`` (only for keyed records), ``value``, then ``h:<name>`` for
-each header. ``XRANGE`` in redis-cli shows all three plainly; the field names repeat identically
-from entry to entry, so the stream's listpack stores them once per node, not per entry.
+An entry's ID is ``"<append ms>-<offset>"`` (facade/offsets.py). Its fields, in order: ``key``
+(keyed records only), ``value``, ``ts`` (CreateTime topics: append ms minus the record's create
+time, a small number), then ``h:<name>`` for each header, in the record's order (a name may
+repeat). ``XRANGE`` in redis-cli shows them plainly; the field names repeat identically from entry
+to entry, so the stream's listpack stores them once per node, not per entry.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigError, MessageTooLargeError
-from .records import _NO_HEADERS, Message
+from .records import CREATE_TIME, LOG_APPEND_TIME, NO_HEADERS, Headers, Message
 
 KEY = b"key"
 VALUE = b"value"
+TS = b"ts"
 HEADER_PREFIX = b"h:"
 # A record's fields go through Lua's unpack(), whose stack holds about 8000 values.
 MAX_HEADERS = 1000
@@ -31,10 +34,24 @@ def to_bytes(value: Any, what: str) -> bytes:
     raise ConfigError(f"{what} must be bytes or str, not {type(value).__name__}")
 
 
-def encode(
-    key: Any, value: Any, headers: Mapping[str, Any] | None, max_bytes: int
-) -> tuple[list[bytes], int]:
-    """Stream fields for one record and its size in bytes (key + value + headers).
+def header_pairs(headers: Any) -> list[tuple[Any, Any]]:
+    """The (name, value) pairs of headers given as a mapping or a sequence of pairs."""
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    if isinstance(headers, Sequence) and not isinstance(headers, (str, bytes)):
+        pairs = list(headers)
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ConfigError(f"headers must be (name, value) pairs, got {pair!r}")
+        return pairs  # type: ignore[return-value]
+    raise ConfigError(
+        f"headers must be a mapping or a sequence of (name, value) pairs, not {type(headers).__name__}"
+    )
+
+
+def encode(key: Any, value: Any, headers: Any, max_bytes: int) -> tuple[list[bytes], int]:
+    """Stream fields for one record (without ``ts``, which the broker adds) and its size in bytes
+    (key + value + headers).
 
     Raises ConfigError for a wrong type and MessageTooLargeError above ``max_bytes``.
     """
@@ -50,11 +67,10 @@ def encode(
         fields = [KEY, k, VALUE, v]
         size = len(k) + len(v)
     if headers:
-        if not isinstance(headers, Mapping):
-            raise ConfigError(f"headers must be a mapping of str to bytes or str, not {type(headers).__name__}")
-        if len(headers) > MAX_HEADERS:
-            raise ConfigError(f"a record may have at most {MAX_HEADERS} headers, got {len(headers)}")
-        for name, hv in headers.items():
+        pairs = header_pairs(headers)
+        if len(pairs) > MAX_HEADERS:
+            raise ConfigError(f"a record may have at most {MAX_HEADERS} headers, got {len(pairs)}")
+        for name, hv in pairs:
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"header names must be non-empty strings, got {name!r}")
             n = name.encode("utf-8")
@@ -73,17 +89,26 @@ def decode(
     topic: str, partition: int, entry_id: bytes | str, flat: Sequence[bytes] | Mapping[bytes, bytes], count: int = 1
 ) -> Message:
     """A :class:`Message` from an entry ID and its fields (flat ``[field, value, ...]`` or a dict)."""
-    offset = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    # The shapes facade writes without headers: [key, k, value, v] and [value, v].
+    eid = entry_id.decode() if type(entry_id) is bytes else entry_id
+    dash = eid.index("-")
+    ms = int(eid[:dash])
+    offset = int(eid[dash + 1 :])
+    # The shapes facade writes without headers first.
     if type(flat) is list:
         n = len(flat)
-        if n == 4 and flat[0] == KEY and flat[2] == VALUE:
-            return Message(topic, partition, offset, flat[1], flat[3], _NO_HEADERS, count)
+        if n == 6 and flat[0] == KEY and flat[4] == TS:
+            return Message(topic, partition, offset, flat[1], flat[3], NO_HEADERS, count, ms - int(flat[5]), CREATE_TIME)
+        if n == 4:
+            if flat[0] == VALUE and flat[2] == TS:
+                return Message(topic, partition, offset, None, flat[1], NO_HEADERS, count, ms - int(flat[3]), CREATE_TIME)
+            if flat[0] == KEY and flat[2] == VALUE:
+                return Message(topic, partition, offset, flat[1], flat[3], NO_HEADERS, count, ms, LOG_APPEND_TIME)
         if n == 2 and flat[0] == VALUE:
-            return Message(topic, partition, offset, None, flat[1], _NO_HEADERS, count)
+            return Message(topic, partition, offset, None, flat[1], NO_HEADERS, count, ms, LOG_APPEND_TIME)
     key = None
     value = b""
-    headers: dict[str, bytes] = {}
+    timestamp, kind = ms, LOG_APPEND_TIME
+    headers: list[tuple[str, bytes]] = []
     # Flat [field, value, ...] from scripts; a dict from redis-py's own XRANGE parsing.
     pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2])
     for f, v in pairs:
@@ -91,6 +116,8 @@ def decode(
             value = v
         elif f == KEY:
             key = v
+        elif f == TS:
+            timestamp, kind = ms - int(v), CREATE_TIME
         elif f[:2] == HEADER_PREFIX:
-            headers[f[2:].decode("utf-8", "replace")] = v
-    return Message(topic, partition, offset, key, value, headers, count)
+            headers.append((f[2:].decode("utf-8", "replace"), v))
+    return Message(topic, partition, offset, key, value, Headers(headers) if headers else NO_HEADERS, count, timestamp, kind)

@@ -73,9 +73,8 @@ class ProducerConfig:
     producer_id_expiry_ms: int = 86_400_000
     """The broker forgets a producer id unused this long (its dedup state is freed)."""
     dedup_window_ms: int = 120_000
-    """``send(dedup_id=...)``: a repeat of a dedup id within this window is dropped."""
-    dedup_max_ids: int = 100_000
-    """Dedup ids remembered at most per partition (the oldest are forgotten first)."""
+    """``send(dedup_id=...)``: a repeat of a dedup id sent by this producer within this window is
+    dropped (how many ids a partition keeps at most is the topic's ``dedup_max_ids``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "acks", parse_acks(self.acks))
@@ -94,45 +93,64 @@ class ProducerConfig:
         _int("retry_backoff_ms", self.retry_backoff_ms, 0, 60_000)
         _int("producer_id_expiry_ms", self.producer_id_expiry_ms, 1000)
         _int("dedup_window_ms", self.dedup_window_ms, 1)
-        _int("dedup_max_ids", self.dedup_max_ids, 1, 10_000_000)
 
 
 @dataclass(frozen=True)
 class ConsumerConfig:
-    """Consumer options."""
+    """Consumer options. Names and defaults are Kafka's where Kafka has the option."""
 
-    auto_offset_reset: Literal["latest", "earliest"] = "latest"
-    """Where a group starts on a partition it has never read: new records only, or all stored."""
-    session_timeout_ms: int = 10_000
-    """A member silent for this long is removed from the group and its partitions move."""
-    heartbeat_interval_ms: int = 1000
-    """How often a member tells the group it is alive (and learns of rebalances)."""
+    auto_offset_reset: Literal["latest", "earliest", "none"] = "latest"
+    """Where to start when the group has no committed offset on a partition, or its offset is
+    outside the partition's records (trimmed by retention, or past the end): "latest" (only new
+    records), "earliest" (all stored) or "none" (raise OffsetOutOfRangeError)."""
+    session_timeout_ms: int = 45_000
+    """A member whose heartbeats stop for this long is removed and its partitions move. Heartbeats
+    come from a background thread (a task under asyncio), not from poll()."""
+    heartbeat_interval_ms: int = 3000
+    """How often the background heartbeat tells the group this member is alive (and learns of
+    rebalances)."""
+    max_poll_interval_ms: int = 300_000
+    """Longest time between two poll() calls. A member that exceeds it (its handler is stuck or far
+    too slow) leaves the group so that its partitions move, and rejoins on its next poll()."""
+    enable_auto_commit: bool = True
+    """Commit, at each poll() after ``auto_commit_interval_ms``, the offsets of the records earlier
+    polls returned (so at-least-once holds), and on rebalance and close."""
+    auto_commit_interval_ms: int = 5000
+    """How often auto-commit commits."""
     max_poll_records: int = 500
     """Default ``max_records`` for poll()."""
     assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
     """How partitions are spread over members. cooperative-sticky moves only what must move."""
     group_instance_id: str | None = None
     """Static membership: a stable id for this member. Restarting within ``session_timeout_ms``
-    gets the same partitions back with no rebalance; closing does not leave the group."""
+    gets the same partitions back with no rebalance, and fences the previous process for good
+    (FencedInstanceIdError in it); closing does not leave the group."""
     metadata_max_age_ms: int = 5000
-    """How often partition counts are re-read, so partitions added to a topic are picked up."""
+    """How often partition counts are re-read, so partitions added to a topic (or a topic created
+    after the consumer started) are picked up."""
     guarantee: Literal["at-least-once", "at-most-once", "exactly-once"] = "at-least-once"
-    """at-least-once: records are acknowledged by commit(), redelivered if not. at-most-once:
-    acknowledged as they are read, never redelivered. exactly-once: like at-least-once, and the
-    group's processed mark (moved with every commit) makes any redelivery of a committed record
-    skipped; commit(outputs=...) appends outputs atomically with the commit."""
+    """at-least-once: a record is redelivered after a handover unless its offset was committed.
+    at-most-once: each read commits what it read, before the application sees it. exactly-once:
+    like at-least-once, plus a processed mark that skips any record committed before, even after
+    a seek or offset reset; commit(outputs=...) appends outputs atomically with the commit."""
     max_deliveries: int | None = None
-    """Move a record delivered more often than this to the dead-letter topic ``<topic>.dlq``
-    instead of handing it out again (None: never)."""
+    """Move a record that failed this many times (``fail()``, or its consumer crashed while
+    handling it) to the dead-letter topic instead of handing it out again (None: never)."""
     reconnect_timeout_ms: int = 30_000
     """How long poll() and commit() ride out a lost connection or a failover (retrying) before
     they raise."""
 
     def __post_init__(self) -> None:
-        if self.auto_offset_reset not in ("latest", "earliest"):
-            raise ConfigError(f"auto_offset_reset must be 'latest' or 'earliest', got {self.auto_offset_reset!r}")
+        if self.auto_offset_reset not in ("latest", "earliest", "none"):
+            raise ConfigError(
+                f"auto_offset_reset must be 'latest', 'earliest' or 'none', got {self.auto_offset_reset!r}"
+            )
         _int("session_timeout_ms", self.session_timeout_ms, 100, 3_600_000)
-        _int("heartbeat_interval_ms", self.heartbeat_interval_ms, 10, self.session_timeout_ms)
+        _int("heartbeat_interval_ms", self.heartbeat_interval_ms, 10, self.session_timeout_ms - 1)
+        _int("max_poll_interval_ms", self.max_poll_interval_ms, 100)
+        if not isinstance(self.enable_auto_commit, bool):
+            raise ConfigError(f"enable_auto_commit must be True or False, got {self.enable_auto_commit!r}")
+        _int("auto_commit_interval_ms", self.auto_commit_interval_ms, 0)
         _int("max_poll_records", self.max_poll_records, 1, 100_000)
         if self.assignment_strategy not in ("cooperative-sticky", "range", "roundrobin"):
             raise ConfigError(

@@ -10,8 +10,10 @@
     │   ├── UnknownTopicError        the topic does not exist (create it, or auto_create=True)
     │   └── TopicExistsError         create of a topic that already exists
     ├── OutOfOrderSequenceError      the broker refused an idempotent batch's sequence
+    ├── OffsetOutOfRangeError        an offset outside the partition's records, auto_offset_reset "none"
     ├── GroupError
     │   ├── CommitFailedError        this member no longer owns the partition (fenced); rejoin
+    │   ├── FencedInstanceIdError    a newer process with this group_instance_id took over; stop
     │   ├── RebalanceInProgressError the group is moving partitions; poll again
     │   └── UnknownMemberError       the coordinator no longer knows this member (expired)
     ├── BrokerError                  the server refused or failed a command
@@ -21,6 +23,7 @@
     │   ├── OutOfMemoryError         server at maxmemory with noeviction               (retriable)
     │   ├── ReadOnlyError            a replica answered (failover in progress)         (retriable)
     │   ├── NotEnoughReplicasError   acks="all": too few replicas confirmed in time     (retriable)
+    │   ├── ServerBusyError          a long script holds the server (BUSY); not run    (retriable)
     │   └── BrokerTimeoutError       no reply in time; the outcome is unknown         (retriable)
     └── ServerError                  the embedded/local server could not be started or managed
 
@@ -46,16 +49,19 @@ __all__ = [
     "ConfigError",
     "ConnectionFailedError",
     "FacadeError",
+    "FencedInstanceIdError",
     "GroupError",
     "InvalidNameError",
     "InvalidUrlError",
     "MessageTooLargeError",
     "NotEnoughReplicasError",
+    "OffsetOutOfRangeError",
     "OutOfMemoryError",
     "OutOfOrderSequenceError",
     "PermissionDeniedError",
     "ReadOnlyError",
     "RebalanceInProgressError",
+    "ServerBusyError",
     "ServerError",
     "TopicError",
     "TopicExistsError",
@@ -111,6 +117,11 @@ class OutOfOrderSequenceError(FacadeError):
     """
 
 
+class OffsetOutOfRangeError(FacadeError):
+    """An offset outside the partition's stored records (before the log start, or past the end),
+    or no committed offset, with ``auto_offset_reset="none"``: the consumer does not guess."""
+
+
 class GroupError(FacadeError):
     """A consumer-group problem."""
 
@@ -121,6 +132,11 @@ class CommitFailedError(GroupError):
     Kafka's CommitFailedException. The messages will be delivered to the new owner; this member
     rejoins the group on its next poll.
     """
+
+
+class FencedInstanceIdError(GroupError):
+    """Another process joined the group with this consumer's ``group_instance_id``: it replaced
+    this one, which receives nothing more and must stop (Kafka's FencedInstanceIdException)."""
 
 
 class RebalanceInProgressError(GroupError):
@@ -171,6 +187,12 @@ class NotEnoughReplicasError(BrokerError):
     The write is on the primary but may be lost if it fails now; the producer retries (under
     its idempotent sequence, so nothing is doubled) until ``delivery_timeout_ms``.
     """
+
+    retriable = True
+
+
+class ServerBusyError(BrokerError):
+    """The server is running a long script and refused the command (BUSY): it did not run."""
 
     retriable = True
 
@@ -274,7 +296,14 @@ _SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
     "TOPICEXISTS": TopicExistsError,
     "BADARG": ConfigError,
     "UNKNOWNMEMBER": UnknownMemberError,
+    "FENCEDINSTANCE": FencedInstanceIdError,
     "GROUPBUSY": GroupError,
+    "GROUPLOCKED": RebalanceInProgressError,
+    "GROUPKIND": GroupError,
+    "NOOFFSET": OffsetOutOfRangeError,
+    "OUTOFRANGE": OffsetOutOfRangeError,
+    # A long script runs on the server: this command was refused, not run.
+    "BUSY": ServerBusyError,
     "OUTOFORDER": OutOfOrderSequenceError,
     "NOPERM": PermissionDeniedError,
     # A primary under min-replicas-to-write without enough good replicas (e.g. just promoted).

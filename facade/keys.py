@@ -1,19 +1,22 @@
 """The Redis key layout: every key facade uses is named here and nowhere else.
 
-Layout version 1 (see docs/design.md, "Key layout"):
+Layout version 2 (see docs/design.md, "Key layout"):
 
     facade:{meta}:topics            hash   topic name -> JSON TopicConfig
-    facade:{meta}:groups            hash   group id -> JSON {"created_ms": ...}
-    facade:{T/P}:log                stream partition P of topic T (one stream per partition)
-    facade:{T/P}:own                hash   group id -> "member_id|generation|incarnation" (owner)
-    facade:{T/P}:done               hash   group id -> last processed ID (idempotent consumers)
+    facade:{meta}:groups            hash   group id -> JSON {"layout": 2}
+    facade:{T/P}:log                stream partition P of topic T; entry IDs "<append ms>-<offset>"
+    facade:{T/P}:own                hash   group id -> owner token "<member id>|<session nonce>"
+    facade:{T/P}:off                hash   group id -> committed offset "<offset>[ <metadata>]"
+    facade:{T/P}:done               hash   group id -> processed mark (exactly-once groups)
+    facade:{T/P}:dlv                hash   group id [+ ":r", ":f", ":t"] -> delivery state
     facade:{T/P}:pid                hash   producer id -> "first_seq last_seq offsets" (last batch)
-    facade:{T/P}:pidx               zset   producer id -> last append (ms), to expire idle ids
+    facade:{T/P}:pidx               zset   producer id -> when its state expires (ms)
     facade:{T/P}:dedup              hash   dedup id -> offset of the record first sent with it
-    facade:{T/P}:dedupx             zset   dedup id -> append time (ms), to expire old ids
-    facade:{g/G}:members            hash   member id -> JSON member metadata
+    facade:{T/P}:dedupx             zset   dedup id -> when it expires (ms)
+    facade:{g/G}:members            hash   member id -> "<session nonce> <JSON metadata>"
     facade:{g/G}:deadlines          zset   member id -> session deadline (ms, server clock)
-    facade:{g/G}:state              hash   generation, assignment, assignment_generation
+    facade:{g/G}:state              hash   generation, assignment, assignment_generation, previous,
+                                           protocol, locked_until
 
 Hash tags (the part in braces) decide the Redis Cluster slot. Each partition has its own tag, so
 partitions spread over shards, and every key a partition script touches shares that slot. Group
@@ -28,11 +31,12 @@ hence a slot, but never a key: partition keys end in :log/:own/:pid..., group ke
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from .errors import ConfigError, InvalidNameError
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 PREFIX = "facade"
 MAX_PARTITIONS = 1024
 MAX_NAME_LENGTH = 249
@@ -69,6 +73,21 @@ def validate_name(name: object, what: str = "topic") -> str:
     return name
 
 
+def dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic of ``topic``: ``<topic>.dlq``, or for names too long to take the
+    suffix, the first 236 characters, a hash of the whole name and ``.dlq`` (still unique)."""
+    name = f"{topic}.dlq"
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    digest = hashlib.sha1(topic.encode()).hexdigest()[:8]
+    return f"{topic[: MAX_NAME_LENGTH - 13]}.{digest}.dlq"
+
+
+def is_dead_letter_topic(topic: str) -> bool:
+    """Whether ``topic`` is named as a dead-letter topic."""
+    return topic.endswith(".dlq")
+
+
 def validate_partitions(count: object) -> int:
     """Return ``count`` if it is a legal partition count (1..1024), else raise ConfigError."""
     if isinstance(count, bool) or not isinstance(count, int):
@@ -88,18 +107,34 @@ def stream(topic: str, partition: int) -> str:
 
 
 def owners(topic: str, partition: int) -> str:
-    """Hash of group id -> "member|generation": who owns this partition in each group."""
+    """Hash of group id -> owner token: which member session owns this partition in each group."""
     return f"{_partition_tag(topic, partition)}:own"
 
 
+def committed(topic: str, partition: int) -> str:
+    """Hash of group id -> committed offset (the next offset the group reads after a handover)."""
+    return f"{_partition_tag(topic, partition)}:off"
+
+
 def processed(topic: str, partition: int) -> str:
-    """Hash of group id -> ID of the newest record the group committed (processed mark)."""
+    """Hash of group id -> the highest offset an exactly-once group ever committed (processed mark)."""
     return f"{_partition_tag(topic, partition)}:done"
 
 
-def consume_keys(topic: str, partition: int) -> list[str]:
-    """The keys the fetch, commit and transact scripts take first, in their KEYS order."""
-    return [stream(topic, partition), owners(topic, partition), processed(topic, partition)]
+def deliveries(topic: str, partition: int) -> str:
+    """Hash of per-group delivery state: what was handed out, redelivered, failed (lua/_lib.lua)."""
+    return f"{_partition_tag(topic, partition)}:dlv"
+
+
+def owner_token(member_id: str, nonce: str) -> str:
+    """The owner token of one member session: ``"<member id>|<session nonce>"``. Member ids come
+    from validated names or facade's own ids, which never contain "|"."""
+    return f"{member_id}|{nonce}"
+
+
+def token_member(token: str) -> str:
+    """The member id of an owner token."""
+    return token.rsplit("|", 1)[0]
 
 
 def producer_state(topic: str, partition: int) -> str:
@@ -130,12 +165,24 @@ def produce_keys(topic: str, partition: int) -> list[str]:
         producer_index(topic, partition),
         dedup(topic, partition),
         dedup_index(topic, partition),
+        committed(topic, partition),
     ]
 
 
 def partition_keys(topic: str, partition: int) -> tuple[str, ...]:
     """Every key that belongs to one partition (what deleting a topic removes)."""
-    return (*produce_keys(topic, partition), owners(topic, partition), processed(topic, partition))
+    return (
+        *produce_keys(topic, partition),
+        committed(topic, partition),
+        owners(topic, partition),
+        processed(topic, partition),
+        deliveries(topic, partition),
+    )
+
+
+def group_partition_keys(topic: str, partition: int) -> tuple[str, str, str, str]:
+    """Per-partition hashes holding a group's state there (what deleting a group clears)."""
+    return (owners(topic, partition), committed(topic, partition), processed(topic, partition), deliveries(topic, partition))
 
 
 def _group_tag(group: str) -> str:

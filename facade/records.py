@@ -1,15 +1,16 @@
 """Kafka vocabulary as small immutable records.
 
-Offsets are Redis stream entry IDs (``"<ms>-<seq>"``): they order entries within a partition and
-carry the append time in milliseconds, so ``timestamp_ms`` is read from the offset itself.
+Offsets are Kafka's: dense integers per partition (0, 1, 2, ...). Headers are Kafka's: an ordered
+sequence of (name, value) pairs in which a name may repeat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple, overload
+
+CREATE_TIME = "CreateTime"
+LOG_APPEND_TIME = "LogAppendTime"
 
 
 @dataclass(frozen=True, order=True)
@@ -30,17 +31,65 @@ class RecordMetadata:
     """Topic the record was written to."""
     partition: int
     """Partition the record was written to."""
-    offset: str | None
-    """Stream entry ID of the record (``"<ms>-<seq>"``); None with acks=0 (no reply awaited)."""
-
-    @property
-    def timestamp_ms(self) -> int:
-        """Append time, in milliseconds since the epoch (the first part of the offset); -1 when
-        the offset is unknown (acks=0)."""
-        return offset_ms(self.offset) if self.offset else -1
+    offset: int | None
+    """The record's offset in the partition; None with acks=0 (no reply awaited)."""
+    timestamp_ms: int = -1
+    """The record's timestamp: its create time (CreateTime topics) or the broker's append time
+    (LogAppendTime topics); -1 when unknown (acks=0)."""
 
 
-_NO_HEADERS: Mapping[str, bytes] = MappingProxyType({})
+class Headers(tuple):
+    """Record headers as Kafka has them: an ordered tuple of ``(name, value)`` pairs, ``name`` a
+    str and ``value`` bytes; a name may repeat. ``headers.get(name)`` gives the last value of a
+    name, ``headers.get_all(name)`` every value, ``headers[name]`` the last value or KeyError."""
+
+    __slots__ = ()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The last value of header ``name``, or ``default``."""
+        found = default
+        for n, v in self:
+            if n == name:
+                found = v
+        return found
+
+    def get_all(self, name: str) -> list[bytes]:
+        """Every value of header ``name``, in order."""
+        return [v for n, v in self if n == name]
+
+    def keys(self) -> list[str]:
+        """Header names in order (repeats included)."""
+        return [n for n, _ in self]
+
+    def items(self) -> list[tuple[str, bytes]]:
+        """The ``(name, value)`` pairs."""
+        return list(self)
+
+    @overload  # type: ignore[override]
+    def __getitem__(self, key: str) -> bytes: ...
+    @overload
+    def __getitem__(self, key: int) -> tuple[str, bytes]: ...
+    @overload
+    def __getitem__(self, key: slice) -> tuple[tuple[str, bytes], ...]: ...
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            missing = object()
+            value = self.get(key, missing)
+            if value is missing:
+                raise KeyError(key)
+            return value
+        return tuple.__getitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return any(n == key for n, _ in self)
+        return tuple.__contains__(self, key)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self)!r})"
+
+
+NO_HEADERS = Headers()
 
 
 class Message(NamedTuple):
@@ -52,16 +101,13 @@ class Message(NamedTuple):
 
     topic: str
     partition: int
-    offset: str
+    offset: int
     key: bytes | None
     value: bytes
-    headers: Mapping[str, bytes] = _NO_HEADERS
+    headers: Headers = NO_HEADERS
     delivery_count: int = 1
-
-    @property
-    def timestamp_ms(self) -> int:
-        """Append time, in milliseconds since the epoch (the first part of the offset)."""
-        return offset_ms(self.offset)
+    timestamp_ms: int = -1
+    timestamp_type: str = CREATE_TIME
 
     @property
     def topic_partition(self) -> TopicPartition:
@@ -72,11 +118,13 @@ class Message(NamedTuple):
 for _name, _doc in {
     "topic": "Topic it was read from.",
     "partition": "Partition it was read from.",
-    "offset": 'Stream entry ID ("<ms>-<seq>"); orders records within the partition.',
-    "key": "The record key, or None for a keyless record.",
-    "value": "The record value (possibly empty).",
-    "headers": "Header name -> value.",
-    "delivery_count": "How many times this record has been delivered to the group (1 on first delivery).",
+    "offset": "Its offset in the partition (dense: 0, 1, 2, ...).",
+    "key": "The record key, or None for a keyless record (after key_deserializer, if any).",
+    "value": "The record value (after value_deserializer, if any).",
+    "headers": "Headers: an ordered tuple of (name, value) pairs (facade.Headers; names may repeat).",
+    "delivery_count": "How many times this record has been handed to the group's application (1 the first time).",
+    "timestamp_ms": "Its timestamp in ms since the epoch: create time, or the broker's append time (timestamp_type).",
+    "timestamp_type": '"CreateTime" (set by the producer) or "LogAppendTime" (set by the broker).',
 }.items():
     getattr(Message, _name).__doc__ = _doc
 
@@ -98,8 +146,12 @@ class TopicConfig:
     layout: int = 1
     """Version of the key layout the topic was created with."""
     ack_retention: bool = False
-    """Retention never trims records a consumer group has not acknowledged yet (the topic may
-    then grow past max_len / retention_ms while a group lags)."""
+    """Retention never trims records a consumer group has not committed yet (the topic may then
+    grow past max_len / retention_ms while a group lags)."""
+    timestamp_type: str = CREATE_TIME
+    """Record timestamps: "CreateTime" (the producer's, default) or "LogAppendTime" (the broker's)."""
+    dedup_max_ids: int = 100_000
+    """``send(dedup_id=...)`` ids remembered at most per partition (the oldest are forgotten first)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +164,10 @@ class PartitionInfo:
     """The Redis key of the partition's stream."""
     length: int
     """Records currently stored."""
-    first_offset: str | None
-    """Offset of the oldest stored record, None when empty."""
-    last_offset: str | None
-    """Offset of the newest stored record, None when empty."""
+    log_start_offset: int
+    """Offset of the oldest stored record (the log end offset when empty)."""
+    log_end_offset: int
+    """Offset the next record will get (Kafka's high watermark)."""
     shard: str | None = None
     """``"host:port"`` of the Redis Cluster primary serving the partition; None on one server."""
 
@@ -130,16 +182,17 @@ class GroupPartitionInfo:
     """Partition number."""
     owner: str | None
     """Member id that currently owns the partition, None when unowned."""
-    committed: str | None
-    """Offset up to which the group has committed everything (None: nothing yet)."""
-    last_delivered: str | None
-    """Offset of the last record delivered to the group (its read position)."""
-    log_end: str | None
-    """Offset of the newest record in the partition (None when empty)."""
-    lag: int | None
-    """Records not yet delivered to the group (None when the server cannot tell)."""
-    pending: int
-    """Records delivered but not committed."""
+    committed: int | None
+    """Committed offset: the next offset the group reads after a handover (None: none yet)."""
+    position: int | None
+    """Where the current owner's reads have got to (None: the group never read the partition)."""
+    log_start_offset: int
+    """Offset of the oldest stored record."""
+    log_end_offset: int
+    """Offset the next record will get (the high watermark)."""
+    lag: int
+    """Records not committed yet: log end offset minus committed offset (or minus log start
+    offset when nothing was committed)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +207,10 @@ class GroupMember:
     """Partitions the current assignment gives it."""
     session_deadline_ms: int
     """When it is removed unless it heartbeats (ms since the epoch, server clock)."""
+    host: str = ""
+    """Host name the member runs on."""
+    client_id: str = ""
+    """The client id it gave (facade consumers: "facade"; Kafka clients: their client.id)."""
 
 
 @dataclass(frozen=True)
@@ -169,11 +226,13 @@ class GroupDescription:
     partitions: tuple[GroupPartitionInfo, ...]
     """Every partition the group has read, by topic and partition."""
 
+    protocol: str = "facade"
+    """Who the members are: "facade" (SDK consumers) or "kafka" (Kafka clients via the gateway)."""
+
     @property
-    def lag(self) -> int | None:
-        """Total records not yet delivered over all partitions (None if any is unknown)."""
-        lags = [p.lag for p in self.partitions]
-        return None if any(x is None for x in lags) else sum(lags)  # type: ignore[misc]
+    def lag(self) -> int:
+        """Records not committed yet, over all partitions."""
+        return sum(p.lag for p in self.partitions)
 
 
 @dataclass(frozen=True)
@@ -184,10 +243,10 @@ class OffsetReset:
     """Topic name."""
     partition: int
     """Partition number."""
-    current: str | None
-    """The group's last-delivered offset before the reset (None: never read)."""
-    target: str
-    """The last-delivered offset after it: the next record delivered is the first after this."""
+    current: int | None
+    """The group's committed offset before the reset (None: nothing committed)."""
+    target: int
+    """The committed offset after it: the next record the group reads."""
 
 
 @dataclass(frozen=True)
@@ -214,12 +273,54 @@ class OutputRecord:
     """The value."""
     key: bytes | str | None = None
     """The key (decides the partition, as for Producer.send)."""
-    headers: Mapping[str, bytes | str] | None = None
-    """Headers."""
+    headers: Any = None
+    """Headers: a mapping, or a sequence of (name, value) pairs (a name may repeat)."""
     partition: int | None = None
     """An explicit partition, overriding the key."""
+    timestamp_ms: int | None = None
+    """Create time to give the output (default: the source record's timestamp)."""
 
 
-def offset_ms(offset: str) -> int:
-    """Milliseconds part of a stream entry ID."""
-    return int(offset.split("-", 1)[0])
+@dataclass(frozen=True)
+class GroupMetadata:
+    """Who this consumer is in its group (Kafka's ``ConsumerGroupMetadata``)."""
+
+    group_id: str
+    """The group."""
+    generation_id: int
+    """The generation whose assignment this member follows (-1 before it has one)."""
+    member_id: str
+    """This member session's id."""
+    group_instance_id: str | None
+    """The static member id, if any."""
+
+
+@dataclass(frozen=True)
+class OffsetAndMetadata:
+    """An offset to commit, with Kafka's optional metadata string."""
+
+    offset: int
+    """The committed offset: the next record to read."""
+    metadata: str = ""
+    """Free text stored with the commit (at most 4096 characters)."""
+
+
+@dataclass(frozen=True)
+class OffsetAndTimestamp:
+    """The answer of ``offsets_for_times`` for one partition."""
+
+    offset: int
+    """Offset of the first record appended at or after the time asked for."""
+    timestamp_ms: int
+    """That record's append time (ms since the epoch)."""
+
+
+def headers_from(value: Any) -> Headers:
+    """Headers from a mapping, a sequence of (name, value) pairs, or Headers (as is)."""
+    if value is None:
+        return NO_HEADERS
+    if isinstance(value, Headers):
+        return value
+    items = value.items() if hasattr(value, "items") and not isinstance(value, (list, tuple)) else value
+    return Headers(tuple(items))
+

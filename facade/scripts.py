@@ -1,18 +1,27 @@
-"""The Lua scripts in lua/: read once, registered per client, called by name.
+"""The Lua scripts in lua/: read once, registered per client, called by name; and for each, the
+one function that builds its call and the one type its reply is read into.
 
 Each script's KEYS/ARGV contract is the comment block at the top of its file (and in
-docs/design.md). redis-py's ``Script`` / ``AsyncScript`` objects hold each script's SHA and run single
-calls (EVALSHA, reloading on NOSCRIPT after a server restart or SCRIPT FLUSH); pipelines send
-EVALSHA themselves and reload the same way (``Connection.pipeline``).
+docs/design.md). ``lua/_lib.lua`` is a prelude loaded in front of every script, so helpers shared
+by several scripts (server time, offset lookups, group positions, trimming) are written once.
+redis-py's ``Script`` / ``AsyncScript`` objects hold each script's SHA and run single calls
+(EVALSHA, reloading on NOSCRIPT); pipelines send EVALSHA themselves (``Connection.pipeline``).
+
+Call sites never build ARGV lists by hand: they call the builder below, which returns a
+:class:`Call` (script name, KEYS, ARGV) for ``Connection.script`` / ``Connection.pipeline``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from . import keys
 from .errors import ServerError
+from .records import TopicPartition
 
 NAMES = (
     "produce",
@@ -22,15 +31,18 @@ NAMES = (
     "release",
     "fetch",
     "commit",
-    "commit_many",
     "transact",
+    "set_position",
+    "trim_before",
     "group_join",
     "group_heartbeat",
     "group_sync",
     "group_leave",
+    "group_alive",
+    "group_lock",
     "group_delete",
-    "set_position",
 )
+PRELUDE = "_lib"
 
 
 def lua_dir() -> Path:
@@ -44,19 +56,347 @@ def lua_dir() -> Path:
 
 @functools.cache
 def source(name: str) -> str:
-    """The text of ``lua/<name>.lua``."""
+    """The text sent to the server for script ``name``: its shebang line (flags) if any, then the
+    prelude, then the script."""
     if name not in NAMES:
         raise KeyError(name)
-    return (lua_dir() / f"{name}.lua").read_text(encoding="utf-8")
+    body = (lua_dir() / f"{name}.lua").read_text(encoding="utf-8")
+    prelude = (lua_dir() / f"{PRELUDE}.lua").read_text(encoding="utf-8")
+    if body.startswith("#!"):
+        shebang, _, rest = body.partition("\n")
+        return f"{shebang}\n{prelude}\n{rest}"
+    return f"{prelude}\n{body}"
 
 
 class Scripts:
     """The scripts registered on one client (sync ``redis.Redis`` or ``redis.asyncio.Redis``).
 
-    Attribute access gives the redis-py Script object: ``scripts.produce(keys=[...], args=[...],
-    client=pipeline)``.
+    Attribute access gives the redis-py Script object: ``scripts.produce(keys=[...], args=[...])``.
     """
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:
             setattr(self, name, client.register_script(source(name)))
+
+
+class Call(NamedTuple):
+    """One script call: what ``Connection.script`` and ``Connection.pipeline`` run."""
+
+    script: str
+    keys: list[str]
+    args: list[Any]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# -- partitions ----------------------------------------------------------------------------------
+
+
+def produce(
+    tp: TopicPartition,
+    *,
+    max_len: int | None,
+    retention_ms: int | None,
+    acked: bool,
+    producer_id: str,
+    first_seq: int,
+    producer_id_expiry_ms: int,
+    dedup_window_ms: int,
+    dedup_max_ids: int,
+    count: int,
+    plain: bool,
+    times: str,
+    records: list[Any],
+) -> Call:
+    """Append ``count`` records (``records``: the plain or general form of produce.lua)."""
+    return Call(
+        "produce",
+        keys.produce_keys(tp.topic, tp.partition),
+        [
+            max_len or "", retention_ms or "", "acked" if acked else "", producer_id, first_seq,
+            producer_id_expiry_ms, dedup_window_ms, dedup_max_ids, count, "plain" if plain else "", times,
+            *records,
+        ],
+    )  # fmt: skip
+
+
+class Produced(NamedTuple):
+    """produce.lua's reply: where the batch's records are, whether it was a retry, its append ms."""
+
+    first: int
+    """The first record's offset, when the batch's offsets are consecutive (else -1)."""
+    offsets: tuple[int, ...]
+    """Each record's offset when they are not consecutive (dedup ids dropped repeats), else ()."""
+    duplicate: bool
+    append_ms: int
+
+    @classmethod
+    def parse(cls, reply: Any) -> Produced:
+        joined, duplicate, ms = _text(reply[0]), bool(int(reply[1])), int(reply[2])
+        if "," in joined:
+            return cls(-1, tuple(int(x) for x in joined.split(",")), duplicate, ms)
+        return cls(int(joined), (), duplicate, ms)
+
+    def offset(self, index: int) -> int:
+        """The offset of the batch's ``index``-th record."""
+        return self.first + index if self.first >= 0 else self.offsets[index]
+
+
+def partition_init(topic: str, partition: int) -> Call:
+    return Call("partition_init", [keys.stream(topic, partition)], [])
+
+
+def topic_register(name: str, config_json: str, mode: str) -> Call:
+    return Call("topic_register", [keys.TOPICS], [name, config_json, mode])
+
+
+def claim(tp: TopicPartition, group: str, token: str, expected: str, policy: str, exactly_once: bool) -> Call:
+    return Call(
+        "claim",
+        [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition),
+         keys.committed(tp.topic, tp.partition), keys.processed(tp.topic, tp.partition),
+         keys.deliveries(tp.topic, tp.partition)],
+        [group, token, expected, policy, "exactly-once" if exactly_once else ""],
+    )  # fmt: skip
+
+
+class Claimed(NamedTuple):
+    """claim.lua's reply."""
+
+    ok: bool
+    position: int
+    """The next offset the new owner reads (ok)."""
+    redelivered: tuple[tuple[int, int], ...]
+    """Offset ranges handed out once more before a handover (ok): each adds a delivery."""
+    failures: dict[int, int]
+    """Offset -> failures counted towards max_deliveries; -1 for a record already dead-lettered."""
+    holder: str
+    """The token holding the partition (not ok)."""
+    position_id: str = ""
+    """The stream group's last-delivered ID (ok): where a blocking XREAD waits from."""
+
+    @classmethod
+    def parse(cls, reply: Any) -> Claimed:
+        if not int(reply[0]):
+            return cls(False, -1, (), {}, _text(reply[1]))
+        ranges = _text(reply[2]).split()
+        fails = _text(reply[3]).split()
+        return cls(
+            True,
+            int(reply[1]),
+            tuple((int(ranges[i]), int(ranges[i + 1])) for i in range(0, len(ranges), 2)),
+            {int(fails[i]): (-1 if fails[i + 1] == "d" else int(fails[i + 1])) for i in range(0, len(fails), 2)},
+            "",
+            _text(reply[4]),
+        )
+
+
+def release(tp: TopicPartition, group: str, token: str) -> Call:
+    return Call("release", [keys.owners(tp.topic, tp.partition)], [group, token])
+
+
+def fetch(
+    tp: TopicPartition,
+    group: str,
+    token: str,
+    count: int,
+    *,
+    start: int | None = None,
+    commit: int | None = None,
+    handed: str = "",
+    failed: Sequence[int] = (),
+    noack: bool = False,
+    policy: str = "earliest",
+) -> Call:
+    """Read up to ``count`` records; ``start``: from this offset; ``commit``: commit this offset
+    first; ``handed``: "read", "reads" or "<offset>" (see fetch.lua); ``failed``: offsets fail()ed."""
+    return Call(
+        "fetch",
+        [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition),
+         keys.committed(tp.topic, tp.partition), keys.deliveries(tp.topic, tp.partition)],
+        [group, token, count, "" if start is None else start, "" if commit is None else commit, handed,
+         " ".join(map(str, failed)), "noack" if noack else "", policy],
+    )  # fmt: skip
+
+
+class Fetched(NamedTuple):
+    """fetch.lua's reply (and a guarded read's): entries, and the position ID after a move."""
+
+    entries: list[Any]
+    position_id: str
+
+    @classmethod
+    def parse(cls, reply: Any) -> Fetched:
+        return cls(reply[0], _text(reply[1]))
+
+
+def commit(group: str, items: Iterable[tuple[TopicPartition, str, int, bool, str]]) -> Call:
+    """Commit offsets: each item is (partition, owner token, offset, raise processed mark,
+    metadata). One server only when the items span several partitions (hash slots)."""
+    keys_: list[str] = []
+    args: list[Any] = [group]
+    for tp, token, offset, mark, metadata in items:
+        keys_ += [keys.owners(tp.topic, tp.partition), keys.committed(tp.topic, tp.partition),
+                  keys.processed(tp.topic, tp.partition)]  # fmt: skip
+        args += [token, offset, "mark" if mark else "", metadata]
+    return Call("commit", keys_, args)
+
+
+def set_position(
+    tp: TopicPartition, group: str, token: str, target: int | str, policy: str, *, commit: bool, exactly_once: bool
+) -> Call:
+    """Seek (``token`` of the owner) or reset (``token`` "", with ``commit``) to ``target``: an
+    offset, "earliest", "latest" or "time:<ms>"."""
+    return Call(
+        "set_position",
+        [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition),
+         keys.committed(tp.topic, tp.partition), keys.processed(tp.topic, tp.partition)],
+        [group, token, target, policy, "commit" if commit else "", "exactly-once" if exactly_once else ""],
+    )  # fmt: skip
+
+
+class Positioned(NamedTuple):
+    """set_position.lua's reply."""
+
+    previous: int | None
+    position: int
+    position_id: str
+
+    @classmethod
+    def parse(cls, reply: Any) -> Positioned:
+        previous = int(reply[0])
+        return cls(None if previous < 0 else previous, int(reply[1]), _text(reply[2]))
+
+
+def trim_before(tp: TopicPartition, offset: int | None, limit: int = 10_000) -> Call:
+    """Remove records below ``offset`` (None: all stored), at most ``limit`` per call."""
+    return Call("trim_before", [keys.stream(tp.topic, tp.partition)], ["" if offset is None else offset, limit])
+
+
+class Output(NamedTuple):
+    """One output of a transaction, encoded: its stream, retention, create time, fields."""
+
+    stream: str
+    max_len: int | None
+    retention_ms: int | None
+    created_ms: int | None
+    fields: list[bytes]
+
+
+def transact(
+    tp: TopicPartition,
+    group: str,
+    token: str,
+    txn: str,
+    *,
+    commit: int | None,
+    mark: bool,
+    dead: Sequence[int],
+    outputs: Sequence[Output],
+) -> Call:
+    streams: list[str] = []
+    body: list[Any] = [len(outputs)]
+    for out in outputs:
+        if out.stream not in streams:
+            streams.append(out.stream)
+        body += [
+            6 + streams.index(out.stream), out.max_len or "", out.retention_ms or "",
+            "" if out.created_ms is None else out.created_ms, len(out.fields), *out.fields,
+        ]  # fmt: skip
+    return Call(
+        "transact",
+        [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition),
+         keys.committed(tp.topic, tp.partition), keys.processed(tp.topic, tp.partition),
+         keys.deliveries(tp.topic, tp.partition), *streams],
+        [group, token, txn, "" if commit is None else commit, "mark" if mark else "", len(dead), *dead, *body],
+    )  # fmt: skip
+
+
+class Transacted(NamedTuple):
+    """transact.lua's reply: the outputs' offsets, or that this transaction was applied before."""
+
+    offsets: list[int]
+    applied_before: bool
+
+    @classmethod
+    def parse(cls, reply: Any) -> Transacted:
+        return cls([int(x) for x in reply[0]], bool(int(reply[1])))
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+def group_join(
+    group: str, member: str, nonce: str, metadata: dict[str, Any], session_ms: int, mode: str, protocol: str
+) -> Call:
+    """Join (``mode`` "" or "static") or ask for a new generation (``mode`` "rebalance")."""
+    return Call(
+        "group_join",
+        list(keys.group_keys(group)),
+        [member, nonce, json.dumps(metadata, separators=(",", ":"), sort_keys=True), session_ms, mode, protocol],
+    )
+
+
+def group_heartbeat(group: str, member: str, nonce: str, session_ms: int, known_generation: str) -> Call:
+    return Call("group_heartbeat", list(keys.group_keys(group)), [member, nonce, session_ms, known_generation])
+
+
+class Heartbeat(NamedTuple):
+    """group_heartbeat.lua's reply."""
+
+    generation: int
+    assignment_generation: str
+    """The generation of the current assignment, "" while the generation has none."""
+    assignment: dict[str, list[TopicPartition]] | None
+    """The current assignment when it changed for this member, else None."""
+    members: dict[str, dict[str, Any]]
+    """While there is no assignment: member -> metadata, for computing one."""
+    previous: dict[str, list[TopicPartition]]
+    """While there is no assignment: the last one (sticky strategies start from it)."""
+
+    @classmethod
+    def parse(cls, reply: Any) -> Heartbeat:
+        gen, agen, assignment, flat, previous = reply
+        members = {}
+        for i in range(0, len(flat), 2):
+            _, _, meta = _text(flat[i + 1]).partition(" ")
+            members[_text(flat[i])] = json.loads(meta)
+        return cls(
+            int(gen),
+            _text(agen),
+            parse_assignment(assignment) if assignment else None,
+            members,
+            parse_assignment(previous) if previous else {},
+        )
+
+
+def parse_assignment(raw: Any) -> dict[str, list[TopicPartition]]:
+    """member -> partitions, from an assignment's JSON."""
+    return {m: [TopicPartition(t, p) for t, p in tps] for m, tps in json.loads(raw).items()}
+
+
+def assignment_json(table: dict[str, list[TopicPartition]]) -> str:
+    return json.dumps({m: [[tp.topic, tp.partition] for tp in tps] for m, tps in sorted(table.items())},
+                      separators=(",", ":"))  # fmt: skip
+
+
+def group_sync(group: str, generation: int, table: dict[str, list[TopicPartition]]) -> Call:
+    return Call("group_sync", list(keys.group_keys(group))[:2], [generation, assignment_json(table)])
+
+
+def group_leave(group: str, member: str, nonce: str) -> Call:
+    return Call("group_leave", list(keys.group_keys(group)), [member, nonce])
+
+
+def group_alive(group: str, tokens: Sequence[str]) -> Call:
+    return Call("group_alive", list(keys.group_keys(group)), list(tokens))
+
+
+def group_lock(group: str, lock: bool, ms: int = 30_000) -> Call:
+    return Call("group_lock", list(keys.group_keys(group)), ["lock" if lock else "unlock", ms])
+
+
+def group_delete(group: str) -> Call:
+    return Call("group_delete", list(keys.group_keys(group)), [])

@@ -1,36 +1,65 @@
 #!lua flags=allow-oom
--- claim: take ownership of one partition for a group member (and create the stream's group).
--- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
+-- claim: take ownership of one partition for a group member, and start its fetch position at
+-- the group's committed offset.
+-- (allow-oom: consumers keep reading and committing when the server is full)
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log
--- KEYS[2]  partition owners hash       facade:{T/P}:own   (group -> "member|generation")
+-- KEYS[2]  partition owners hash       facade:{T/P}:own   group -> owner token
+-- KEYS[3]  committed offsets hash      facade:{T/P}:off   group -> "<offset>[ <metadata>]"
+-- KEYS[4]  processed marks hash        facade:{T/P}:done  group -> offset (exactly-once groups)
+-- KEYS[5]  delivery state hash         facade:{T/P}:dlv   (see _lib.lua, "Delivery state")
 -- ARGV[1]  group id
--- ARGV[2]  owner token of the claimer  "member|generation"
--- ARGV[3]  the token the claimer expects to replace: "" when the partition should be free, or
---          the token of a member the claimer saw leave or expire
--- ARGV[4]  where a new stream group starts: "$" (latest) or "0" (earliest)
+-- ARGV[2]  owner token of the claimer  "<member id>|<session nonce>"
+-- ARGV[3]  the token the claimer may replace: "" when the partition should be free, or the token
+--          of a session the group has ended (the caller asked the group with group_alive: a
+--          session once ended never comes back, so that answer cannot go stale)
+-- ARGV[4]  auto_offset_reset: earliest, latest or none (no committed offset, or one outside the log)
+-- ARGV[5]  "exactly-once" to start no lower than the group's processed mark, else ""
 --
--- Returns: {1, last_delivered_id} when the claimer now owns the partition;
---          {0, current_token} when someone else holds it (the claimer retries later).
--- Errors:  NOTOPIC when the stream does not exist.
--- Why a CAS: only the previous owner (on revoke) or a member that saw it die may hand a partition
--- on, so two live members never own it at once; every later fetch/commit checks the token.
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('NOTOPIC partition stream ' .. KEYS[1] .. ' does not exist')
+-- Returns: {1, position, redelivered ranges, failures, position ID} when the claimer now owns the
+--          partition: position is the next offset it reads (the committed offset), position ID the
+--          stream group's last-delivered ID (where a blocking XREAD waits from); ranges, failures: the
+--          delivery state ("<from> <to> ..." and "<offset> <failures|d> ..."), so that the owner
+--          computes each record's delivery_count and finds records due for the dead letters;
+--          {0, current token} when another live session holds it (the claimer waits for its
+--          release, or for the group to end that session).
+-- Errors:  NOTOPIC when the stream does not exist; NOOFFSET / OUTOFRANGE with policy none.
+-- The previous tenure's handed-out records past the committed offset are counted as delivered
+-- once more; a record handed out alone when that tenure ended counts as a failure too.
+local stream, own, off, done, dlv = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local group, token, expected, policy, exactly = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == 'exactly-once'
+
+if redis.call('EXISTS', stream) == 0 then
+  return redis.error_reply('NOTOPIC partition stream ' .. stream .. ' does not exist')
 end
-local current = redis.call('HGET', KEYS[2], ARGV[1]) or ''
-if current ~= ARGV[3] and current ~= ARGV[2] then
+local current = redis.call('HGET', own, group) or ''
+if current ~= '' and current ~= token and current ~= expected then
   return {0, current}
 end
-local ok = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[4])
-if type(ok) == 'table' and ok.err and string.sub(ok.err, 1, 9) ~= 'BUSYGROUP' then
-  return redis.error_reply(ok.err)
+local hw = high_watermark(stream)
+local at, err = resolve_offset(committed_offset(off, group), log_start(stream), hw, policy)
+if err then return err end
+if exactly then
+  local mark = tonumber(redis.call('HGET', done, group) or '0')
+  if mark > at and mark <= hw then at = mark end
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-local last = '0-0'
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
-  if info['name'] == ARGV[1] then last = info['last-delivered-id'] end
+local position, bad = set_group_position(stream, group, at, hw)
+if bad then return bad end
+redis.call('HSET', own, group, token)
+
+local last = redis.call('HGET', dlv, group)
+if last and current ~= token then
+  local n, single = string.match(last, '^(%d+)(s?)$')
+  n = tonumber(n)
+  if n and n >= at then
+    record_redelivery(dlv, group, at, n)
+    -- handed out alone and never committed: the record its consumer died on
+    if single == 's' then add_failure(dlv, group, n, at) end
+  end
+  redis.call('HDEL', dlv, group)
 end
-return {1, last}
+local ranges = read_pairs(redis.call('HGET', dlv, group .. ':r'))
+write_pairs(dlv, group .. ':r', ranges, at, 2)
+write_pairs(dlv, group .. ':f', read_pairs(redis.call('HGET', dlv, group .. ':f')), at, 1)
+return {1, at, redis.call('HGET', dlv, group .. ':r') or '', redis.call('HGET', dlv, group .. ':f') or '',
+  position}

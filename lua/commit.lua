@@ -1,28 +1,41 @@
 #!lua flags=allow-oom
--- commit: acknowledge delivered records of one partition, if the committer still owns it, and
--- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
--- record how far the group has processed it.
+-- commit: store committed offsets (Kafka's: the next offset to read) of one or more partitions,
+-- each only if the committer still owns it.
+-- (allow-oom: consumers keep reading and committing when the server is full)
+-- Several partitions in one call only where every key lives on one server (its keys span hash
+-- slots); on Redis Cluster the consumer sends one call per partition.
 --
--- KEYS[1]  partition stream            facade:{T/P}:log
--- KEYS[2]  partition owners hash       facade:{T/P}:own
--- KEYS[3]  processed marks hash        facade:{T/P}:done  (group -> last processed ID)
--- ARGV[1]  group id
--- ARGV[2]  owner token                 "member|generation|incarnation"
--- ARGV[3]  processed mark: the newest ID being committed, or "" to leave the mark alone
--- ARGV[4…] entry IDs to acknowledge (at most ~7000: Lua's unpack limit; callers send 4000)
+-- KEYS[3i-2] partition i's owners hash       facade:{T/P}:own   group -> owner token
+-- KEYS[3i-1] partition i's committed offsets facade:{T/P}:off   group -> "<offset>[ <metadata>]"
+-- KEYS[3i]   partition i's processed marks   facade:{T/P}:done  group -> offset (exactly-once)
+-- ARGV[1]    group id
+-- ARGV[2…]   per partition, in KEYS order, 4 values: owner token ("" for a group without live
+--            members: then nobody may own the partition), offset, "mark" to raise the processed
+--            mark to it too (exactly-once) or "", metadata ("" for none)
 --
--- Returns: the number of IDs acknowledged.
--- Errors:  FENCED when the token is not the partition's current owner; nothing is acknowledged, and
---          the records stay pending for the new owner (Kafka's CommitFailedException).
--- The ack and the mark change together, so an idempotent consumer that reads the mark (fetch
--- mode "idempotent") never processes a committed record again, whatever replays it.
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
-  return redis.error_reply('FENCED this member no longer owns ' .. KEYS[1] .. ' in group ' .. ARGV[1])
+-- Returns: one reply per partition, in KEYS order: 1, or an error reply FENCED when the token is
+--          not that partition's current owner (nothing changes there: Kafka's
+--          CommitFailedException; the other partitions are committed).
+-- A commit is cumulative: offset N covers every record before N, so a lost or failed commit is
+-- covered by the next one.
+local group = ARGV[1]
+local out = {}
+for p = 1, #KEYS / 3 do
+  local own, off, done = KEYS[3 * p - 2], KEYS[3 * p - 1], KEYS[3 * p]
+  local a = 4 * p - 2
+  local token, offset, mark, metadata = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  if (redis.call('HGET', own, group) or '') ~= token then
+    out[p] = fenced(own, group)
+  else
+    if metadata ~= '' then
+      redis.call('HSET', off, group, offset .. ' ' .. metadata)
+    else
+      redis.call('HSET', off, group, offset)
+    end
+    if mark == 'mark' and tonumber(redis.call('HGET', done, group) or '-1') < tonumber(offset) then
+      redis.call('HSET', done, group, offset)
+    end
+    out[p] = 1
+  end
 end
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-end
-if #ARGV < 4 then
-  return 0
-end
-return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 4))
+return out

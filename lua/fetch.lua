@@ -1,124 +1,73 @@
 #!lua flags=allow-oom
--- fetch: acknowledge what the owner committed, then read the next records of one partition.
--- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
+-- fetch: read the next records of one partition for its owner, after applying what rides along
+-- (an asynchronous commit, where the read starts, how far the application got).
+-- (allow-oom: consumers keep reading and committing when the server is full)
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log
--- KEYS[2]  partition owners hash       facade:{T/P}:own
--- KEYS[3]  processed marks hash        facade:{T/P}:done  (group -> last processed ID)
+-- KEYS[2]  partition owners hash       facade:{T/P}:own   group -> owner token
+-- KEYS[3]  committed offsets hash      facade:{T/P}:off   group -> "<offset>[ <metadata>]"
+-- KEYS[4]  delivery state hash         facade:{T/P}:dlv   (see claim.lua)
 -- ARGV[1]  group id
--- ARGV[2]  owner token                 "member|generation|incarnation"
+-- ARGV[2]  owner token                 "<member id>|<session nonce>"
 -- ARGV[3]  count: at most this many records
--- ARGV[4]  from: ">" for new records, or an ID to re-read the partition's pending records after it
---          (a new owner reads the previous owner's uncommitted records first, in order)
--- ARGV[5]  consumer name inside the stream group (one per partition: ownership is the token's job)
--- ARGV[6]  mode: "" (at-least-once), "noack" (at-most-once: records are acknowledged as they are
---          read, never redelivered) or "idempotent" (records at or before the group's processed
---          mark are acknowledged and skipped: a redelivery is never handed out again)
--- ARGV[7…] IDs to acknowledge before reading (commits riding along with the next read)
+-- ARGV[4]  from: "" to go on from the group's position, or an offset to read from (after a read
+--          whose reply was lost, or a record given back with fail())
+-- ARGV[5]  commit: "" or an offset to commit first (commit(asynchronous=True) rides on reads)
+-- ARGV[6]  handed: "" to leave it; "read" when the records this call returns are handed to the
+--          application now ("reads": one at a time, while finding a record that crashes its
+--          consumer); or "<offset>": the last offset handed to the application so far
+-- ARGV[7]  failed: offsets the application failed (fail()), space-separated, or "": each counts
+--          towards max_deliveries
+-- ARGV[8]  "noack" (at-most-once): the records read are committed in the same step, else ""
+-- ARGV[9]  auto_offset_reset for a "from" outside the log: earliest, latest or none
 --
--- Returns: {entries, counts, last}: entries as XREADGROUP gives them ({id, fields} each);
---          counts[i] is entry i's delivery count when re-reading pending records, empty otherwise;
---          last is the ID of the last entry read, skipped ones included ("" when none).
---          Pending entries that retention already trimmed, and (idempotent mode) entries already
---          processed, are acknowledged and skipped, and reading goes on past them: an empty
---          re-read therefore means no pending records are left after ARGV[4] up to the group's
---          last-delivered ID (pending ones after that ID, left behind when a seek or offset reset
---          moved the position back, are delivered by the ">" reads that follow; the re-read that
---          met the first of them has raised its delivery count by one).
--- Errors:  FENCED when the token is not the partition's current owner (nothing is read or acked);
---          NOTOPIC when the stream is gone.
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
-  return redis.error_reply('FENCED this member no longer owns ' .. KEYS[1] .. ' in group ' .. ARGV[1])
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('NOTOPIC partition stream ' .. KEYS[1] .. ' does not exist')
-end
-if #ARGV > 6 then
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 7))
-end
+-- Returns: {entries, position ID}: the entries read ({id, fields} each, as XREADGROUP gives
+--          them; IDs are "<append ms>-<offset>"), possibly none; position ID is the stream group's
+--          last-delivered ID when "from" moved it and nothing was read, else "".
+-- Errors:  FENCED when the token is not the partition's current owner (nothing changes);
+--          NOTOPIC when the stream is gone; OUTOFRANGE for a "from" outside the log with policy none.
+-- Reads use NOACK: the stream group's last-delivered ID is the fetch position, nothing is kept in
+-- a pending list, and what is redelivered after a handover is decided by the committed offset.
+local stream, own, off, dlv = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local group, token, count = ARGV[1], ARGV[2], ARGV[3]
+local from, commit, handed, failed = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local noack, policy = ARGV[8] == 'noack', ARGV[9]
 
-local function id_le(a, b)
-  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
-  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
-  ams, bms = tonumber(ams), tonumber(bms)
-  if ams ~= bms then return ams < bms end
-  return tonumber(aseq) <= tonumber(bseq)
+if redis.call('HGET', own, group) ~= token then
+  return fenced(stream, group)
 end
-
-local mode = ARGV[6]
-local mark = false
-if mode == 'idempotent' then
-  mark = redis.call('HGET', KEYS[3], ARGV[1])
+if redis.call('EXISTS', stream) == 0 then
+  return redis.error_reply('NOTOPIC partition stream ' .. stream .. ' does not exist')
 end
-local history = ARGV[4] ~= '>'
-local from = ARGV[4]
-if not history and mode ~= 'idempotent' then
-  -- New records need no filtering (only re-reads meet trimmed entries): hand the reply back as is.
-  local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3]}
-  if mode == 'noack' then args[#args + 1] = 'NOACK' end
-  args[#args + 1] = 'STREAMS'
-  args[#args + 1] = KEYS[1]
-  args[#args + 1] = '>'
-  local reply = redis.call(unpack(args))
-  if not reply then return {{}, {}, ''} end
-  local entries = reply[1][2]
-  return {entries, {}, entries[#entries] and entries[#entries][1] or ''}
+if commit ~= '' then
+  redis.call('HSET', off, group, commit)
 end
--- A re-read covers pending entries up to the group's last-delivered ID only: those after it (left
--- pending when the position was moved back, by a seek or an offset reset) come again through ">",
--- and reading them here too would deliver them twice in one pass.
-local upto = false
-if history then
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local info = {}
-    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
-    if info['name'] == ARGV[1] then upto = info['last-delivered-id'] end
+for at in string.gmatch(failed, '%d+') do
+  record_failure(dlv, group, tonumber(at))
+end
+local moved = ''
+if from ~= '' then
+  local hw = high_watermark(stream)
+  local at, err = resolve_offset(tonumber(from), log_start(stream), hw, policy)
+  if err then return err end
+  local id, bad = set_group_position(stream, group, at, hw)
+  if bad then return bad end
+  moved = id
+end
+local reply = redis.call('XREADGROUP', 'GROUP', group, 'owner', 'COUNT', count, 'NOACK', 'STREAMS', stream, '>')
+local entries = reply and reply[1][2] or {}
+if noack and #entries > 0 then
+  local _, last = id_parts(entries[#entries][1])
+  redis.call('HSET', off, group, last + 1)
+end
+if handed == 'read' or handed == 'reads' then
+  if #entries > 0 then
+    local _, last = id_parts(entries[#entries][1])
+    if handed == 'reads' then last = string.format('%ds', last) end
+    redis.call('HSET', dlv, group, last)
   end
+elseif handed ~= '' then
+  redis.call('HSET', dlv, group, handed)
 end
-local kept, counts, last = {}, {}, ''
-local beyond = false
-while true do
-  local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[5], 'COUNT', ARGV[3]}
-  if mode == 'noack' and not history then args[#args + 1] = 'NOACK' end
-  args[#args + 1] = 'STREAMS'
-  args[#args + 1] = KEYS[1]
-  args[#args + 1] = from
-  local reply = redis.call(unpack(args))
-  if not reply or #reply[1][2] == 0 then
-    break
-  end
-  local skipped = {}
-  for _, e in ipairs(reply[1][2]) do
-    if upto and not id_le(e[1], upto) then
-      beyond = true
-      break
-    end
-    last = e[1]
-    if not e[2] or (mark and id_le(e[1], mark)) then
-      skipped[#skipped + 1] = e[1]
-    else
-      kept[#kept + 1] = e
-    end
-  end
-  if #skipped > 0 and mode ~= 'noack' then
-    redis.call('XACK', KEYS[1], ARGV[1], unpack(skipped))
-  end
-  -- Only skipped entries: read on, so that an empty reply keeps meaning "nothing left".
-  if #kept > 0 or #skipped == 0 or beyond then
-    break
-  end
-  if history then from = last end
-end
-if mode == 'noack' and history and #kept > 0 then
-  -- At-most-once: inherited pending records are handed out once more, then acknowledged.
-  local ids = {}
-  for j, e in ipairs(kept) do ids[j] = e[1] end
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
-end
-if history and #kept > 0 and mode ~= 'noack' then
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], kept[1][1], kept[#kept][1], #kept, ARGV[5])
-  local by_id = {}
-  for _, p in ipairs(pending) do by_id[p[1]] = p[4] end
-  for j, e in ipairs(kept) do counts[j] = by_id[e[1]] or 1 end
-end
-return {kept, counts, last}
+if #entries > 0 then moved = '' end
+return {entries, moved}

@@ -1,6 +1,6 @@
 #!lua flags=allow-oom
 -- group_delete: remove a consumer group's coordination state, if it has no live member.
--- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
+-- (allow-oom: consumers keep reading and committing when the server is full)
 --
 -- KEYS[1]  group state hash            facade:{g/G}:state
 -- KEYS[2]  group members hash          facade:{g/G}:members
@@ -8,10 +8,10 @@
 --
 -- Returns: 1 when deleted (members past their deadline do not count as live).
 -- Errors:  GROUPBUSY when a member is still live (stop the consumers first).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') > 0 then
+local state, members, deadlines = KEYS[1], KEYS[2], KEYS[3]
+local now = now_ms()
+if redis.call('ZCOUNT', deadlines, '(' .. now, '+inf') > 0 then
   return redis.error_reply('GROUPBUSY the group still has live members; stop its consumers first')
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', state, members, deadlines)
 return 1

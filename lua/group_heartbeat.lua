@@ -1,53 +1,50 @@
 #!lua flags=allow-oom
--- group_heartbeat: keep a member alive, expire silent ones, and report the group's state.
--- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
+-- group_heartbeat: keep a member's session alive, remove silent members, report the group's state.
+-- (allow-oom: consumers keep reading and committing when the server is full)
 --
 -- KEYS[1]  group state hash            facade:{g/G}:state
 -- KEYS[2]  group members hash          facade:{g/G}:members
 -- KEYS[3]  group deadlines zset        facade:{g/G}:deadlines
 -- ARGV[1]  member id
--- ARGV[2]  session timeout in ms
--- ARGV[3]  the assignment generation the member already knows ("" for none)
+-- ARGV[2]  session nonce of the caller
+-- ARGV[3]  session timeout in ms
+-- ARGV[4]  the assignment generation the member already follows ("" for none)
 --
--- Returns: {generation, assignment_generation, assignment JSON, members}
---           assignment: the stored one, or "" when the member already has it (same assignment
---           generation) and the group is not between generations;
---           members: flat {id, metadata, ...} when generation ~= assignment_generation, else {}.
---           In a new generation without an assignment any member may compute one (group_sync),
---           using the previous assignment (returned then) to keep partitions where they are.
--- Errors:  UNKNOWNMEMBER when this member was expired or removed: it must join again.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
-local removed = 0
-for _, m in ipairs(dead) do
-  if m ~= ARGV[1] then
-    redis.call('HDEL', KEYS[2], m)
-    redis.call('ZREM', KEYS[3], m)
-    removed = removed + 1
-  end
+-- Returns: {generation, assignment generation ("" while none), assignment JSON, members, previous}
+--          assignment: the current one when it is not the one the member follows, else "";
+--          members (flat {id, "<nonce> <metadata>", ...}) and previous (the last assignment JSON,
+--          for sticky strategies) only while the generation has no assignment yet: any member
+--          may then compute one and offer it with group_sync.
+-- Errors:  UNKNOWNMEMBER when this member's session was ended (expired or left): join again;
+--          FENCEDINSTANCE when a newer session of this static member replaced this one.
+local state, members, deadlines = KEYS[1], KEYS[2], KEYS[3]
+local member, nonce, session, known = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local now = now_ms()
+expire_members(state, members, deadlines, now, member)
+local current = redis.call('HGET', members, member)
+if not current then
+  return redis.error_reply('UNKNOWNMEMBER member ' .. member .. ' is not in the group (its session ended); rejoin')
 end
-if removed > 0 then
-  redis.call('HINCRBY', KEYS[1], 'generation', 1)
+if member_nonce(current) ~= nonce then
+  return redis.error_reply('FENCEDINSTANCE a newer process with group_instance_id ' .. member ..
+    ' joined the group; this one is fenced and stops')
 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 or redis.call('ZSCORE', KEYS[3], ARGV[1]) == false
-   or tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1])) < now then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 then
-    redis.call('HINCRBY', KEYS[1], 'generation', 1)
-  end
-  return redis.error_reply('UNKNOWNMEMBER member ' .. ARGV[1] .. ' is not in the group (session expired); rejoin')
+local deadline = tonumber(redis.call('ZSCORE', deadlines, member) or '0')
+if deadline < now then
+  redis.call('HDEL', members, member)
+  redis.call('ZREM', deadlines, member)
+  bump_generation(state)
+  return redis.error_reply('UNKNOWNMEMBER member ' .. member .. ' is not in the group (session expired); rejoin')
 end
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
-local state = redis.call('HMGET', KEYS[1], 'generation', 'assignment_generation', 'assignment')
-local gen = state[1] or '0'
-local agen = state[2] or ''
-local assignment = ''
-if agen ~= ARGV[3] or gen ~= agen then
-  assignment = state[3] or ''
+redis.call('ZADD', deadlines, now + session, member)
+local s = redis.call('HMGET', state, 'generation', 'assignment_generation', 'assignment', 'previous')
+local gen, agen = s[1] or '0', s[2] or ''
+local assignment, listed, previous = '', {}, ''
+if agen == gen then
+  if agen ~= known then assignment = s[3] end
+else
+  agen = ''
+  listed = redis.call('HGETALL', members)
+  previous = s[4] or ''
 end
-local members = {}
-if gen ~= agen then
-  members = redis.call('HGETALL', KEYS[2])
-end
-return {tonumber(gen), agen, assignment, members}
+return {tonumber(gen), agen, assignment, listed, previous}

@@ -1,29 +1,53 @@
 #!lua flags=allow-oom
--- group_join: add (or refresh) a member of a consumer group and start a new generation.
--- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
+-- group_join: add a member (a new session) to a consumer group.
+-- (allow-oom: consumers keep reading and committing when the server is full)
 --
--- KEYS[1]  group state hash            facade:{g/G}:state     (generation, assignment, ...)
--- KEYS[2]  group members hash          facade:{g/G}:members   (member -> JSON metadata)
--- KEYS[3]  group deadlines zset        facade:{g/G}:deadlines (member -> session deadline, ms)
+-- KEYS[1]  group state hash            facade:{g/G}:state     generation, assignment, previous, ...
+-- KEYS[2]  group members hash          facade:{g/G}:members   member -> "<nonce> <metadata JSON>"
+-- KEYS[3]  group deadlines zset        facade:{g/G}:deadlines member -> session deadline (ms)
 -- ARGV[1]  member id
--- ARGV[2]  member metadata (JSON: topics, strategy, session_timeout_ms, ...)
--- ARGV[3]  session timeout in ms: the member is expired if it does not heartbeat before then
--- ARGV[4]  "static" for a static member (group_instance_id), else ""
+-- ARGV[2]  session nonce: new for every join; part of the member's owner tokens
+-- ARGV[3]  member metadata (JSON: topics, strategy)
+-- ARGV[4]  session timeout in ms: the member is removed unless it heartbeats before then
+-- ARGV[5]  "static" for a static member (group_instance_id); "rebalance" for a member of the group
+--          asking for a new generation (a subscribed topic gained partitions or appeared): its
+--          session stays; else ""
+-- ARGV[6]  protocol: "facade" (SDK consumers) or "kafka" (Kafka clients through the gateway)
 --
--- Returns: the generation: a new one, except when a static member comes back within its session
---          with unchanged metadata (then the group keeps its generation and assignment: no rebalance).
--- Members whose deadline has passed are removed first (server clock, so client clocks don't matter).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
-for _, m in ipairs(dead) do
-  redis.call('HDEL', KEYS[2], m)
-  redis.call('ZREM', KEYS[3], m)
+-- Returns: the generation. Every change of membership starts a new one, except a static member
+--          coming back while still in the group with unchanged metadata: its new session replaces
+--          the old one (fencing the old process for good: its heartbeats answer FENCEDINSTANCE
+--          and its owner tokens are dead) and the group keeps its generation and assignment.
+-- Errors:  UNKNOWNMEMBER ("rebalance" from a session that ended);
+--          GROUPLOCKED while an operator resets the group's offsets (retry);
+--          GROUPKIND when the group is used by the other protocol.
+-- Members past their deadline are removed first (server clock: members' clock skew is harmless).
+local state, members, deadlines = KEYS[1], KEYS[2], KEYS[3]
+local member, nonce, meta, session, protocol = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
+local static, rebalance = ARGV[5] == 'static', ARGV[5] == 'rebalance'
+local now = now_ms()
+expire_members(state, members, deadlines, now, nil)
+local locked = tonumber(redis.call('HGET', state, 'locked_until') or '0')
+if locked > now then
+  return redis.error_reply('GROUPLOCKED the group\'s offsets are being reset; join again in a moment')
 end
-if ARGV[4] == 'static' and redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
-  return tonumber(redis.call('HGET', KEYS[1], 'generation') or '0')
+local kind = redis.call('HGET', state, 'protocol')
+if kind and kind ~= protocol and redis.call('HLEN', members) > 0 then
+  return redis.error_reply('GROUPKIND group is used by ' .. kind .. ' clients; a ' .. protocol ..
+    ' client cannot join it (use another group id)')
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
-return redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('HSET', state, 'protocol', protocol)
+local current = redis.call('HGET', members, member)
+if rebalance then
+  if not current or member_nonce(current) ~= nonce then
+    return redis.error_reply('UNKNOWNMEMBER member ' .. member .. ' is not in the group (its session ended); rejoin')
+  end
+  redis.call('ZADD', deadlines, now + session, member)
+  return bump_generation(state)
+end
+redis.call('HSET', members, member, nonce .. ' ' .. meta)
+redis.call('ZADD', deadlines, now + session, member)
+if static and current and string.sub(current, #member_nonce(current) + 2) == meta then
+  return tonumber(redis.call('HGET', state, 'generation') or '0')
+end
+return bump_generation(state)

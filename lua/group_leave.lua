@@ -1,16 +1,19 @@
 #!lua flags=allow-oom
--- group_leave: remove a member from its group (clean shutdown) and start a new generation.
--- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
+-- group_leave: end a member's session (clean shutdown, or max_poll_interval_ms exceeded).
+-- (allow-oom: consumers keep reading and committing when the server is full)
 --
 -- KEYS[1]  group state hash            facade:{g/G}:state
 -- KEYS[2]  group members hash          facade:{g/G}:members
 -- KEYS[3]  group deadlines zset        facade:{g/G}:deadlines
 -- ARGV[1]  member id
+-- ARGV[2]  session nonce: only that session is ended (a newer one of a static member stays)
 --
--- Returns: the new generation, or 0 when the member was not in the group (nothing changes).
-local had = redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-if had == 0 then
+-- Returns: the new generation, or 0 when that session was not in the group (nothing changes).
+local state, members, deadlines, member, nonce = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]
+local current = redis.call('HGET', members, member)
+if not current or member_nonce(current) ~= nonce then
   return 0
 end
-return redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('HDEL', members, member)
+redis.call('ZREM', deadlines, member)
+return bump_generation(state)

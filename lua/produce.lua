@@ -2,158 +2,199 @@
 -- dropping repeated dedup ids, then apply the topic's retention.
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log
--- KEYS[2]  producer state hash         facade:{T/P}:pid    producer id -> "first_seq last_seq id,id,..."
--- KEYS[3]  producer last-use zset      facade:{T/P}:pidx   producer id -> last append (ms)
+-- KEYS[2]  producer state hash         facade:{T/P}:pid    producer id -> "first_seq last_seq ms offsets"
+-- KEYS[3]  producer expiry zset        facade:{T/P}:pidx   producer id -> when its state expires (ms)
 -- KEYS[4]  dedup id hash               facade:{T/P}:dedup  dedup id -> offset it was stored at
--- KEYS[5]  dedup last-use zset         facade:{T/P}:dedupx dedup id -> append time (ms)
+-- KEYS[5]  dedup expiry zset           facade:{T/P}:dedupx dedup id -> when it expires (ms)
+-- KEYS[6]  committed offsets hash      facade:{T/P}:off    (read for ack-aware retention only)
 -- ARGV[1]  max_len: approximate count to keep, "" for no count limit
--- ARGV[2]  retention_ms: drop entries older than this (server clock), "" for no age limit
--- ARGV[3]  producer id, "" for a non-idempotent producer
--- ARGV[4]  sequence number of the batch's first record (per producer and partition, from 0)
--- ARGV[5]  producer id expiry: state of a producer idle this long (ms) is dropped
--- ARGV[6]  dedup window (ms): a dedup id seen within it is not appended again
--- ARGV[7]  dedup ids kept at most per partition (oldest dropped first)
--- ARGV[8]  n: number of records that follow
--- ARGV[9]  "acked" to trim only entries every consumer group has acknowledged, "" otherwise
+-- ARGV[2]  retention_ms: drop records appended longer ago than this, "" for no age limit
+-- ARGV[3]  "acked": trim nothing some consumer group still needs (ack-aware retention), or ""
+-- ARGV[4]  producer id, "" for a non-idempotent producer
+-- ARGV[5]  sequence number of the batch's first record (per producer and partition, from 0)
+-- ARGV[6]  producer id expiry (ms): this producer's state is kept that long after its last batch
+-- ARGV[7]  dedup window (ms): each dedup id stored now is remembered that long
+-- ARGV[8]  dedup ids kept at most on this partition (the topic's setting; oldest dropped first)
+-- ARGV[9]  n: number of records that follow
 -- ARGV[10] "plain" when every record is a key and a value only (no headers, no dedup id), "" if not
--- ARGV[11…] plain: per record its key and its value (2 values each; stored as fields "key", "value")
+-- ARGV[11] create times (CreateTime topics) as runs "<ms> <count> <ms> <count> ..." covering the n
+--          records in order; "" for LogAppendTime topics (records then carry no "ts" field)
+-- ARGV[12…] plain: per record its key and its value
 --          otherwise, per record: dedup id ("" for none), f (field count), then f field names and
---          values (fields are "key", "value" and "h:<header name>"; the caller encodes them)
+--          values: "key" (keyed records) and "value" first, then "h:<name>" per header
 --
--- Returns: {ids, duplicate}: ids is the n offsets in order joined by "," (for a record dropped as a
---          repeated dedup id, the offset of the original; one string rather than n: cheaper to
---          build, send and parse), and duplicate is 1 when the whole batch was a retry of the
---          producer's last batch (nothing appended; the original offsets are returned), else 0.
+-- Each record gets the entry ID "<ms>-<offset>": ms is the server clock (or the last entry's ms
+-- if the clock went back), offset the partition's next dense offset. A record's "ts" field is
+-- append ms minus its create time (a small number: the stored record stays compact).
+--
+-- Returns: {offsets, duplicate, ms}: offsets is the first offset when the batch's offsets are
+--          consecutive, else the n offsets joined by "," (a record dropped as a repeated dedup id
+--          gets the offset of the original); duplicate is 1 when the whole batch was a retry of
+--          the producer's last batch (nothing appended; the original offsets are returned);
+--          ms is the batch's append time (the records' LogAppendTime).
 -- Errors:  NOTOPIC when the stream does not exist (nothing appended);
 --          OUTOFORDER when the sequence skips ahead or goes back past the last batch (nothing
 --          appended; the producer starts a new producer id).
--- Dedup state is per producer and partition (one batch), not per record, and idle producer ids
--- and old dedup ids are expired a few at a time on each call: memory stays bounded.
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('NOTOPIC partition stream ' .. KEYS[1] .. ' does not exist')
+-- Idle producer ids and old dedup ids are expired a few at a time on each call, each by its own
+-- expiry time: memory stays bounded, and no producer's settings shorten another's.
+local stream, pstate, pindex, dedup, dedupx, off = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local max_len, retention_ms, acked = ARGV[1], ARGV[2], ARGV[3] == 'acked'
+local pid, first_seq, pid_expiry = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local dedup_window, dedup_cap = tonumber(ARGV[7]), tonumber(ARGV[8])
+local n, plain, times = tonumber(ARGV[9]), ARGV[10] == 'plain', ARGV[11]
+local FIRST = 12
+
+if redis.call('EXISTS', stream) == 0 then
+  return redis.error_reply('NOTOPIC partition stream ' .. stream .. ' does not exist')
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local pid = ARGV[3]
-local n = tonumber(ARGV[8])
-local first_seq = tonumber(ARGV[4])
+local now = now_ms()
 
 if pid ~= '' then
-  local state = redis.call('HGET', KEYS[2], pid)
+  local state = redis.call('HGET', pstate, pid)
   if state then
-    local prev_first, prev_last, prev_ids = string.match(state, '^(%d+) (%d+) (.*)$')
-    prev_first, prev_last = tonumber(prev_first), tonumber(prev_last)
-    if first_seq == prev_first then
-      redis.call('ZADD', KEYS[3], now, pid)
-      return {prev_ids, 1}
+    local prev_first, prev_last, prev_ms, prev = string.match(state, '^(%d+) (%d+) (%d+) (.*)$')
+    if first_seq == tonumber(prev_first) then
+      redis.call('ZADD', pindex, now + pid_expiry, pid)
+      return {prev, 1, tonumber(prev_ms)}
     end
-    if first_seq ~= prev_last + 1 then
+    if first_seq ~= tonumber(prev_last) + 1 then
       return redis.error_reply('OUTOFORDER producer ' .. pid .. ' sent sequence ' .. first_seq ..
-        ' after ' .. prev_last .. ' on ' .. KEYS[1])
+        ' after ' .. prev_last .. ' on ' .. stream)
     end
   end
-  for _, idle in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[5]), 'LIMIT', 0, 16)) do
-    redis.call('HDEL', KEYS[2], idle)
-    redis.call('ZREM', KEYS[3], idle)
+  for _, idle in ipairs(redis.call('ZRANGEBYSCORE', pindex, '-inf', now, 'LIMIT', 0, 16)) do
+    redis.call('HDEL', pstate, idle)
+    redis.call('ZREM', pindex, idle)
   end
 end
 
-local window = tonumber(ARGV[6])
-local ids = {}
-local i = 11
-local used_dedup = false
-if ARGV[10] == 'plain' then
+-- Create times, as runs (every record of a batch shares its append ms, so the "ts" delta of a
+-- run is computed once).
+local ms, offset = append_point(stream, now, false)
+local run_create, run_left, runs = {}, {}, 0
+for c, k in string.gmatch(times, '(%-?%d+) (%d+)') do
+  runs = runs + 1
+  run_create[runs] = tonumber(c)
+  run_left[runs] = tonumber(k)
+end
+local run = 1
+local function next_create()
+  if runs == 0 then return nil end
+  while run_left[run] == 0 do run = run + 1 end
+  run_left[run] = run_left[run] - 1
+  return run_create[run]
+end
+
+-- XADD arguments of one record at offset ``at``: fields as sent, with "ts" after the value.
+local function entry_args(at, head, last, created)
+  local args = {'XADD', stream, make_id(ms, at)}
+  if plain then
+    args = {'XADD', stream, make_id(ms, at), 'key', ARGV[head], 'value', ARGV[head + 1]}
+    if created then
+      args[8] = 'ts'
+      args[9] = ms - created
+    end
+    return args
+  end
+  local value_end = head + 1
+  if ARGV[head] == 'key' then value_end = head + 3 end
+  for k = head, value_end do args[#args + 1] = ARGV[k] end
+  if created then
+    args[#args + 1] = 'ts'
+    args[#args + 1] = ms - created
+  end
+  for k = value_end + 1, last do args[#args + 1] = ARGV[k] end
+  return args
+end
+
+-- The first XADD of the batch finds out whether the stream's top is where append_point saw it
+-- (a tail deleted with XDEL leaves it higher); if not, the append point is read exactly.
+local function first_add(head, last, created)
+  local ok = redis.pcall(unpack(entry_args(offset, head, last, created)))
+  if id_too_small(ok) then
+    ms, offset = append_point(stream, now, true)
+    redis.call(unpack(entry_args(offset, head, last, created)))
+  elseif type(ok) == 'table' and ok.err then
+    return redis.error_reply(ok.err)
+  end
+  return nil
+end
+
+local results = nil  -- per-record offsets, only once they stop being consecutive
+local i = FIRST
+local added = 0
+if plain then
   for r = 1, n do
-    ids[r] = redis.call('XADD', KEYS[1], '*', 'key', ARGV[i], 'value', ARGV[i + 1])
+    local created = next_create()
+    if r == 1 then
+      local err = first_add(i, i + 1, created)
+      if err then return err end
+    elseif created then
+      redis.call('XADD', stream, make_id(ms, offset + r - 1), 'key', ARGV[i], 'value', ARGV[i + 1],
+        'ts', ms - created)
+    else
+      redis.call('XADD', stream, make_id(ms, offset + r - 1), 'key', ARGV[i], 'value', ARGV[i + 1])
+    end
     i = i + 2
   end
 else
   for r = 1, n do
-    local dedup = ARGV[i]
-    local f = tonumber(ARGV[i + 1])
+    local id_, f = ARGV[i], tonumber(ARGV[i + 1])
+    local created = next_create()
     local original = false
-    if dedup ~= '' then
-      used_dedup = true
-      local seen = redis.call('ZSCORE', KEYS[5], dedup)
-      if seen and tonumber(seen) >= now - window then
-        original = redis.call('HGET', KEYS[4], dedup)
+    if id_ ~= '' then
+      local expires = redis.call('ZSCORE', dedupx, id_)
+      if expires and tonumber(expires) >= now then
+        original = redis.call('HGET', dedup, id_)
       end
     end
     if original then
-      ids[r] = original
+      results = results or {}
+      for q = #results + 1, r - 1 do results[q] = string.format('%d', offset + q - 1) end
+      results[r] = original
     else
-      ids[r] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, i + 1 + f))
-      if dedup ~= '' then
-        redis.call('HSET', KEYS[4], dedup, ids[r])
-        redis.call('ZADD', KEYS[5], now, dedup)
+      if added == 0 then
+        local err = first_add(i + 2, i + 1 + f, created)
+        if err then return err end
+      else
+        redis.call(unpack(entry_args(offset + added, i + 2, i + 1 + f, created)))
+      end
+      local stored = string.format('%d', offset + added)
+      added = added + 1
+      if results then results[r] = stored end
+      if id_ ~= '' then
+        redis.call('HSET', dedup, id_, stored)
+        redis.call('ZADD', dedupx, now + dedup_window, id_)
       end
     end
     i = i + f + 2
   end
-end
-
-if used_dedup then
-  for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - window), 'LIMIT', 0, 64)) do
-    redis.call('HDEL', KEYS[4], old)
-    redis.call('ZREM', KEYS[5], old)
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', dedupx, '-inf', '(' .. now, 'LIMIT', 0, 64)) do
+    redis.call('HDEL', dedup, old)
+    redis.call('ZREM', dedupx, old)
   end
-  local excess = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[7])
+  local excess = redis.call('ZCARD', dedupx) - dedup_cap
   if excess > 0 then
-    local popped = redis.call('ZPOPMIN', KEYS[5], excess)
-    for j = 1, #popped, 2 do redis.call('HDEL', KEYS[4], popped[j]) end
+    if excess > 64 then excess = 64 end
+    local popped = redis.call('ZPOPMIN', dedupx, excess)
+    for j = 1, #popped, 2 do redis.call('HDEL', dedup, popped[j]) end
   end
-end
-local joined = table.concat(ids, ',')
-if pid ~= '' then
-  redis.call('HSET', KEYS[2], pid, first_seq .. ' ' .. (first_seq + n - 1) .. ' ' .. joined)
-  redis.call('ZADD', KEYS[3], now, pid)
 end
 
--- Ack-aware retention: nothing at or after the oldest entry some group still needs is trimmed.
--- A group needs its oldest pending entry, or else everything after its last-delivered ID.
-local floor = false
-if ARGV[9] == 'acked' and (ARGV[1] ~= '' or ARGV[2] ~= '') then
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local info = {}
-    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
-    local need
-    if tonumber(info['pending']) > 0 then
-      need = redis.call('XPENDING', KEYS[1], info['name'])[2]
-    else
-      local ms, seq = string.match(info['last-delivered-id'], '^(%d+)-(%d+)$')
-      need = ms .. '-' .. (tonumber(seq) + 1)
-    end
-    local nms, nseq = string.match(need, '^(%d+)-(%d+)$')
-    nms, nseq = tonumber(nms), tonumber(nseq)
-    if not floor or nms < floor[1] or (nms == floor[1] and nseq < floor[2]) then
-      floor = {nms, nseq}
-    end
-  end
-end
-if floor then
-  if ARGV[1] ~= '' then
-    -- MAXLEN would drop the oldest (len - max_len) entries: drop at most those, and none the floor keeps.
-    local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
-    if excess > 0 then
-      redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-%d', floor[1], floor[2]), 'LIMIT', excess)
-    end
-  end
-  if ARGV[2] ~= '' then
-    local cutoff = floor
-    if now - tonumber(ARGV[2]) < floor[1] then cutoff = {now - tonumber(ARGV[2]), 0} end
-    if cutoff[1] > 0 then
-      redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-%d', cutoff[1], cutoff[2]))
-    end
-  end
+local reply
+if results then
+  reply = table.concat(results, ',')
 else
-  if ARGV[1] ~= '' then
-    redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
-  end
-  if ARGV[2] ~= '' then
-    local cutoff = now - tonumber(ARGV[2])
-    if cutoff > 0 then
-      redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', cutoff))
-    end
-  end
+  reply = string.format('%d', offset)
 end
-return {joined, 0}
+if pid ~= '' then
+  redis.call('HSET', pstate, pid, first_seq .. ' ' .. (first_seq + n - 1) .. ' ' .. string.format('%d', ms) .. ' ' .. reply)
+  redis.call('ZADD', pindex, now + pid_expiry, pid)
+end
+
+local floor = nil
+if acked and (max_len ~= '' or retention_ms ~= '') then
+  floor = needed_floor(stream, off) or nil
+end
+trim(stream, max_len, retention_ms, floor, now)
+return {reply, 0, ms}

@@ -1,55 +1,63 @@
 #!lua flags=allow-oom
--- set_position: move a group's read position on one partition (seek, offset reset).
--- (allow-oom: consumers keep acknowledging, and so freeing memory, when the server is full)
+-- set_position: move a group's position on one partition: a consumer's seek, or an operator's
+-- offset reset (which also commits the new offset).
+-- (allow-oom: consumers keep reading and committing when the server is full)
 --
 -- KEYS[1]  partition stream            facade:{T/P}:log
 -- KEYS[2]  partition owners hash       facade:{T/P}:own
+-- KEYS[3]  committed offsets hash      facade:{T/P}:off
+-- KEYS[4]  processed marks hash        facade:{T/P}:done
 -- ARGV[1]  group id
--- ARGV[2]  owner token of the caller, or "" for an administrative reset (then nobody may own it)
--- ARGV[3]  the new last-delivered ID: the next record delivered is the first one after it;
---          "$" for the stream's last ID (skip everything stored)
--- ARGV[4]  "0" or "$": where to create the stream group if the group never read this partition
+-- ARGV[2]  owner token of the caller, or "" for an operator's reset (the caller made sure the
+--          group has no live member: see group_lock; an owner token left by an ended session
+--          is removed)
+-- ARGV[3]  target: an offset, "earliest", "latest", or "time:<ms>" (the first record appended at
+--          or after that time, the high watermark when none)
+-- ARGV[4]  auto_offset_reset for a target outside [log start, high watermark]: earliest, latest,
+--          or none (refuse)
+-- ARGV[5]  "commit" to also store the new offset as committed (a reset), "" for a seek
+-- ARGV[6]  "exactly-once" to never go below the group's processed mark, else ""
 --
--- Returns: {previous last-delivered ID, new last-delivered ID, pending records acknowledged}
--- Pending records at or before the new position count as consumed and are acknowledged (as in
--- Kafka, where moving the committed offset commits what lies before it); pending records after
--- it are delivered again.
--- Errors:  FENCED when the token is not the owner (or, for "", when a member owns the partition);
---          NOTOPIC when the stream is gone.
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('NOTOPIC partition stream ' .. KEYS[1] .. ' does not exist')
+-- Returns: {previous position (-1 if the group never read the partition), new position, the
+--          stream group's new last-delivered ID}
+-- Errors:  FENCED when the token is not the owner; NOTOPIC; OUTOFRANGE with policy none.
+-- Bounded: the offset lookup is a binary search (at most ~45 single-entry reads).
+local stream, own, off, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local group, token, target, policy = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local commit, exactly = ARGV[5] == 'commit', ARGV[6] == 'exactly-once'
+
+if redis.call('EXISTS', stream) == 0 then
+  return redis.error_reply('NOTOPIC partition stream ' .. stream .. ' does not exist')
 end
-local owner = redis.call('HGET', KEYS[2], ARGV[1]) or ''
-if owner ~= ARGV[2] then
-  if ARGV[2] == '' then
-    return redis.error_reply('FENCED partition ' .. KEYS[1] .. ' is owned by a live member of ' .. ARGV[1])
-  end
-  return redis.error_reply('FENCED this member no longer owns ' .. KEYS[1] .. ' in group ' .. ARGV[1])
+if token ~= '' and redis.call('HGET', own, group) ~= token then
+  return fenced(stream, group)
 end
-local ok = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[4])
-if type(ok) == 'table' and ok.err and string.sub(ok.err, 1, 9) ~= 'BUSYGROUP' then
-  return redis.error_reply(ok.err)
+local hw = high_watermark(stream)
+local start = log_start(stream)
+local n
+if target == 'earliest' then
+  n = start
+elseif target == 'latest' then
+  n = hw
+elseif string.sub(target, 1, 5) == 'time:' then
+  local e = redis.call('XRANGE', stream, string.sub(target, 6) .. '-0', '+', 'COUNT', 1)[1]
+  if e then n = select(2, id_parts(e[1])) else n = hw end
+else
+  n = tonumber(target)
 end
-local previous = '0-0'
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
-  if info['name'] == ARGV[1] then previous = info['last-delivered-id'] end
+local at, err = resolve_offset(n, start, hw, policy)
+if err then return err end
+if exactly then
+  local mark = tonumber(redis.call('HGET', done, group) or '0')
+  if mark > at and mark <= hw then at = mark end
 end
-local target = ARGV[3]
-if target == '$' then
-  local s = redis.call('XINFO', 'STREAM', KEYS[1])
-  for j = 1, #s, 2 do
-    if s[j] == 'last-generated-id' then target = s[j + 1] end
-  end
+local previous = group_position(stream, group) or -1
+local position, bad = set_group_position(stream, group, at, hw)
+if bad then return bad end
+if token == '' then
+  redis.call('HDEL', own, group)
 end
-redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], target)
-local acked = 0
-while true do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', target, 1000)
-  if #pending == 0 then break end
-  local ids = {}
-  for i, p in ipairs(pending) do ids[i] = p[1] end
-  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+if commit then
+  redis.call('HSET', off, group, at)
 end
-return {previous, target, acked}
+return {previous, at, position}

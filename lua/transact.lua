@@ -1,60 +1,95 @@
--- transact: consume-transform-produce in one step: append the outputs of one input partition's
--- records, acknowledge those records and move the group's processed mark, all or nothing.
+-- transact: consume-transform-produce in one step: append the outputs made from one input
+-- partition's records, and commit that partition's offset (or move records to the dead letters),
+-- all or nothing.
 --
 -- KEYS[1]  input partition stream      facade:{T/P}:log
 -- KEYS[2]  input owners hash           facade:{T/P}:own
--- KEYS[3]  input processed marks hash  facade:{T/P}:done
--- KEYS[4…] output partition streams    facade:{T2/P2}:log ... (each at most once)
+-- KEYS[3]  input committed offsets     facade:{T/P}:off
+-- KEYS[4]  input processed marks       facade:{T/P}:done
+-- KEYS[5]  input delivery state        facade:{T/P}:dlv
+-- KEYS[6…] output partition streams    facade:{T2/P2}:log ... (each at most once)
 -- ARGV[1]  group id
--- ARGV[2]  owner token                 "member|generation|incarnation"
--- ARGV[3]  processed mark: the newest input ID being committed, "" to leave the mark alone
--- ARGV[4]  a: number of input IDs to acknowledge, then those a IDs
--- then     o: number of outputs, then per output: KEYS index of its stream (4…), max_len ("" none),
---          retention_ms ("" none), f (field count), f field names and values
+-- ARGV[2]  owner token                 "<member id>|<session nonce>"
+-- ARGV[3]  transaction id: unique per call of one owner; a call whose id is the last one applied
+--          is a retry after a lost reply and changes nothing
+-- ARGV[4]  commit: the input offset to commit, or "" to leave the committed offset alone
+-- ARGV[5]  "mark" to raise the processed mark to that offset too (exactly-once), else ""
+-- ARGV[6]  d: number of input offsets moved to the dead letters, then those d offsets
+-- then     o: number of outputs, then per output: KEYS index of its stream (6…), max_len ("" none),
+--          retention_ms ("" none), create time in ms ("" for a LogAppendTime topic), f (field
+--          count), f field names and values ("key" if keyed, "value", then "h:<name>" headers)
 --
--- Returns: {offsets, 0}: the o output offsets, in order; or {{}, 1} when this exact transaction
---          was applied before (its first input ID is no longer pending: a retry after a lost
---          reply), in which case nothing is written again.
--- Errors:  FENCED (nothing happens: no output, no ack); NOTOPIC when an output stream is missing
---          (checked before anything is written).
+-- Returns: {offsets, 0}: the o output offsets, in order; or {{}, 1} when this transaction was
+--          applied before (nothing is written again).
+-- Errors:  FENCED (nothing happens); NOTOPIC when an output stream is missing (checked before
+--          anything is written).
 -- Only where all these keys live on one server (a single Redis, or a Sentinel-managed primary):
 -- Redis Cluster refuses cross-slot scripts, and facade then uses idempotent outputs instead.
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
-  return redis.error_reply('FENCED this member no longer owns ' .. KEYS[1] .. ' in group ' .. ARGV[1])
+local stream, own, off, done, dlv = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local group, token, txn, commit, mark = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == 'mark'
+
+if redis.call('HGET', own, group) ~= token then
+  return fenced(stream, group)
 end
-local a = tonumber(ARGV[4])
-if a > 0 and #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[5], ARGV[5], 1) == 0 then
+if redis.call('HGET', dlv, group .. ':t') == txn then
   return {{}, 1}
 end
-for k = 4, #KEYS do
+for k = 6, #KEYS do
   if redis.call('EXISTS', KEYS[k]) == 0 then
     return redis.error_reply('NOTOPIC partition stream ' .. KEYS[k] .. ' does not exist')
   end
 end
-local i = 5 + a
+local now = now_ms()
+local d = tonumber(ARGV[6])
+local i = 7 + d
 local o = tonumber(ARGV[i])
 i = i + 1
-local ids = {}
-local trims = {}
+local offsets, points, trims = {}, {}, {}
 for r = 1, o do
   local key = KEYS[tonumber(ARGV[i])]
-  local f = tonumber(ARGV[i + 3])
-  ids[r] = redis.call('XADD', key, '*', unpack(ARGV, i + 4, i + 3 + f))
-  trims[key] = {ARGV[i + 1], ARGV[i + 2]}
-  i = i + 4 + f
+  local max_len, retention_ms, created, f = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  local point = points[key]
+  if not point then
+    local ms, nxt = append_point(key, now, true)
+    point = {ms, nxt}
+    points[key] = point
+  end
+  local args = {'XADD', key, make_id(point[1], point[2])}
+  local head = i + 5
+  local value_end = head + 1
+  if ARGV[head] == 'key' then value_end = head + 3 end
+  for k = head, value_end do args[#args + 1] = ARGV[k] end
+  if created ~= '' then
+    args[#args + 1] = 'ts'
+    args[#args + 1] = point[1] - tonumber(created)
+  end
+  for k = value_end + 1, head + f - 1 do args[#args + 1] = ARGV[k] end
+  redis.call(unpack(args))
+  offsets[r] = point[2]
+  point[2] = point[2] + 1
+  trims[key] = {max_len, retention_ms}
+  i = i + 5 + f
 end
-if a > 0 then
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 5, 4 + a))
+if d > 0 then
+  -- dead records are skipped when delivered again (until the committed offset passes them)
+  local list = read_pairs(redis.call('HGET', dlv, group .. ':f'))
+  for k = 7, 6 + d do
+    local found = false
+    for _, p in ipairs(list) do
+      if tonumber(p[1]) == tonumber(ARGV[k]) then p[2] = 'd' found = true end
+    end
+    if not found then list[#list + 1] = {ARGV[k], 'd'} end
+  end
+  write_pairs(dlv, group .. ':f', list, nil, 1)
 end
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for key, tr in pairs(trims) do
-  if tr[1] ~= '' then redis.call('XTRIM', key, 'MAXLEN', '~', tr[1]) end
-  if tr[2] ~= '' and now - tonumber(tr[2]) > 0 then
-    redis.call('XTRIM', key, 'MINID', '~', string.format('%d', now - tonumber(tr[2])))
+if commit ~= '' then
+  redis.call('HSET', off, group, commit)
+  if mark and tonumber(redis.call('HGET', done, group) or '-1') < tonumber(commit) then
+    redis.call('HSET', done, group, commit)
   end
 end
-return {ids, 0}
+redis.call('HSET', dlv, group .. ':t', txn)
+for key, tr in pairs(trims) do
+  trim(key, tr[1], tr[2], nil, now)
+end
+return {offsets, 0}

@@ -108,10 +108,9 @@ class RecordFuture:
 
 
 def _metadata(outcome: Any, index: int) -> Any:
-    from ..records import RecordMetadata
+    from ..accumulator import record_metadata
 
-    topic, partition, offsets = outcome
-    return RecordMetadata(topic, partition, offsets[index].decode() if offsets is not None else None)
+    return record_metadata(outcome, index)
 
 
 def spawn(fn: Callable[..., Awaitable[Any]], *args: Any) -> asyncio.Task:
@@ -122,3 +121,29 @@ def spawn(fn: Callable[..., Awaitable[Any]], *args: Any) -> asyncio.Task:
 async def join(task: asyncio.Task) -> Any:
     """The result of a :func:`spawn`-ed call (its exception raised), waiting for it."""
     return await task
+
+
+class Periodic:
+    """Call ``fn()`` (a coroutine function) in a task of its own until :meth:`stop`: at once, then
+    again after the number of seconds each call returns (the group heartbeat, beside the
+    application)."""
+
+    def __init__(self, fn: Callable[[], Awaitable[float]], name: str) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(fn), name=name)
+
+    async def _run(self, fn: Callable[[], Awaitable[float]]) -> None:
+        delay = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(self._stop.wait(), delay)
+                return
+            except asyncio.TimeoutError:
+                pass
+            delay = await fn()
+
+    async def stop(self) -> None:
+        """Stop calling, and wait for a call under way to end (unless called from that call)."""
+        self._stop.set()
+        if asyncio.current_task() is not self._task:
+            await self._task

@@ -5,17 +5,19 @@ This module is the asyncio source of truth; facade/_sync/admin.py is generated f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from .. import keys
+from .. import keys, scripts
 from ..cluster import cluster_error
 from ..errors import ConfigError, PermissionDeniedError, from_redis
-from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
+from ..errors import TopicExistsError
+from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription, TopicPartition
 from ..cluster import partition_nodes
-from . import dlq, groups
+from . import dlq, groups, logs
 from .client import Connection, topic_from_json, topic_to_json
 from .topics import create_topic, init_partitions
 
@@ -52,20 +54,32 @@ class Admin:
         retention_ms: int | None = None,
         max_len: int | None = None,
         ack_retention: bool = False,
+        timestamp_type: str = "CreateTime",
+        dedup_max_ids: int = 100_000,
+        exist_ok: bool = False,
     ) -> TopicConfig:
         """Create topic ``name`` with ``partitions`` streams (1..1024).
 
         ``retention_ms`` drops records older than that (checked as records are appended);
         ``max_len`` keeps about that many records per partition; with ``ack_retention`` neither
-        drops a record some consumer group has not acknowledged. TopicExistsError if it exists.
+        drops a record some consumer group has not committed. ``timestamp_type``: "CreateTime"
+        (records keep the producer's timestamp) or "LogAppendTime" (the broker's append time).
+        ``dedup_max_ids``: dedup ids remembered per partition. TopicExistsError if it exists,
+        unless ``exist_ok`` (then the existing topic's settings are returned).
         """
-        return await create_topic(
-            self._conn, name, partitions, retention_ms=retention_ms, max_len=max_len, ack_retention=ack_retention
-        )
+        try:
+            return await create_topic(
+                self._conn, name, partitions, retention_ms=retention_ms, max_len=max_len, ack_retention=ack_retention,
+                timestamp_type=timestamp_type, dedup_max_ids=dedup_max_ids,
+            )  # fmt: skip
+        except TopicExistsError:
+            if not exist_ok:
+                raise
+            return await self._conn.topic(name, any_layout=True)
 
     async def topic(self, name: str) -> TopicConfig:
         """The settings of topic ``name`` (UnknownTopicError if missing)."""
-        return await self._conn.topic(name)
+        return await self._conn.topic(name, any_layout=True)
 
     async def list_topics(self) -> list[TopicConfig]:
         """Every topic, sorted by name."""
@@ -74,41 +88,55 @@ class Admin:
         return sorted((topic_from_json(v) for _, v in items), key=lambda t: t.name)
 
     async def describe_topic(self, name: str) -> TopicDescription:
-        """Settings, per-partition state (length, first/last offset, stream key) and reading groups."""
+        """Settings, per-partition state (length, log start and end offsets, stream key, shard) and
+        the groups reading it."""
         cfg = await self._conn.topic(name)
-        pipe = self._conn.redis.pipeline(transaction=False)
-        for p in range(cfg.partitions):
-            s = keys.stream(name, p)
-            pipe.xlen(s)
-            pipe.xrange(s, count=1)
-            pipe.xrevrange(s, count=1)
-            pipe.xinfo_groups(s)
-        results = await self._run(pipe, f"describing topic {name}")
-        parts = []
+        tps = [TopicPartition(name, p) for p in range(cfg.partitions)]
+        ends = await logs.log_offsets(self._conn, tps)
+        ginfos = await self._conn.commands([("XINFO GROUPS", keys.stream(name, p)) for p in range(cfg.partitions)],
+                                           f"describing topic {name}")  # fmt: skip
         readers: set[str] = set()
-        shards = partition_nodes(self._conn, name, cfg.partitions)
-        for p in range(cfg.partitions):
-            length, first, last, ginfo = results[4 * p : 4 * p + 4]
-            for r in (length, first, last):
-                if isinstance(r, Exception):
-                    raise from_redis(r, f"describing topic {name}")
+        for ginfo in ginfos:
             if isinstance(ginfo, Exception):
                 error = from_redis(ginfo, f"describing topic {name}")
                 if isinstance(error, PermissionDeniedError):
                     raise error
-                ginfo = []  # the stream is missing (a partition being created): no groups yet
-            parts.append(
-                PartitionInfo(
-                    p,
-                    keys.stream(name, p),
-                    int(length) if not isinstance(length, Exception) else 0,
-                    _text(first[0][0]) if first and not isinstance(first, Exception) else None,
-                    _text(last[0][0]) if last and not isinstance(last, Exception) else None,
-                    shards.get(p),
-                )
-            )
-            readers.update(_text(g["name"]) for g in ginfo)
-        return TopicDescription(cfg, tuple(parts), tuple(sorted(readers)))
+                continue  # the stream is missing (a partition being created): no groups yet
+            readers.update(_text(g["name"]) or "" for g in ginfo)
+        shards = partition_nodes(self._conn, name, cfg.partitions)
+        parts = tuple(
+            PartitionInfo(tp.partition, keys.stream(name, tp.partition), ends[tp].length, ends[tp].start, ends[tp].end,
+                          shards.get(tp.partition))  # fmt: skip
+            for tp in tps
+        )
+        return TopicDescription(cfg, parts, tuple(sorted(readers)))
+
+    async def list_offsets(
+        self, partitions: list[TopicPartition] | TopicPartition, spec: str | int = "latest"
+    ) -> dict[TopicPartition, int | None]:
+        """Kafka's ListOffsets: for each partition, the log start offset (``spec="earliest"``),
+        the log end offset (``"latest"``), or the first offset appended at or after a time
+        (``spec`` an int, ms since the epoch; None when there is none)."""
+        tps = [partitions] if isinstance(partitions, TopicPartition) else list(partitions)
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            found = await logs.offsets_for_times(self._conn, {tp: spec for tp in tps})
+            return {tp: (hit.offset if hit else None) for tp, hit in found.items()}
+        if spec not in ("earliest", "latest"):
+            raise ConfigError(f"spec must be 'earliest', 'latest' or a time in ms since the epoch, got {spec!r}")
+        ends = await logs.log_offsets(self._conn, tps)
+        return {tp: (lo.start if spec == "earliest" else lo.end) for tp, lo in ends.items()}
+
+    async def delete_records(self, offsets_before: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Kafka's DeleteRecords: remove each partition's records before the given offset (-1: all
+        stored); returns each partition's new log start offset. Offsets of the remaining records
+        do not change; consumer groups positioned before it continue at the new log start."""
+        out = {}
+        for tp, before in offsets_before.items():
+            if isinstance(before, bool) or not isinstance(before, int) or before < -1:
+                raise ConfigError(f"delete_records offset for {tp.topic}[{tp.partition}] must be -1 or >= 0, got {before!r}")
+            await self._conn.topic(tp.topic)
+            out[tp] = await logs.delete_before(self._conn, tp, before)
+        return out
 
     async def _run(self, pipe: Any, context: str) -> list[Any]:
         try:
@@ -137,10 +165,8 @@ class Admin:
                 f"topic {name!r} has {cfg.partitions} partitions; the count can only grow (asked for {partitions})"
             )
         await init_partitions(self._conn, name, cfg.partitions, partitions)
-        new = TopicConfig(name, partitions, cfg.retention_ms, cfg.max_len, cfg.created_ms, cfg.layout, cfg.ack_retention)
-        stored = await self._conn.script(
-            "topic_register", [keys.TOPICS], [name, topic_to_json(new), "alter"], f"altering topic {name}"
-        )
+        new = dataclasses.replace(cfg, partitions=partitions)
+        stored = await self._conn.script(*scripts.topic_register(name, topic_to_json(new), "alter"), context=f"altering topic {name}")
         log.warning(
             "topic %s now has %d partitions (was %d): keys map to different partitions from now on",
             name,
@@ -168,14 +194,13 @@ class Admin:
         to_latest: bool = False,
         to_datetime_ms: int | None = None,
         shift_by: int | None = None,
-        to_offset: str | None = None,
+        to_offset: int | None = None,
         execute: bool = False,
     ) -> list[OffsetReset]:
-        """Plan new positions for ``group`` on each partition of ``topic`` (one target), and apply
-        them when ``execute`` is true. Refused while the group has live members, as in Kafka.
-
-        Pending records at or before a new position count as consumed; the next record delivered
-        is the first after ``OffsetReset.target``."""
+        """Plan new committed offsets for ``group`` on each partition of ``topic`` (one target),
+        and apply them when ``execute`` is true: the next record the group reads there is
+        ``OffsetReset.target``. Refused while the group has live members, as in Kafka (members
+        whose session expired do not count); all partitions or none."""
         return await groups.reset_offsets(
             self._conn, group, topic, to_earliest=to_earliest, to_latest=to_latest,
             to_datetime_ms=to_datetime_ms, shift_by=shift_by, to_offset=to_offset, execute=execute,

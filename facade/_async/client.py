@@ -16,8 +16,16 @@ from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterEx
 
 from .. import cluster, keys
 from ..connection import BrokerUrl, create_client, resolve_url
-from ..errors import BrokerTimeoutError, ConfigError, ConnectionFailedError, FacadeError, UnknownTopicError, from_redis
-from ..records import TopicConfig
+from ..errors import (
+    BrokerTimeoutError,
+    ConfigError,
+    ConnectionFailedError,
+    FacadeError,
+    TopicError,
+    UnknownTopicError,
+    from_redis,
+)
+from ..records import CREATE_TIME, TopicConfig
 from ..scripts import Scripts
 from . import _backend
 
@@ -38,8 +46,10 @@ def topic_from_json(raw: bytes | str) -> TopicConfig:
         retention_ms=d.get("retention_ms"),
         max_len=d.get("max_len"),
         created_ms=int(d.get("created_ms") or 0),
-        layout=int(d.get("layout") or keys.LAYOUT_VERSION),
+        layout=int(d.get("layout") or 1),
         ack_retention=bool(d.get("ack_retention", False)),
+        timestamp_type=d.get("timestamp_type") or CREATE_TIME,
+        dedup_max_ids=int(d.get("dedup_max_ids") or 100_000),
     )
 
 
@@ -54,6 +64,8 @@ def topic_to_json(cfg: TopicConfig) -> str:
             "created_ms": cfg.created_ms,
             "layout": cfg.layout,
             "ack_retention": cfg.ack_retention,
+            "timestamp_type": cfg.timestamp_type,
+            "dedup_max_ids": cfg.dedup_max_ids,
         },
         separators=(",", ":"),
     )
@@ -129,6 +141,20 @@ class Connection:
             result = await self.redis.execute_command(*args, **options)
             self.connected = True
             return result
+        except (RedisError, RedisClusterException) as exc:
+            raise self._error(exc, context) from exc
+
+    async def commands(self, commands: Sequence[Sequence[Any]], context: str) -> list[Any]:
+        """Run plain commands in one round trip (one per shard on a cluster); one reply or
+        exception per command (redis-py's own errors, for the caller to read)."""
+        self._check_open()
+        pipe = self.redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+            self.connected = True
+            return replies
         except (RedisError, RedisClusterException) as exc:
             raise self._error(exc, context) from exc
 
@@ -371,8 +397,9 @@ class Connection:
             await _backend.sleep(pause)
             pause = min(pause * 2, 1.0)
 
-    async def topic(self, name: str) -> TopicConfig:
-        """The stored config of topic ``name``; UnknownTopicError when it does not exist."""
+    async def topic(self, name: str, any_layout: bool = False) -> TopicConfig:
+        """The stored config of topic ``name``; UnknownTopicError when it does not exist, and
+        TopicError for a topic of an older key layout (unless ``any_layout``: listing, migrating)."""
         keys.validate_name(name)
         raw = await self.read(f"reading topic {name}", "HGET", keys.TOPICS, name)
         if raw is None:
@@ -380,7 +407,14 @@ class Connection:
                 f"topic {name!r} does not exist; create it with `facade topics create {name} --partitions N` "
                 "or Admin().create_topic(), or let the producer create it (auto_create=True / --create)"
             )
-        return topic_from_json(raw)
+        cfg = topic_from_json(raw)
+        if cfg.layout < keys.LAYOUT_VERSION and not any_layout:
+            raise TopicError(
+                f"topic {name!r} was made by an older facade (stream-ID offsets, layout {cfg.layout}); carry its "
+                f"records over to dense offsets with `facade topics migrate {name}` (nothing is read or written "
+                "until then)"
+            )
+        return cfg
 
 
 class TopicCache:
@@ -427,14 +461,14 @@ class GuardedReader:
     from a transaction on a connection of its own:
 
         WATCH <owner keys>; HGET <owner key> <group> ...      -> each must be this member's token
-        MULTI; XACK ... (acknowledgements riding along); XREADGROUP ... > ...; EXEC;
-        WATCH <owner keys>; HGET ...                          -> watching again for the next read
+        MULTI; HSET ... (commits, handed-out marks riding along); XREADGROUP ... NOACK ... > ...;
+        EXEC; WATCH <owner keys>; HGET ...                    -> watching again for the next read
 
     EXEC runs only if no owner key changed since the WATCH, and the HGETs after that WATCH showed
-    this member's tokens, so the read and the acknowledgements happen while the member owns every
-    partition read, as with the script. One round trip per read once watching; any doubt (a token
-    that is not ours, an aborted EXEC, an error inside it) answers None and the caller uses the
-    script, whose FENCED / NOTOPIC replies say what happened.
+    this member's tokens, so the read and the writes happen while the member owns every partition
+    read, as with the script. One round trip per read once watching; any doubt (a token that is
+    not ours, an aborted EXEC, an error inside it) answers None and the caller reads through the
+    script from its own position, whose FENCED / NOTOPIC replies say what happened.
     """
 
     def __init__(self, conn: Connection) -> None:
@@ -466,18 +500,23 @@ class GuardedReader:
         return replies
 
     async def read(
-        self, group: str, parts: Sequence[tuple[str, str, str, Sequence[Any]]], count: int, context: str
+        self,
+        group: str,
+        parts: Sequence[tuple[str, str, str]],
+        writes: Sequence[tuple[Any, ...]],
+        count: int,
+        context: str,
     ) -> list[tuple[list[Any], str]] | None:
-        """New records of each part ``(stream, owner key, token, IDs to acknowledge first)``, at
-        most ``count`` per stream, as ``(entries, last ID)`` per part; None when the caller must
-        use the fetch script instead (nothing was read then, though acknowledgements may have
-        been applied: sending them again changes nothing)."""
+        """New records of each part ``(stream, owner key, token)``, at most ``count`` per stream,
+        as ``(entries, last ID)`` per part, after ``writes`` (commands that ride along: commits,
+        the handed-out mark), all in one transaction; None when the caller must use the fetch
+        script instead (nothing was read then, nor written)."""
         if not self.enabled:
             return None
-        owners = tuple((own, token) for _, own, token, _ in parts)
+        owners = tuple((own, token) for _, own, token in parts)
         own_keys = [own for own, _ in owners]
         check = [("WATCH", *own_keys), *[("HGET", own, group) for own in own_keys]]
-        streams = [stream for stream, _, _, _ in parts]
+        streams = [stream for stream, _, _ in parts]
         try:
             if self._watched != owners:
                 replies = await self._round([("UNWATCH",), *check])
@@ -488,9 +527,8 @@ class GuardedReader:
                 self._watched = owners if self._ours(replies[1:], owners) else ()
                 if not self._watched:
                     return None
-            acks = [("XACK", stream, group, *ids) for stream, _, _, ids in parts if ids]
-            read = ("XREADGROUP", "GROUP", group, keys.STREAM_CONSUMER, "COUNT", count, "STREAMS", *streams)
-            commands = [("MULTI",), *acks, (*read, *[">"] * len(streams)), ("EXEC",), *check]
+            read = ("XREADGROUP", "GROUP", group, keys.STREAM_CONSUMER, "COUNT", count, "NOACK", "STREAMS", *streams)
+            commands = [("MULTI",), *writes, (*read, *[">"] * len(streams)), ("EXEC",), *check]
             replies = await self._round(commands)
             self._conn.connected = True
         except RedisError as exc:
@@ -499,27 +537,24 @@ class GuardedReader:
         except BaseException:
             await self._drop()
             raise
-        i = len(acks) + 1  # replies: MULTI, QUEUED..., the read's QUEUED, EXEC, WATCH, HGET...
+        i = len(writes) + 1  # replies: MULTI, QUEUED..., the read's QUEUED, EXEC, WATCH, HGET...
         self._watched = owners if self._ours(replies[i + 2 :], owners) else ()
-        if isinstance(replies[0], ResponseError):
-            # MULTI refused (ACL rules without it): the commands ran on their own, unfenced, but
-            # ran. Keep what was read (nothing may go unread in the pending list) and use the
-            # script from now on.
+        if isinstance(replies[0], ResponseError) or any(isinstance(r, ResponseError) for r in replies[1 : i + 1]):
+            # MULTI refused (ACL rules without it): the commands ran on their own, unfenced. The
+            # fetch script does everything from now on, and the caller repeats this read there
+            # from its own position (the writes are idempotent; what was read is read again).
             self.enabled = False
-            await self._drop(disconnect=False)
-            reply = replies[i]
-        else:
-            done = replies[i + 1]
-            if done is None:
-                return None  # aborted: an owner key changed since the WATCH; nothing was read
-            if not isinstance(done, list) or isinstance(done[-1], Exception):
-                # Refused (EXECABORT, e.g. READONLY from a demoted primary; NOGROUP): nothing was
-                # read. A fresh connection asks the pool (and Sentinel) where the primary is.
-                await self._drop()
-                return None
-            reply = done[-1]
-        if isinstance(reply, Exception):
+            await self._drop()
             return None
+        done = replies[i + 1]
+        if done is None:
+            return None  # aborted: an owner key changed since the WATCH; nothing was read
+        if not isinstance(done, list) or any(isinstance(r, Exception) for r in done):
+            # Refused (EXECABORT, e.g. READONLY from a demoted primary; NOGROUP): nothing was read
+            # or written. A fresh connection asks the pool (and Sentinel) where the primary is.
+            await self._drop()
+            return None
+        reply = done[-1]
         by_stream = {}
         # RESP3 (redis-py 8's default) gives a map of stream -> entries, RESP2 pairs.
         for name, entries in (reply.items() if isinstance(reply, dict) else reply or ()):

@@ -1,114 +1,80 @@
 """Reading and changing consumer-group state: describe, lag, offset resets, delete.
 
 This module is the asyncio source of truth; facade/_sync/groups.py is generated from it.
-Used by Admin (operators) and Consumer (committed()).
+Used by Admin (operators) and the gateway.
+
+A group's progress on a partition is its committed offset (``facade:{T/P}:off``, Kafka's: the
+next record to read); lag is log end offset minus committed offset, exact because offsets are
+dense.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-from redis.exceptions import RedisClusterException, RedisError
-
-from .. import keys, offsets
-from ..cluster import cluster_error
-from ..errors import ConfigError, GroupError
+from .. import keys, offsets, scripts
+from ..errors import ConfigError, GroupError, from_redis
 from ..records import GroupDescription, GroupMember, GroupPartitionInfo, OffsetReset, TopicPartition
 from .client import Connection
+from .logs import parse_stream_info
 
-__all__ = ["delete_group", "describe_group", "group_partition_state", "live_members", "reset_offsets"]
-
-# Past this many undelivered records, lag is reported without counting them one by one.
-_LAG_SCAN_LIMIT = 100_000
+__all__ = ["delete_group", "describe_group", "group_partition_states", "live_members", "reset_offsets"]
 
 
 def _text(v: Any) -> Any:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def _group_info(ginfo: Any, group: str) -> dict[str, Any] | None:
+def _committed(raw: Any) -> int | None:
+    return None if raw is None else int(_text(raw).split(" ", 1)[0])
+
+
+def _position(ginfo: Any, group: str) -> int | None:
+    """The group's read position from XINFO GROUPS (None: no stream group)."""
     if isinstance(ginfo, Exception):
         return None
     for g in ginfo:
         if _text(g.get("name")) == group:
-            return {_text(k): _text(v) for k, v in g.items()}
+            last = _text(g.get("last-delivered-id")) or "0-0"
+            return 0 if last == "0-0" else offsets.split_id(last)[1] + 1
     return None
 
 
-async def _execute(pipe: Any, context: str) -> list[Any]:
-    try:
-        return await pipe.execute(raise_on_error=False)
-    except (RedisError, RedisClusterException) as exc:  # the latter: cluster pipelines
-        raise cluster_error(exc, context) from exc
-
-
-async def _partition_states(
+async def group_partition_states(
     conn: Connection, group: str, tps: list[TopicPartition]
-) -> dict[TopicPartition, dict[str, Any]]:
-    """Progress of ``group`` on each of ``tps`` where the group exists, two round trips in all."""
-    pipe = conn.redis.pipeline(transaction=False)
+) -> dict[TopicPartition, GroupPartitionInfo]:
+    """Where ``group`` stands on each of ``tps`` it has read or committed (one round trip)."""
+    commands: list[tuple[Any, ...]] = []
     for tp in tps:
-        pipe.xinfo_groups(keys.stream(tp.topic, tp.partition))
-    infos = await _execute(pipe, f"describing group {group}")
-    present = [(tp, info) for tp, ginfo in zip(tps, infos) if (info := _group_info(ginfo, group))]
-    pipe = conn.redis.pipeline(transaction=False)
-    for tp, info in present:
         s = keys.stream(tp.topic, tp.partition)
-        pipe.hget(keys.owners(tp.topic, tp.partition), group)
-        pipe.xpending(s, group)
-        pipe.xrevrange(s, count=1)
-        last = info.get("last-delivered-id") or "0-0"
-        # Only needed when the server cannot give the lag (Redis < 7, or after deletions). Else a
-        # cheap keyed placeholder keeps four replies per partition (a cluster pipeline refuses PING).
-        if info.get("lag") is None:
-            pipe.xrange(s, min=f"({last}", count=_LAG_SCAN_LIMIT)
-        else:
-            pipe.hexists(keys.owners(tp.topic, tp.partition), group)
-    results = await _execute(pipe, f"describing group {group}")
-    out: dict[TopicPartition, dict[str, Any]] = {}
-    # Committed = the newest stored record before the first pending one (or the last delivered
-    # when nothing is pending): everything up to it is done. One more round trip finds those.
-    pipe = conn.redis.pipeline(transaction=False)
-    for i, (tp, _) in enumerate(present):
-        pending = results[4 * i + 1]
-        if isinstance(pending, dict) and int(pending["pending"]):
-            pipe.xrevrange(keys.stream(tp.topic, tp.partition), max=f"({_text(pending['min'])}", count=1)
-    before_pending = iter(await _execute(pipe, f"describing group {group}") if len(pipe) else [])
-    for i, (tp, info) in enumerate(present):
-        owner, pending, tail, scan = results[4 * i : 4 * i + 4]
-        last_delivered = info.get("last-delivered-id")
-        pending_count = int(pending["pending"]) if isinstance(pending, dict) else 0
-        if pending_count:
-            prior = next(before_pending)
-            committed = _text(prior[0][0]) if isinstance(prior, list) and prior else None
-        else:
-            committed = last_delivered
-        if committed == "0-0":
-            committed = None
-        lag = info.get("lag")
-        if lag is None and isinstance(scan, list):
-            lag = len(scan) if len(scan) < _LAG_SCAN_LIMIT else None
+        commands += [
+            ("HGET", keys.owners(tp.topic, tp.partition), group),
+            ("HGET", keys.committed(tp.topic, tp.partition), group),
+            ("XINFO GROUPS", s),
+            ("XINFO STREAM", s),
+        ]
+    replies = await conn.commands(commands, f"describing group {group}")
+    out = {}
+    for i, tp in enumerate(tps):
+        owner, committed, ginfo, sinfo = replies[4 * i : 4 * i + 4]
+        for reply in (owner, committed):
+            if isinstance(reply, Exception):
+                raise from_redis(reply, f"describing group {group}") from reply
+        position = _position(ginfo, group)
+        done = _committed(committed)
+        if position is None and done is None:
+            continue
+        log = parse_stream_info(sinfo) if not isinstance(sinfo, Exception) else None
+        start, end = (log.start, log.end) if log else (0, 0)
+        base = done if done is not None else (position if position is not None else start)
         token = _text(owner) if owner else None
-        out[tp] = {
-            "owner": token.split("|", 1)[0] if token else None,
-            "committed": committed,
-            "last_delivered": None if last_delivered == "0-0" else last_delivered,
-            "log_end": _text(tail[0][0]) if isinstance(tail, list) and tail else None,
-            # Kafka's lag (log end - committed): records not delivered yet plus those delivered
-            # and not committed (a consumer's prefetch delivers ahead of what it processed).
-            "lag": None if lag is None else int(lag) + pending_count,
-            "pending": pending_count,
-        }
+        out[tp] = GroupPartitionInfo(
+            tp.topic, tp.partition, keys.token_member(token) if token else None, done, position, start, end,
+            max(0, end - max(base, start)),
+        )
     return out
-
-
-async def group_partition_state(conn: Connection, group: str, tp: TopicPartition) -> dict[str, Any]:
-    """Progress of ``group`` on one partition (all None/0 when the group never read it)."""
-    state = await _partition_states(conn, group, [tp])
-    return state.get(tp) or {
-        "owner": None, "committed": None, "last_delivered": None, "log_end": None, "lag": None, "pending": 0,
-    }  # fmt: skip
 
 
 async def _all_partitions(conn: Connection, topics: list[str] | None = None) -> list[TopicPartition]:
@@ -139,25 +105,29 @@ async def describe_group(conn: Connection, group: str) -> GroupDescription:
     known = await conn.command(f"describing group {group}", "HEXISTS", keys.GROUPS, group)
     if not known:
         raise GroupError(f"group {group!r} does not exist; `facade groups list` shows the groups")
-    generation, assignment = await conn.command(
-        f"describing group {group}", "HMGET", state_key, "generation", "assignment"
+    generation, assignment, protocol = await conn.command(
+        f"describing group {group}", "HMGET", state_key, "generation", "assignment", "protocol"
     )
-    table = json.loads(assignment) if assignment else {}
-    metas = await conn.command(f"describing group {group}", "HGETALL", members_key)
-    metas_items = metas.items() if isinstance(metas, dict) else zip(metas[::2], metas[1::2])
-    subscriptions = {_text(k): tuple(json.loads(v)["topics"]) for k, v in metas_items}
+    table = scripts.parse_assignment(assignment) if assignment else {}
+    raw = await conn.command(f"describing group {group}", "HGETALL", members_key)
+    metas: dict[str, dict[str, Any]] = {}
+    for k, v in raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2]):
+        _, _, meta = _text(v).partition(" ")
+        metas[_text(k)] = json.loads(meta) if meta else {}
     members = tuple(
         GroupMember(
             m,
-            subscriptions.get(m, ()),
-            tuple(sorted(TopicPartition(t, p) for t, p in table.get(m, []))),
+            tuple(metas.get(m, {}).get("topics", ())),
+            tuple(sorted(table.get(m, ()))),
             deadline,
+            metas.get(m, {}).get("host", ""),
+            metas.get(m, {}).get("client_id", ""),
         )
         for m, deadline in sorted((await live_members(conn, group)).items())
     )
-    states = await _partition_states(conn, group, await _all_partitions(conn))
-    partitions = tuple(GroupPartitionInfo(tp.topic, tp.partition, **st) for tp, st in sorted(states.items()))
-    return GroupDescription(group, int(generation or 0), members, partitions)
+    states = await group_partition_states(conn, group, await _all_partitions(conn))
+    return GroupDescription(group, int(generation or 0), members, tuple(v for _, v in sorted(states.items())),
+                            _text(protocol) or "facade")  # fmt: skip
 
 
 async def reset_offsets(
@@ -169,11 +139,14 @@ async def reset_offsets(
     to_latest: bool = False,
     to_datetime_ms: int | None = None,
     shift_by: int | None = None,
-    to_offset: str | None = None,
+    to_offset: int | None = None,
     execute: bool = False,
 ) -> list[OffsetReset]:
-    """Plan (and with ``execute=True`` apply) new positions for ``group`` on every partition of
-    ``topic``. Exactly one target is given. Refused while the group has live members."""
+    """Plan (and with ``execute=True`` apply) new committed offsets for ``group`` on every
+    partition of ``topic``; exactly one target is given. Targets outside a partition's records
+    are clamped to its log start or end (as kafka-consumer-groups does). Refused while the group
+    has live members; members whose session expired (crashed) do not count. All or nothing: the
+    group is locked against joins while the partitions are set."""
     keys.validate_name(group, "group")
     chosen = [x for x in (to_earliest or None, to_latest or None, to_datetime_ms, shift_by, to_offset) if x is not None]
     if len(chosen) != 1:
@@ -182,91 +155,88 @@ async def reset_offsets(
             "(CLI: --to-earliest, --to-latest, --to-datetime, --by-duration, --shift-by, --to-offset)"
         )
     if to_offset is not None:
-        offsets.parse(to_offset)
-    if to_datetime_ms is not None and (isinstance(to_datetime_ms, bool) or not isinstance(to_datetime_ms, int)):
-        raise ConfigError(f"to_datetime_ms must be milliseconds since the epoch, got {to_datetime_ms!r}")
+        offsets.validate(to_offset, "to_offset")
+    if to_datetime_ms is not None:
+        offsets.validate_timestamp(to_datetime_ms, "to_datetime_ms")
     if shift_by is not None and (isinstance(shift_by, bool) or not isinstance(shift_by, int)):
         raise ConfigError(f"shift_by must be an integer, got {shift_by!r}")
-    live = await live_members(conn, group)
-    if live:
-        raise GroupError(
-            f"group {group!r} has {len(live)} live member(s) ({', '.join(sorted(live))}); offsets can only be "
-            "reset while the group is empty (as in Kafka): stop its consumers first"
-        )
     tps = await _all_partitions(conn, [topic])
-    states = await _partition_states(conn, group, tps)
+    states = await group_partition_states(conn, group, tps)
+    ends = {tp: (await _log(conn, tp)) for tp in tps}
     plan = []
     for tp in tps:
-        s = keys.stream(tp.topic, tp.partition)
-        current = (states.get(tp) or {}).get("last_delivered")
+        st = states.get(tp)
+        current = st.committed if st else None
+        start, end = ends[tp]
         if to_earliest:
-            target = "0-0"
+            target = start
         elif to_latest:
-            target = "$"
+            target = end
         elif to_datetime_ms is not None:
-            target = offsets.before(f"{max(0, to_datetime_ms)}-0")
+            target = await _offset_at(conn, tp, to_datetime_ms, end)
         elif to_offset is not None:
-            target = offsets.before(to_offset)
+            target = to_offset
         else:
-            target = await _shifted(conn, s, current or "0-0", int(shift_by or 0))
-        plan.append((tp, current, target))
-    if execute:
-        out = []
-        for tp, current, target in plan:
-            _, new, _ = await conn.script(
-                "set_position",
-                [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition)],
-                [group, "", target, "0"],
-                f"resetting offsets of {group} on {tp.topic}[{tp.partition}]",
-            )
-            out.append(OffsetReset(tp.topic, tp.partition, current, _text(new)))
-        await conn.command(f"resetting offsets of {group}", "HSETNX", keys.GROUPS, group, json.dumps({"layout": 1}))
+            base = current if current is not None else (st.position if st and st.position is not None else start)
+            target = base + int(shift_by or 0)
+        plan.append((tp, current, min(max(target, start), end)))
+    if not execute:
+        return [OffsetReset(tp.topic, tp.partition, cur, target) for tp, cur, target in plan]
+    await conn.script(*scripts.group_lock(group, True), context=f"resetting offsets of group {group}")
+    try:
+        calls = [scripts.set_position(tp, group, "", target, "clamp", commit=True, exactly_once=False) for tp, _, target in plan]
+        results = await conn.pipeline(calls, f"resetting offsets of group {group}")
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        out = [
+            OffsetReset(tp.topic, tp.partition, cur, scripts.Positioned.parse(r).position)
+            for (tp, cur, _), r in zip(plan, results)
+        ]
+        await conn.command(f"resetting offsets of {group}", "HSETNX", keys.GROUPS, group, json.dumps({"layout": keys.LAYOUT_VERSION}))
         return out
-    if to_latest:
-        ends = await _partition_ends(conn, tps)
-        return [OffsetReset(tp.topic, tp.partition, cur, ends[tp]) for tp, cur, _ in plan]
-    return [OffsetReset(tp.topic, tp.partition, cur, target) for tp, cur, target in plan]
+    finally:
+        await conn.script(*scripts.group_lock(group, False), context=f"resetting offsets of group {group}")
 
 
-async def _partition_ends(conn: Connection, tps: list[TopicPartition]) -> dict[TopicPartition, str]:
-    pipe = conn.redis.pipeline(transaction=False)
-    for tp in tps:
-        pipe.xinfo_stream(keys.stream(tp.topic, tp.partition))
-    infos = await _execute(pipe, "reading partition ends")
-    return {
-        tp: (_text(i.get("last-generated-id")) if isinstance(i, dict) else "0-0") or "0-0" for tp, i in zip(tps, infos)
-    }
+async def _log(conn: Connection, tp: TopicPartition) -> tuple[int, int]:
+    info = await conn.command("reading partition offsets", "XINFO STREAM", keys.stream(tp.topic, tp.partition))
+    log = parse_stream_info(info)
+    return log.start, log.end
 
 
-async def _shifted(conn: Connection, stream: str, last: str, n: int) -> str:
-    """The last-delivered ID ``n`` records after (n > 0) or before (n < 0) ``last``."""
-    if n == 0:
-        return last
-    if n > 0:
-        ahead = await conn.command("shifting offsets", "XRANGE", stream, f"({last}", "+", "COUNT", n)
-        return _text(ahead[-1][0]) if ahead else last
-    back = await conn.command("shifting offsets", "XREVRANGE", stream, last, "-", "COUNT", -n + 1)
-    ids = [_text(e[0]) for e in back]
-    # Re-deliver |n| records: ``last`` itself (when stored) and the ones before it.
-    earlier = ids[1:] if ids and ids[0] == last else ids
-    k = -n - 1 if ids and ids[0] == last else -n
-    return earlier[k] if len(earlier) > k else "0-0"
+async def _offset_at(conn: Connection, tp: TopicPartition, ms: int, end: int) -> int:
+    found = await conn.command("looking up offsets by time", "XRANGE", keys.stream(tp.topic, tp.partition), f"{ms}-0", "+", "COUNT", 1)
+    return offsets.split_id(found[0][0])[1] if found else end
+
+
+def now_ms() -> int:
+    """The local clock in ms (for --by-duration, which is relative to now)."""
+    return int(time.time() * 1000)
 
 
 async def delete_group(conn: Connection, group: str) -> int:
-    """Delete ``group``: its coordination keys and its stream groups. Refused with live members.
-
-    Returns the number of partitions the group had read."""
+    """Delete ``group``: its coordination keys, committed offsets and stream groups. Refused with
+    live members. Returns the number of partitions the group had state on."""
     keys.validate_name(group, "group")
     if not await conn.command(f"deleting group {group}", "HEXISTS", keys.GROUPS, group):
         raise GroupError(f"group {group!r} does not exist; `facade groups list` shows the groups")
-    await conn.script("group_delete", list(keys.group_keys(group)), [], f"deleting group {group}")
-    pipe = conn.redis.pipeline(transaction=False)
+    await conn.script(*scripts.group_delete(group), context=f"deleting group {group}")
+    commands: list[tuple[Any, ...]] = []
     for tp in await _all_partitions(conn):
-        pipe.xgroup_destroy(keys.stream(tp.topic, tp.partition), group)
-        pipe.hdel(keys.owners(tp.topic, tp.partition), group)
-    results = await _execute(pipe, f"deleting group {group}")
+        own, off, done, dlv = keys.group_partition_keys(tp.topic, tp.partition)
+        commands += [
+            ("XGROUP", "DESTROY", keys.stream(tp.topic, tp.partition), group),
+            ("HDEL", off, group),
+            ("HDEL", own, group),
+            ("HDEL", done, group),
+            ("HDEL", dlv, group, f"{group}:r", f"{group}:f", f"{group}:t"),
+        ]
+    results = await conn.commands(commands, f"deleting group {group}") if commands else []
     # A stream that vanished meanwhile answers an error: nothing of the group is left there.
-    removed = sum(int(r) for r in results[::2] if not isinstance(r, Exception))
+    removed = sum(
+        1 for i in range(0, len(results), 5)
+        if any(not isinstance(r, Exception) and int(r) for r in results[i : i + 2])
+    )  # fmt: skip
     await conn.command(f"deleting group {group}", "HDEL", keys.GROUPS, group)
     return removed

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import codec, keys
+from .. import codec, offsets, scripts
+from ..accumulator import Batch
 from ..config import ProducerConfig, build
 from ..errors import (
     ConfigError,
@@ -39,7 +40,7 @@ from ..errors import (
     UnsupportedError,
 )
 from ..partitioner import StickyPartitioner, partition_for_key
-from ..records import RecordMetadata, TopicConfig
+from ..records import RecordMetadata, TopicConfig, TopicPartition
 from . import _backend
 from .client import Connection, TopicCache
 from .topics import create_topic
@@ -57,41 +58,11 @@ class _NoReply:
 
     def get(self, topic: str, partition: int) -> Any:
         fut = _backend.new_future()
-        _backend.resolve(fut, (topic, partition, None))
+        _backend.resolve(fut, (topic, partition, None, None))
         return fut
 
 
 _NO_REPLY_FUTURE = _NoReply()
-
-
-class _Batch:
-    """Records for one partition waiting to be sent: the script's ARGV tail, how many records,
-    and the one future they share (each record's RecordFuture points into it)."""
-
-    __slots__ = ("args", "first_seq", "future", "n", "plain", "topic")
-
-    def __init__(self, topic: TopicConfig) -> None:
-        self.topic = topic
-        self.args: list[Any] = []
-        self.n = 0
-        self.future = _backend.new_future()
-        self.first_seq = 0
-        # While every record is a key and a value only, args holds just those (produce.lua's
-        # "plain" form: a third of the arguments to pack, send and parse).
-        self.plain = True
-
-    def add(self, fields: list[bytes], dedup: bytes) -> None:
-        if self.plain:
-            if len(fields) == 4 and fields[0] is codec.KEY and not dedup:
-                self.args += (fields[1], fields[3])
-                return
-            a = self.args  # the first other record: the batch so far into the general form
-            self.args = [x for i in range(0, len(a), 2) for x in (b"", 4, codec.KEY, a[i], codec.VALUE, a[i + 1])]
-            self.plain = False
-        args = self.args
-        args.append(dedup)
-        args.append(len(fields))
-        args += fields
 
 
 class Producer:
@@ -109,7 +80,7 @@ class Producer:
         self._lock = _backend.BufferLock()  # guards the buffers (a no-op under asyncio)
         self._send_lock = _backend.Lock()  # one batch in flight at a time: keeps per-partition order
         self._inflight: Any = None  # a background _transmit (a full buffer), joined before the next
-        self._batches: dict[tuple[str, int], _Batch] = {}
+        self._batches: dict[tuple[str, int], Batch] = {}
         self._buffered = 0
         self._sticky = StickyPartitioner()
         self._timer: Any = None
@@ -145,22 +116,26 @@ class Producer:
         topic: str,
         value: bytes | str,
         key: bytes | str | None = None,
-        headers: Mapping[str, bytes | str] | None = None,
+        headers: Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None = None,
         partition: int | None = None,
         dedup_id: bytes | str | None = None,
+        timestamp_ms: int | None = None,
     ) -> Any:
         """Buffer one record; returns a future that resolves to its :class:`RecordMetadata`.
 
         The record goes to ``partition`` if given, else to Kafka's murmur2 partition of ``key``,
         else (with a ``dedup_id``) of the dedup id, else to the current sticky partition.
         ``dedup_id``: a record sent again with the same id within ``dedup_window_ms`` is not
-        stored twice (its future gives the first one's offset). Raises at once (sending nothing)
+        stored twice (its future gives the first one's offset). ``timestamp_ms``: the record's
+        create time (default: now; ignored by LogAppendTime topics). Raises at once (sending nothing)
         for a bad type, a record over ``max_message_bytes``, an unknown topic or partition, or a
         closed producer.
         """
         if self._closed:
             raise ConfigError("the producer is closed; create a new one")
         fields, size = codec.encode(key, value, headers, self.config.max_message_bytes)
+        if timestamp_ms is not None:
+            offsets.validate_timestamp(timestamp_ms, "timestamp_ms")
         dedup = b""
         if dedup_id is not None:
             dedup = codec.to_bytes(dedup_id, "dedup_id")
@@ -182,10 +157,8 @@ class Producer:
         with self._lock:
             batch = self._batches.get((topic, partition))
             if batch is None:
-                batch = self._batches[(topic, partition)] = _Batch(cfg)
-            batch.add(fields, dedup)
-            fut = _backend.RecordFuture(batch.future, batch.n)
-            batch.n += 1
+                batch = self._batches[(topic, partition)] = Batch(cfg, _backend.new_future())
+            fut = _backend.RecordFuture(batch.future, batch.add(fields, dedup, timestamp_ms))
             self._buffered += size + _RECORD_OVERHEAD
             ready = self._buffered >= self.config.batch_size or self.config.linger_ms == 0
             if not ready and self._timer is None:
@@ -202,12 +175,13 @@ class Producer:
         topic: str,
         value: bytes | str,
         key: bytes | str | None = None,
-        headers: Mapping[str, bytes | str] | None = None,
+        headers: Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None = None,
         partition: int | None = None,
         dedup_id: bytes | str | None = None,
+        timestamp_ms: int | None = None,
     ) -> RecordMetadata:
         """Send one record and wait until the broker has it; returns where it was stored."""
-        fut = await self.send(topic, value, key, headers, partition, dedup_id)
+        fut = await self.send(topic, value, key, headers, partition, dedup_id, timestamp_ms)
         await self._send_buffered()
         return await _backend.wait(fut)
 
@@ -251,7 +225,7 @@ class Producer:
             else:
                 await self._transmit(batches)
 
-    async def _transmit(self, batches: dict[tuple[str, int], _Batch]) -> None:
+    async def _transmit(self, batches: dict[tuple[str, int], Batch]) -> None:
         for tp, b in batches.items():
             b.first_seq = self._sequences.get(tp, 0)
             self._sequences[tp] = b.first_seq + b.n
@@ -260,10 +234,7 @@ class Producer:
         backoff = self.config.retry_backoff_ms / 1000
         unknown = False
         while pending:
-            calls = [
-                ("produce", keys.produce_keys(topic, partition), self._script_args(b))
-                for (topic, partition), b in pending.items()
-            ]
+            calls = [self._produce_call(topic, partition, b) for (topic, partition), b in pending.items()]
             try:
                 tail, needed = await self._confirmation()
                 results = await self._conn.pipeline(calls, "producing", tail)
@@ -271,7 +242,7 @@ class Producer:
                     results = self._confirmed(results[:-1], results[-1], needed)
             except FacadeError as exc:
                 results = [exc] * len(calls)
-            retry: dict[tuple[str, int], _Batch] = {}
+            retry: dict[tuple[str, int], Batch] = {}
             for (tp, b), result in zip(list(pending.items()), results):
                 retriable = isinstance(result, FacadeError) and result.retriable
                 if retriable and _backend.monotonic() < deadline:
@@ -324,16 +295,25 @@ class Producer:
         )
         return [r if isinstance(r, Exception) else error for r in results]
 
-    def _script_args(self, b: _Batch) -> list[Any]:
+    def _produce_call(self, topic: str, partition: int, b: Batch) -> scripts.Call:
         cfg, c = b.topic, self.config
-        head = [
-            cfg.max_len or "", cfg.retention_ms or "", self.producer_id, b.first_seq,
-            c.producer_id_expiry_ms, c.dedup_window_ms, c.dedup_max_ids, b.n,
-            "acked" if cfg.ack_retention else "", "plain" if b.plain else "",
-        ]  # fmt: skip
-        return head + b.args
+        return scripts.produce(
+            TopicPartition(topic, partition),
+            max_len=cfg.max_len,
+            retention_ms=cfg.retention_ms,
+            acked=cfg.ack_retention,
+            producer_id=self.producer_id,
+            first_seq=b.first_seq,
+            producer_id_expiry_ms=c.producer_id_expiry_ms,
+            dedup_window_ms=c.dedup_window_ms,
+            dedup_max_ids=cfg.dedup_max_ids,
+            count=b.n,
+            plain=b.plain,
+            times=b.times(),
+            records=b.args,
+        )
 
-    def _complete(self, tp: tuple[str, int], b: _Batch, result: Any) -> None:
+    def _complete(self, tp: tuple[str, int], b: Batch, result: Any) -> None:
         topic, partition = tp
         if isinstance(result, UnknownTopicError):
             self._topics.forget(topic)
@@ -344,6 +324,5 @@ class Producer:
                             b.n, topic, partition, result)
             _backend.fail(b.future, result)
         else:
-            joined, _duplicate = result
-            _backend.resolve(b.future, (topic, partition, joined.split(b",")))
+            _backend.resolve(b.future, (topic, partition, scripts.Produced.parse(result), b))
         self._sticky.batch_sent(topic, partition, b.topic.partitions)

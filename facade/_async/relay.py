@@ -3,26 +3,37 @@
 This module is the asyncio source of truth; facade/_sync/relay.py is generated from it.
 
 exactly_once=True (default): with atomic (the default except on Redis Cluster), each input
-partition's outputs are appended in the same script that commits their inputs (Consumer.commit(outputs=...)), so a crash at any moment leaves either
-both or neither: a restart neither loses nor doubles anything. This needs all keys on one server
-(single Redis, Sentinel). atomic=False instead sends outputs through an idempotent producer with
-dedup ids derived from the input position (``<group>/<topic>/<partition>/<offset>``), then commits:
-a replay after a crash re-sends the same dedup ids, which the destination drops (within the dedup
-window) — the way to get the same effect where one script cannot reach both sides.
-exactly_once=False: at-least-once (outputs sent, then inputs committed; a crash in between doubles).
+partition's outputs are appended in the same script that commits their inputs
+(Consumer.commit(outputs=...)), so a crash at any moment leaves either both or neither: a restart
+neither loses nor doubles anything. This needs all keys on one server (single Redis, Sentinel).
+atomic=False instead sends outputs through an idempotent producer with dedup ids derived from the
+input position (``<group>/<topic>/<partition>/<offset>``), and commits the inputs only once every
+output is confirmed: a replay after a crash re-sends the same dedup ids, which the destination
+drops (within the dedup window) — the way to get the same effect where one script cannot reach
+both sides. exactly_once=False: at-least-once (outputs confirmed, then inputs committed; a crash
+in between doubles). In no mode is an input committed whose output was not stored: a batch with a
+failed output raises, uncommitted, and a restart copies it again.
+
+A record whose output cannot be stored at all (larger than ``max_message_bytes``, say with
+``key_from="value"``) goes to the source's dead-letter topic with the error, and the relay goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import logging
 from typing import Any
 
-from ..errors import ConfigError
+from .. import codec, keys
+from ..errors import ConfigError, MessageTooLargeError, TopicExistsError
 from ..records import Message, OutputRecord
 from . import _backend
 from .consumer import Consumer
 from .producer import Producer
+from .topics import create_topic
+
+log = logging.getLogger("facade")
 
 __all__ = ["RelayStats", "key_function", "relay"]
 
@@ -63,13 +74,14 @@ async def relay(
     max_messages: int | None = None,
     on_batch: Callable[[int], Any] | None = None,
     consumer_options: dict[str, Any] | None = None,
+    max_message_bytes: int = 16 * 1024 * 1024,
 ) -> RelayStats:
     """Copy ``source`` to ``destination`` as consumer group ``group`` until ``idle_timeout_ms``
     passes with nothing new, or ``max_messages`` were copied (None: run forever)."""
     if source == destination:
         raise ConfigError("source and destination must be different topics")
     pick_key = key_function(key_from)
-    options = {"auto_offset_reset": "earliest", **(consumer_options or {})}
+    options = {"auto_offset_reset": "earliest", "enable_auto_commit": False, **(consumer_options or {})}
     if exactly_once:
         options["guarantee"] = "exactly-once"
     started = _backend.monotonic()
@@ -79,7 +91,10 @@ async def relay(
     if atomic is None:
         # One script spanning input and output partitions is impossible on a cluster.
         atomic = not consumer._conn.cluster
-    producer = None if exactly_once and atomic else Producer(url, linger_ms=0)
+    # Outputs may be larger than a producer's default limit (a key taken from a large value):
+    # the relay's limit follows its source's records, not the 1 MiB default.
+    consumer._committer.max_output_bytes = max_message_bytes
+    producer = Producer(url, linger_ms=5, max_message_bytes=max_message_bytes)
     try:
         while max_messages is None or copied < max_messages:
             want = 500 if max_messages is None else min(500, max_messages - copied)
@@ -89,20 +104,65 @@ async def relay(
                     break
                 continue
             idle_since = _backend.monotonic()
-            if producer is None:
-                outputs = [OutputRecord(m, destination, m.value, pick_key(m), m.headers) for m in batch]
-                await consumer.commit(outputs)
+            fitting, oversized = [], []
+            for m in batch:
+                try:
+                    codec.encode(pick_key(m), m.value, m.headers, max_message_bytes)
+                    fitting.append(m)
+                except MessageTooLargeError as exc:
+                    oversized.append((m, exc))
+            if oversized:
+                await _dead_letter(producer, group, oversized)
+            if atomic and exactly_once:
+                outputs = [OutputRecord(m, destination, m.value, pick_key(m), m.headers) for m in fitting]
+                await consumer.commit(outputs) if outputs else await consumer.commit()
             else:
-                for m in batch:
+                futures = []
+                for m in fitting:
                     dedup = f"{group}/{m.topic}/{m.partition}/{m.offset}" if exactly_once else None
-                    await producer.send(destination, m.value, pick_key(m), m.headers, dedup_id=dedup)
-                await producer.flush()  # raises nothing: failures are in the futures
+                    futures.append(
+                        await producer.send(destination, m.value, pick_key(m), m.headers, dedup_id=dedup,
+                                            timestamp_ms=m.timestamp_ms)
+                    )  # fmt: skip
+                await producer.flush()
+                for fut in futures:  # every output stored, or the inputs stay uncommitted
+                    error = fut.exception()
+                    if error is not None:
+                        raise error
                 await consumer.commit()
-            copied += len(batch)
+            copied += len(fitting)
             if on_batch is not None:
                 on_batch(copied)
     finally:
-        await consumer.close()
-        if producer is not None:
+        try:
+            await consumer.close()
+        finally:
             await producer.close()
     return RelayStats(copied, _backend.monotonic() - started)
+
+
+async def _dead_letter(producer: Producer, group: str, records: list[tuple[Message, Exception]]) -> None:
+    """Send records whose output cannot be stored to the source's dead-letter topic, with the
+    error, before their inputs are committed (dedup ids make a replay store each once)."""
+    dlqs = {keys.dead_letter_topic(m.topic): m.topic for m, _ in records}
+    for name, topic in dlqs.items():
+        cfg = await producer._conn.topic(topic)
+        try:
+            await create_topic(producer._conn, name, cfg.partitions)
+        except TopicExistsError:
+            pass
+    futures = []
+    for m, exc in records:
+        log.warning("facade relay: %s[%d] offset %d cannot be copied (%s); moved to %s", m.topic, m.partition,
+                    m.offset, exc, keys.dead_letter_topic(m.topic))  # fmt: skip
+        headers = [*m.headers, ("dlq.topic", m.topic), ("dlq.partition", str(m.partition)), ("dlq.offset", str(m.offset)),
+                   ("dlq.delivery_count", str(m.delivery_count)), ("dlq.error", str(exc)[:500])]  # fmt: skip
+        futures.append(
+            await producer.send(keys.dead_letter_topic(m.topic), m.value, m.key, headers,
+                                dedup_id=f"relay-dlq/{group}/{m.topic}/{m.partition}/{m.offset}")
+        )  # fmt: skip
+    await producer.flush()
+    for fut in futures:
+        error = fut.exception()
+        if error is not None:
+            raise error

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import keys
+from .. import keys, scripts
 from ..errors import ConfigError, TopicExistsError
-from ..records import TopicConfig
+from ..records import CREATE_TIME, LOG_APPEND_TIME, TopicConfig
 from .client import Connection, topic_from_json, topic_to_json
 
 __all__ = ["create_topic", "init_partitions"]
@@ -25,7 +25,7 @@ def _opt_int(name: str, value: Any, low: int) -> int | None:
 
 
 async def init_partitions(conn: Connection, name: str, first: int, last: int) -> None:
-    calls = [("partition_init", [keys.stream(name, p)], []) for p in range(first, last)]
+    calls = [scripts.partition_init(name, p) for p in range(first, last)]
     for result in await conn.pipeline(calls, f"creating partitions of {name}"):
         if isinstance(result, Exception):
             raise result
@@ -39,10 +39,16 @@ async def create_topic(
     retention_ms: int | None = None,
     max_len: int | None = None,
     ack_retention: bool = False,
+    timestamp_type: str = CREATE_TIME,
+    dedup_max_ids: int = 100_000,
 ) -> TopicConfig:
     """Create a topic through ``conn`` (Admin.create_topic, and producers with auto_create)."""
     keys.validate_name(name)
     keys.validate_partitions(partitions)
+    if not isinstance(ack_retention, bool):
+        raise ConfigError(f"ack_retention must be True or False, got {ack_retention!r}")
+    if timestamp_type not in (CREATE_TIME, LOG_APPEND_TIME):
+        raise ConfigError(f"timestamp_type must be {CREATE_TIME!r} or {LOG_APPEND_TIME!r}, got {timestamp_type!r}")
     cfg = TopicConfig(
         name,
         partitions,
@@ -51,14 +57,12 @@ async def create_topic(
         0,
         keys.LAYOUT_VERSION,
         ack_retention,
+        timestamp_type,
+        _opt_int("dedup_max_ids", dedup_max_ids, 1) or 100_000,
     )
-    if not isinstance(ack_retention, bool):
-        raise ConfigError(f"ack_retention must be True or False, got {ack_retention!r}")
     if await conn.command(f"creating topic {name}", "HEXISTS", keys.TOPICS, name):
         raise TopicExistsError(f"topic {name!r} already exists; see `facade topics describe {name}`")
     # Streams first, registry last: a topic is visible only once all its partitions exist.
     await init_partitions(conn, name, 0, partitions)
-    stored = await conn.script(
-        "topic_register", [keys.TOPICS], [name, topic_to_json(cfg), "create"], f"creating topic {name}"
-    )
+    stored = await conn.script(*scripts.topic_register(name, topic_to_json(cfg), "create"), context=f"creating topic {name}")
     return topic_from_json(stored)

@@ -87,10 +87,9 @@ class RecordFuture:
 
 
 def _metadata(outcome: Any, index: int) -> Any:
-    from ..records import RecordMetadata
+    from ..accumulator import record_metadata
 
-    topic, partition, offsets = outcome
-    return RecordMetadata(topic, partition, offsets[index].decode() if offsets is not None else None)
+    return record_metadata(outcome, index)
 
 
 class Task:
@@ -117,3 +116,24 @@ def spawn(fn: Callable[..., Any], *args: Any) -> Task:
 def join(task: Task) -> Any:
     """The result of a :func:`spawn`-ed call (its exception raised), waiting for it."""
     return task.future.result()
+
+
+class Periodic:
+    """Call ``fn()`` on a daemon thread of its own until :meth:`stop`: at once, then again after
+    the number of seconds each call returns (the group heartbeat, beside the application)."""
+
+    def __init__(self, fn: Callable[[], float], name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], float]) -> None:
+        delay = 0.0
+        while not self._stop.wait(delay):
+            delay = fn()
+
+    def stop(self) -> None:
+        """Stop calling, and wait for a call under way to end (unless called from that call)."""
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(30)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from .. import codec, keys
 from ..errors import ConfigError
-from ..records import Message
+from ..records import Message, TopicPartition
+from .logs import delete_before
 from .client import Connection
 from .producer import Producer
 
@@ -22,8 +23,8 @@ HEADERS = ("dlq.topic", "dlq.partition", "dlq.offset", "dlq.delivery_count", "dl
 
 
 def dlq_name(topic: str) -> str:
-    """The dead-letter topic of ``topic``."""
-    return keys.validate_name(f"{keys.validate_name(topic)}.dlq")
+    """The dead-letter topic of ``topic`` (keys.dead_letter_topic decides the name)."""
+    return keys.dead_letter_topic(keys.validate_name(topic))
 
 
 def list_dead(conn: Connection, topic: str, limit: int = 100) -> list[Message]:
@@ -46,7 +47,8 @@ def replay_dead(conn: Connection, topic: str) -> int:
     (original key, value and headers), then remove it from the dead-letter topic.
 
     Safe to repeat after a crash: each is re-sent with the dedup id ``dlq-replay/<dlq offset>``,
-    and removed only once stored."""
+    and removed only once stored (the dead-letter topic is trimmed from its start, so the offsets
+    of what remains never change)."""
     name = dlq_name(topic)
     cfg = conn.topic(name)
     moved = 0
@@ -63,14 +65,17 @@ def replay_dead(conn: Connection, topic: str) -> int:
                     m = codec.decode(name, p, eid, flat)
                     origin = (m.headers.get("dlq.topic") or b"").decode() or topic
                     partition = int(m.headers.get("dlq.partition") or 0)
-                    headers = {k: v for k, v in m.headers.items() if k not in HEADERS}
-                    fut = producer.send(origin, m.value, m.key, headers, partition, dedup_id=f"dlq-replay/{m.offset}")
+                    headers = [(k, v) for k, v in m.headers if k not in HEADERS]
+                    fut = producer.send(
+                        origin, m.value, m.key, headers, partition, dedup_id=f"dlq-replay/{p}/{m.offset}",
+                        timestamp_ms=m.timestamp_ms,
+                    )
                     sends.append((m.offset, fut))
                 producer.flush()
-                for offset, fut in sends:
+                for _, fut in sends:
                     if fut.exception() is not None:
                         raise fut.exception()
-                conn.command(f"replaying {name}", "XDEL", stream, *[o for o, _ in sends])
+                delete_before(conn, TopicPartition(name, p), sends[-1][0] + 1)
                 moved += len(sends)
     finally:
         producer.close()

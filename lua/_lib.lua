@@ -1,0 +1,319 @@
+-- _lib: the prelude loaded in front of every script (facade/scripts.py joins them), so that each
+-- helper below is written once. It reads no KEYS or ARGV of its own and only defines locals.
+--
+-- Offsets: a record's stream entry ID is "<ms>-<offset>": ms is the append time (never going back,
+-- so IDs stay increasing when the server clock does), offset is dense per partition (0, 1, 2, ...).
+-- A consumer group's fetch position is its stream group's last-delivered ID; "position n" means
+-- the next record read is the first with offset >= n.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- "ms-seq" -> ms, seq (numbers; both stay far below 2^53 for offsets and epoch milliseconds)
+local function id_parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local function make_id(ms, seq)
+  return string.format('%d-%d', ms, seq)
+end
+
+local function fenced(stream, group)
+  return redis.error_reply('FENCED this member no longer owns ' .. stream .. ' in group ' .. group)
+end
+
+-- The stream's last generated ID: kept by the server after trimming and deletion, so the next
+-- offset never goes back. XINFO STREAM is used only where the stream has no entry to read it from.
+local function last_generated(stream)
+  local info = redis.call('XINFO', 'STREAM', stream)
+  for j = 1, #info, 2 do
+    if info[j] == 'last-generated-id' then return info[j + 1] end
+  end
+  return '0-0'
+end
+
+-- The next offset (Kafka's high watermark / log end offset). "0-0" means nothing was ever
+-- appended (XADD never makes that ID).
+local function high_watermark(stream)
+  local id = last_generated(stream)
+  if id == '0-0' then return 0 end
+  local _, seq = id_parts(id)
+  return seq + 1
+end
+
+-- The offset of the oldest stored record (Kafka's log start offset); the high watermark when
+-- the partition is empty.
+local function log_start(stream)
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+  if first then
+    local _, seq = id_parts(first[1])
+    return seq
+  end
+  return high_watermark(stream)
+end
+
+-- Where the next appended record goes: its ms (the server clock, or the last entry's ms if the
+-- clock went back) and its offset. ``exact`` reads the last generated ID (XINFO); otherwise the
+-- last entry's ID is used, which is the same unless someone deleted the tail with XDEL: callers
+-- then see XADD refuse the ID (append refused below) and ask again with ``exact``.
+local function append_point(stream, now, exact)
+  local id
+  if not exact then
+    local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+    id = last and last[1]
+  end
+  id = id or last_generated(stream)
+  local ms, seq = id_parts(id)
+  local nxt = seq + 1
+  if id == '0-0' then nxt = 0 end
+  if now > ms then ms = now end
+  return ms, nxt
+end
+
+-- Whether an XADD error says the ID was not above the stream's top (see append_point).
+local function id_too_small(err)
+  return type(err) == 'table' and err.err and string.find(err.err, 'equal or smaller', 1, true) ~= nil
+end
+
+-- The first stored entry with offset >= n, or nil. Bounded work: a binary search over the
+-- milliseconds part (offsets and ms both only grow along the stream), at most ~45 probes.
+local function find_entry(stream, n)
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+  if not first then return nil end
+  local lo, fseq = id_parts(first[1])
+  if fseq >= n then return first end
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  local hi, lseq = id_parts(last[1])
+  if lseq < n then return nil end
+  -- Largest ms m with (first entry at or after m-0).offset <= n: entry n, if stored, is at m.
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    local e = redis.call('XRANGE', stream, make_id(mid, 0), '+', 'COUNT', 1)[1]
+    local _, s = id_parts(e[1])
+    if s <= n then lo = mid else hi = mid - 1 end
+  end
+  return redis.call('XRANGE', stream, make_id(lo, n), '+', 'COUNT', 1)[1]
+end
+
+-- The last-delivered ID that makes offset n the next one a stream group reads (n within
+-- [log start, high watermark]; hw is the high watermark, passed in when the caller has it).
+local function position_id(stream, n, hw)
+  if n <= 0 then return '0-0' end
+  if n >= hw then return last_generated(stream) end
+  local e = find_entry(stream, n)
+  if not e then return last_generated(stream) end
+  local ms, seq = id_parts(e[1])
+  if seq == 0 then return '0-0' end
+  return make_id(ms, seq - 1)
+end
+
+-- Move (creating it if needed) the group's stream group so that offset n is read next.
+-- ENTRIESREAD keeps XINFO GROUPS' lag right for redis-cli users (offsets are dense).
+-- Returns the new last-delivered ID, and an error reply or nil.
+local function set_group_position(stream, group, n, hw)
+  local id = position_id(stream, n, hw)
+  local ok = redis.pcall('XGROUP', 'CREATE', stream, group, id, 'ENTRIESREAD', n)
+  if type(ok) == 'table' and ok.err then
+    if string.sub(ok.err, 1, 9) ~= 'BUSYGROUP' then return id, ok end
+    redis.call('XGROUP', 'SETID', stream, group, id, 'ENTRIESREAD', n)
+  end
+  return id, nil
+end
+
+-- The group's fetch position on the stream (next offset it reads), or nil without a stream group.
+local function group_position(stream, group)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local name, last = nil, nil
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then last = g[j + 1] end
+    end
+    if name == group then
+      if last == '0-0' then return 0 end
+      local _, seq = id_parts(last)
+      return seq + 1
+    end
+  end
+  return nil
+end
+
+-- Resolve an out-of-range offset as Kafka's auto.offset.reset does: "earliest" goes to the log
+-- start, "latest" to the high watermark, "none" refuses; "clamp" (operators' resets, as
+-- kafka-consumer-groups does) takes the nearer end. Returns the offset, or nil and an error.
+local function resolve_offset(n, start, hw, policy)
+  if n ~= nil and n >= start and n <= hw then return n end
+  if policy == 'clamp' and n ~= nil then
+    if n < start then return start end
+    return hw
+  end
+  if policy == 'earliest' or policy == 'clamp' then return start end
+  if policy == 'latest' then return hw end
+  if n == nil then
+    return nil, redis.error_reply('NOOFFSET no committed offset and auto_offset_reset is none')
+  end
+  return nil, redis.error_reply('OUTOFRANGE offset ' .. n .. ' is outside [' .. start .. ', ' .. hw .. ']')
+end
+
+-- Per-partition committed offsets: "<offset>" or "<offset> <metadata>" (Kafka's commit metadata).
+local function committed_offset(off, group)
+  local v = redis.call('HGET', off, group)
+  if not v then return nil end
+  return tonumber(string.match(v, '^(%d+)'))
+end
+
+-- Remove members whose session deadline passed (at most 100 per call: bounded work; the rest go
+-- at the next call). Every removal starts a new generation, and the current assignment, which
+-- may name a removed member, is kept only as the previous one (for sticky strategies).
+local function bump_generation(state)
+  local current = redis.call('HGET', state, 'assignment')
+  if current then
+    redis.call('HSET', state, 'previous', current)
+    redis.call('HDEL', state, 'assignment', 'assignment_generation')
+  end
+  return redis.call('HINCRBY', state, 'generation', 1)
+end
+
+local function expire_members(state, members, deadlines, now, keep)
+  local dead = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, 100)
+  local removed = 0
+  for _, m in ipairs(dead) do
+    if m ~= keep then
+      redis.call('HDEL', members, m)
+      redis.call('ZREM', deadlines, m)
+      removed = removed + 1
+    end
+  end
+  if removed > 0 then bump_generation(state) end
+  return removed
+end
+
+-- A member's stored value is "<session nonce> <metadata JSON>"; its owner tokens are
+-- "<member id>|<session nonce>" (facade/keys.py owner_token builds them).
+local function member_nonce(value)
+  return string.match(value, '^(%S+)')
+end
+
+-- Apply a topic's retention after an append: max_len (approximate: whole stream nodes, so a few
+-- more may stay) and retention_ms (by append time, server clock). With ``floor`` (ack-aware
+-- retention: the lowest offset some group still needs) nothing at or above the floor goes.
+-- Bounded: approximate trims stop after 100 nodes per call; the rest goes at later appends.
+local function trim(stream, max_len, retention_ms, floor, now)
+  local cutoff = nil
+  if retention_ms ~= '' and now - tonumber(retention_ms) > 0 then cutoff = now - tonumber(retention_ms) end
+  if floor == nil then
+    if max_len ~= '' then redis.call('XTRIM', stream, 'MAXLEN', '~', max_len) end
+    if cutoff then redis.call('XTRIM', stream, 'MINID', '~', make_id(cutoff, 0)) end
+    return
+  end
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+  if not first then return end
+  local _, start = id_parts(first[1])
+  if floor <= start then return end
+  local len = redis.call('XLEN', stream)
+  local _, last = id_parts(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1][1])
+  local dense = (last - start + 1 == len)
+  local below = floor - start  -- records under the floor, when offsets have no hole
+  local function keep_floor(excess)
+    if dense then
+      local drop = below
+      if excess and excess < drop then drop = excess end
+      if drop > 0 then redis.call('XTRIM', stream, 'MAXLEN', '~', len - drop) end
+    else
+      local e = find_entry(stream, floor)
+      if e and excess then
+        redis.call('XTRIM', stream, 'MINID', '~', e[1], 'LIMIT', excess)
+      elseif e then
+        redis.call('XTRIM', stream, 'MINID', '~', e[1])
+      end
+    end
+  end
+  if max_len ~= '' and len > tonumber(max_len) then keep_floor(len - tonumber(max_len)) end
+  if cutoff then
+    local e = redis.call('XRANGE', stream, make_id(cutoff, 0), '+', 'COUNT', 1)[1]
+    local seq = e and select(2, id_parts(e[1])) or (last + 1)
+    if seq <= floor then
+      redis.call('XTRIM', stream, 'MINID', '~', make_id(cutoff, 0))
+    else
+      keep_floor(nil)
+    end
+  end
+end
+
+-- The lowest offset any consumer group still needs on this stream: its committed offset, or
+-- its fetch position when it committed nothing here. nil when no group reads it.
+local function needed_floor(stream, off)
+  local floor = nil
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local name, last = nil, nil
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then last = g[j + 1] end
+    end
+    local need = committed_offset(off, name)
+    if need == nil then
+      need = 0
+      if last ~= '0-0' then need = select(2, id_parts(last)) + 1 end
+    end
+    if floor == nil or need < floor then floor = need end
+  end
+  return floor
+end
+
+-- Delivery state (facade:{T/P}:dlv), per group: field <group> is the last offset handed to the
+-- application in the current tenure ("<offset>" or "<offset>s" when handed one at a time);
+-- <group>:r lists "<from> <to>" ranges each handed out once more before a handover (a redelivery
+-- count for every offset they cover); <group>:f lists "<offset> <failures>" pairs (fail(), or a
+-- crash while the record was the only one handed out), "d" meaning moved to the dead letters.
+local function read_pairs(text)
+  local out = {}
+  if text then
+    for a, b in string.gmatch(text, '(%S+) (%S+)') do out[#out + 1] = {a, b} end
+  end
+  return out
+end
+
+-- Keep the newest 64 pairs whose pair[at] is at or above ``floor`` (the committed offset; nil
+-- keeps all): the state stays bounded whatever happens.
+local function write_pairs(dlv, field, list, floor, at)
+  local kept = {}
+  for j = #list, 1, -1 do
+    if #kept >= 64 then break end
+    local p = list[j]
+    if floor == nil or tonumber(p[at]) >= floor then table.insert(kept, 1, p[1] .. ' ' .. p[2]) end
+  end
+  if #kept == 0 then
+    redis.call('HDEL', dlv, field)
+  else
+    redis.call('HSET', dlv, field, table.concat(kept, ' '))
+  end
+end
+
+-- One more delivery of offsets from..to ended without a commit (a handover, or fail()).
+local function record_redelivery(dlv, group, from, to)
+  local list = read_pairs(redis.call('HGET', dlv, group .. ':r'))
+  list[#list + 1] = {string.format('%d', from), string.format('%d', to)}
+  write_pairs(dlv, group .. ':r', list, nil, 2)
+end
+
+-- One more failure of the record at ``at`` towards max_deliveries ("d" stays: it was moved to
+-- the dead letters already).
+local function add_failure(dlv, group, at, floor)
+  local field = group .. ':f'
+  local list = read_pairs(redis.call('HGET', dlv, field))
+  local found = false
+  for _, p in ipairs(list) do
+    if tonumber(p[1]) == at then
+      if p[2] ~= 'd' then p[2] = tostring(tonumber(p[2]) + 1) end
+      found = true
+    end
+  end
+  if not found then list[#list + 1] = {string.format('%d', at), '1'} end
+  write_pairs(dlv, field, list, floor, 1)
+end
+
+-- The application failed the record at ``at`` (fail()): a failure, and a delivery that ended.
+local function record_failure(dlv, group, at)
+  add_failure(dlv, group, at, nil)
+  record_redelivery(dlv, group, at, at)
+end
