@@ -10,6 +10,7 @@ gets a :class:`Snapshot` and nothing else, so it is tested with hand-made snapsh
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,9 +49,9 @@ class PartitionRow:
     length: int
     """Records stored."""
     first_offset: str | None
-    """Oldest stored offset (None: empty)."""
+    """Offset of the oldest stored record (None: empty)."""
     last_offset: str | None
-    """Newest stored offset (None: empty)."""
+    """Offset of the newest stored record (None: empty)."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,13 @@ class GroupPartitionRow:
     partition: int
     owner: str | None
     """Member that owns it, None when nobody does."""
-    committed: str | None
+    committed: int | None
     lag: int | None
-    """Records not yet delivered to the group (None: unknown)."""
+    """Records not committed yet (log end offset - committed offset)."""
     pending: int
-    """Delivered, not committed."""
+    """Read by the owner, not committed yet (its position - committed offset)."""
     oldest_pending_ms: int | None
-    """How long the oldest pending record has waited since it was delivered (ms); None: none pending."""
+    """Reserved: how long the oldest read-but-uncommitted record has waited (not tracked: None)."""
 
 
 @dataclass(frozen=True)
@@ -204,9 +205,10 @@ def _text(v: Any) -> Any:
 
 
 def _entry_id(entry: Any) -> str | None:
+    """The offset of an XINFO STREAM first/last entry, as text (None: no entry)."""
     if not entry:
         return None
-    return _text(entry[0])
+    return _text(entry[0]).rsplit("-", 1)[-1]
 
 
 def _int(v: Any) -> int | None:
@@ -244,7 +246,7 @@ class Collector:
         configs = self._topics()
         descriptions = self._groups({c.name for c in configs})
         streams, ginfos = self._stream_info(configs)
-        pending_age = self._pending_ages(descriptions)
+        pending_age: dict[tuple[str, str, int], int] = {}
         readers: dict[str, set[str]] = collections.defaultdict(set)
         for d in descriptions:
             for p in d.partitions:
@@ -364,25 +366,9 @@ class Collector:
                 subscribed = {t for m in d.members for t in m.topics}
                 if not ({p.topic for p in d.partitions} | subscribed) & shown:
                     continue
-                d = GroupDescription(
-                    d.group, d.generation, d.members, tuple(p for p in d.partitions if p.topic in shown)
-                )
+                d = dataclasses.replace(d, partitions=tuple(p for p in d.partitions if p.topic in shown))
             out.append(d)
         return out
-
-    def _pending_ages(self, descriptions: list[GroupDescription]) -> dict[tuple[str, str, int], int]:
-        wanted = [(d.group, p.topic, p.partition) for d in descriptions for p in d.partitions if p.pending]
-
-        def fill(pipe: Any) -> None:
-            for group, topic, partition in wanted:
-                pipe.xpending_range(keys.stream(topic, partition), group, min="-", max="+", count=1)
-
-        results = self._pipeline(fill, "reading pending records") if wanted else []
-        ages = {}
-        for key, res in zip(wanted, results):
-            if isinstance(res, list) and res:
-                ages[key] = int(res[0]["time_since_delivered"])
-        return ages
 
     def _group_view(
         self, d: GroupDescription, ages: Mapping[tuple[str, str, int], int], now: float
@@ -410,7 +396,7 @@ class Collector:
                     p.owner,
                     p.committed,
                     p.lag,
-                    p.pending,
+                    max(0, (p.position or 0) - (p.committed if p.committed is not None else p.log_start_offset)),
                     ages.get((d.group, p.topic, p.partition)),
                 )
                 for p in d.partitions

@@ -87,7 +87,9 @@ def describe(settings: Settings, group: str, as_json: bool) -> None:
     help="First record at or after now minus this ISO 8601 duration (this machine's clock), e.g. PT15M, P1D.",
 )
 @click.option("--shift-by", type=int, metavar="N", help="Move N records forward (N > 0) or back (N < 0).")
-@click.option("--to-offset", metavar="ID", help="Next record delivered is the first at or after offset ID.")
+@click.option(
+    "--to-offset", type=click.IntRange(min=0), metavar="N", help="The next record read is the one at offset N."
+)
 @click.option(
     "--execute/--dry-run",
     default=False,
@@ -104,16 +106,17 @@ def reset_offsets(
     to_datetime: str | None,
     by_duration: str | None,
     shift_by: int | None,
-    to_offset: str | None,
+    to_offset: int | None,
     execute: bool,
     as_json: bool,
 ) -> None:
-    """Move GROUP's position on every partition of topic T. Give exactly one target.
+    """Set GROUP's committed offset on every partition of topic T. Give exactly one target.
 
-    Prints, per partition, the current position and the new one (the next record
-    delivered is the first after it). Nothing changes without --execute. As in Kafka,
-    this is refused while the group has live members: stop its consumers first.
-    Records delivered but not committed before the new position count as consumed.
+    Prints, per partition, the current committed offset and the new one: the next
+    record the group reads. Targets outside a partition's records are clamped to its
+    first or last. Nothing changes without --execute. As in Kafka, this is refused while
+    the group has live members (members that crashed and whose session expired do
+    not count): stop its consumers first. All partitions change, or none.
 
     \b
     Example:

@@ -79,7 +79,8 @@ def describe_json(d: GroupDescription) -> str:
             "group": d.group,
             "generation": d.generation,
             "members": [
-                {"id": m.member_id, "partitions": [partition_label(tp) for tp in m.partitions]}
+                {"id": m.member_id, "host": m.host, "client_id": m.client_id,
+                 "partitions": [partition_label(tp) for tp in m.partitions]}
                 for m in d.members
             ],
             "partitions": [
@@ -88,9 +89,10 @@ def describe_json(d: GroupDescription) -> str:
                     "partition": p.partition,
                     "owner": p.owner,
                     "committed": p.committed,
-                    "log_end": p.log_end,
+                    "position": p.position,
+                    "log_start": p.log_start_offset,
+                    "log_end": p.log_end_offset,
                     "lag": p.lag,
-                    "pending": p.pending,
                 }
                 for p in d.partitions
             ],
@@ -100,7 +102,7 @@ def describe_json(d: GroupDescription) -> str:
 
 def describe_view(d: GroupDescription, now_ms: int) -> RenderableType:
     """``groups describe G``: like ``kafka-consumer-groups --describe``: a header, the partition
-    table (owner, committed offset, log end, LAG, pending) and the members with their assignment.
+    table (committed offset, log end offset, LAG, owner) and the members with their assignment.
 
     ``now_ms`` (epoch ms) turns session deadlines into "expires in".
     """
@@ -114,10 +116,9 @@ def describe_view(d: GroupDescription, now_ms: int) -> RenderableType:
     for name, justify in (
         ("TOPIC", "left"),
         ("PARTITION", "right"),
-        ("COMMITTED-OFFSET", "left"),
-        ("LOG-END-OFFSET", "left"),
+        ("CURRENT-OFFSET", "right"),
+        ("LOG-END-OFFSET", "right"),
         ("LAG", "right"),
-        ("PENDING", "right"),
         ("OWNER", "left"),
     ):
         parts.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -125,10 +126,9 @@ def describe_view(d: GroupDescription, now_ms: int) -> RenderableType:
         parts.add_row(
             p.topic,
             str(p.partition),
-            p.committed or "-",
-            p.log_end or "-",
+            "-" if p.committed is None else str(p.committed),
+            str(p.log_end_offset),
             _num(p.lag),
-            str(p.pending),
             p.owner or Text("-", "yellow"),
         )
     if not d.partitions:
@@ -168,16 +168,15 @@ def resets_json(group: str, resets: Sequence[OffsetReset], executed: bool) -> st
 def resets_view(group: str, resets: Sequence[OffsetReset], executed: bool) -> RenderableType:
     """``groups reset-offsets``: the plan (or what was done), one row per partition.
 
-    NEW-POSITION is the group's new last-delivered offset: the next record delivered is the first
-    one after it ("0-0": from the beginning).
+    NEW-OFFSET is the group's new committed offset: the offset of the next record it reads.
     """
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("TOPIC")
     table.add_column("PARTITION", justify="right")
-    table.add_column("CURRENT-POSITION")
-    table.add_column("NEW-POSITION")
+    table.add_column("CURRENT-OFFSET", justify="right")
+    table.add_column("NEW-OFFSET", justify="right")
     for r in resets:
-        table.add_row(r.topic, str(r.partition), r.current or "-", r.target)
+        table.add_row(r.topic, str(r.partition), "-" if r.current is None else str(r.current), str(r.target))
     if executed:
         tail = Text(f"Offsets of group {group} reset.", "green")
     else:

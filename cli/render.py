@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -113,15 +113,15 @@ def bytes_fields(name: str, data: bytes | None) -> dict[str, Any]:
     return {f"{name}_base64": base64.b64encode(data).decode("ascii")}
 
 
-def _headers_fields(headers: Mapping[str, bytes]) -> dict[str, Any]:
-    plain: dict[str, str] = {}
-    binary: dict[str, str] = {}
-    for name, value in headers.items():
+def _headers_fields(headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
+    plain: list[list[str]] = []
+    binary: list[list[str]] = []
+    for name, value in headers:
         text = _text_or_none(value)
         if text is None:
-            binary[name] = base64.b64encode(value).decode("ascii")
+            binary.append([name, base64.b64encode(value).decode("ascii")])
         else:
-            plain[name] = text
+            plain.append([name, text])
     out: dict[str, Any] = {"headers": plain}
     if binary:
         out["headers_base64"] = binary
@@ -131,15 +131,17 @@ def _headers_fields(headers: Mapping[str, bytes]) -> dict[str, Any]:
 def message_json(msg: Message) -> str:
     """``consume --format json``: one line per message.
 
-    ``{"topic","partition","offset","key","value","headers","timestamp_ms"}``; a key or value that
-    is not UTF-8 appears as ``key_base64`` / ``value_base64`` instead, and header values that are
-    not UTF-8 move from ``headers`` to ``headers_base64``.
+    ``{"topic","partition","offset","key","value","headers","timestamp_ms","timestamp_type"}``;
+    ``headers`` is a list of ``[name, value]`` pairs (a name may repeat); a key or value that
+    is not UTF-8 appears as ``key_base64`` / ``value_base64`` instead, and headers whose value is
+    not UTF-8 move from ``headers`` to ``headers_base64`` (also ``[name, base64]`` pairs).
     """
     obj: dict[str, Any] = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
     obj.update(bytes_fields("key", msg.key))
     obj.update(bytes_fields("value", msg.value))
     obj.update(_headers_fields(msg.headers))
     obj["timestamp_ms"] = msg.timestamp_ms
+    obj["timestamp_type"] = msg.timestamp_type
     return json_line(obj)
 
 
@@ -156,10 +158,10 @@ TEMPLATE_HELP = (
 _FIELDS: dict[str, Callable[[Message], bytes]] = {
     "t": lambda m: m.topic.encode(),
     "p": lambda m: str(m.partition).encode(),
-    "o": lambda m: m.offset.encode(),
+    "o": lambda m: str(m.offset).encode(),
     "k": lambda m: m.key or b"",
     "v": lambda m: m.value,
-    "h": lambda m: b",".join(k.encode() + b"=" + v for k, v in m.headers.items()),
+    "h": lambda m: b",".join(k.encode() + b"=" + v for k, v in m.headers),
     "T": lambda m: str(m.timestamp_ms).encode(),
     "c": lambda m: str(m.delivery_count).encode(),
 }
@@ -291,8 +293,8 @@ def description_json(desc: TopicDescription) -> str:
         {
             "partition": p.partition,
             "length": p.length,
-            "first_offset": p.first_offset,
-            "last_offset": p.last_offset,
+            "log_start_offset": p.log_start_offset,
+            "log_end_offset": p.log_end_offset,
             "stream_key": p.stream_key,
             "shard": p.shard,
         }
@@ -318,14 +320,14 @@ def description_view(desc: TopicDescription) -> RenderableType:
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("PARTITION", justify="right")
     table.add_column("LENGTH", justify="right")
-    table.add_column("FIRST OFFSET")
-    table.add_column("LAST OFFSET")
+    table.add_column("LOG-START-OFFSET", justify="right")
+    table.add_column("LOG-END-OFFSET", justify="right")
     table.add_column("STREAM KEY")
     sharded = any(p.shard for p in desc.partitions)
     if sharded:
         table.add_column("SHARD")
     for p in desc.partitions:
-        row = [str(p.partition), str(p.length), p.first_offset or "-", p.last_offset or "-", p.stream_key]
+        row = [str(p.partition), str(p.length), str(p.log_start_offset), str(p.log_end_offset), p.stream_key]
         table.add_row(*row, *([p.shard or "-"] if sharded else []))
     groups = Text.assemble(("Groups: ", "bold"), ", ".join(desc.groups) if desc.groups else "(none)")
     return Group(head, table, groups)

@@ -7,8 +7,7 @@
         p.send("posts", b"hello", key="user-1")
     with Consumer(["posts"], group="notifications") as c:
         for msg in c.poll(timeout_ms=1000):
-            ...
-        c.commit()
+            ...   # msg.offset is Kafka's: 0, 1, 2, ... per partition
 
 The asyncio twins have the same names in ``facade.aio``. With no URL (argument or
 ``$FACADE_URL``) every client uses the embedded local broker, started on first use.
@@ -27,16 +26,19 @@ from .errors import (
     ConfigError,
     ConnectionFailedError,
     FacadeError,
+    FencedInstanceIdError,
     GroupError,
     InvalidNameError,
     InvalidUrlError,
     MessageTooLargeError,
     NotEnoughReplicasError,
+    OffsetOutOfRangeError,
     OutOfMemoryError,
     OutOfOrderSequenceError,
     PermissionDeniedError,
     ReadOnlyError,
     RebalanceInProgressError,
+    ServerBusyError,
     ServerError,
     TopicError,
     TopicExistsError,
@@ -48,8 +50,12 @@ from .partitioner import murmur2, partition_for_key
 from .records import (
     GroupDescription,
     GroupMember,
+    GroupMetadata,
     GroupPartitionInfo,
+    Headers,
     Message,
+    OffsetAndMetadata,
+    OffsetAndTimestamp,
     OffsetReset,
     OutputRecord,
     PartitionInfo,
@@ -72,15 +78,21 @@ __all__ = [
     "Consumer",
     "ConsumerConfig",
     "FacadeError",
+    "FencedInstanceIdError",
     "GroupDescription",
     "GroupError",
     "GroupMember",
+    "GroupMetadata",
     "GroupPartitionInfo",
+    "Headers",
     "InvalidNameError",
     "InvalidUrlError",
     "Message",
     "MessageTooLargeError",
     "NotEnoughReplicasError",
+    "OffsetAndMetadata",
+    "OffsetAndTimestamp",
+    "OffsetOutOfRangeError",
     "OffsetReset",
     "OutOfMemoryError",
     "OutOfOrderSequenceError",
@@ -93,6 +105,7 @@ __all__ = [
     "RebalanceInProgressError",
     "RecordMetadata",
     "RelayStats",
+    "ServerBusyError",
     "ServerError",
     "TopicConfig",
     "TopicDescription",

@@ -70,6 +70,7 @@ _GROUPS = keys.GROUPS  # facade:{meta}:groups
 # Partition keys of any topic, and coordination keys of any group (see facade/keys.py). The
 # brace is literal in a Redis glob, so "{*}" only matches a hash tag.
 _LOG, _OWN, _DONE = f"{_P}:{{*}}:log", f"{_P}:{{*}}:own", f"{_P}:{{*}}:done"
+_OFF, _DLV = f"{_P}:{{*}}:off", f"{_P}:{{*}}:dlv"
 _PRODUCER_STATE = (f"{_P}:{{*}}:pid", f"{_P}:{{*}}:pidx", f"{_P}:{{*}}:dedup", f"{_P}:{{*}}:dedupx")
 _GROUP_KEYS = (f"{_P}:{{g/*}}:state", f"{_P}:{{g/*}}:members", f"{_P}:{{g/*}}:deadlines")
 
@@ -102,20 +103,24 @@ _READ_TOPICS = ((f"%R~{_TOPICS}",), ("+hget", "+hgetall"))
 _PRODUCER = (
     _READ_TOPICS,
     # The produce script, on each partition's stream, idempotent-producer state (:pid, :pidx)
-    # and dedup ids (:dedup, :dedupx); not the consumer keys (:own, :done), no DEL.
+    # and dedup ids (:dedup, :dedupx); not the consumer keys (:own, :done, :dlv), no DEL.
     (
         _rw(_LOG, *_PRODUCER_STATE),
         (
             "+evalsha",
-            # The topic still exists; append; retention trims.
-            "+exists", "+xadd", "+xtrim",
-            # Ack-aware retention reads how far each group got: group names and pending IDs
-            # (XINFO GROUPS, XPENDING summary) and the length, never records (no XRANGE/XREAD).
-            "+xinfo|groups", "+xpending", "+xlen",
+            # The topic still exists; where the next record goes (the last entry, or the last
+            # generated ID); append with explicit IDs; retention trims (the offset floor of
+            # ack-aware retention is found with single-entry reads).
+            "+exists", "+xadd", "+xtrim", "+xrevrange", "+xrange", "+xinfo|stream",
+            # Ack-aware retention reads how far each group got (XINFO GROUPS) and the length.
+            "+xinfo|groups", "+xlen",
             # Producer sequences and dedup ids, and their expiry.
             "+hget", "+hset", "+hdel", "+zadd", "+zrem", "+zscore", "+zrangebyscore", "+zcard", "+zpopmin",
         ),
     ),
+    # produce.lua is also given the committed offsets (:off) and reads them for ack-aware
+    # retention: EVALSHA needs every key of a call in one selector, and HGET is all it may do there.
+    (_rw(_LOG, *_PRODUCER_STATE, _OFF), ("+evalsha", "+hget")),
 )  # fmt: skip
 # acks="all": INFO replication (how many replicas) and WAIT after the writes (both keyless).
 # acks_fsync adds WAITAOF (rules(..., acks_fsync=True)).
@@ -126,17 +131,18 @@ _CONSUMER = (
     # Registering the group (for `facade groups list`): HSETNX on the group registry, write only,
     # so other groups stay unlisted.
     ((f"%W~{_GROUPS}",), ("+hsetnx",)),
-    # Partition streams (read, and their Redis consumer groups), owner tokens (:own), processed
-    # marks (:done), group coordination (state, members, session deadlines). No XADD, XTRIM,
-    # XDEL, DEL or XGROUP DESTROY: a consumer never writes or deletes records or groups.
+    # Partition streams (read, and their Redis consumer groups), owner tokens (:own), committed
+    # offsets (:off), processed marks (:done), delivery state (:dlv), group coordination (state,
+    # members, session deadlines). No XADD, XTRIM, XDEL, DEL or XGROUP DESTROY: a consumer never
+    # writes or deletes records or groups.
     (
-        _rw(_LOG, _OWN, _DONE, *_GROUP_KEYS),
+        _rw(_LOG, _OWN, _OFF, _DONE, _DLV, *_GROUP_KEYS),
         (
             "+evalsha",
-            # claim / release / fetch / commit / set_position (seek): owner tokens, marks, the
-            # stream's consumer group and its pending entries.
+            # claim / release / fetch / commit / set_position (seek): owner tokens, committed
+            # offsets, marks, delivery state, the stream's consumer group (its read position).
             "+exists", "+hget", "+hset", "+hdel", "+xgroup|create", "+xgroup|setid", "+xreadgroup",
-            "+xack", "+xpending", "+xinfo|groups", "+xinfo|stream",
+            "+xinfo|groups", "+xinfo|stream", "+hlen", "+hkeys",
             # group_join / group_heartbeat / group_sync / group_leave: members, deadlines, generation.
             "+hexists", "+hmget", "+hgetall", "+hincrby", "+zadd", "+zrem", "+zscore", "+zrangebyscore",
             # poll's blocking wait (XREAD BLOCK), offsets_for_times and committed().
@@ -146,7 +152,7 @@ _CONSUMER = (
         ),
     ),
 )  # fmt: skip
-# The guarded reader's transaction around XACK + XREADGROUP (keyless commands).
+# The guarded reader's transaction around its commits and XREADGROUP (keyless commands).
 _CONSUMER_TOP = ("+multi", "+exec", "+unwatch")
 
 _ADMIN = (
@@ -163,18 +169,20 @@ _ADMIN = (
             # delete topic: DEL of each partition's keys; delete group: group_delete (ZCOUNT, DEL)
             # and XGROUP DESTROY on each stream.
             "+exists", "+del", "+xgroup|create", "+xgroup|destroy", "+zcount",
-            # describe topic / group: lengths, ends, groups, pending, live members.
-            "+xlen", "+xrange", "+xrevrange", "+xinfo|groups", "+xinfo|stream", "+xpending", "+zrangebyscore",
-            # reset offsets (set_position): move the group; acknowledge what lies before it.
-            "+xgroup|setid", "+xack",
-            # dlq_replay removes replayed dead letters (re-sending them needs the producer role).
-            "+xdel",
+            # describe topic / group: lengths, ends, groups, committed offsets, live members.
+            "+xlen", "+xrange", "+xrevrange", "+xinfo|groups", "+xinfo|stream", "+zrangebyscore",
+            # reset offsets: lock the group against joins (group_lock), move its read position.
+            "+xgroup|setid", "+hlen", "+hkeys",
+            # delete records (trim_before), and dlq_replay trims replayed dead letters (re-sending
+            # them needs the producer role).
+            "+xtrim", "+xdel",
         ),
     ),
     # Hash writes only where admin operations make them: register/alter/unregister topics
-    # (topic_register HSET, delete HDEL), register/unregister groups (HSETNX, HDEL), and drop a
-    # deleted group's owner tokens (HDEL :own).
-    (_rw(_TOPICS, _GROUPS, _OWN), ("+hset", "+hsetnx", "+hdel")),
+    # (topic_register HSET, delete HDEL), register/unregister groups (HSETNX, HDEL), a reset's
+    # committed offsets and lock (HSET :off, group state), and drop a deleted group's state on
+    # each partition (HDEL :own, :off, :done, :dlv).
+    (_rw(_TOPICS, _GROUPS, _OWN, _OFF, _DONE, _DLV, f"{_P}:{{g/*}}:state"), ("+hset", "+hsetnx", "+hdel")),
 )  # fmt: skip
 
 _ROLES = {"producer": (_PRODUCER, _PRODUCER_TOP), "consumer": (_CONSUMER, _CONSUMER_TOP), "admin": (_ADMIN, ())}

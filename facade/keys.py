@@ -173,7 +173,6 @@ def partition_keys(topic: str, partition: int) -> tuple[str, ...]:
     """Every key that belongs to one partition (what deleting a topic removes)."""
     return (
         *produce_keys(topic, partition),
-        committed(topic, partition),
         owners(topic, partition),
         processed(topic, partition),
         deliveries(topic, partition),

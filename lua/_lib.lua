@@ -55,27 +55,16 @@ local function log_start(stream)
   return high_watermark(stream)
 end
 
--- Where the next appended record goes: its ms (the server clock, or the last entry's ms if the
--- clock went back) and its offset. ``exact`` reads the last generated ID (XINFO); otherwise the
--- last entry's ID is used, which is the same unless someone deleted the tail with XDEL: callers
--- then see XADD refuse the ID (append refused below) and ask again with ``exact``.
-local function append_point(stream, now, exact)
-  local id
-  if not exact then
-    local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-    id = last and last[1]
-  end
-  id = id or last_generated(stream)
+-- Where the next appended record goes: its ms (the server clock, or the last ID's ms if the
+-- clock went back, so IDs keep increasing) and its offset (the last generated offset + 1: right
+-- even when the newest records were deleted, so an offset is never given twice).
+local function append_point(stream, now)
+  local id = last_generated(stream)
   local ms, seq = id_parts(id)
   local nxt = seq + 1
   if id == '0-0' then nxt = 0 end
   if now > ms then ms = now end
   return ms, nxt
-end
-
--- Whether an XADD error says the ID was not above the stream's top (see append_point).
-local function id_too_small(err)
-  return type(err) == 'table' and err.err and string.find(err.err, 'equal or smaller', 1, true) ~= nil
 end
 
 -- The first stored entry with offset >= n, or nil. Bounded work: a binary search over the

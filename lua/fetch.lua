@@ -9,7 +9,7 @@
 -- KEYS[4]  delivery state hash         facade:{T/P}:dlv   (see claim.lua)
 -- ARGV[1]  group id
 -- ARGV[2]  owner token                 "<member id>|<session nonce>"
--- ARGV[3]  count: at most this many records
+-- ARGV[3]  count: at most this many records; 0 reads nothing (only what rides along is applied)
 -- ARGV[4]  from: "" to go on from the group's position, or an offset to read from (after a read
 --          whose reply was lost, or a record given back with fail())
 -- ARGV[5]  commit: "" or an offset to commit first (commit(asynchronous=True) rides on reads)
@@ -54,8 +54,11 @@ if from ~= '' then
   if bad then return bad end
   moved = id
 end
-local reply = redis.call('XREADGROUP', 'GROUP', group, 'owner', 'COUNT', count, 'NOACK', 'STREAMS', stream, '>')
-local entries = reply and reply[1][2] or {}
+local entries = {}
+if tonumber(count) > 0 then
+  local reply = redis.call('XREADGROUP', 'GROUP', group, 'owner', 'COUNT', count, 'NOACK', 'STREAMS', stream, '>')
+  entries = reply and reply[1][2] or {}
+end
 if noack and #entries > 0 then
   local _, last = id_parts(entries[#entries][1])
   redis.call('HSET', off, group, last + 1)

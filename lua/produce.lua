@@ -70,7 +70,7 @@ end
 
 -- Create times, as runs (every record of a batch shares its append ms, so the "ts" delta of a
 -- run is computed once).
-local ms, offset = append_point(stream, now, false)
+local ms, offset = append_point(stream, now)
 local run_create, run_left, runs = {}, {}, 0
 for c, k in string.gmatch(times, '(%-?%d+) (%d+)') do
   runs = runs + 1
@@ -88,14 +88,6 @@ end
 -- XADD arguments of one record at offset ``at``: fields as sent, with "ts" after the value.
 local function entry_args(at, head, last, created)
   local args = {'XADD', stream, make_id(ms, at)}
-  if plain then
-    args = {'XADD', stream, make_id(ms, at), 'key', ARGV[head], 'value', ARGV[head + 1]}
-    if created then
-      args[8] = 'ts'
-      args[9] = ms - created
-    end
-    return args
-  end
   local value_end = head + 1
   if ARGV[head] == 'key' then value_end = head + 3 end
   for k = head, value_end do args[#args + 1] = ARGV[k] end
@@ -107,29 +99,13 @@ local function entry_args(at, head, last, created)
   return args
 end
 
--- The first XADD of the batch finds out whether the stream's top is where append_point saw it
--- (a tail deleted with XDEL leaves it higher); if not, the append point is read exactly.
-local function first_add(head, last, created)
-  local ok = redis.pcall(unpack(entry_args(offset, head, last, created)))
-  if id_too_small(ok) then
-    ms, offset = append_point(stream, now, true)
-    redis.call(unpack(entry_args(offset, head, last, created)))
-  elseif type(ok) == 'table' and ok.err then
-    return redis.error_reply(ok.err)
-  end
-  return nil
-end
-
 local results = nil  -- per-record offsets, only once they stop being consecutive
 local i = FIRST
 local added = 0
 if plain then
   for r = 1, n do
     local created = next_create()
-    if r == 1 then
-      local err = first_add(i, i + 1, created)
-      if err then return err end
-    elseif created then
+    if created then
       redis.call('XADD', stream, make_id(ms, offset + r - 1), 'key', ARGV[i], 'value', ARGV[i + 1],
         'ts', ms - created)
     else
@@ -153,12 +129,7 @@ else
       for q = #results + 1, r - 1 do results[q] = string.format('%d', offset + q - 1) end
       results[r] = original
     else
-      if added == 0 then
-        local err = first_add(i + 2, i + 1 + f, created)
-        if err then return err end
-      else
-        redis.call(unpack(entry_args(offset + added, i + 2, i + 1 + f, created)))
-      end
+      redis.call(unpack(entry_args(offset + added, i + 2, i + 1 + f, created)))
       local stored = string.format('%d', offset + added)
       added = added + 1
       if results then results[r] = stored end

@@ -50,7 +50,7 @@ for r = 1, o do
   local max_len, retention_ms, created, f = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local point = points[key]
   if not point then
-    local ms, nxt = append_point(key, now, true)
+    local ms, nxt = append_point(key, now)
     point = {ms, nxt}
     points[key] = point
   end

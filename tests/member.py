@@ -1,12 +1,13 @@
 """A consumer-group member run as its own process by the fault tests.
 
     python tests/member.py URL GROUP TOPIC OUT [--session-timeout-ms N] [--instance-id ID]
-                          [--strategy S] [--batch N]
+                          [--strategy S] [--batch N] [--delay-ms N] [--max-poll-interval-ms N]
 
 It polls, appends one line per record to OUT ("R <value> <partition> <offset> <delivery_count>")
-and then commits; it also logs "A <partitions>" on assign, "V <partitions>" on revoke and
-"F <error>" when a commit is refused. SIGTERM closes it cleanly (leaving the group); SIGKILL and
-SIGSTOP are what the tests use to simulate crashes and pauses.
+and then commits (explicitly: auto-commit is off); it also logs "A <partitions>" on assign,
+"V <partitions>" on revoke, "F <error>" when a commit is refused and "E <error>" when poll raises
+(a fenced static member). SIGTERM closes it cleanly (leaving the group); SIGKILL and SIGSTOP are
+what the tests use to simulate crashes and pauses.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import signal
 import sys
 import time
 
-from facade import CommitFailedError, Consumer
+from facade import CommitFailedError, Consumer, FencedInstanceIdError
 
 
 def main() -> int:
@@ -30,6 +31,7 @@ def main() -> int:
     ap.add_argument("--strategy", default="cooperative-sticky")
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--delay-ms", type=int, default=0, help="sleep after each poll, before commit")
+    ap.add_argument("--max-poll-interval-ms", type=int, default=300_000)
     args = ap.parse_args()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -43,6 +45,8 @@ def main() -> int:
         auto_offset_reset="earliest",
         session_timeout_ms=args.session_timeout_ms,
         heartbeat_interval_ms=max(20, args.session_timeout_ms // 10),
+        max_poll_interval_ms=args.max_poll_interval_ms,
+        enable_auto_commit=False,
         group_instance_id=args.instance_id,
         assignment_strategy=args.strategy,
         on_assign=lambda parts: out.write(f"A {fmt(parts)} {time.time():.3f}\n"),
@@ -51,7 +55,11 @@ def main() -> int:
     out.write(f"S {consumer.member_id} {time.time():.3f}\n")
     try:
         while not stop:
-            records = consumer.poll(timeout_ms=100, max_records=args.batch)
+            try:
+                records = consumer.poll(timeout_ms=100, max_records=args.batch)
+            except FencedInstanceIdError as exc:
+                out.write(f"E {str(exc)[:80]} {time.time():.3f}\n")
+                break
             for m in records:
                 out.write(f"R {m.value.decode()} {m.partition} {m.offset} {m.delivery_count}\n")
             if args.delay_ms:

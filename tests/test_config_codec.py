@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from facade.codec import HEADER_PREFIX, KEY, VALUE, decode, encode, to_bytes
+from facade.codec import HEADER_PREFIX, KEY, TS, VALUE, decode, encode, to_bytes
+from facade.records import CREATE_TIME, LOG_APPEND_TIME, Headers
 from facade.config import ConsumerConfig, ProducerConfig, build, parse_acks
 from facade.errors import ConfigError, MessageTooLargeError
 from facade.records import Message
@@ -79,24 +80,28 @@ def test_replace_revalidates():
 # --- ConsumerConfig ---------------------------------------------------------------------------
 
 
-def test_consumer_defaults():
+def test_consumer_defaults_are_kafkas():
     c = ConsumerConfig()
     assert c.auto_offset_reset == "latest"
     assert c.assignment_strategy == "cooperative-sticky"
     assert c.group_instance_id is None
-    assert c.heartbeat_interval_ms < c.session_timeout_ms
+    assert (c.session_timeout_ms, c.heartbeat_interval_ms, c.max_poll_interval_ms) == (45_000, 3000, 300_000)
+    assert (c.enable_auto_commit, c.auto_commit_interval_ms) == (True, 5000)
 
 
 @pytest.mark.parametrize(
     "options,says",
     [
-        ({"auto_offset_reset": "smallest"}, "auto_offset_reset must be 'latest' or 'earliest'"),
+        ({"auto_offset_reset": "smallest"}, "auto_offset_reset must be 'latest', 'earliest' or 'none'"),
         ({"auto_offset_reset": None}, "auto_offset_reset must be"),
         ({"session_timeout_ms": 99}, "session_timeout_ms must be between 100"),
         ({"session_timeout_ms": True}, "must be an integer, not bool"),
         ({"session_timeout_ms": 5000.0}, "must be an integer, not float"),
         ({"heartbeat_interval_ms": 9}, "heartbeat_interval_ms must be between 10"),
-        ({"session_timeout_ms": 1000, "heartbeat_interval_ms": 1001}, "between 10 and 1000"),
+        ({"session_timeout_ms": 1000, "heartbeat_interval_ms": 1000}, "between 10 and 999"),
+        ({"max_poll_interval_ms": 50}, "max_poll_interval_ms must be at least 100"),
+        ({"enable_auto_commit": 1}, "enable_auto_commit must be True or False"),
+        ({"auto_commit_interval_ms": -1}, "auto_commit_interval_ms must be at least 0"),
         ({"max_poll_records": 0}, "max_poll_records must be between 1"),
         ({"assignment_strategy": "sticky"}, "'cooperative-sticky', 'range' or 'roundrobin', got 'sticky'"),
         ({"group_instance_id": ""}, "invalid group_instance_id name '': it is empty"),
@@ -160,26 +165,35 @@ def test_build_validates_option_values():
 
 header_names = st.text(min_size=1, max_size=20)
 header_values = st.one_of(st.binary(max_size=50), st.text(max_size=50))
-headers_st = st.dictionaries(header_names, header_values, max_size=5)
+# Kafka headers: ordered (name, value) pairs in which a name may repeat.
+headers_st = st.lists(st.tuples(st.sampled_from(["a", "b", "trace"]) | header_names, header_values), max_size=6)
 
 
-def to_flat(fields: list[bytes]) -> list[bytes]:
-    # What the server gives back: the same flat list of bytes.
-    return list(fields)
+def stored(fields: list[bytes], ts_delta: int | None = 0) -> list[bytes]:
+    """What the server gives back for these fields: produce.lua puts "ts" after the value."""
+    if ts_delta is None:
+        return list(fields)
+    at = 4 if fields[0] == KEY else 2
+    return [*fields[:at], TS, str(ts_delta).encode(), *fields[at:]]
 
 
-@given(st.none() | st.binary(max_size=100) | st.text(max_size=50), st.binary(max_size=200), headers_st)
-def test_round_trip(key, value, headers):
+@given(st.none() | st.binary(max_size=100) | st.text(max_size=50), st.binary(max_size=200), headers_st, st.integers(-5, 500))
+def test_round_trip(key, value, headers, delta):
     fields, size = encode(key, value, headers, 1 << 20)
-    msg = decode("t", 3, b"1700000000000-5", to_flat(fields))
+    msg = decode("t", 3, b"1700000000000-5", stored(fields, delta))
     expected_key = None if key is None else to_bytes(key, "key")
     assert msg == Message(
-        "t", 3, "1700000000000-5", expected_key, value, {k: to_bytes(v, "h") for k, v in headers.items()}, 1
-    )
-    assert msg.timestamp_ms == 1700000000000
-    assert size == len(expected_key or b"") + len(value) + sum(
-        len(k.encode()) + len(to_bytes(v, "h")) for k, v in headers.items()
-    )
+        "t", 3, 5, expected_key, value, Headers((k, to_bytes(v, "h")) for k, v in headers), 1,
+        1700000000000 - delta, CREATE_TIME,
+    )  # fmt: skip
+    assert size == len(expected_key or b"") + len(value) + sum(len(k.encode()) + len(to_bytes(v, "h")) for k, v in headers)
+
+
+def test_a_record_without_a_create_time_has_its_append_time():
+    msg = decode("t", 0, b"1700000000123-9", [KEY, b"k", VALUE, b"v"])
+    assert (msg.offset, msg.timestamp_ms, msg.timestamp_type) == (9, 1700000000123, LOG_APPEND_TIME)
+    msg = decode("t", 0, b"1700000000123-9", [VALUE, b"v", HEADER_PREFIX + b"h", b"x"])
+    assert (msg.key, msg.timestamp_ms, msg.timestamp_type, msg.headers["h"]) == (None, 1700000000123, LOG_APPEND_TIME, b"x")
 
 
 @given(st.text(max_size=50))
@@ -196,24 +210,35 @@ def test_field_layout():
     assert size == 1 + 1 + len("trace") + 3 + len("bin") + 2
 
 
+def test_repeated_header_names_keep_every_value_in_order():
+    fields, _ = encode(None, b"v", [("a", "1"), ("b", b"2"), ("a", "3")], 100)
+    msg = decode("t", 0, "1-0", stored(fields))
+    assert list(msg.headers) == [("a", b"1"), ("b", b"2"), ("a", b"3")]
+    assert (msg.headers.get("a"), msg.headers.get_all("a"), msg.headers["b"], "a" in msg.headers) == (b"3", [b"1", b"3"], b"2", True)
+    assert msg.headers.get("zz", b"default") == b"default" and "zz" not in msg.headers
+    with pytest.raises(KeyError):
+        msg.headers["zz"]
+    assert dict(msg.headers) == {"a": b"3", "b": b"2"}
+
+
 def test_key_none_has_no_key_field_and_empty_key_is_kept():
     fields, _ = encode(None, b"", None, 10)
     assert fields == [VALUE, b""]
     assert decode("t", 0, "1-0", fields).key is None
     fields, _ = encode(b"", b"v", None, 10)
-    assert decode("t", 0, "1-0", fields).key == b""
+    assert decode("t", 0, "1-0", stored(fields)).key == b""
 
 
 def test_empty_value_round_trips():
-    msg = decode("t", 0, b"5-1", encode(b"k", b"", {}, 10)[0])
-    assert (msg.key, msg.value, dict(msg.headers)) == (b"k", b"", {})
+    msg = decode("t", 0, b"5-1", stored(encode(b"k", b"", {}, 10)[0]))
+    assert (msg.key, msg.value, list(msg.headers)) == (b"k", b"", [])
 
 
 def test_unicode_and_binary_headers():
-    headers = {"名前": "värde ✓", "raw": bytes(range(256)), "key": b"not-the-key", "value": b"nor-the-value"}
+    headers = {"名前": "värde ✓", "raw": bytes(range(256)), "key": b"not-the-key", "value": b"nor-the-value", "ts": b"9"}
     fields, _ = encode(b"k", b"v", headers, 10_000)
-    msg = decode("t", 0, "1-0", fields)
-    assert (msg.key, msg.value) == (b"k", b"v")
+    msg = decode("t", 0, "1-0", stored(fields, 1))
+    assert (msg.key, msg.value, msg.timestamp_ms) == (b"k", b"v", 0)
     assert dict(msg.headers) == {k: to_bytes(v, "h") for k, v in headers.items()}
 
 
@@ -222,14 +247,14 @@ def test_bytearray_and_memoryview_accepted():
     assert fields == [KEY, b"k", VALUE, b"v", b"h:h", b"x"]
 
 
-def test_decode_keeps_delivery_count_and_str_id():
+def test_decode_keeps_delivery_count_and_reads_the_offset_from_the_id():
     msg = decode("t", 1, "42-7", [VALUE, b"v"], count=3)
-    assert (msg.offset, msg.delivery_count, msg.topic_partition.partition) == ("42-7", 3, 1)
+    assert (msg.offset, msg.delivery_count, msg.topic_partition.partition, msg.timestamp_ms) == (7, 3, 1, 42)
 
 
 def test_decode_ignores_unknown_fields():
     msg = decode("t", 0, "1-0", [b"other", b"x", VALUE, b"v"])
-    assert (msg.key, msg.value, dict(msg.headers)) == (None, b"v", {})
+    assert (msg.key, msg.value, list(msg.headers)) == (None, b"v", [])
 
 
 def test_size_exactly_max_is_accepted():
@@ -263,7 +288,8 @@ def test_size_counts_utf8_bytes_not_characters():
         (b"k", b"v", {"h": 3}, "header 'h' must be bytes or str, not int"),
         (b"k", b"v", {"": b"x"}, "header names must be non-empty strings"),
         (b"k", b"v", {b"h": b"x"}, "header names must be non-empty strings"),
-        (b"k", b"v", [("h", b"x")], "headers must be a mapping"),
+        (b"k", b"v", [("h", b"x", 3)], "headers must be (name, value) pairs"),
+        (b"k", b"v", "h=x", "headers must be a mapping or a sequence of (name, value) pairs"),
     ],
 )
 def test_wrong_types_raise_config_error(key, value, headers, says):

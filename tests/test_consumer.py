@@ -1,4 +1,4 @@
-"""Consumer groups against a real server: ownership, rebalancing, at-least-once, fencing."""
+"""Consumer groups against a real server: ownership, rebalancing, Kafka's committed offsets, fencing."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ from facade import (
     ConfigError,
     Consumer,
     InvalidNameError,
+    OffsetAndMetadata,
+    OffsetOutOfRangeError,
     Producer,
     TopicPartition,
-    UnknownTopicError,
 )
-from facade import keys
+from facade import keys, scripts
 
 FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000}
+MANUAL = {**FAST, "enable_auto_commit": False}
 
 
 def setup_topic(url, name="t", partitions=4, records=0, keys_=8):
@@ -54,7 +56,13 @@ def settle(consumers, rounds=40):
             c.poll(timeout_ms=10)
 
 
-def test_earliest_reads_everything_in_partition_order(url):
+def committed_offsets(url, group, topic, partitions):
+    with redis.Redis.from_url(url) as r:
+        raw = [r.hget(keys.committed(topic, p), group) for p in range(partitions)]
+    return [None if v is None else int(v.split()[0]) for v in raw]
+
+
+def test_earliest_reads_everything_in_partition_order_with_dense_offsets(url):
     setup_topic(url, records=200)
     with Consumer("t", "g", url, auto_offset_reset="earliest", **FAST) as c:
         got = drain([c], 200)[0]
@@ -65,11 +73,11 @@ def test_earliest_reads_everything_in_partition_order(url):
         assert m.key == k.encode() and m.delivery_count == 1 and m.timestamp_ms > 0
         per_key.setdefault(m.key, []).append(int(i))
     assert all(v == sorted(v) for v in per_key.values())
-    by_partition: dict[int, list[str]] = {}
+    by_partition: dict[int, list[int]] = {}
     for m in got:
         by_partition.setdefault(m.partition, []).append(m.offset)
     for offsets in by_partition.values():
-        assert offsets == sorted(offsets, key=lambda o: tuple(map(int, o.split("-"))))
+        assert offsets == list(range(len(offsets)))  # 0, 1, 2, ... with no gap
 
 
 def test_latest_skips_what_was_there_before_the_group(url):
@@ -82,23 +90,52 @@ def test_latest_skips_what_was_there_before_the_group(url):
     assert sorted(int(m.value.split(b":")[1]) for m in got) == list(range(1000, 1010))
 
 
-def test_committed_records_are_not_redelivered_and_uncommitted_are(url):
+def test_uncommitted_records_are_redelivered_from_the_committed_offset_in_order(url):
     setup_topic(url, partitions=2, records=40)
-    c = Consumer("t", "g", url, auto_offset_reset="earliest", **FAST)
+    c = Consumer("t", "g", url, auto_offset_reset="earliest", **MANUAL)
     first = drain([c], 40, commit=False)[0]
     assert len(first) == 40
-    # Commit only what the first poll returned... by committing before polling the rest.
-    c.close()  # nothing committed: everything stays pending
-    with Consumer("t", "g", url, **FAST) as c2:
-        again = drain([c2], 40)[0]
-    assert sorted(m.offset for m in again) == sorted(m.offset for m in first)
-    assert all(m.delivery_count == 2 for m in again)
-    # Redelivered records come first and in their original order, per partition.
-    for p in (0, 1):
-        assert [m.offset for m in again if m.partition == p] == [m.offset for m in first if m.partition == p]
-    with Consumer("t", "g", url, **FAST) as c3:
+    c.commit(offsets={TopicPartition("t", 0): 3})  # partition 0: the first 3 are done
+    c.close()  # nothing else committed
+    with Consumer("t", "g", url, auto_offset_reset="earliest", **MANUAL) as c2:
+        again = drain([c2], 40 - 3)[0]
+    for p, skip in ((0, 3), (1, 0)):
+        before = [m.offset for m in first if m.partition == p]
+        assert [m.offset for m in again if m.partition == p] == before[skip:]
+    assert all(m.delivery_count == 2 for m in again)  # handed to the application once before
+    with Consumer("t", "g", url, **MANUAL) as c3:
         settle([c3], 10)
         assert drain([c3], 1, timeout=0.5)[0] == []
+
+
+def test_auto_commit_commits_at_poll_what_earlier_polls_returned(url):
+    setup_topic(url, partitions=1, records=20)
+    with Consumer("t", "g", url, auto_offset_reset="earliest", auto_commit_interval_ms=0, **FAST) as c:
+        batch = []
+        while not batch:
+            batch = c.poll(timeout_ms=200, max_records=5)
+        # nothing past what was handed out is committed before the application processed it
+        assert committed_offsets(url, "g", "t", 1) in ([None], [0])
+        c.poll(timeout_ms=50, max_records=5)  # the next poll commits the first batch (with its read)
+        wait_until(lambda: (committed_offsets(url, "g", "t", 1)[0] or 0) >= 5, timeout=5)
+    assert committed_offsets(url, "g", "t", 1) == [10]  # close commits what was handed out
+
+
+def test_commit_is_cumulative_and_takes_kafka_offsets_with_metadata(url):
+    setup_topic(url, partitions=2, records=20)
+    tp0, tp1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    with Consumer("t", "g", url, auto_offset_reset="earliest", **MANUAL) as c:
+        drain([c], 20, commit=False)
+        c.commit(offsets={tp0: OffsetAndMetadata(2, "checkpoint-7"), tp1: 1})
+        assert c.committed() == {tp0: 2, tp1: 1}
+        with redis.Redis.from_url(url) as r:
+            assert r.hget(keys.committed("t", 0), "g") == b"2 checkpoint-7"
+        c.commit()
+        assert c.committed() == {tp0: c.position(tp0), tp1: c.position(tp1)}
+        with pytest.raises(CommitFailedError, match="not assigned"):
+            c.commit(offsets={TopicPartition("t", 9): 1})
+        with pytest.raises(ConfigError):
+            c.commit(offsets={tp0: -1})
 
 
 def test_each_partition_has_exactly_one_owner(url):
@@ -115,12 +152,11 @@ def test_each_partition_has_exactly_one_owner(url):
         sizes = sorted(len(c.assignment()) for c in members)
         assert sizes == [2, 2, 3]
         # The owner records in Redis agree with what each member believes.
-        r = redis.Redis.from_url(url)
-        for c in members:
-            for tp in c.assignment():
-                token = r.hget(keys.owners(tp.topic, tp.partition), "g").decode()
-                assert token.split("|")[0] == c.member_id
-        r.close()
+        with redis.Redis.from_url(url) as r:
+            for c in members:
+                for tp in c.assignment():
+                    token = r.hget(keys.owners(tp.topic, tp.partition), "g").decode()
+                    assert keys.token_member(token) == c.member_id
     finally:
         for c in members:
             c.close()
@@ -168,7 +204,7 @@ def test_callbacks_and_commit_in_on_revoke(url):
 
     c = Consumer(
         "t", "g", url, auto_offset_reset="earliest",
-        on_assign=lambda parts: events.append(("assign", parts)), on_revoke=on_revoke, **FAST,
+        on_assign=lambda parts: events.append(("assign", parts)), on_revoke=on_revoke, **MANUAL,
     )  # fmt: skip
     holder["c"] = c
     got = drain([c], 20, commit=False)[0]
@@ -182,20 +218,26 @@ def test_callbacks_and_commit_in_on_revoke(url):
 
 def test_fenced_member_cannot_commit_or_read(url):
     setup_topic(url, partitions=1, records=10)
-    c = Consumer("t", "g", url, auto_offset_reset="earliest", **FAST)
+    c = Consumer("t", "g", url, auto_offset_reset="earliest", **MANUAL)
     try:
         got = drain([c], 10, commit=False)[0]
         assert len(got) == 10
-        # Another owner takes the partition over (as after this member's session expired).
-        r = redis.Redis.from_url(url)
-        r.hset(keys.owners("t", 0), "g", "someone-else|99")
-        with pytest.raises(CommitFailedError, match="no longer owns"):
-            c.commit()
-        produce(url, "t", 5, start=100)
-        assert c.poll(timeout_ms=200) == []  # fenced: nothing read for it
-        assert TopicPartition("t", 0) not in c.assignment()
-        assert r.xpending("facade:{t/0}:log", "g")["pending"] == 10  # nothing was acknowledged
-        r.close()
+        # A live session of another member took the partition over (as after this member's
+        # session expired): it is in the group, so its token is not a dead one to take back.
+        with redis.Redis.from_url(url) as r:
+            s = scripts.Scripts(r)
+            call = scripts.group_join("g", "someone-else", "99", {"topics": ["t"]}, 60_000, "", "facade")
+            s.group_join(keys=call.keys, args=call.args)
+            r.hset(keys.owners("t", 0), "g", "someone-else|99")
+            with pytest.raises(CommitFailedError, match="no longer owns"):
+                c.commit()
+            produce(url, "t", 5, start=100)
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                assert c.poll(timeout_ms=50) == []  # fenced: nothing read for it
+            assert TopicPartition("t", 0) not in c.assignment()
+            assert r.hget(keys.committed("t", 0), "g") is None  # nothing was committed
+            assert r.hget(keys.owners("t", 0), "g") == b"someone-else|99"
     finally:
         c.close()
 
@@ -224,10 +266,16 @@ def test_iteration(url):
     assert [v.split(b":")[1] for v in values] == [b"0", b"1", b"2", b"3", b"4"]
 
 
-def test_missing_topic_and_bad_arguments(url):
-    with Consumer("nope", "g", url) as c:
-        with pytest.raises(UnknownTopicError, match="nope"):
-            c.poll(timeout_ms=10)
+def test_a_consumer_started_before_its_topic_waits_for_it(url):
+    # Kafka's consumer has no partitions until the topic appears: start-up order must not matter.
+    with Consumer("later", "g", url, auto_offset_reset="earliest", metadata_max_age_ms=100, **FAST) as c:
+        assert c.poll(timeout_ms=300) == [] and c.assignment() == set()
+        setup_topic(url, "later", partitions=2, records=6)
+        got = drain([c], 6, timeout=10)[0]
+    assert sorted(int(m.value.split(b":")[1]) for m in got) == list(range(6))
+
+
+def test_bad_arguments(url):
     with pytest.raises(InvalidNameError):
         Consumer("t", "bad group", url)
     with pytest.raises(InvalidNameError):
@@ -247,43 +295,49 @@ def test_missing_topic_and_bad_arguments(url):
         c.poll()
 
 
-def test_pending_records_trimmed_by_retention_are_skipped(url):
+def test_a_committed_offset_trimmed_by_retention_follows_auto_offset_reset(url):
     setup_topic(url, partitions=1, records=10)
-    c = Consumer("t", "g", url, auto_offset_reset="earliest", **FAST)
-    assert len(drain([c], 10, commit=False)[0]) == 10
-    c.close()
-    r = redis.Redis.from_url(url)
-    r.xtrim(keys.stream("t", 0), maxlen=3, approximate=False)  # 7 pending records are gone from the stream
-    r.close()
-    with Consumer("t", "g", url, **FAST) as c2:
+    with Consumer("t", "g", url, auto_offset_reset="earliest", **MANUAL) as c:
+        drain([c], 10, commit=False)
+        c.commit(offsets={TopicPartition("t", 0): 2})
+    with redis.Redis.from_url(url) as r:
+        r.xtrim(keys.stream("t", 0), maxlen=3, approximate=False)  # offsets 2..6 are gone
+    with Consumer("t", "g", url, auto_offset_reset="earliest", **FAST) as c2:
         got = drain([c2], 3)[0]
-        assert [m.value.split(b":")[1] for m in got] == [b"7", b"8", b"9"]
-        c2.commit()
-    r = redis.Redis.from_url(url)
-    assert r.xpending(keys.stream("t", 0), "g")["pending"] == 0
-    r.close()
+        assert [m.offset for m in got] == [7, 8, 9]
+    produce(url, "t", 2, start=50)
+    with redis.Redis.from_url(url) as r:
+        r.hset(keys.committed("t", 0), "g2", 1)
+    with Consumer("t", "g2", url, auto_offset_reset="latest", **FAST) as c3:
+        settle([c3], 5)
+        assert c3.position(TopicPartition("t", 0)) == 12  # out of range: latest
+        produce(url, "t", 1, start=60)
+        assert [m.offset for m in drain([c3], 1)[0]] == [12]
+    with redis.Redis.from_url(url) as r:
+        r.hset(keys.committed("t", 0), "g3", 1)
+    with Consumer("t", "g3", url, auto_offset_reset="none", **FAST) as c4:
+        with pytest.raises(OffsetOutOfRangeError):
+            for _ in range(50):
+                c4.poll(timeout_ms=20)
 
 
-def test_asynchronous_commit_rides_with_the_next_poll_and_is_flushed_on_close(url):
+def test_asynchronous_commits_ride_on_reads_and_a_lost_one_is_covered_by_the_next(url):
     setup_topic(url, partitions=2, records=40)
-    r = redis.Redis.from_url(url)
-
-    def pending():
-        return sum(r.xpending(keys.stream("t", p), "g")["pending"] for p in range(2))
-
-    c = Consumer("t", "g", url, auto_offset_reset="earliest", **FAST)
+    c = Consumer("t", "g", url, auto_offset_reset="earliest", **MANUAL)
     got = drain([c], 20, commit=False)[0]
     c.commit(asynchronous=True)
-    assert pending() == len(got)  # nothing sent yet
-    c.poll(timeout_ms=50)  # the next read carries the acknowledgements
-    assert pending() <= 40 - len(got)
+    assert committed_offsets(url, "g", "t", 2) == [None, None]  # nothing sent yet
+    # The read carrying it fails (the server closes the connection): the commit is not lost.
+    with redis.Redis.from_url(url) as r:
+        r.client_kill_filter(_type="normal", skipme=True)
+    c.poll(timeout_ms=100)
     rest = drain([c], 40 - len(got), commit=False)[0]
     c.commit(asynchronous=True)
     c.close()  # flushed on close
-    assert pending() == 0 and len(got) + len(rest) == 40
-    with Consumer("t", "g", url, **FAST) as c2:
+    assert len(got) + len(rest) == 40
+    assert sum(committed_offsets(url, "g", "t", 2)) == 40  # both partitions committed to their end
+    with Consumer("t", "g", url, **MANUAL) as c2:
         assert drain([c2], 1, timeout=0.5, commit=False)[0] == []
-    r.close()
 
 
 def test_poll_never_returns_more_than_max_records(url):
@@ -302,53 +356,13 @@ def test_poll_never_returns_more_than_max_records(url):
         assert max(sizes) <= 3 and total == 80
 
 
-def test_stale_member_never_takes_a_partition_from_a_newer_generation(url):
-    setup_topic(url, partitions=2)
-    a = Consumer("t", "g", url, **FAST)
-    c = Consumer("t", "g", url, **FAST)
-    try:
-        wait_until(lambda: settle([a, c], 2) or (len(a.assignment()) == 1 and len(c.assignment()) == 1), timeout=10)
-        (tp,) = c.assignment()
-        r = redis.Redis.from_url(url)
-        c_token = r.hget(keys.owners(tp.topic, tp.partition), "g").decode()
-        # a as it would be while still following the previous generation, without c in it.
-        a._assignment_gen = str(int(a._assignment_gen) - 1)
-        a._assignment_members = {a.member_id}
-        a._to_claim = {tp}
-        a._holders[tp] = c_token
-        a._next_claim = 0.0
-
-        a._claim()
-        assert r.hget(keys.owners(tp.topic, tp.partition), "g").decode() == c_token
-        assert tp not in a.assignment()
-        r.close()
-    finally:
-        a.close()
-        c.close()
-
-
-def test_partition_taken_by_mistake_is_won_back(url):
-    setup_topic(url, partitions=2)
-    opts = {"heartbeat_interval_ms": 50, "session_timeout_ms": 1000}
-    a = Consumer("t", "g", url, **opts)
-    c = Consumer("t", "g", url, **opts)
-    try:
-        wait_until(lambda: settle([a, c], 2) or (len(a.assignment()) == 1 and len(c.assignment()) == 1), timeout=10)
-        (tp,) = c.assignment()
-        r = redis.Redis.from_url(url)
-        # A live member holds c's partition without knowing it (what a stale claim used to do).
-        r.hset(keys.owners(tp.topic, tp.partition), "g", f"{a.member_id}|{c._assignment_gen}|stray")
-
-        def back():
-            settle([a, c], 1)
-            return tp in c.assignment()
-
-        wait_until(lambda: not back(), timeout=10, what="c notices it was fenced")
-        wait_until(back, timeout=10, what="c wins its partition back")
-        produce(url, "t", 40, keys_=40)
-        got = drain([a, c], 40)
-        assert len(got[0]) + len(got[1]) == 40
-        r.close()
-    finally:
-        a.close()
-        c.close()
+def test_group_metadata_and_positions(url):
+    setup_topic(url, partitions=1, records=5)
+    with Consumer("t", "g", url, auto_offset_reset="earliest", **MANUAL) as c:
+        drain([c], 5, commit=False)
+        meta = c.group_metadata()
+        assert (meta.group_id, meta.member_id, meta.group_instance_id) == ("g", c.member_id, None)
+        assert meta.generation_id >= 1
+        tp = TopicPartition("t", 0)
+        assert c.position(tp) == 5 and c.committed() == {tp: None}
+        assert c.beginning_offsets([tp]) == {tp: 0} and c.end_offsets([tp]) == {tp: 5}

@@ -173,10 +173,14 @@ def test_fenced_commit_raises_in_the_zombie(url, members):
     with Admin(url) as a:
         a.create_topic("t", 2)
     produce(url, "t", 100, 4)
-    # The zombie sleeps 3 s between poll and commit: past its 1 s session the survivor takes over.
-    z = members(url, "g", "t", "slow", "--session-timeout-ms", "1000", "--delay-ms", "3000", "--batch", "10")
+    # The zombie is stopped between poll and commit (SIGSTOP: its heartbeats stop too), past its
+    # 1 s session: the survivor takes over; resumed, its commit is refused.
+    z = members(url, "g", "t", "slow", "--session-timeout-ms", "1000", "--delay-ms", "1500", "--batch", "10")
     wait_until(lambda: z.lines("R"), timeout=20, what="the slow member received records")
+    z.proc.send_signal(signal.SIGSTOP)
     s = members(url, "g", "t", "fast", "--session-timeout-ms", "1000")
+    wait_until(lambda: len(s.owned()) == 2, timeout=20, what="the survivor took both partitions")
+    z.proc.send_signal(signal.SIGCONT)
     wait_until(lambda: z.lines("F"), timeout=20, what="the slow member's commit was refused")
     wait_until(lambda: all_consumed([s, z], 100), timeout=20, what="all 100 consumed")
     assert "no longer owns" in " ".join(z.lines("F")[0])

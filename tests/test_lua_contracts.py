@@ -1,7 +1,8 @@
 """Each Lua script does what the KEYS/ARGV header at the top of its file promises, on a real server.
 
-Run against Valkey (default) and Redis (FACADE_TEST_SERVER=/usr/bin/redis-server): the same
-contracts must hold on both.
+Calls are built with facade.scripts' builders (the one place that knows each script's ARGV), so
+these tests check the scripts and the builders together. Run against Valkey (default) and Redis
+(FACADE_TEST_SERVER=/usr/bin/redis-server): the same contracts must hold on both.
 """
 
 from __future__ import annotations
@@ -16,20 +17,23 @@ from redis.exceptions import ResponseError
 
 from facade import keys, scripts
 from facade.errors import _SCRIPT_ERRORS, GroupError, from_redis
+from facade.records import TopicPartition
 
 T, G = "orders", "billing"
-LOG, OWN, DONE = keys.consume_keys(T, 0)
-PKEYS = keys.produce_keys(T, 0)
-GKEYS = list(keys.group_keys(G))
-OWNER = keys.STREAM_CONSUMER
+TP = TopicPartition(T, 0)
+LOG, OWN, OFF, DONE, DLV = (keys.stream(T, 0), keys.owners(T, 0), keys.committed(T, 0), keys.processed(T, 0),
+                            keys.deliveries(T, 0))  # fmt: skip
 
 
 class Lua:
-    """Every script in lua/, registered on one client: ``lua.produce(keys=[...], args=[...])``."""
+    """Runs scripts.Call objects on one client."""
 
     def __init__(self, r: redis.Redis) -> None:
-        for name in scripts.NAMES:
-            setattr(self, name, r.register_script(scripts.source(name)))
+        self.r = r
+        self.s = scripts.Scripts(r)
+
+    def __call__(self, call: scripts.Call):
+        return getattr(self.s, call.script)(keys=call.keys, args=call.args)
 
 
 @pytest.fixture
@@ -47,766 +51,705 @@ def code_of(exc: ResponseError) -> str:
     return str(exc).split(" ", 1)[0]
 
 
-def produce_args(records, max_len="", retention_ms="", pid="", seq=0, expiry_ms=3_600_000, window_ms=60_000,
-                 max_dedup=1000, dedup=None, acked=False, plain=False):
-    """ARGV for produce.lua: ``records`` are flat field lists; ``dedup`` one dedup id ("" none) each.
-    ``plain``: records are [key, k, value, v] and go in the plain form (k, v only)."""
-    args = [max_len, retention_ms, pid, seq, expiry_ms, window_ms, max_dedup, len(records), "acked" if acked else "",
-            "plain" if plain else ""]
-    for i, fields in enumerate(records):
+def produce(lua, records, tp=TP, seq=0, pid="", plain=None, times=None, **kw):
+    """Append ``records`` (flat field lists, or (key, value) pairs in the plain form) and return
+    the parsed reply."""
+    if plain is None:  # (key, value) byte pairs go in the plain form; (dedup id, fields) do not
+        plain = all(isinstance(rec, tuple) and isinstance(rec[1], bytes) for rec in records)
+    args: list = []
+    for rec in records:
         if plain:
-            assert fields[0] == b"key" and fields[2] == b"value" and len(fields) == 4 and not dedup
-            args += [fields[1], fields[3]]
+            args += list(rec)
         else:
-            args += [dedup[i] if dedup else "", len(fields), *fields]
-    return args
+            dedup, fields = rec if isinstance(rec, tuple) else ("", rec)
+            args += [dedup, len(fields), *fields]
+    options = dict(max_len=None, retention_ms=None, acked=False, producer_id=pid, first_seq=seq,
+                   producer_id_expiry_ms=3_600_000, dedup_window_ms=60_000, dedup_max_ids=1000)  # fmt: skip
+    options.update(kw)
+    now = int(time.time() * 1000)
+    call = scripts.produce(tp, count=len(records), plain=plain, times=f"{now} {len(records)}" if times is None else times,
+                           records=args, **options)  # fmt: skip
+    return scripts.Produced.parse(lua(call))
 
 
-def produce(lua, records, **kw):
-    """Run produce.lua on partition 0; returns the offsets (checks the batch was not a retry)."""
-    offsets, duplicate = produce_full(lua, records, **kw)
-    assert duplicate == 0
-    return offsets
+def init(lua, tp=TP):
+    lua(scripts.partition_init(tp.topic, tp.partition))
 
 
-def produce_full(lua, records, **kw):
-    joined, duplicate = lua.produce(keys=PKEYS, args=produce_args(records, **kw))
-    return (joined.split(b",") if joined else []), duplicate
+def entries(r, stream=LOG):
+    return [(eid.decode(), fields) for eid, fields in r.xrange(stream)]
 
 
-def server_ms(r) -> int:
-    sec, usec = r.time()
-    return sec * 1000 + usec // 1000
+def offsets_of(items):
+    return [int((e[0].decode() if isinstance(e[0], bytes) else e[0]).split("-")[1]) for e in items]
 
 
-def ids(entries):
-    return [e[0] for e in entries]
+# --- every script ------------------------------------------------------------------------------
 
 
 def test_every_lua_file_is_registered():
     on_disk = {p.stem for p in scripts.lua_dir().glob("*.lua")}
-    assert on_disk == set(scripts.NAMES)
+    assert on_disk == set(scripts.NAMES) | {scripts.PRELUDE}
 
 
 def test_every_error_code_a_script_raises_is_mapped():
     # Each 'CODE text' a script replies with must become a named FacadeError in errors.from_redis.
     for name in scripts.NAMES:
-        for code in re.findall(r"error_reply\('([A-Z]+) ", scripts.source(name)):
+        for code in re.findall(r"error_reply\(['\"]([A-Z]+)", scripts.source(name)):
             assert code in _SCRIPT_ERRORS, f"{name}.lua raises {code}, unknown to facade.errors"
 
 
-def test_every_script_has_a_keys_argv_header():
+def test_every_script_has_a_keys_argv_header_and_binds_argv_to_names():
     for name in scripts.NAMES:
-        lines = scripts.source(name).split("\n")
+        text = (scripts.lua_dir() / f"{name}.lua").read_text()
+        lines = text.split("\n")
         if lines[0].startswith("#!lua"):  # script flags (Redis 7+) must come first
             assert lines[0] == "#!lua flags=allow-oom", name
             lines = lines[1:]
         assert lines[0].startswith(f"-- {name}:"), name
+        assert "-- KEYS[" in text and "-- Returns:" in text, name
+        body = "\n".join(line for line in lines if not line.startswith("--"))
+        # ARGV is read into named locals first: no ARGV[n] deep inside the logic.
+        first_logic = next(i for i, line in enumerate(body.split("\n")) if line.startswith(("if ", "for ", "redis.call")))
+        late = [line for line in body.split("\n")[first_logic:] if re.search(r"ARGV\[\d+\]", line)]
+        assert len(late) <= 12, f"{name}.lua reads ARGV by index in its logic: {late[:3]}"
+
+
+def test_the_prelude_is_loaded_in_front_of_each_script_after_its_flags():
+    for name in scripts.NAMES:
         text = scripts.source(name)
-        assert "-- KEYS[1]" in text and "-- Returns:" in text, name
+        assert "local function find_entry" in text
+        assert not text.startswith("--") or not text.lstrip().startswith("#!lua"), name
 
 
 # --- produce -----------------------------------------------------------------------------------
 
 
-def test_produce_appends_in_order_and_returns_ids(r, lua):
-    assert lua.partition_init(keys=[LOG]) == 1
-    records = [[b"key", b"k%d" % i, b"value", b"v%d" % i, b"h:trace", b"t%d" % i] for i in range(5)]
-    records.append([b"value", b""])  # keyless, empty value
-    out = produce(lua, records)
-    assert len(out) == 6
-    stored = r.xrange(LOG)
-    assert ids(stored) == out
-    as_tuples = [tuple(map(int, i.split(b"-"))) for i in out]
-    assert as_tuples == sorted(as_tuples)
-    assert stored[0][1] == {b"key": b"k0", b"value": b"v0", b"h:trace": b"t0"}
-    assert stored[5][1] == {b"value": b""}
-    # Field order is kept as given: key, value, then headers (what redis-cli shows).
-    assert list(stored[0][1]) == [b"key", b"value", b"h:trace"]
+def test_produce_gives_dense_offsets_and_ids_of_append_ms_and_offset(r, lua):
+    init(lua)
+    before = int(r.time()[0]) * 1000 - 1000
+    first = produce(lua, [(b"k1", b"a"), (b"k2", b"b")])
+    second = produce(lua, [[b"value", b"c"], [b"key", b"k", b"value", b"d", b"h:x", b"1"]])
+    assert (first.first, first.duplicate, second.first) == (0, False, 2)
+    stored = entries(r)
+    assert offsets_of(stored) == [0, 1, 2, 3]
+    assert all(int(eid.split("-")[0]) >= before for eid, _ in stored)
+    assert stored[3][1] == {b"key": b"k", b"value": b"d", b"ts": stored[3][1][b"ts"], b"h:x": b"1"}
+    assert list(stored[3][1]) == [b"key", b"value", b"ts", b"h:x"]  # key, value, ts, headers: in that order
 
 
-def test_produce_plain_form_stores_the_same_entries_as_the_general_form(r, lua):
-    assert lua.partition_init(keys=[LOG]) == 1
-    records = [[b"key", b"k%d" % i, b"value", b"v%d" % i] for i in range(5)]
-    plain = produce(lua, records, plain=True, pid="p", seq=0)
-    general = produce(lua, records, pid="p", seq=5)
-    entries = r.xrange(LOG)
-    assert ids(entries) == plain + general
-    assert [e[1] for e in entries] == [dict(zip(f[::2], f[1::2])) for f in records] * 2
-    # a retry of the plain batch is recognised like any other
-    assert produce_full(lua, records, plain=True, pid="p", seq=5) == (general, 1)
+def test_produce_stores_create_time_as_a_delta_from_the_append_time(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"a"), (b"k", b"b"), (b"k", b"c")], times="1000 2 5000 1")
+    (id0, f0), (_, f1), (id2, f2) = entries(r)
+    append_ms = int(id0.split("-")[0])
+    assert int(f0[b"ts"]) == int(f1[b"ts"]) == append_ms - 1000
+    assert int(f2[b"ts"]) == int(id2.split("-")[0]) - 5000
 
 
-def test_produce_ids_carry_the_server_clock(r, lua):
-    lua.partition_init(keys=[LOG])
-    before = server_ms(r)
-    (entry_id,) = produce(lua, [[b"value", b"x"]])
-    assert before <= int(entry_id.split(b"-")[0]) <= server_ms(r)
+def test_log_append_time_topics_store_no_create_time(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"a")], times="")
+    assert b"ts" not in entries(r)[0][1]
 
 
-def test_produce_to_a_missing_stream_is_notopic_and_appends_nothing(r, lua):
+def test_ids_keep_increasing_when_the_clock_goes_back(r, lua):
+    # A stream whose last ID is in the future (a clock that went back): appends reuse that ms.
+    r.xadd(LOG, {"value": "x"}, id=f"{int(time.time() * 1000) + 3_600_000}-0")
+    produced = produce(lua, [(b"k", b"a"), (b"k", b"b")])
+    ids = [eid for eid, _ in entries(r)]
+    assert produced.first == 1 and ids[1].split("-")[0] == ids[0].split("-")[0] and offsets_of(entries(r)) == [0, 1, 2]
+
+
+def test_a_tail_deleted_with_xdel_never_gives_its_offset_again(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"a"), (b"k", b"b"), (b"k", b"c")])
+    r.xdel(LOG, entries(r)[-1][0])  # the last ID stays with the stream
+    assert produce(lua, [(b"k", b"d")]).first == 3
+    assert produce(lua, [[b"value", b"e"]]).first == 4
+    assert offsets_of(entries(r)) == [0, 1, 3, 4]
+
+
+def test_offsets_go_on_after_the_stream_was_trimmed_empty(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"a")] * 5)
+    r.xtrim(LOG, maxlen=0)
+    assert produce(lua, [(b"k", b"b")]).first == 5
+
+
+def test_produce_to_a_missing_stream_is_notopic_and_leaves_nothing(r, lua):
     with pytest.raises(ResponseError) as info:
-        produce(lua, [[b"value", b"x"]])
+        produce(lua, [(b"k", b"v")], pid="p1")
     assert code_of(info.value) == "NOTOPIC"
-    assert LOG in str(info.value)
-    assert r.exists(LOG) == 0
-    assert type(from_redis(info.value)).__name__ == "UnknownTopicError"
+    assert not r.exists(LOG, keys.producer_state(T, 0), keys.producer_index(T, 0))
 
 
 def test_produce_max_len_trims_approximately(r, lua):
-    lua.partition_init(keys=[LOG])
-    for _ in range(10):
-        produce(lua, [[b"value", b"x"]] * 100, max_len="10")
-    # "~": whole macro nodes (100 entries by default) go, so between 10 and 10 + one node remain.
-    assert 10 <= r.xlen(LOG) <= 110
-    assert r.xrevrange(LOG, count=1)  # the newest is always kept
-
-
-def test_produce_without_limits_keeps_everything(r, lua):
-    lua.partition_init(keys=[LOG])
+    init(lua)
     for _ in range(5):
-        produce(lua, [[b"value", b"x"]] * 100)
-    assert r.xlen(LOG) == 500
+        produce(lua, [[b"value", b"x"]] * 200, max_len=100)
+    assert 100 <= r.xlen(LOG) < 1000
+    assert offsets_of(entries(r))[-1] == 999  # trimming never changes the offsets that remain
 
 
-def test_produce_retention_drops_old_entries(r, lua):
-    lua.partition_init(keys=[LOG])
-    # 250 entries from 1970 (explicit IDs): more than two whole macro nodes are older than any cutoff.
-    for i in range(250):
-        r.xadd(LOG, {"value": "old"}, id=f"1000-{i}")
-    (new,) = produce(lua, [[b"value", b"new"]], retention_ms="60000")
-    left = r.xrange(LOG)
-    assert left[-1][0] == new
-    old_left = [e for e in left if e[1][b"value"] == b"old"]
-    assert len(old_left) < 100  # approximate: only the node shared with recent entries survives
-    assert r.xinfo_stream(LOG)["first-entry"][0] != b"1000-0"
+def test_produce_retention_drops_old_entries_by_append_time(r, lua):
+    init(lua)
+    for i in range(300):  # three whole stream nodes appended long ago (approximate trims drop nodes)
+        r.xadd(LOG, {"value": "old"}, id=f"{1000 + i}-{i}")
+    for _ in range(3):
+        produce(lua, [[b"value", b"x"]] * 100, retention_ms=60_000)
+    assert b"old" not in [f[b"value"] for _, f in entries(r)]
+    assert produce(lua, [[b"value", b"y"]]).first == 600
 
 
-def test_produce_retention_keeps_recent_entries(r, lua):
-    lua.partition_init(keys=[LOG])
-    produce(lua, [[b"value", b"a"]] * 300)
-    produce(lua, [[b"value", b"b"]], retention_ms="3600000")
-    assert r.xlen(LOG) == 301
+def test_a_retried_batch_is_not_appended_twice_and_returns_its_offsets(r, lua):
+    init(lua)
+    first = produce(lua, [(b"k", b"a"), (b"k", b"b")], pid="p1", seq=0)
+    again = produce(lua, [(b"k", b"a"), (b"k", b"b")], pid="p1", seq=0)
+    assert (again.first, again.duplicate, again.append_ms) == (first.first, True, first.append_ms)
+    assert r.xlen(LOG) == 2
 
 
-def test_produce_zero_records(r, lua):
-    lua.partition_init(keys=[LOG])
-    assert produce(lua, []) == []
-    assert r.xlen(LOG) == 0
-
-
-def test_produce_to_a_missing_stream_leaves_no_producer_or_dedup_state(r, lua):
-    with pytest.raises(ResponseError):
-        produce(lua, [[b"value", b"x"]], pid="p1", dedup=["d1"])
-    assert r.exists(*PKEYS) == 0
-
-
-# --- produce: idempotent producers and dedup ids -------------------------------------------------
-
-V = [b"value", b"x"]
-
-
-def test_a_retried_batch_is_not_appended_twice(r, lua):
-    lua.partition_init(keys=[LOG])
-    first, duplicate = produce_full(lua, [V] * 3, pid="p1", seq=0)
-    assert duplicate == 0
-    again, duplicate = produce_full(lua, [V] * 3, pid="p1", seq=0)
-    assert (again, duplicate) == (first, 1)  # the original offsets come back
-    assert r.xlen(LOG) == 3
-    nxt = produce(lua, [V] * 2, pid="p1", seq=3)
-    assert r.xlen(LOG) == 5 and len(nxt) == 2
-
-
-@pytest.mark.parametrize("seq", [2, 4, 10])
+@pytest.mark.parametrize("seq", [0, 1, 4, 10])
 def test_a_sequence_that_skips_or_goes_back_is_outoforder(r, lua, seq):
-    lua.partition_init(keys=[LOG])
-    produce(lua, [V] * 3, pid="p1", seq=0)  # last batch: 0..2
-    produce(lua, [V] * 3, pid="p1", seq=3)  # last batch: 3..5
+    init(lua)
+    produce(lua, [(b"k", b"a")] * 2, pid="p1", seq=0)
+    produce(lua, [(b"k", b"a")], pid="p1", seq=2)  # the last batch is seq 2; 3 would come next
     with pytest.raises(ResponseError) as info:
-        produce(lua, [V], pid="p1", seq=seq if seq != 4 else 0)  # 0: older than the last batch
+        produce(lua, [(b"k", b"a")], pid="p1", seq=seq)
     assert code_of(info.value) == "OUTOFORDER"
-    assert type(from_redis(info.value)).__name__ == "OutOfOrderSequenceError"
-    assert r.xlen(LOG) == 6  # nothing appended
+    assert r.xlen(LOG) == 3
 
 
-def test_producers_and_partitions_have_separate_sequences(r, lua):
-    lua.partition_init(keys=[LOG])
-    produce(lua, [V] * 2, pid="p1", seq=0)
-    produce(lua, [V] * 2, pid="p2", seq=0)
-    assert r.xlen(LOG) == 4
-    assert set(r.hkeys(PKEYS[1])) == {b"p1", b"p2"}
-
-
-def test_a_non_idempotent_producer_leaves_no_state(r, lua):
-    lua.partition_init(keys=[LOG])
-    produce(lua, [V] * 2)
-    produce(lua, [V] * 2)
-    assert r.xlen(LOG) == 4
-    assert r.exists(*PKEYS[1:]) == 0
-
-
-def test_idle_producer_ids_expire(r, lua):
-    lua.partition_init(keys=[LOG])
-    produce(lua, [V], pid="old", seq=0, expiry_ms=100)
-    time.sleep(0.25)
-    produce(lua, [V], pid="new", seq=0, expiry_ms=100)
-    assert r.hkeys(PKEYS[1]) == [b"new"]
-    assert r.zrange(PKEYS[2], 0, -1) == [b"new"]
-    produce(lua, [V], pid="old", seq=0, expiry_ms=100)  # forgotten: its sequence starts over
+def test_producer_state_expires_by_its_own_expiry_not_the_callers(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"a")], pid="long-lived", seq=0, producer_id_expiry_ms=3_600_000)
+    # Another producer with a 1 s expiry, long after: it must not expire the first one's state.
+    time.sleep(1.1)
+    produce(lua, [(b"k", b"b")], pid="short", seq=0, producer_id_expiry_ms=1000)
+    assert r.hexists(keys.producer_state(T, 0), "long-lived")
+    again = produce(lua, [(b"k", b"a")], pid="long-lived", seq=0)
+    assert again.duplicate and r.xlen(LOG) == 2
+    time.sleep(1.1)
+    produce(lua, [(b"k", b"c")], pid="third", seq=0)
+    assert not r.hexists(keys.producer_state(T, 0), "short")  # its own expiry passed
 
 
 def test_a_repeated_dedup_id_returns_the_original_offset(r, lua):
-    lua.partition_init(keys=[LOG])
-    (first,) = produce(lua, [V], dedup=["order-1"])
-    out = produce(lua, [V, V, V], dedup=["order-1", "order-2", "order-2"])
-    assert out[0] == first and out[1] == out[2] != first
-    assert r.xlen(LOG) == 2
+    init(lua)
+    produced = produce(lua, [("d1", [b"value", b"a"]), ("d2", [b"value", b"b"]), ("d1", [b"value", b"c"])])
+    assert produced.offsets == (0, 1, 0) and r.xlen(LOG) == 2
+    again = produce(lua, [("", [b"value", b"x"]), ("d2", [b"value", b"b"])])
+    assert again.offsets == (2, 1)
 
 
-def test_dedup_ids_expire_after_the_window(r, lua):
-    lua.partition_init(keys=[LOG])
-    (first,) = produce(lua, [V], dedup=["d"], window_ms=100)
-    time.sleep(0.25)
-    (second,) = produce(lua, [V], dedup=["d"], window_ms=100)
-    assert second != first
-    assert r.xlen(LOG) == 2
+def test_dedup_ids_expire_with_their_own_window(r, lua):
+    init(lua)
+    produce(lua, [("d1", [b"value", b"a"])], dedup_window_ms=200)
+    produce(lua, [("d2", [b"value", b"a"])], dedup_window_ms=60_000)
+    time.sleep(0.3)
+    assert produce(lua, [("d1", [b"value", b"a"]), ("d2", [b"value", b"a"])]).offsets == (2, 1)
 
 
-def test_dedup_ids_are_capped_per_partition(r, lua):
-    lua.partition_init(keys=[LOG])
-    produce(lua, [V] * 3, dedup=["d1", "d2", "d3"], max_dedup=2)
-    assert r.zcard(PKEYS[4]) == 2 and r.hlen(PKEYS[3]) == 2
-    assert not r.hexists(PKEYS[3], "d1")  # the oldest went first
-    produce(lua, [V], dedup=["d1"], max_dedup=2)
-    assert r.xlen(LOG) == 4
+def test_the_dedup_cap_is_the_topics_and_bounded_per_call(r, lua):
+    init(lua)
+    produce(lua, [(f"d{i}", [b"value", b"x"]) for i in range(50)], dedup_max_ids=1000)
+    produce(lua, [("last", [b"value", b"x"])], dedup_max_ids=10)
+    assert r.zcard(keys.dedup_index(T, 0)) <= 51 - 40  # at most 64 dropped per call: 41 here
+    assert r.hexists(keys.dedup(T, 0), "last")
 
 
-# --- partition_init ----------------------------------------------------------------------------
+def test_ack_aware_retention_never_trims_what_a_group_has_not_committed(r, lua):
+    init(lua)
+    produce(lua, [[b"value", b"x"]] * 300)
+    r.xgroup_create(LOG, "slow", id="0")
+    r.hset(keys.committed(T, 0), "slow", 120)
+    for _ in range(3):
+        produce(lua, [[b"value", b"y"]] * 200, max_len=10, acked=True)
+    remaining = offsets_of(entries(r))
+    assert remaining[0] <= 120 and remaining[-1] == 899
+    assert len(remaining) < 900  # committed records went
+    produce(lua, [[b"value", b"y"]] * 200, max_len=10, retention_ms=1, acked=True)
+    assert offsets_of(entries(r))[0] <= 120
+    r.hset(keys.committed(T, 0), "slow", 1100)
+    produce(lua, [[b"value", b"z"]], max_len=10, acked=True)
+    assert r.xlen(LOG) < 300
+
+
+# --- topics ------------------------------------------------------------------------------------
 
 
 def test_partition_init_creates_an_empty_stream_once(r, lua):
-    assert lua.partition_init(keys=[LOG]) == 1
-    assert r.type(LOG) == b"stream"
-    assert r.xlen(LOG) == 0
-    assert r.xinfo_groups(LOG) == []  # its helper group is gone
-    r.xadd(LOG, {"value": "x"})
-    assert lua.partition_init(keys=[LOG]) == 0
-    assert r.xlen(LOG) == 1
+    assert lua(scripts.partition_init(T, 0)) == 1
+    assert r.xlen(LOG) == 0 and r.xinfo_groups(LOG) == []
+    assert lua(scripts.partition_init(T, 0)) == 0
 
 
-# --- topic_register ----------------------------------------------------------------------------
+def topic_json(partitions, **kw):
+    return json.dumps({"name": T, "partitions": partitions, "created_ms": 0, "layout": 2, **kw})
 
 
-def topic_config(partitions, **kw):
-    cfg = {"name": T, "partitions": partitions, "retention_ms": None, "max_len": None, "created_ms": 0}
-    cfg["layout"] = 1
-    cfg.update(kw)
-    return json.dumps(cfg)
-
-
-def test_topic_register_create_fills_created_ms(r, lua):
-    before = server_ms(r)
-    stored = json.loads(lua.topic_register(keys=[keys.TOPICS], args=[T, topic_config(3), "create"]))
-    assert stored["partitions"] == 3 and stored["name"] == T
-    assert stored["retention_ms"] is None and stored["max_len"] is None
-    assert isinstance(stored["created_ms"], int)
-    assert before <= stored["created_ms"] <= server_ms(r)
-    assert json.loads(r.hget(keys.TOPICS, T)) == stored
-
-
-def test_topic_register_create_keeps_a_given_created_ms(r, lua):
-    cfg = topic_config(1, created_ms=1234)
-    stored = json.loads(lua.topic_register(keys=[keys.TOPICS], args=[T, cfg, "create"]))
-    assert stored["created_ms"] == 1234
-
-
-def test_topic_register_large_numbers_survive_cjson(r, lua):
-    cfg = topic_config(1, retention_ms=7 * 24 * 3600 * 1000, max_len=10_000_000, created_ms=1_732_435_200_123)
-    stored = json.loads(lua.topic_register(keys=[keys.TOPICS], args=[T, cfg, "create"]))
-    assert (stored["retention_ms"], stored["max_len"], stored["created_ms"]) == (
-        604_800_000, 10_000_000, 1_732_435_200_123
-    )
-
-
-def test_topic_register_create_twice_is_topicexists(r, lua):
-    lua.topic_register(keys=[keys.TOPICS], args=[T, topic_config(3), "create"])
+def test_topic_register_create_then_alter(r, lua):
+    stored = json.loads(lua(scripts.topic_register(T, topic_json(2), "create")))
+    assert stored["created_ms"] > 1_600_000_000_000
     with pytest.raises(ResponseError) as info:
-        lua.topic_register(keys=[keys.TOPICS], args=[T, topic_config(5), "create"])
+        lua(scripts.topic_register(T, topic_json(3), "create"))
     assert code_of(info.value) == "TOPICEXISTS"
-    assert json.loads(r.hget(keys.TOPICS, T))["partitions"] == 3
+    grown = json.loads(lua(scripts.topic_register(T, topic_json(4, layout=9), "alter")))
+    assert (grown["partitions"], grown["created_ms"], grown["layout"]) == (4, stored["created_ms"], 2)
+    for n in (4, 1):
+        with pytest.raises(ResponseError) as info:
+            lua(scripts.topic_register(T, topic_json(n), "alter"))
+        assert code_of(info.value) == "BADARG"
 
 
-def test_topic_register_alter_grows_and_keeps_created_ms_and_layout(r, lua):
-    first = json.loads(lua.topic_register(keys=[keys.TOPICS], args=[T, topic_config(2), "create"]))
-    stored = json.loads(
-        lua.topic_register(keys=[keys.TOPICS], args=[T, topic_config(4, created_ms=5, layout=9), "alter"])
-    )
-    assert stored["partitions"] == 4
-    assert stored["created_ms"] == first["created_ms"]
-    assert stored["layout"] == 1
-    assert json.loads(r.hget(keys.TOPICS, T)) == stored
-
-
-@pytest.mark.parametrize("partitions", [2, 1])
-def test_topic_register_alter_that_does_not_grow_is_badarg(r, lua, partitions):
-    lua.topic_register(keys=[keys.TOPICS], args=[T, topic_config(2), "create"])
-    with pytest.raises(ResponseError) as info:
-        lua.topic_register(keys=[keys.TOPICS], args=[T, topic_config(partitions), "alter"])
-    assert code_of(info.value) == "BADARG"
-    assert "only grow" in str(info.value)
-    assert json.loads(r.hget(keys.TOPICS, T))["partitions"] == 2
-
-
-def test_topic_register_alter_missing_is_notopic(r, lua):
-    with pytest.raises(ResponseError) as info:
-        lua.topic_register(keys=[keys.TOPICS], args=[T, topic_config(2), "alter"])
-    assert code_of(info.value) == "NOTOPIC"
-    assert r.hlen(keys.TOPICS) == 0
-
-
-# --- claim / release ---------------------------------------------------------------------------
-
-
-def claim(lua, token, expected="", start="0"):
-    return lua.claim(keys=[LOG, OWN], args=[G, token, expected, start])
-
-
-def test_claim_missing_stream_is_notopic(r, lua):
-    with pytest.raises(ResponseError) as info:
-        claim(lua, "a|1")
-    assert code_of(info.value) == "NOTOPIC"
-    assert r.exists(OWN) == 0
-
-
-def test_claim_a_free_partition_creates_the_group(r, lua):
-    lua.partition_init(keys=[LOG])
-    first = r.xadd(LOG, {"value": "x"})
-    assert claim(lua, "a|1", start="$") == [1, first]  # a "$" group starts after what is there
-    assert r.hget(OWN, G) == b"a|1"
-    assert [g["name"] for g in r.xinfo_groups(LOG)] == [G.encode()]
-
-
-def test_claim_earliest_starts_at_zero(r, lua):
-    lua.partition_init(keys=[LOG])
-    r.xadd(LOG, {"value": "x"})
-    assert claim(lua, "a|1", start="0") == [1, b"0-0"]
-
-
-def test_claim_is_a_cas(r, lua):
-    lua.partition_init(keys=[LOG])
-    assert claim(lua, "a|1")[0] == 1
-    assert claim(lua, "b|1") == [0, b"a|1"]  # expected free, but a holds it
-    assert claim(lua, "b|1", expected="c|1") == [0, b"a|1"]  # expected the wrong previous owner
-    assert r.hget(OWN, G) == b"a|1"
-    assert claim(lua, "a|1")[0] == 1  # the holder re-claiming is a no-op success
-    assert claim(lua, "b|2", expected="a|1")[0] == 1  # b saw a leave: takes over
-    assert r.hget(OWN, G) == b"b|2"
-    assert claim(lua, "a|1", expected="")[0] == 0  # and a cannot take it back
-
-
-def test_claim_of_an_existing_group_reports_its_position(r, lua):
-    lua.partition_init(keys=[LOG])
-    entry = [r.xadd(LOG, {"value": str(i)}) for i in range(3)]
-    claim(lua, "a|1")
-    lua.fetch(keys=[LOG, OWN, DONE], args=[G, "a|1", 2, ">", OWNER, ""])
-    lua.release(keys=[OWN], args=[G, "a|1"])
-    # The group exists already (BUSYGROUP is fine), and its start argument is ignored now.
-    assert claim(lua, "b|2", start="$") == [1, entry[1]]
-
-
-def test_groups_are_independent(r, lua):
-    lua.partition_init(keys=[LOG])
-    assert lua.claim(keys=[LOG, OWN], args=["g1", "a|1", "", "0"])[0] == 1
-    assert lua.claim(keys=[LOG, OWN], args=["g2", "b|1", "", "0"])[0] == 1
-    assert r.hgetall(OWN) == {b"g1": b"a|1", b"g2": b"b|1"}
-
-
-def test_release(r, lua):
-    lua.partition_init(keys=[LOG])
-    claim(lua, "a|1")
-    assert lua.release(keys=[OWN], args=[G, "b|1"]) == 0  # not the holder: nothing changes
-    assert r.hget(OWN, G) == b"a|1"
-    assert lua.release(keys=[OWN], args=[G, "a|1"]) == 1
-    assert r.hget(OWN, G) is None
-    assert lua.release(keys=[OWN], args=[G, "a|1"]) == 0
-    assert claim(lua, "b|2")[0] == 1  # free again
-
-
-# --- fetch / commit ----------------------------------------------------------------------------
+# --- offsets: lookups, positions, trimming -----------------------------------------------------
 
 
 @pytest.fixture
-def owned(r, lua):
-    """Partition 0 with 5 records, claimed (from the start) by token "a|1"."""
-    lua.partition_init(keys=[LOG])
-    written = produce(lua, [[b"value", b"v%d" % i] for i in range(5)])
-    assert claim(lua, "a|1")[0] == 1
-    return written
+def spread(r, lua):
+    """A partition of 60 records over several milliseconds (some sharing one), offsets 0..59."""
+    init(lua)
+    base = int(time.time() * 1000) - 100_000
+    for i in range(60):
+        r.xadd(LOG, {"value": str(i)}, id=f"{base + (i // 3) * 7}-{i}")
+    return base
 
 
-def fetch(lua, token, count, cursor, *acks, mode=""):
-    """(entries, counts) of the fetch script; its third result (last ID read) is checked apart."""
-    entries, counts, _last = lua.fetch(keys=[LOG, OWN, DONE], args=[G, token, count, cursor, OWNER, mode, *acks])
-    return [entries, counts]
+@pytest.mark.parametrize("target", [0, 1, 2, 3, 17, 58, 59, 60])
+def test_a_seek_to_any_offset_reads_that_record_next(r, lua, spread, target):
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", target, "none", commit=False, exactly_once=False)))
+    assert moved.position == target
+    got = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 3)))
+    assert offsets_of(got.entries) == list(range(target, min(target + 3, 60)))
 
 
-def pending_ids(r):
-    return [p["message_id"] for p in r.xpending_range(LOG, G, "-", "+", 1000)]
+def test_lookups_skip_holes_left_by_deleted_records(r, lua, spread):
+    r.xdel(LOG, *[eid for eid, _ in entries(r)][10:20])
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.set_position(TP, G, "a|1", 12, "none", commit=False, exactly_once=False))
+    assert offsets_of(scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 2))).entries) == [20, 21]
 
 
-def test_fetch_new_records(r, lua, owned):
-    entries, counts = fetch(lua, "a|1", 3, ">")
-    assert ids(entries) == owned[:3]
-    assert entries[0][1] == [b"value", b"v0"]
-    assert counts == []
-    entries, counts = fetch(lua, "a|1", 10, ">")
-    assert ids(entries) == owned[3:]
-    assert fetch(lua, "a|1", 10, ">") == [[], []]
-    assert pending_ids(r) == owned
+@pytest.mark.parametrize(
+    "policy,target,expected", [("earliest", 100, 5), ("latest", 100, 60), ("earliest", 2, 5), ("latest", 2, 60), ("clamp", 100, 60), ("clamp", 2, 5)]
+)
+def test_positions_outside_the_log_follow_auto_offset_reset(r, lua, spread, policy, target, expected):
+    r.xtrim(LOG, minid=entries(r)[5][0], approximate=False)  # log start is now offset 5
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", target, policy, commit=False, exactly_once=False)))
+    assert moved.position == expected
 
 
-def test_fetch_with_a_wrong_token_is_fenced_and_reads_nothing(r, lua, owned):
-    fetch(lua, "a|1", 2, ">")
-    before = r.xinfo_groups(LOG)[0]
-    for token in ("b|1", "a|2", ""):
+def test_a_position_outside_the_log_with_policy_none_is_refused_and_changes_nothing(r, lua, spread):
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    for target in (61, 10**9):
         with pytest.raises(ResponseError) as info:
-            fetch(lua, token, 10, ">", owned[0])
-        assert code_of(info.value) == "FENCED"
-        assert type(from_redis(info.value)).__name__ == "CommitFailedError"
-    assert r.xinfo_groups(LOG)[0] == before  # nothing delivered
-    assert pending_ids(r) == owned[:2]  # nothing acknowledged
+            lua(scripts.set_position(TP, G, "a|1", target, "none", commit=False, exactly_once=False))
+        assert code_of(info.value) == "OUTOFRANGE"
+    assert r.xinfo_groups(LOG)[0]["entries-read"] == 0
 
 
-def test_fetch_acks_before_reading(r, lua, owned):
-    fetch(lua, "a|1", 2, ">")
-    entries, _ = fetch(lua, "a|1", 2, ">", owned[0], owned[1])
-    assert ids(entries) == owned[2:4]
-    assert pending_ids(r) == owned[2:4]
+def test_set_position_by_time_and_to_the_ends(r, lua, spread):
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    at = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", f"time:{spread + 7 * 4}", "none", commit=False, exactly_once=False)))
+    assert at.position == 12
+    assert scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", "latest", "none", commit=False, exactly_once=False))).position == 60
+    assert scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", "earliest", "none", commit=False, exactly_once=False))).position == 0
 
 
-def test_fetch_on_a_deleted_stream_is_notopic(r, lua, owned):
-    r.delete(LOG)
+def test_set_position_is_fenced_for_a_non_owner(r, lua, spread):
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
     with pytest.raises(ResponseError) as info:
-        fetch(lua, "a|1", 10, ">")
-    assert code_of(info.value) == "NOTOPIC"
-
-
-def test_history_read_returns_pending_in_order_with_delivery_counts(r, lua, owned):
-    fetch(lua, "a|1", 5, ">")
-    lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", owned[1]])
-    # A new owner takes over and first re-reads what a left uncommitted.
-    assert claim(lua, "b|2", expected="a|1")[0] == 1
-    entries, counts = fetch(lua, "b|2", 10, "0")
-    assert ids(entries) == [owned[0], *owned[2:]]
-    assert [e[1] for e in entries] == [[b"value", b"v%d" % i] for i in (0, 2, 3, 4)]
-    # Does XREADGROUP with a history ID count as a delivery? It must, on every server we support.
-    assert counts == [2, 2, 2, 2]
-    entries, counts = fetch(lua, "b|2", 10, "0")
-    assert counts == [3, 3, 3, 3]
-
-
-def test_history_read_pages_after_an_id(r, lua, owned):
-    fetch(lua, "a|1", 5, ">")
-    entries, counts = fetch(lua, "a|1", 2, "0")
-    assert ids(entries) == owned[:2]
-    entries, counts = fetch(lua, "a|1", 2, owned[1].decode())
-    assert ids(entries) == owned[2:4]
-    assert len(counts) == 2
-    entries, counts = fetch(lua, "a|1", 2, owned[4].decode())
-    assert (entries, counts) == ([], [])
-
-
-def test_history_read_skips_and_acks_trimmed_entries(r, lua, owned):
-    fetch(lua, "a|1", 5, ">")
-    r.xdel(LOG, owned[1], owned[3])  # as if retention had dropped them while pending
-    entries, counts = fetch(lua, "a|1", 10, "0")
-    assert ids(entries) == [owned[0], owned[2], owned[4]]
-    assert counts == [2, 2, 2]
-    assert pending_ids(r) == [owned[0], owned[2], owned[4]]
-
-
-def test_history_read_of_only_trimmed_entries_is_empty_and_clears_them(r, lua, owned):
-    fetch(lua, "a|1", 5, ">")
-    r.xdel(LOG, *owned)
-    assert fetch(lua, "a|1", 2, "0") == [[], []]
-    assert pending_ids(r) == []
-
-
-def test_history_read_does_not_stop_at_a_batch_of_trimmed_entries(r, lua, owned):
-    # The consumer takes an empty history read as "nothing left to re-read" and switches to ">".
-    # When a whole batch was trimmed, the live pending records after it must still come back.
-    fetch(lua, "a|1", 5, ">")
-    r.xdel(LOG, owned[0], owned[1])
-    entries, counts = fetch(lua, "a|1", 2, "0")
-    assert ids(entries) == owned[2:4]
-    assert counts == [2, 2]
-
-
-def test_commit_acks_owned_records(r, lua, owned):
-    fetch(lua, "a|1", 5, ">")
-    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", owned[0], owned[2]]) == 2
-    assert pending_ids(r) == [owned[1], owned[3], owned[4]]
-    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", owned[0]]) == 0  # already acknowledged
-    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", ""]) == 0  # nothing to acknowledge
-
-
-def test_commit_by_a_fenced_member_is_refused_and_acks_nothing(r, lua, owned):
-    fetch(lua, "a|1", 5, ">")
-    assert claim(lua, "b|2", expected="a|1")[0] == 1
-    with pytest.raises(ResponseError) as info:
-        lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", *owned])
-    assert code_of(info.value) == "FENCED"
-    assert pending_ids(r) == owned  # still pending, for b to re-read
-    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "b|2", "", *owned]) == 5
-
-
-def test_commit_takes_the_consumer_chunk_of_ids(r, lua, owned):
-    # Lua's unpack() stops near 8000 values (LUAI_MAXCSTACK): the consumer acks in chunks of 4000.
-    fetch(lua, "a|1", 5, ">")
-    fake = [f"{i}-0" for i in range(1, 4000 - len(owned) + 1)]
-    assert lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", "", *owned, *fake]) == 5
-    assert lua.fetch(keys=[LOG, OWN, DONE], args=[G, "a|1", 1, ">", OWNER, "", *fake]) == [[], [], b""]
-
-
-def test_commit_with_no_owner_is_fenced(r, lua, owned):
-    lua.release(keys=[OWN], args=[G, "a|1"])
-    with pytest.raises(ResponseError) as info:
-        lua.commit(keys=[LOG, OWN, DONE], args=[G, "a|1", ""])
+        lua(scripts.set_position(TP, G, "b|2", 0, "none", commit=False, exactly_once=False))
     assert code_of(info.value) == "FENCED"
 
 
-# --- group coordination ------------------------------------------------------------------------
+def test_an_operators_reset_commits_and_clears_a_dead_owner(r, lua, spread):
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "", 40, "clamp", commit=True, exactly_once=False)))
+    assert (moved.previous, moved.position) == (0, 40)
+    assert r.hget(OFF, G) == b"40" and r.hget(OWN, G) is None
 
 
-def join(lua, member, session_ms=10_000, meta=None):
-    return lua.group_join(keys=GKEYS, args=[member, json.dumps(meta or {"topics": [T]}), session_ms])
+def test_exactly_once_positions_never_go_below_the_processed_mark(r, lua, spread):
+    r.hset(DONE, G, 30)
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "a|1", "", "earliest", True)))
+    assert claimed.position == 30
+    moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", 0, "none", commit=False, exactly_once=True)))
+    assert moved.position == 30
 
 
-def heartbeat(lua, member, session_ms=10_000, known=""):
-    return lua.group_heartbeat(keys=GKEYS, args=[member, session_ms, known])
+def test_lookups_are_bounded_on_a_partition_spanning_years(r, lua):
+    # One record per "day" for ~5 years, and 3000 in the last millisecond: the binary search over
+    # the ms part takes a bounded number of probes whatever the spread.
+    init(lua)
+    pipe = r.pipeline(transaction=False)
+    start = 1_600_000_000_000
+    for i in range(2000):
+        pipe.xadd(LOG, {"value": "x"}, id=f"{start + i * 86_400_000}-{i}")
+    last = start + 2000 * 86_400_000
+    for i in range(2000, 5000):
+        pipe.xadd(LOG, {"value": "x"}, id=f"{last}-{i}")
+    pipe.execute()
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    for target in (0, 1, 999, 1999, 2000, 2001, 4321, 4999, 5000):
+        r.config_resetstat()
+        moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", target, "none", commit=False, exactly_once=False)))
+        assert moved.position == target
+        stats = r.info("commandstats")
+        probes = stats.get("cmdstat_xrange", {}).get("calls", 0) + stats.get("cmdstat_xrevrange", {}).get("calls", 0)
+        assert probes <= 64, (target, probes)
+        got = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 1)))
+        assert offsets_of(got.entries) == ([target] if target < 5000 else [])
 
 
-def members_of(reply):
-    flat = reply[3]
-    return {flat[i].decode(): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+def test_trim_before_removes_below_an_offset_in_bounded_steps(r, lua):
+    init(lua)
+    produce(lua, [[b"value", b"x"]] * 1000)
+    calls = 0
+    while True:
+        calls += 1
+        start, done = lua(scripts.trim_before(TP, 777, limit=300))
+        if done:
+            break
+        assert calls < 20
+    assert start == 777 and offsets_of(entries(r))[0] == 777 and calls > 1
+    assert produce(lua, [[b"value", b"y"]]).first == 1000
+    assert lua(scripts.trim_before(TP, None))[0] == 1001  # all: the log start is the log end
 
 
-def test_join_grows_the_generation(r, lua):
-    assert join(lua, "a") == 1
-    assert join(lua, "b", meta={"topics": [T], "strategy": "range"}) == 2
-    assert join(lua, "a") == 3  # a rejoin is a new generation too
-    assert set(r.hkeys(keys.group_members(G))) == {b"a", b"b"}
-    assert json.loads(r.hget(keys.group_members(G), "b")) == {"topics": [T], "strategy": "range"}
-    deadline = r.zscore(keys.group_deadlines(G), "a")
-    assert server_ms(r) + 9_000 < deadline <= server_ms(r) + 10_000
+# --- ownership, fetch, commit ------------------------------------------------------------------
 
 
-def test_heartbeat_before_any_assignment_reports_members(lua):
+def test_claim_a_free_partition_starts_where_auto_offset_reset_says(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 4)
+    latest = scripts.Claimed.parse(lua(scripts.claim(TP, G, "a|1", "", "latest", False)))
+    assert (latest.ok, latest.position) == (True, 4)
+    other = TopicPartition(T, 0)
+    earliest = scripts.Claimed.parse(lua(scripts.claim(other, "g2", "a|1", "", "earliest", False)))
+    assert earliest.position == 0
+    with pytest.raises(ResponseError) as info:
+        lua(scripts.claim(TP, "g3", "a|1", "", "none", False))
+    assert code_of(info.value) == "NOOFFSET"
+
+
+def test_claim_starts_at_the_committed_offset(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 10)
+    r.hset(OFF, G, "6 some metadata")
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "a|1", "", "latest", False)))
+    assert claimed.position == 6
+    assert offsets_of(scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 10))).entries) == [6, 7, 8, 9]
+
+
+def test_claim_is_a_cas_on_the_owner_token(r, lua):
+    init(lua)
+    assert scripts.Claimed.parse(lua(scripts.claim(TP, G, "a|1", "", "earliest", False))).ok
+    held = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "", "earliest", False)))
+    assert (held.ok, held.holder) == (False, "a|1")
+    wrong = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "c|3", "earliest", False)))
+    assert not wrong.ok  # expected someone else: refused
+    assert scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "a|1", "earliest", False))).ok
+    assert r.hget(OWN, G) == b"b|2"
+
+
+def test_release_only_by_the_owner(r, lua):
+    init(lua)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    assert lua(scripts.release(TP, G, "b|2")) == 0 and r.hget(OWN, G) == b"a|1"
+    assert lua(scripts.release(TP, G, "a|1")) == 1 and r.hget(OWN, G) is None
+
+
+def test_fetch_with_a_wrong_token_is_fenced_and_changes_nothing(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 3)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    with pytest.raises(ResponseError) as info:
+        lua(scripts.fetch(TP, G, "b|2", 10, commit=3))
+    assert code_of(info.value) == "FENCED"
+    assert r.hget(OFF, G) is None and r.xinfo_groups(LOG)[0]["entries-read"] == 0
+
+
+def test_fetch_keeps_no_pending_list_and_carries_a_commit(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 5)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    got = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 3)))
+    assert offsets_of(got.entries) == [0, 1, 2] and got.position_id == ""
+    assert r.xpending(LOG, G)["pending"] == 0
+    got = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 10, commit=3)))
+    assert offsets_of(got.entries) == [3, 4] and r.hget(OFF, G) == b"3"
+    info = r.xinfo_groups(LOG)[0]
+    assert (info["entries-read"], info["lag"]) == (5, 0)
+
+
+def test_fetch_from_an_offset_moves_the_position_first(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 5)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 5))
+    got = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 2, start=1)))
+    assert offsets_of(got.entries) == [1, 2]
+    empty = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 2, start=5)))
+    assert empty.entries == [] and empty.position_id == entries(r)[-1][0]
+
+
+def test_at_most_once_reads_commit_what_they_read(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 4)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 3, noack=True))
+    assert r.hget(OFF, G) == b"3"
+
+
+def test_commit_is_cumulative_and_fenced_per_partition(r, lua):
+    other = TopicPartition(T, 1)
+    init(lua)
+    init(lua, other)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.claim(other, G, "b|2", "", "earliest", False))
+    out = lua(scripts.commit(G, [(TP, "a|1", 7, True, "meta"), (other, "a|1", 3, False, "")]))
+    assert out[0] == 1 and isinstance(out[1], ResponseError) and code_of(out[1]) == "FENCED"
+    assert r.hget(OFF, G) == b"7 meta" and r.hget(DONE, G) == b"7"
+    assert r.hget(keys.committed(T, 1), G) is None  # fenced: nothing changed there
+    lua(scripts.commit(G, [(TP, "a|1", 5, True, "")]))
+    assert (r.hget(OFF, G), r.hget(DONE, G)) == (b"5", b"7")  # the processed mark only rises
+
+
+def test_commit_without_an_owner_only_for_a_group_without_live_owner(r, lua):
+    init(lua)
+    assert lua(scripts.commit(G, [(TP, "", 2, False, "")])) == [1]
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    assert code_of(lua(scripts.commit(G, [(TP, "", 1, False, "")]))[0]) == "FENCED"
+
+
+# --- delivery counts: handovers and failures ---------------------------------------------------
+
+
+def test_a_handover_counts_only_records_handed_to_the_application(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 10)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 10, handed="3"))  # read 10 ahead, the application had 0..3
+    lua(scripts.commit(G, [(TP, "a|1", 2, False, "")]))
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "a|1", "earliest", False)))
+    assert claimed.position == 2 and claimed.redelivered == ((2, 3),) and claimed.failures == {}
+
+
+def test_a_record_handed_out_alone_when_its_consumer_died_counts_as_a_failure(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 10)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 1, handed="reads"))
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "a|1", "earliest", False)))
+    assert claimed.redelivered == ((0, 0),) and claimed.failures == {0: 1}
+
+
+def test_fail_counts_one_record_only(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 10)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 10, handed="read"))
+    got = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 10, start=4, failed=[4], handed="read")))
+    assert offsets_of(got.entries)[0] == 4
+    lua(scripts.commit(G, [(TP, "a|1", 10, False, "")]))
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "a|1", "earliest", False)))
+    assert claimed.redelivered == () and claimed.failures == {}  # all committed: forgotten
+    assert r.hget(DLV, f"{G}:f") is None
+
+
+def test_delivery_state_stays_bounded(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 300)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    for i in range(200):
+        lua(scripts.fetch(TP, G, "a|1", 1, start=i, failed=[i]))
+    assert len(r.hget(DLV, f"{G}:f").split()) <= 128 and len(r.hget(DLV, f"{G}:r").split()) <= 128
+
+
+# --- transact ----------------------------------------------------------------------------------
+
+
+def test_transact_appends_outputs_and_commits_once(r, lua):
+    out_tp = TopicPartition("out", 0)
+    init(lua)
+    init(lua, out_tp)
+    produce(lua, [(b"k", b"v")] * 3)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    outputs = [scripts.Output(keys.stream("out", 0), None, None, 1000, [b"key", b"k", b"value", b"x", b"h:a", b"1"])] * 2
+    call = scripts.transact(TP, G, "a|1", "a|1#0", commit=3, mark=True, dead=[], outputs=outputs)
+    assert scripts.Transacted.parse(lua(call)) == scripts.Transacted([0, 1], False)
+    assert scripts.Transacted.parse(lua(call)) == scripts.Transacted([], True)  # a retry: nothing again
+    assert r.xlen(keys.stream("out", 0)) == 2 and r.hget(OFF, G) == b"3" and r.hget(DONE, G) == b"3"
+    stored = entries(r, keys.stream("out", 0))[0][1]
+    assert list(stored) == [b"key", b"value", b"ts", b"h:a"]
+
+
+def test_transact_is_fenced_and_checks_outputs_before_writing(r, lua):
+    init(lua)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    outputs = [scripts.Output(keys.stream("missing", 0), None, None, None, [b"value", b"x"])]
+    with pytest.raises(ResponseError) as info:
+        lua(scripts.transact(TP, G, "a|1", "t1", commit=1, mark=False, dead=[], outputs=outputs))
+    assert code_of(info.value) == "NOTOPIC" and r.hget(OFF, G) is None
+    with pytest.raises(ResponseError) as info:
+        lua(scripts.transact(TP, G, "b|2", "t2", commit=1, mark=False, dead=[], outputs=[]))
+    assert code_of(info.value) == "FENCED"
+
+
+def test_dead_lettering_marks_records_dead_without_committing(r, lua):
+    dlq = TopicPartition("orders.dlq", 0)
+    init(lua)
+    init(lua, dlq)
+    produce(lua, [(b"k", b"v")] * 3)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    out = [scripts.Output(keys.stream(dlq.topic, 0), None, None, None, [b"value", b"v"])]
+    lua(scripts.transact(TP, G, "a|1", "t1", commit=None, mark=False, dead=[1], outputs=out))
+    assert r.hget(OFF, G) is None and r.xlen(keys.stream(dlq.topic, 0)) == 1
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "a|1", "earliest", False)))
+    assert claimed.failures == {1: -1}
+
+
+# --- group membership --------------------------------------------------------------------------
+
+
+def join(lua, member, nonce="n", session_ms=10_000, meta=None, mode=""):
+    return lua(scripts.group_join(G, member, nonce, meta or {"topics": [T]}, session_ms, mode, "facade"))
+
+
+def beat(lua, member, nonce="n", session_ms=10_000, known=""):
+    return scripts.Heartbeat.parse(lua(scripts.group_heartbeat(G, member, nonce, session_ms, known)))
+
+
+def generation(r):
+    return int(r.hget(keys.group_state(G), "generation"))
+
+
+def test_join_starts_a_generation_and_heartbeats_list_members_until_an_assignment(r, lua):
+    assert join(lua, "a") == 1 and join(lua, "b") == 2
+    hb = beat(lua, "a")
+    assert (hb.generation, hb.assignment_generation, set(hb.members)) == (2, "", {"a", "b"})
+    assert lua(scripts.group_sync(G, 2, {"a": [TP], "b": []})) == 1
+    assert lua(scripts.group_sync(G, 2, {"a": [], "b": [TP]})) == 0  # first writer wins
+    hb = beat(lua, "b")
+    assert (hb.assignment_generation, hb.assignment, hb.members) == ("2", {"a": [TP], "b": []}, {})
+    assert beat(lua, "b", known="2").assignment is None  # unchanged: not sent again
+
+
+def test_sync_refuses_stale_generations_and_unknown_members(r, lua):
+    join(lua, "a")
+    assert lua(scripts.group_sync(G, 0, {"a": [TP]})) == 0
+    assert lua(scripts.group_sync(G, 2, {"a": [TP]})) == 0
+    assert lua(scripts.group_sync(G, 1, {"a": [TP], "ghost": []})) == 0  # never names a non-member
+    assert not r.hexists(keys.group_state(G), "assignment")
+
+
+def test_every_removal_starts_a_new_generation_and_drops_the_assignment(r, lua):
+    join(lua, "a")
+    join(lua, "b", session_ms=200)
+    lua(scripts.group_sync(G, 2, {"a": [], "b": [TP]}))
+    time.sleep(0.3)
+    hb = beat(lua, "a")
+    assert (hb.generation, hb.assignment_generation, hb.previous) == (3, "", {"a": [], "b": [TP]})
+    assert not r.hexists(keys.group_state(G), "assignment")
+    with pytest.raises(ResponseError) as info:
+        beat(lua, "b")
+    assert code_of(info.value) == "UNKNOWNMEMBER"
+
+
+def test_a_static_member_back_after_expiry_starts_a_generation(r, lua):
+    # The orphaned-partitions bug: a static member coming back with unchanged metadata, while the
+    # join itself removes an expired member, must not keep an assignment naming that member.
+    join(lua, "s", nonce="1", mode="static")
+    join(lua, "dead", session_ms=200)
+    lua(scripts.group_sync(G, 2, {"s": [], "dead": [TP]}))
+    time.sleep(0.3)
+    assert join(lua, "s", nonce="2", mode="static") == 3
+    assert not r.hexists(keys.group_state(G), "assignment")
+
+
+def test_a_static_restart_within_its_session_keeps_the_generation_and_fences_the_old_process(r, lua):
+    join(lua, "s", nonce="old", mode="static")
+    lua(scripts.group_sync(G, 1, {"s": [TP]}))
+    assert join(lua, "s", nonce="new", mode="static") == 1
+    assert beat(lua, "s", nonce="new").assignment == {"s": [TP]}
+    with pytest.raises(ResponseError) as info:
+        beat(lua, "s", nonce="old")
+    assert code_of(info.value) == "FENCEDINSTANCE"
+    assert lua(scripts.group_alive(G, ["s|old", "s|new"])) == [0, 1]
+    assert lua(scripts.group_leave(G, "s", "old")) == 0  # the old process cannot end the new session
+
+
+def test_group_alive_ends_expired_sessions_for_good(r, lua):
+    join(lua, "a", nonce="1", session_ms=200)
+    assert lua(scripts.group_alive(G, ["a|1", "a|2", "nobody|x"])) == [1, 0, 0]
+    time.sleep(0.3)
+    assert lua(scripts.group_alive(G, ["a|1"])) == [0]
+    join(lua, "a", nonce="3")
+    assert lua(scripts.group_alive(G, ["a|1", "a|3"])) == [0, 1]
+
+
+def test_rebalance_keeps_the_session_and_needs_it(r, lua):
+    join(lua, "a", nonce="1")
+    assert join(lua, "a", nonce="1", mode="rebalance") == 2
+    with pytest.raises(ResponseError) as info:
+        join(lua, "a", nonce="other", mode="rebalance")
+    assert code_of(info.value) == "UNKNOWNMEMBER"
+
+
+def test_leave_ends_only_that_session(r, lua):
     join(lua, "a")
     join(lua, "b")
-    gen, agen, assignment, _ = reply = heartbeat(lua, "a")
-    assert (gen, agen, assignment) == (2, b"", b"")
-    assert set(members_of(reply)) == {"a", "b"}
-
-
-def test_sync_is_first_writer_wins_and_refuses_stale_generations(r, lua):
-    join(lua, "a")
-    gen = join(lua, "b")
-    plan_a = json.dumps({"a": [[T, 0]], "b": [[T, 1]]})
-    assert lua.group_sync(keys=GKEYS[:1], args=[gen, plan_a]) == 1
-    assert lua.group_sync(keys=GKEYS[:1], args=[gen, json.dumps({"a": [], "b": []})]) == 0  # already stored
-    assert lua.group_sync(keys=GKEYS[:1], args=[gen - 1, plan_a]) == 0  # stale
-    assert r.hget(keys.group_state(G), "assignment") == plan_a.encode()
-    # Members learn it from their heartbeat; members are no longer listed once assigned.
-    gen_now, agen, assignment, members = heartbeat(lua, "b")
-    assert (gen_now, agen, assignment, members) == (gen, str(gen).encode(), plan_a.encode(), [])
-    # Once known, it is not sent again.
-    assert heartbeat(lua, "b", known=str(gen))[2] == b""
-    # A join moves the group on: the old generation's assignment can no longer be stored.
-    new_gen = join(lua, "c")
-    assert lua.group_sync(keys=GKEYS[:1], args=[gen, plan_a]) == 0
-    assert lua.group_sync(keys=GKEYS[:1], args=[new_gen, plan_a]) == 1
-
-
-def test_sync_for_a_future_generation_is_refused(lua):
-    gen = join(lua, "a")
-    assert lua.group_sync(keys=GKEYS[:1], args=[gen + 1, "{}"]) == 0
-
-
-def test_expired_members_are_removed_by_a_heartbeat(r, lua):
-    join(lua, "a", session_ms=100)
-    gen = join(lua, "b")
-    time.sleep(0.25)
-    reply = heartbeat(lua, "b")
-    assert reply[0] == gen + 1  # a's removal starts a new generation
-    assert set(members_of(reply)) == {"b"}
-    assert r.zscore(keys.group_deadlines(G), "a") is None
-    with pytest.raises(ResponseError) as info:
-        heartbeat(lua, "a")
-    assert code_of(info.value) == "UNKNOWNMEMBER"
-    assert type(from_redis(info.value)).__name__ == "UnknownMemberError"
-
-
-def test_an_expired_member_learns_it_on_its_own_heartbeat(r, lua):
-    gen = join(lua, "a", session_ms=100)
-    join(lua, "b")
-    gen = join(lua, "b")
-    time.sleep(0.25)
-    with pytest.raises(ResponseError) as info:
-        heartbeat(lua, "a")
-    assert code_of(info.value) == "UNKNOWNMEMBER"
-    assert r.hexists(keys.group_members(G), "a") == 0
-    assert int(r.hget(keys.group_state(G), "generation")) == gen + 1
-    assert heartbeat(lua, "b")[0] == gen + 1
-
-
-def test_expired_members_are_removed_by_a_join(r, lua):
-    join(lua, "a", session_ms=100)
-    time.sleep(0.25)
-    join(lua, "b")
+    assert lua(scripts.group_leave(G, "a", "n")) == 3
     assert r.hkeys(keys.group_members(G)) == [b"b"]
-    assert r.zrange(keys.group_deadlines(G), 0, -1) == [b"b"]
+    assert lua(scripts.group_leave(G, "a", "n")) == 0 and generation(r) == 3
 
 
-def test_heartbeat_extends_the_session(r, lua):
-    join(lua, "a", session_ms=300)
-    join(lua, "b")
-    for _ in range(4):
-        time.sleep(0.1)
-        heartbeat(lua, "a", session_ms=300)
-    assert heartbeat(lua, "b")[0] == 2  # a never expired
-
-
-def test_heartbeat_of_an_unknown_member(r, lua):
+def test_group_lock_refuses_live_members_and_keeps_joins_out(r, lua):
     join(lua, "a")
     with pytest.raises(ResponseError) as info:
-        heartbeat(lua, "stranger")
-    assert code_of(info.value) == "UNKNOWNMEMBER"
-    assert int(r.hget(keys.group_state(G), "generation")) == 1  # a stranger changes nothing
-
-
-def test_leave(r, lua):
-    join(lua, "a")
-    join(lua, "b")
-    assert lua.group_leave(keys=GKEYS, args=["a"]) == 3
-    assert r.hkeys(keys.group_members(G)) == [b"b"]
-    assert r.zrange(keys.group_deadlines(G), 0, -1) == [b"b"]
-    assert lua.group_leave(keys=GKEYS, args=["a"]) == 0  # not a member: nothing changes
-    assert int(r.hget(keys.group_state(G), "generation")) == 3
+        lua(scripts.group_lock(G, True))
+    assert code_of(info.value) == "GROUPBUSY" and "a" in str(info.value)
+    lua(scripts.group_leave(G, "a", "n"))
+    assert lua(scripts.group_lock(G, True, 5000)) == 1
     with pytest.raises(ResponseError) as info:
-        heartbeat(lua, "a")
-    assert code_of(info.value) == "UNKNOWNMEMBER"
+        join(lua, "b")
+    assert code_of(info.value) == "GROUPLOCKED"
+    lua(scripts.group_lock(G, False))
+    assert join(lua, "b") > 0
+
+
+def test_a_group_of_crashed_members_can_be_locked(r, lua):
+    join(lua, "a", session_ms=150)
+    time.sleep(0.25)
+    assert lua(scripts.group_lock(G, True)) == 1
+
+
+def test_groups_of_the_other_protocol_are_refused(r, lua):
+    join(lua, "a")
+    with pytest.raises(ResponseError) as info:
+        lua(scripts.group_join(G, "k", "n", {}, 10_000, "", "kafka"))
+    assert code_of(info.value) == "GROUPKIND"
 
 
 def test_group_delete_refuses_while_a_member_is_live(r, lua):
     join(lua, "a")
     with pytest.raises(ResponseError) as info:
-        lua.group_delete(keys=GKEYS)
+        lua(scripts.group_delete(G))
     assert code_of(info.value) == "GROUPBUSY"
     assert isinstance(from_redis(info.value), GroupError)
-    assert r.exists(*GKEYS) == 3
+    lua(scripts.group_leave(G, "a", "n"))
+    assert lua(scripts.group_delete(G)) == 1 and r.exists(*keys.group_keys(G)) == 0
 
 
-def test_group_delete_after_members_expired_or_left(r, lua):
-    join(lua, "a", session_ms=100)
-    join(lua, "b")
-    lua.group_leave(keys=GKEYS, args=["b"])
-    time.sleep(0.25)
-    assert lua.group_delete(keys=GKEYS) == 1
-    assert r.exists(*GKEYS) == 0
-    assert lua.group_delete(keys=GKEYS) == 1  # nothing left: still fine
-
-
-# --- set_position ------------------------------------------------------------------------------
-
-
-def set_position(lua, token, target, start="0"):
-    return lua.set_position(keys=[LOG, OWN], args=[G, token, target, start])
-
-
-def test_set_position_missing_stream_is_notopic(lua):
-    with pytest.raises(ResponseError) as info:
-        set_position(lua, "", "0-0")
-    assert code_of(info.value) == "NOTOPIC"
-
-
-def test_set_position_is_fenced_for_a_non_owner_and_for_admins_of_an_owned_partition(r, lua, owned):
-    for token in ("b|1", ""):
-        with pytest.raises(ResponseError) as info:
-            set_position(lua, token, "0-0")
-        assert code_of(info.value) == "FENCED"
-    assert r.xinfo_groups(LOG)[0]["last-delivered-id"] == b"0-0"
-
-
-def test_set_position_acks_what_lies_before_and_redelivers_after(r, lua, owned):
-    fetch(lua, "a|1", 5, ">")
-    assert set_position(lua, "a|1", owned[2].decode()) == [owned[4], owned[2], 3]
-    assert pending_ids(r) == owned[3:]
-    entries, _ = fetch(lua, "a|1", 10, ">")
-    assert ids(entries) == owned[3:]
-
-
-def test_set_position_to_the_end_skips_everything(r, lua, owned):
-    fetch(lua, "a|1", 2, ">")
-    previous, target, acked = set_position(lua, "a|1", "$")
-    assert (previous, target, acked) == (owned[1], owned[4], 2)
-    assert pending_ids(r) == []
-    assert fetch(lua, "a|1", 10, ">") == [[], []]
-
-
-def test_set_position_back_to_the_beginning(r, lua, owned):
-    fetch(lua, "a|1", 5, ">")
-    assert set_position(lua, "a|1", "0-0") == [owned[4], b"0-0", 0]
-    entries, _ = fetch(lua, "a|1", 10, ">")
-    assert ids(entries) == owned
-
-
-def test_set_position_by_an_admin_creates_the_group(r, lua):
-    lua.partition_init(keys=[LOG])
-    written = produce(lua, [[b"value", b"x"]] * 3)
-    assert set_position(lua, "", written[0].decode(), start="$") == [written[2], written[0], 0]
-    assert r.xinfo_groups(LOG)[0]["last-delivered-id"] == written[0]
-
-
-def test_set_position_acks_more_than_one_xpending_page(r, lua):
-    lua.partition_init(keys=[LOG])
-    written = []
-    for _ in range(3):
-        written += produce(lua, [[b"value", b"x"]] * 1000)
-    claim(lua, "a|1")
-    fetch(lua, "a|1", 3000, ">")
-    assert set_position(lua, "a|1", "$")[2] == 3000
-    assert pending_ids(r) == []
-
-
-def test_produce_ack_aware_retention_keeps_what_a_group_still_needs(r, lua):
-    r.xgroup_create(LOG, "slow", id="0", mkstream=True)
-    first = produce(lua, [[b"value", b"x"]] * 300)
-    # The group read 150 and acknowledged the first 100: the floor is entry 100 (still pending).
-    r.xreadgroup("slow", "c", {LOG: ">"}, count=150)
-    r.xack(LOG, "slow", *first[:100])
-    produce(lua, [[b"value", b"y"]] * 300, max_len=10, acked=True)
-    remaining = [e[0] for e in r.xrange(LOG)]
-    assert first[100] in remaining  # never trimmed past what the group needs
-    assert len(remaining) < 600  # but acknowledged entries went
-    # Without the flag, MAXLEN trims regardless of the group.
-    produce(lua, [[b"value", b"z"]], max_len=10)
-    assert first[100] not in [e[0] for e in r.xrange(LOG)]
-
-
-def test_commit_many_commits_each_owned_partition_and_fences_the_others(r, lua, owned):
-    # Partition 0 is owned by "a|1" and its 5 records are delivered; partition 1 is owned by
-    # someone else. One call: partition 0 is committed (mark set), partition 1 refused alone.
-    fetch(lua, "a|1", 5, ">")
-    log2, own2, done2 = keys.consume_keys(T, 1)
-    r.xadd(log2, {"value": "x"})
-    r.xgroup_create(log2, G, id="0")
-    ((_, [(other_id, _)]),) = r.xreadgroup(G, OWNER, {log2: ">"})
-    r.hset(own2, G, "b|2")
-    out = lua.commit_many(
-        keys=[LOG, OWN, DONE, log2, own2, done2],
-        args=[G, "a|1", owned[1], 2, owned[0], owned[1], "a|1", "m", 1, other_id],
-    )
-    assert out[0] == 2 and isinstance(out[1], ResponseError) and str(out[1]).startswith("FENCED")
-    assert r.hget(DONE, G) == owned[1] and r.xpending(LOG, G)["pending"] == 3
-    assert r.xpending(log2, G)["pending"] == 1 and r.hget(done2, G) is None  # fenced: nothing changed
+def test_member_expiry_is_bounded_per_call(r, lua):
+    for i in range(150):
+        join(lua, f"m{i}", session_ms=100)
+    time.sleep(0.2)
+    join(lua, "late")
+    assert r.hlen(keys.group_members(G)) == 51  # 100 removed by that call, the rest by the next
+    join(lua, "later")
+    assert r.hlen(keys.group_members(G)) == 2

@@ -130,10 +130,17 @@ class Fetcher:
 
     def _plan(self, limit: int) -> list[_Read]:
         """One read per owned partition that is not paused and has no records buffered; ``limit``
-        records shared among them (never more in all)."""
+        records shared among them (never more in all). A partition with records buffered is
+        only told what rides along (a read of 0 records), so that how far the application got
+        is known on the broker however the records reached it."""
+        riders = []
+        for tp in self._sub.readable():
+            state = self._sub.owned[tp]
+            if self._ready.get(tp) and (state.async_commit is not None or self._handed(state)):
+                riders.append(_Read(state, state.token, 0, None, state.async_commit, self._handed(state), ()))
         order = [tp for tp in self._sub.readable() if not self._ready.get(tp)]
         if not order:
-            return []
+            return riders
         # Start at a different partition each time so that one busy partition cannot starve others.
         self._rotation = (self._rotation + 1) % len(order)
         order = order[self._rotation :] + order[: self._rotation]
@@ -150,12 +157,16 @@ class Fetcher:
                 single = state.suspect(state.fetched if state.restart is None else state.restart)
                 handed = "reads" if single else "read"
                 count = 1 if single else count
-            elif self._noack or state.position - 1 <= state.handed_sent:
-                handed = ""
             else:
-                handed = str(state.position - 1)
+                handed = self._handed(state)
             reads.append(_Read(state, state.token, count, state.restart, state.async_commit, handed, tuple(state.failed)))
-        return reads
+        return reads + riders
+
+    def _handed(self, state: PartitionState) -> str:
+        """The handed-out mark to send ("" when the broker has it already)."""
+        if self._noack or self._config.max_deliveries is not None or state.position - 1 <= state.handed_sent:
+            return ""
+        return str(state.position - 1)
 
     async def _read(self, reads: list[_Read]) -> list[Any]:
         """Each read's scripts.Fetched (or its error): through the guarded reader when it can,
@@ -174,8 +185,12 @@ class Fetcher:
                     writes.append(("HSET", keys.committed(tp.topic, tp.partition), self._group, r.commit))
                 if r.handed:
                     writes.append(("HSET", keys.deliveries(tp.topic, tp.partition), self._group, r.handed))
-            parts = [(keys.stream(r.state.tp.topic, r.state.tp.partition), keys.owners(r.state.tp.topic, r.state.tp.partition), r.token) for r in reads]  # fmt: skip
-            got = await self._reader.read(self._group, parts, writes, max(r.count for r in reads), context)
+            parts = [
+                (keys.stream(r.state.tp.topic, r.state.tp.partition) if r.count else None,
+                 keys.owners(r.state.tp.topic, r.state.tp.partition), r.token)
+                for r in reads
+            ]  # fmt: skip
+            got = await self._reader.read(self._group, parts, writes, max(r.count for r in reads) or 1, context)
             if got is not None:
                 return [scripts.Fetched(entries, "") for entries, _ in got]
             # Not read here: the script reads from this member's own positions.

@@ -508,16 +508,17 @@ class GuardedReader:
         count: int,
         context: str,
     ) -> list[tuple[list[Any], str]] | None:
-        """New records of each part ``(stream, owner key, token)``, at most ``count`` per stream,
-        as ``(entries, last ID)`` per part, after ``writes`` (commands that ride along: commits,
-        the handed-out mark), all in one transaction; None when the caller must use the fetch
-        script instead (nothing was read then, nor written)."""
+        """New records of each part ``(stream, owner key, token)`` whose stream is not None, at most
+        ``count`` per stream, as ``(entries, last ID)`` per part, after ``writes`` (commands that
+        ride along: commits, the handed-out mark, on any of the parts), all in one transaction
+        fenced by every part's owner token; None when the caller must use the fetch script
+        instead (nothing was read then, nor written)."""
         if not self.enabled:
             return None
         owners = tuple((own, token) for _, own, token in parts)
         own_keys = [own for own, _ in owners]
         check = [("WATCH", *own_keys), *[("HGET", own, group) for own in own_keys]]
-        streams = [stream for stream, _, _ in parts]
+        streams = [stream for stream, _, _ in parts if stream is not None]
         try:
             if self._watched != owners:
                 replies = self._round([("UNWATCH",), *check])
@@ -529,7 +530,8 @@ class GuardedReader:
                 if not self._watched:
                     return None
             read = ("XREADGROUP", "GROUP", group, keys.STREAM_CONSUMER, "COUNT", count, "NOACK", "STREAMS", *streams)
-            commands = [("MULTI",), *writes, (*read, *[">"] * len(streams)), ("EXEC",), *check]
+            reads = [(*read, *[">"] * len(streams))] if streams else [("PING",)]
+            commands = [("MULTI",), *writes, *reads, ("EXEC",), *check]
             replies = self._round(commands)
             self._conn.connected = True
         except RedisError as exc:
@@ -555,14 +557,14 @@ class GuardedReader:
             # or written. A fresh connection asks the pool (and Sentinel) where the primary is.
             self._drop()
             return None
-        reply = done[-1]
+        reply = done[-1] if streams else None
         by_stream = {}
         # RESP3 (redis-py 8's default) gives a map of stream -> entries, RESP2 pairs.
         for name, entries in (reply.items() if isinstance(reply, dict) else reply or ()):
             by_stream[name.decode() if isinstance(name, bytes) else name] = entries
         out = []
-        for stream in streams:
-            entries = by_stream.get(stream) or []
+        for stream, _, _ in parts:
+            entries = by_stream.get(stream) or [] if stream is not None else []
             last = entries[-1][0] if entries else b""
             out.append((entries, last.decode() if isinstance(last, bytes) else last))
         return out
