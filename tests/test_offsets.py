@@ -1,4 +1,5 @@
-"""Offsets: seek, committed, position, pause/resume, offsets_for_times, describe and delete."""
+"""Offsets (Kafka's: dense integers per partition): seek, committed, position, pause/resume,
+offsets_for_times, list_offsets, delete_records, describe, reset and delete."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from facade import Admin, ConfigError, Consumer, GroupError, Producer, TopicPartition, offsets
 
-FAST = {"heartbeat_interval_ms": 50, "auto_offset_reset": "earliest"}
+FAST = {"heartbeat_interval_ms": 50, "auto_offset_reset": "earliest", "enable_auto_commit": False}
 TP = TopicPartition("t", 0)
 
 
@@ -32,49 +33,46 @@ def take(c, n, timeout=10):
 
 def test_seek_committed_position(url):
     futs = fill(url)
-    offs = [f.result().offset for f in futs]
+    assert [f.result().offset for f in futs] == list(range(20))
     with Consumer("t", "g", url, **FAST) as c:
         assert [m.value for m in take(c, 10)] == [str(i).encode() for i in range(10)]
-        assert c.position(TP) == offs[9]
+        assert c.position(TP) == 10
         assert c.committed() == {TP: None}
         c.commit()
-        assert c.committed() == {TP: offs[9]}
-        c.seek(TP, offs[3])
+        assert c.committed() == {TP: 10}
+        c.seek(TP, 3)
         assert [m.value for m in take(c, 3)] == [b"3", b"4", b"5"]
-        c.seek(TP, offs[15])  # forward: 6..14 are skipped
+        assert c.committed() == {TP: 10}  # a seek commits nothing
+        c.seek(TP, 15)  # forward: 6..14 are skipped
         assert [m.value for m in take(c, 5)] == [b"15", b"16", b"17", b"18", b"19"]
         c.commit()
         c.seek_to_beginning()
         assert take(c, 1)[0].value == b"0"
         c.seek_to_end()
-        assert c.poll(timeout_ms=100) == []
+        assert c.poll(timeout_ms=100) == [] and c.position(TP) == 20
         with Producer(url) as p:
             p.send_and_wait("t", b"new")
-        assert [m.value for m in take(c, 1)] == [b"new"]
-        with pytest.raises(ConfigError, match="bad offset"):
+        assert [(m.value, m.offset) for m in take(c, 1)] == [(b"new", 20)]
+        with pytest.raises(ConfigError, match="integer"):
             c.seek(TP, "yesterday")
         with pytest.raises(ConfigError, match="not assigned"):
-            c.seek(TopicPartition("t", 5), offs[0])
+            c.seek(TopicPartition("t", 5), 0)
 
 
-def test_seek_acknowledges_skipped_pending_records(url):
-    futs = fill(url, 10)
-    offs = [f.result().offset for f in futs]
-    with Consumer("t", "g", url, **FAST) as c:
-        take(c, 10)  # all pending, none committed
-        c.seek(TP, offs[8])
-        with Admin(url) as a:
-            assert a.describe_group("g").partitions[0].pending == 2  # 0..7 count as consumed
-        # Delivered again through the group's new position: Redis restarts their count at 1.
-        assert [(m.value, m.delivery_count) for m in take(c, 2)] == [(b"8", 1), (b"9", 1)]
-        c.commit()
-    with Admin(url) as a:
-        assert a.describe_group("g").partitions[0].pending == 0
-    with Consumer("t", "g", url, **FAST) as c:
-        assert c.poll(timeout_ms=200) == []
+@pytest.mark.parametrize("policy,lands_on", [("earliest", 0), ("latest", 20)])
+def test_a_seek_past_the_end_follows_auto_offset_reset_and_never_stalls(url, policy, lands_on):
+    fill(url)
+    with Consumer("t", "g", url, **{**FAST, "auto_offset_reset": policy}) as c:
+        wait_until(lambda: c.poll(timeout_ms=20) or c.assignment(), timeout=10)
+        c.seek(TP, 10_000)
+        assert c.position(TP) == lands_on
+        with Producer(url) as p:
+            p.send_and_wait("t", b"after")
+        got = take(c, 21 - lands_on)
+        assert got[-1].value == b"after" and got[0].offset == lands_on
 
 
-def test_offsets_for_times(url):
+def test_offsets_for_times_and_list_offsets(url):
     with Admin(url) as a:
         a.create_topic("t", 1)
     with Producer(url) as p:
@@ -84,12 +82,35 @@ def test_offsets_for_times(url):
         time.sleep(0.02)
         later = p.send_and_wait("t", b"b")
     with Consumer("t", "g", url, **FAST) as c:
-        found = c.offsets_for_times({TP: first.timestamp_ms, TopicPartition("t", 0): middle})
-        assert found[TP] == later.offset
-        assert c.offsets_for_times({TP: 0})[TP] == first.offset
+        found = c.offsets_for_times({TP: middle})
+        assert (found[TP].offset, found[TP].timestamp_ms) == (1, later.timestamp_ms)
+        assert c.offsets_for_times({TP: 0})[TP].offset == first.offset == 0
         assert c.offsets_for_times({TP: later.timestamp_ms + 60_000})[TP] is None
         with pytest.raises(ConfigError, match="milliseconds"):
             c.offsets_for_times({TP: "now"})
+        with pytest.raises(ConfigError, match="year 9999"):
+            c.offsets_for_times({TP: 10**18})
+    with Admin(url) as a:
+        assert a.list_offsets([TP], "earliest") == {TP: 0}
+        assert a.list_offsets([TP], "latest") == {TP: 2}
+        assert a.list_offsets(TP, middle) == {TP: 1}
+        assert a.list_offsets(TP, later.timestamp_ms + 1) == {TP: None}
+
+
+def test_delete_records_moves_the_log_start_and_keeps_offsets(url):
+    fill(url, 30)
+    with Admin(url) as a:
+        assert a.delete_records({TP: 12}) == {TP: 12}
+        assert a.list_offsets([TP], "earliest") == {TP: 12} and a.list_offsets([TP], "latest") == {TP: 30}
+        d = a.describe_topic("t").partitions[0]
+        assert (d.log_start_offset, d.log_end_offset, d.length) == (12, 30, 18)
+    with Consumer("t", "g", url, **FAST) as c:
+        got = take(c, 18)
+        assert [m.offset for m in got] == list(range(12, 30))
+    with Admin(url) as a:
+        assert a.delete_records({TP: -1}) == {TP: 30}
+    with Producer(url) as p:
+        assert p.send_and_wait("t", b"next").offset == 30  # the high watermark never goes back
 
 
 def test_pause_and_resume(url):
@@ -114,10 +135,9 @@ def test_describe_group_and_delete(url):
             d = a.describe_group("g")
             assert [m.member_id for m in d.members] == [c.member_id]
             assert set(d.members[0].partitions) == {TopicPartition("t", p) for p in range(3)}
-            assert [(p.partition, p.owner, p.lag, p.pending) for p in d.partitions] == [
-                (p, c.member_id, 0, 0) for p in range(3)
+            assert [(p.partition, p.owner, p.lag, p.committed, p.log_end_offset) for p in d.partitions] == [
+                (p, c.member_id, 0, 10, 10) for p in range(3)
             ]
-            assert all(p.committed == p.last_delivered == p.log_end for p in d.partitions)
             with pytest.raises(GroupError, match="live member"):
                 a.delete_group("g")
             with pytest.raises(GroupError, match="live member"):
@@ -127,10 +147,10 @@ def test_describe_group_and_delete(url):
             p.send("t", b"x", partition=0)
     with Admin(url) as a:
         d = a.describe_group("g")
-        assert d.members == () and d.lag == 5
+        assert d.members == () and d.lag == 5  # exact: log end minus committed
+        assert [p.lag for p in d.partitions] == [5, 0, 0]
         plan = a.reset_offsets("g", "t", shift_by=-2)
-        assert len(plan) == 3
-        assert all(offsets.parse(r.target) < offsets.parse(r.current) for r in plan)
+        assert [(r.current, r.target) for r in plan] == [(10, 8)] * 3
         a.delete_group("g")
         assert "g" not in a.list_groups()
         with pytest.raises(GroupError, match="does not exist"):
@@ -156,15 +176,18 @@ def test_shift_by_replays_exactly_n(url):
         assert take(c, 1)[0].value == b"4"
 
 
-@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
-def test_before_is_the_previous_id(ms, seq):
-    prev = offsets.before(f"{ms}-{seq}")
-    pms, pseq = offsets.parse(prev)
-    if (ms, seq) == (0, 0):
-        assert prev == "0-0"
-    else:
-        assert (pms, pseq) < (ms, seq)
-        assert pseq == seq - 1 if seq else (pms == ms - 1 and pseq == 2**64 - 1)
+@given(st.integers(0, 2**45), st.integers(0, offsets.MAX_OFFSET))
+def test_an_offset_and_its_append_time_are_the_entry_id(ms, offset):
+    entry = offsets.entry_id(ms, offset)
+    assert offsets.split_id(entry) == (ms, offset) == offsets.split_id(entry.encode())
+    assert offsets.offset_of(entry) == offset and offsets.next_after(entry) == offset + 1
+    assert offsets.parse(str(offset)) == offset
+
+
+@pytest.mark.parametrize("bad", ["", "-1", "1-2", "abc", "1.5", str(2**60)])
+def test_bad_offsets_typed_by_people(bad):
+    with pytest.raises(ConfigError):
+        offsets.parse(bad)
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
 """Prefetch: after a non-empty poll the consumer's next fetch runs while the application works.
 
-What it read waits in the consumer until a poll hands it out; on the server those records are
-pending (delivered to the group, not acknowledged). These tests pin what that must never change:
-order within a partition, no record lost or handed out twice by one member, pause/seek/fail
-semantics, and the next owner getting whatever was prefetched but not handed out.
+What it read waits in the consumer until a poll hands it out; on the server the group's read
+position is past them, but its committed offset is not. These tests pin what that must never
+change: order within a partition, no record lost or handed out twice by one member,
+pause/seek/fail semantics, the next owner getting whatever was prefetched but not handed out, and
+delivery counts that count only what the application was handed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import redis
 
 from facade import Admin, Consumer, Producer, TopicPartition, aio, keys
 
-FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000, "auto_offset_reset": "earliest"}
+FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000, "auto_offset_reset": "earliest", "enable_auto_commit": False}
 TP = TopicPartition("t", 0)
 
 
@@ -46,27 +47,36 @@ def value_of(entry) -> bytes:
     return dict(zip(flat[::2], flat[1::2]))[b"value"]
 
 
-def pending_ids(r: redis.Redis, partition: int = 0) -> set[str]:
-    rows = r.xpending_range(keys.stream("t", partition), "g", "-", "+", 10_000)
-    return {row["message_id"].decode() for row in rows}
+def read_position(r: redis.Redis, partition: int = 0) -> int:
+    """The group's read position on the broker (entries read by its stream group)."""
+    return int(r.xinfo_groups(keys.stream("t", partition))[0]["entries-read"])
 
 
-def test_prefetched_records_not_handed_out_go_to_the_next_owner(url):
+def committed(r: redis.Redis, partition: int = 0) -> int | None:
+    raw = r.hget(keys.committed("t", partition), "g")
+    return None if raw is None else int(raw.split()[0])
+
+
+def test_prefetched_records_not_handed_out_go_to_the_next_owner_uncounted(url):
     expected = setup(url, n=60)
     r = redis.Redis.from_url(url)
     try:
-        with Consumer("t", "g", url, **FAST) as c1:
-            first = take(c1, 10, per_poll=10)
-            c1.commit()
-            handed = {m.offset for m in first}
-            # The prefetch read past what poll handed out: those records are pending, not acked.
-            prefetched = pending_ids(r)
-            assert prefetched and not prefetched & handed
-        with Consumer("t", "g", url, **FAST) as c2:
-            rest = take(c2, 50, per_poll=7)
+        c1 = Consumer("t", "g", url, **FAST)
+        first = take(c1, 10, per_poll=10)
+        c1.commit()
+        time.sleep(0.2)
+        # The prefetch read past what poll handed out; the committed offset is what was handed.
+        assert read_position(r) > 10 and committed(r) == 10
+        c1.poll(timeout_ms=0, max_records=5)  # 5 more handed out, not committed; then a crash
+        c1._membership.stop()  # (its heartbeat stops: the session ends without a close)
+        c1._conn.close()
+        with Consumer("t", "g", url, **{**FAST, "session_timeout_ms": 3000}) as c2:
+            rest = take(c2, 50, per_poll=7, timeout=15)
             c2.commit()
         assert values(first) + values(rest) == expected
-        assert pending_ids(r) == set()
+        # Only the 5 the application was handed count a second delivery; prefetched ones do not.
+        assert [m.delivery_count for m in rest[:5]] == [2] * 5 and {m.delivery_count for m in rest[5:]} == {1}
+        assert committed(r) == 60
     finally:
         r.close()
 
@@ -92,20 +102,28 @@ def test_seek_while_a_prefetch_is_in_flight_starts_exactly_there(url):
     with Consumer("t", "g", url, **FAST) as c:
         got = take(c, 10, per_poll=10)
         c.seek(TP, got[5].offset)
+        assert c.position(TP) == 5
         again = take(c, 45, per_poll=10)
     assert values(again) == [str(i) for i in range(5, 50)]
 
 
-def test_fail_redelivers_from_the_failed_record_prefetched_ones_included(url):
+def test_fail_redelivers_from_the_failed_record_and_counts_only_it(url):
     setup(url, n=40)
-    with Consumer("t", "g", url, **FAST) as c:
-        got = take(c, 10, per_poll=10)
-        c.fail(got[3], "boom")
-        c.commit()  # commits 0..2 only
-        again = take(c, 37, per_poll=10)
-        c.commit()
-    assert values(again) == [str(i) for i in range(3, 40)]
-    assert [m.delivery_count for m in again[:7]] == [2] * 7  # the ones the app saw before
+    r = redis.Redis.from_url(url)
+    try:
+        with Consumer("t", "g", url, **FAST) as c:
+            got = take(c, 10, per_poll=10)
+            c.fail(got[3], "boom")
+            c.commit()  # commits 0..2 only
+            assert committed(r) == 3
+            again = take(c, 37, per_poll=10)
+            c.commit()
+        assert values(again) == [str(i) for i in range(3, 40)]
+        # Only the failed record counts a second delivery: the application skipped the rest of
+        # that batch, it did not process them.
+        assert [m.delivery_count for m in again[:7]] == [2, 1, 1, 1, 1, 1, 1]
+    finally:
+        r.close()
 
 
 def test_async_commits_riding_on_prefetches_are_all_in_after_a_sync_commit(url):
@@ -118,17 +136,13 @@ def test_async_commits_riding_on_prefetches_are_all_in_after_a_sync_commit(url):
                 handed += take(c, 20, per_poll=20)
                 c.commit(asynchronous=True)
             c.commit()
-            offsets = {m.offset for m in handed}
-            still = pending_ids(r)
-            assert len(handed) == 160 and not offsets & still
-            assert still  # the next prefetch's records: delivered to the group, not acked
+            assert len(handed) == 160 and committed(r) == 160
+            assert read_position(r) > 160  # the next prefetch read ahead; it is not committed
     finally:
         r.close()
 
 
-def test_a_reset_back_over_pending_records_delivers_each_once(url):
-    # Records left pending after the position (a crashed reader, or a prefetch) come again through
-    # new reads only, not also through the re-read of pending records.
+def test_a_reset_back_delivers_each_record_once(url):
     expected = setup(url, n=30)
     with Consumer("t", "g", url, **FAST) as c1:
         take(c1, 10, per_poll=10)  # not committed
@@ -164,31 +178,33 @@ def test_asyncio_consumer_prefetches_the_same_way(url):
 def test_guarded_reads_happen_only_while_the_member_owns_the_partition(url):
     # New records are read by XREADGROUP inside MULTI/EXEC, WATCHing the owner key, instead of
     # by the fetch script: an owner change between two reads aborts the read (nothing is
-    # delivered or acknowledged), exactly what the script's FENCED check guarantees.
+    # delivered or committed), exactly what the script's FENCED check guarantees.
     from facade._sync.client import Connection, GuardedReader
 
     setup(url, n=10)
-    stream, own = keys.stream("t", 0), keys.owners("t", 0)
+    stream, own, off = keys.stream("t", 0), keys.owners("t", 0), keys.committed("t", 0)
     r = redis.Redis.from_url(url)
     conn = Connection(url)
     reader = GuardedReader(conn)
     try:
         r.xgroup_create(stream, "g", id="0")
-        r.hset(own, "g", "me|1|a")
-        parts = [(stream, own, "me|1|a", [])]
-        (entries, last), = reader.read("g", parts, 100, "test")
+        r.hset(own, "g", "me|a")
+        parts = [(stream, own, "me|a")]
+        (entries, last), = reader.read("g", parts, [], 100, "test")
         assert [value_of(e) for e in entries] == [b"%d" % i for i in range(10)] and last == entries[-1][0].decode()
-        assert r.xpending(stream, "g")["pending"] == 10
+        assert r.xpending(stream, "g")["pending"] == 0  # NOACK: no pending list
         with Producer(url) as p:
             p.send("t", "late", partition=0)
-        r.hset(own, "g", "other|2|b")  # another member took the partition
-        assert reader.read("g", [(stream, own, "me|1|a", [entries[0][0]])], 100, "test") is None
-        assert r.xpending(stream, "g")["pending"] == 10  # nothing read, nothing acked
-        assert reader.read("g", parts, 100, "test") is None  # still not ours: not even tried
-        r.hset(own, "g", "me|1|a")
-        (entries2, _), = reader.read("g", [(stream, own, "me|1|a", [e[0] for e in entries])], 100, "test")
-        assert [value_of(e) for e in entries2] == [b"late"]
-        assert r.xpending(stream, "g")["pending"] == 1  # the 10 acknowledged with the read
+        r.hset(own, "g", "other|b")  # another member took the partition
+        assert reader.read("g", parts, [("HSET", off, "g", 10)], 100, "test") is None
+        assert r.hget(off, "g") is None and read_position(r) == 10  # nothing read, nothing committed
+        assert reader.read("g", parts, [], 100, "test") is None  # still not ours: not even tried
+        r.hset(own, "g", "me|a")
+        (entries2, _), = reader.read("g", parts, [("HSET", off, "g", 10)], 100, "test")
+        assert [value_of(e) for e in entries2] == [b"late"] and r.hget(off, "g") == b"10"
+        # A part without a stream is only watched (its writes ride along), not read.
+        (nothing, _), = reader.read("g", [(None, own, "me|a")], [("HSET", off, "g", 11)], 100, "test")
+        assert nothing == [] and r.hget(off, "g") == b"11"
         stats = r.info("commandstats")
         assert stats["cmdstat_exec"]["calls"] >= 3 and stats["cmdstat_watch"]["calls"] >= 3
     finally:
@@ -217,9 +233,9 @@ def test_no_prefetch_with_max_deliveries_so_only_handed_out_records_count(url):
     r = redis.Redis.from_url(url)
     try:
         with Consumer("t", "g", url, max_deliveries=2, **FAST) as c:
-            first = take(c, 10, per_poll=10)
+            take(c, 10, per_poll=10)
             time.sleep(0.2)  # a prefetch, were there one, would have read by now
-            assert pending_ids(r) == {m.offset for m in first}
+            assert read_position(r) == 10
         with Consumer("t", "g", url, max_deliveries=2, **FAST) as c2:
             again = take(c2, 60, per_poll=10)
             c2.commit()
