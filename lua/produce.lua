@@ -146,7 +146,8 @@ else
   end
   local excess = redis.call('ZCARD', dedupx) - dedup_cap
   if excess > 0 then
-    if excess > 64 then excess = 64 end
+    -- Bounded: what this batch added, plus 64 (a lowered cap is reached over a few calls).
+    if excess > n + 64 then excess = n + 64 end
     local popped = redis.call('ZPOPMIN', dedupx, excess)
     for j = 1, #popped, 2 do redis.call('HDEL', dedup, popped[j]) end
   end

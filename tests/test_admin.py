@@ -34,7 +34,7 @@ def raw(url):
 
 def test_create_describe_list_delete(admin, raw, url):
     cfg = admin.create_topic("orders", 3, retention_ms=60_000, max_len=1000)
-    assert (cfg.name, cfg.partitions, cfg.retention_ms, cfg.max_len, cfg.layout) == ("orders", 3, 60_000, 1000, 1)
+    assert (cfg.name, cfg.partitions, cfg.retention_ms, cfg.max_len, cfg.layout) == ("orders", 3, 60_000, 1000, 2)
     assert cfg.created_ms > 1_600_000_000_000  # server clock, filled in by the script
     # One stream per partition, each existing (empty) from creation on.
     for p in range(3):
@@ -48,8 +48,8 @@ def test_create_describe_list_delete(admin, raw, url):
     desc = admin.describe_topic("orders")
     assert desc.config == cfg
     assert [(p.partition, p.length) for p in desc.partitions] == [(0, 0), (1, 1), (2, 0)]
-    assert desc.partitions[1].first_offset == desc.partitions[1].last_offset is not None
-    assert desc.partitions[0].first_offset is None
+    assert (desc.partitions[1].log_start_offset, desc.partitions[1].log_end_offset) == (0, 1)
+    assert (desc.partitions[0].log_start_offset, desc.partitions[0].log_end_offset) == (0, 0)
     assert desc.partitions[2].stream_key == keys.stream("orders", 2)
 
     admin.delete_topic("orders")
@@ -65,6 +65,7 @@ def test_create_twice_refused_and_nothing_changes(admin, raw):
         prod.send_and_wait("t", b"keep", partition=0)
     with pytest.raises(TopicExistsError):
         admin.create_topic("t", 5)
+    assert admin.create_topic("t", 5, exist_ok=True).partitions == 2  # the existing topic, unchanged
     assert admin.topic("t").partitions == 2
     assert raw.xlen(keys.stream("t", 0)) == 1
     assert not raw.exists(keys.stream("t", 2))
@@ -115,7 +116,7 @@ def test_bad_retention_refused(admin, raw):
 def test_metadata_shared_by_all_clients(url):
     with Admin(url) as a, Admin(url) as b:
         a.create_topic("shared", 7)
-        assert b.topic("shared") == TopicConfig("shared", 7, None, None, a.topic("shared").created_ms, 1)
+        assert b.topic("shared") == TopicConfig("shared", 7, None, None, a.topic("shared").created_ms, 2)
 
 
 def test_dead_server_gives_clear_error():

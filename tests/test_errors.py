@@ -127,6 +127,7 @@ def test_retriable_flags():
         "RebalanceInProgressError",
         "UnknownMemberError",
         "NotEnoughReplicasError",
+        "ServerBusyError",
     }
 
 
@@ -137,6 +138,8 @@ def test_hierarchy_matches_the_docstring_tree():
     assert issubclass(errors.MessageTooLargeError, ConfigError)
     assert issubclass(UnknownTopicError, errors.TopicError)
     assert issubclass(TopicExistsError, errors.TopicError)
+    assert issubclass(errors.FencedInstanceIdError, errors.GroupError)
+    assert issubclass(errors.OffsetOutOfRangeError, FacadeError) and issubclass(errors.ServerBusyError, BrokerError)
     for cls in (CommitFailedError, RebalanceInProgressError, UnknownMemberError):
         assert issubclass(cls, errors.GroupError)
     for cls in (ConnectionFailedError, AuthenticationError, PermissionDeniedError):

@@ -50,7 +50,7 @@ def run(url, proxy, idempotent, n=1500, nkeys=30):
                 order_ok = False
             last[k] = max(last.get(k, -1), int(i))
     returned = {(m.partition, m.offset) for m in metas}
-    actual = {(p, eid.decode()) for p, es in entries.items() for eid, _ in es}
+    actual = {(p, int(eid.decode().split("-")[1])) for p, es in entries.items() for eid, _ in es}
     return lost, duplicated, order_ok, returned <= actual, len(returned) == n
 
 
@@ -65,6 +65,8 @@ def test_lost_replies_are_retried_without_duplicates(url, redis_server, seed):
     assert proxy.drops > 0
     assert (lost, duplicated, order_ok) == (0, 0, True)
     assert offsets_real and all_distinct  # the offsets returned after a retry are the originals
+    offsets = {p: [int(eid.decode().split("-")[1]) for eid, _ in es] for p, es in stored(url, "t", 4).items()}
+    assert all(o == list(range(len(o))) for o in offsets.values())  # dense: retries leave no gap
 
 
 def test_control_without_idempotence_shows_duplicates(url, redis_server):
@@ -85,17 +87,19 @@ def test_dedup_id_drops_repeats_within_the_window(url):
         first = p.send_and_wait("d", b"order-1", dedup_id="order-1")
         again = p.send_and_wait("d", b"order-1 resent", dedup_id="order-1")
         other = p.send_and_wait("d", b"order-2", dedup_id="order-2")
-    assert again == first and (other.partition, other.offset) != (first.partition, first.offset)
+    where = (first.partition, first.offset)
+    assert (again.partition, again.offset) == where and (other.partition, other.offset) != where
     with Producer(url) as p2:  # another producer: dedup ids are the topic's, not the producer's
-        assert p2.send_and_wait("d", b"x", dedup_id="order-1") == first
+        repeat = p2.send_and_wait("d", b"x", dedup_id="order-1")
+        assert (repeat.partition, repeat.offset) == where
     total = sum(len(es) for es in stored(url, "d", 3).values())
     assert total == 2
 
 
 def test_dedup_window_and_memory_are_bounded(url):
     with Admin(url) as a:
-        a.create_topic("w", 1)
-    with Producer(url, dedup_window_ms=200, dedup_max_ids=50) as p:
+        a.create_topic("w", 1, dedup_max_ids=50)  # the cap is the topic's: no producer can lower it
+    with Producer(url, dedup_window_ms=200) as p:
         a1 = p.send_and_wait("w", b"a", dedup_id="a")
         time.sleep(0.3)
         a2 = p.send_and_wait("w", b"a", dedup_id="a")  # past the window: stored again
@@ -133,21 +137,55 @@ def test_idle_producer_ids_expire(url):
     r.close()
 
 
+def test_another_producers_settings_never_shorten_this_ones_idempotence(url, redis_server):
+    # A default producer's batch whose reply was lost is retried after another producer, with a
+    # 1 s expiry, wrote to the same partition: the retry must still be recognised.
+    from facade import scripts
+
+    with Admin(url) as a:
+        a.create_topic("x", 1, dedup_max_ids=1000)
+    r = redis.Redis.from_url(url)
+    s = scripts.Scripts(r)
+    tp = keys.stream("x", 0)
+    with Producer(url) as default:
+        default.send_and_wait("x", b"first")
+        call = scripts.produce(
+            __import__("facade").TopicPartition("x", 0), max_len=None, retention_ms=None, acked=False,
+            producer_id=default.producer_id, first_seq=1, producer_id_expiry_ms=default.config.producer_id_expiry_ms,
+            dedup_window_ms=120_000, dedup_max_ids=1000, count=1, plain=True, times="", records=[b"k", b"lost reply"],
+        )  # fmt: skip
+        s.produce(keys=call.keys, args=call.args)  # stored; its reply "lost"
+        time.sleep(1.2)
+        with Producer(url, producer_id_expiry_ms=1000, dedup_window_ms=1) as short:
+            short.send_and_wait("x", b"other", dedup_id="d1")
+            time.sleep(1.1)
+            short.send_and_wait("x", b"other again", dedup_id="d2")
+        again = s.produce(keys=call.keys, args=call.args)  # the retry
+        assert int(again[1]) == 1  # recognised as the same batch: not stored twice
+    assert [f[b"value"] for _, f in r.xrange(tp)].count(b"lost reply") == 1
+    r.close()
+
+
 def test_retried_batch_returns_original_offsets(url):
     """Replay the exact script call a producer made: nothing is appended, same offsets back."""
-    from facade.scripts import source
+    from facade import TopicPartition, scripts
 
     with Admin(url) as a:
         a.create_topic("r", 1)
     r = redis.Redis.from_url(url)
-    script = r.register_script(source("produce"))
-    k = keys.produce_keys("r", 0)
-    args = ["", "", "pid1", 0, 86_400_000, 120_000, 1000, 2, "", "", "", 2, "value", "a", "", 2, "value", "b"]
-    ids, dup = script(keys=k, args=args)
-    ids2, dup2 = script(keys=k, args=args)
-    assert (ids2, dup, dup2) == (ids, 0, 1) and len(ids.split(b",")) == 2
+    s = scripts.Scripts(r)
+
+    def call(seq, records):
+        c = scripts.produce(TopicPartition("r", 0), max_len=None, retention_ms=None, acked=False, producer_id="pid1",
+                            first_seq=seq, producer_id_expiry_ms=86_400_000, dedup_window_ms=120_000, dedup_max_ids=1000,
+                            count=len(records), plain=False, times="", records=[x for v in records for x in ("", 2, "value", v)])  # fmt: skip
+        return scripts.Produced.parse(s.produce(keys=c.keys, args=c.args))
+
+    first = call(0, ["a", "b"])
+    again = call(0, ["a", "b"])
+    assert (first.first, first.duplicate, again.first, again.duplicate) == (0, False, 0, True)
     assert r.xlen(keys.stream("r", 0)) == 2
     with pytest.raises(redis.ResponseError, match="OUTOFORDER"):
-        script(keys=k, args=["", "", "pid1", 5, 86_400_000, 120_000, 1000, 1, "", "", "", 2, "value", "c"])
+        call(5, ["c"])
     assert r.xlen(keys.stream("r", 0)) == 2
     r.close()

@@ -50,7 +50,7 @@ def test_keyed_records_land_where_kafka_puts_them(url, raw):
     for key, fut in futs.items():
         md = fut.result()
         assert md.partition == (kafka_murmur2(key.encode()) & 0x7FFFFFFF) % 12
-        stored = raw.xrange(keys.stream("k", md.partition), md.offset, md.offset)
+        stored = [e for e in raw.xrange(keys.stream("k", md.partition)) if e[0].endswith(b"-%d" % md.offset)]
         assert stored[0][1][b"key"] == key.encode()
 
 
@@ -62,8 +62,13 @@ def test_order_within_partition_and_readable_entries(url, raw):
     part = (kafka_murmur2(b"same-key") & 0x7FFFFFFF) % 3
     stored = entries(raw, "o", part)
     assert [int(e[1][b"value"]) for e in stored] == list(range(300))
-    # Plain Redis tools see key, value and headers fields.
-    assert stored[0][1] == {b"key": b"same-key", b"value": b"0", b"h:trace": b"t1", b"h:bin": b"\x00\xff"}
+    # Plain Redis tools see key, value, the create-time delta and headers, in that order, and
+    # the offset in the entry ID.
+    assert list(stored[0][1].items()) == [
+        (b"key", b"same-key"), (b"value", b"0"), (b"ts", stored[0][1][b"ts"]), (b"h:trace", b"t1"), (b"h:bin", b"\x00\xff")
+    ]  # fmt: skip
+    assert 0 <= int(stored[0][1][b"ts"]) < 10_000
+    assert [int(e[0].split(b"-")[1]) for e in stored] == list(range(300))
     assert sum(raw.xlen(keys.stream("o", i)) for i in range(3)) == 300
 
 
@@ -258,7 +263,7 @@ def test_acks_all_waits_for_replicas_and_fails_clearly_without_them(server_facto
         fut = p.send("a", b"fire-and-forget")
         assert fut.result(timeout=1).offset is None
     assert r.xlen(keys.stream("a", 0)) == 3
-    assert md.offset
+    assert md.offset == 0
     r.close()
     rr.close()
 
@@ -279,11 +284,12 @@ def test_one_batch_mixing_plain_records_with_headers_and_dedup_ids_stores_each_a
         futs = [p.send("t", **rec) for rec in sent]
         p.flush()
     entries = raw.xrange(keys.stream("t", 0))
-    assert [f.result().offset for f in futs] == [e[0].decode() for e in entries]
+    assert [f.result().offset for f in futs] == [int(e[0].split(b"-")[1]) for e in entries] == list(range(6))
     expected = []
-    for rec in sent:
+    for rec, entry in zip(sent, entries):
         fields = {b"key": rec["key"]} if "key" in rec else {}
         fields[b"value"] = rec["value"]
+        fields[b"ts"] = entry[1][b"ts"]
         fields.update({b"h:" + k.encode(): v for k, v in rec.get("headers", {}).items()})
         expected.append(fields)
     assert [e[1] for e in entries] == expected
@@ -299,7 +305,7 @@ def test_full_buffers_go_out_in_the_background_in_order(url, raw):
     by_offset = {}
     for partition in range(3):
         for entry_id, fields in raw.xrange(keys.stream("t", partition)):
-            by_offset[(partition, entry_id.decode())] = fields
+            by_offset[(partition, int(entry_id.split(b"-")[1]))] = fields
     assert len(by_offset) == 3000
     seen: dict[bytes, int] = {}
     for i, f in enumerate(futs):
