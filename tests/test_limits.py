@@ -17,7 +17,6 @@ import redis
 
 from facade import (
     Admin,
-    CommitFailedError,
     ConfigError,
     Consumer,
     FacadeError,
@@ -31,7 +30,6 @@ from facade import (
 
 FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000}
 RECORD_OVERHEAD = 16  # bytes a buffered record counts on top of its data (producer._RECORD_OVERHEAD)
-ACK_CHUNK = 4000  # IDs per commit script call (consumer._ACK_CHUNK)
 
 
 @pytest.fixture
@@ -77,7 +75,7 @@ def test_record_size_at_and_past_max_message_bytes(url, raw, limit):
             p.send("t", value + b"v", key=b"key", headers=headers)
         p.flush()
     assert snapshot(raw) == before
-    stored = raw.xrange(keys.stream("t", 0), md.offset, md.offset)[0][1]
+    stored = next(f for eid, f in raw.xrange(keys.stream("t", 0)) if int(eid.split(b"-")[1]) == md.offset)
     assert stored[b"value"] == value and stored[b"h:h\xc3\xa9"] == b"12345"
 
 
@@ -89,8 +87,6 @@ def test_record_size_at_and_past_max_message_bytes(url, raw, limit):
         ("batch_size", 64 * 1024 * 1024, 64 * 1024 * 1024 + 1),
         ("batch_size", 1, 0),
         ("auto_create_partitions", 1024, 1025),
-        ("dedup_max_ids", 10_000_000, 10_000_001),
-        ("dedup_max_ids", 1, 0),
         ("producer_id_expiry_ms", 1000, 999),
         ("dedup_window_ms", 1, 0),
         ("linger_ms", 60_000, 60_001),
@@ -115,7 +111,7 @@ def test_batch_size_sends_when_reached(url, raw, extra, sent_at_once):
     with Producer(url, linger_ms=60_000, batch_size=limit) as p:
         futs = [p.send("t", b"x" * 100) for _ in range(3)]
         if sent_at_once:
-            assert [f.result(timeout=5).offset for f in futs] == [e[0].decode() for e in raw.xrange(keys.stream("t", 0))]
+            assert [f.result(timeout=5).offset for f in futs] == [int(e[0].split(b"-")[1]) for e in raw.xrange(keys.stream("t", 0))]
         else:
             time.sleep(0.3)
             assert not any(f.done() for f in futs) and raw.xlen(keys.stream("t", 0)) == 0
@@ -147,14 +143,14 @@ def test_header_count_limit(url, raw):
     topic(url)
     with Producer(url, linger_ms=0) as p:
         many = {f"h{i}": b"" for i in range(MAX_HEADERS)}
-        assert p.send_and_wait("t", b"v", headers=many).offset
+        assert p.send_and_wait("t", b"v", headers=many).offset is not None
     before = snapshot(raw)
     with Producer(url, linger_ms=60_000) as p:
         good = p.send("t", b"good")
         with pytest.raises(ConfigError, match=f"at most {MAX_HEADERS} headers"):
             p.send("t", b"bad", headers={f"h{i}": b"" for i in range(MAX_HEADERS + 1)})
         p.flush()
-        assert good.result().offset
+        assert good.result().offset is not None
     assert snapshot(raw) != before  # the good record, and only it, was stored
 
 
@@ -185,22 +181,23 @@ def test_partition_count_at_and_past_1024(url, raw):
 
 
 def test_dedup_ids_at_and_past_dedup_max_ids(url, raw):
-    topic(url)
-    with Producer(url, linger_ms=0, dedup_max_ids=5) as p:
-        first = {i: p.send_and_wait("t", b"x", dedup_id=f"d{i}") for i in range(5)}
-        assert all(p.send_and_wait("t", b"again", dedup_id=f"d{i}") == first[i] for i in range(5))
+    with Admin(url) as a:
+        a.create_topic("t", 1, dedup_max_ids=5)
+    with Producer(url, linger_ms=0) as p:
+        first = {i: p.send_and_wait("t", b"x", dedup_id=f"d{i}").offset for i in range(5)}
+        assert all(p.send_and_wait("t", b"again", dedup_id=f"d{i}").offset == first[i] for i in range(5))
         assert raw.zcard(keys.dedup_index("t", 0)) == raw.hlen(keys.dedup("t", 0)) == 5
         p.send_and_wait("t", b"x", dedup_id="d5")  # one past: the oldest id is forgotten
         assert raw.zcard(keys.dedup_index("t", 0)) == raw.hlen(keys.dedup("t", 0)) == 5
-        assert p.send_and_wait("t", b"again", dedup_id="d0") != first[0]  # stored again
-        assert p.send_and_wait("t", b"again", dedup_id="d4") == first[4]  # still remembered
+        assert p.send_and_wait("t", b"again", dedup_id="d0").offset != first[0]  # stored again
+        assert p.send_and_wait("t", b"again", dedup_id="d4").offset == first[4]  # still remembered
     assert raw.xlen(keys.stream("t", 0)) == 7
 
 
 def test_dedup_id_length(url, raw):
     topic(url)
     with Producer(url, linger_ms=0) as p:
-        assert p.send_and_wait("t", b"x", dedup_id="d" * 256).offset
+        assert p.send_and_wait("t", b"x", dedup_id="d" * 256).offset == 0
         before = snapshot(raw)
         for bad in ("d" * 257, "", "\u00e9" * 129):
             with pytest.raises(ConfigError, match="dedup_id must be 1 to 256 bytes"):
@@ -209,50 +206,45 @@ def test_dedup_id_length(url, raw):
 
 
 # ---------------------------------------------------------------------------------------------
-# Acknowledgements: at most 4000 IDs per script call (Lua's unpack() stops near 8000)
+# Commits: one offset per partition, however many records it covers
 
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["commit", "commit-async"])
-@pytest.mark.parametrize("n", [ACK_CHUNK, ACK_CHUNK + 1, 9000])
-def test_commit_of_more_ids_than_one_script_call_takes(url, raw, n, asynchronous):
+@pytest.mark.parametrize("n", [1, 9000])
+def test_a_commit_is_one_offset_however_many_records_it_covers(url, raw, n, asynchronous):
     topic(url)
     with Producer(url, linger_ms=60_000, batch_size=64 * 1024 * 1024) as p:
         for i in range(n):
             p.send("t", b"%d" % i)
     with Consumer("t", "g", url, auto_offset_reset="earliest", max_poll_records=n, **FAST) as c:
         got = poll_all(c, n)
-        assert len(got) == n
-        assert raw.xpending(keys.stream("t", 0), "g")["pending"] == n
+        assert len(got) == n and raw.hget(keys.committed("t", 0), "g") is None
+        raw.config_resetstat()
         c.commit(asynchronous=asynchronous)
-        if asynchronous:  # the acknowledgements ride with the next reads, 4000 at a time
-            for polls in range(1, 10):
-                c.poll(timeout_ms=0)
-                if raw.xpending(keys.stream("t", 0), "g")["pending"] == 0:
-                    break
-            assert polls == -(-n // ACK_CHUNK)
-        assert raw.xpending(keys.stream("t", 0), "g")["pending"] == 0
-        assert c.committed()[TopicPartition("t", 0)] == got[-1].offset
+        if asynchronous:  # the commit rides with the next read
+            assert raw.hget(keys.committed("t", 0), "g") is None
+            c.poll(timeout_ms=0)
+        assert raw.hget(keys.committed("t", 0), "g") == b"%d" % n
+        assert c.committed()[TopicPartition("t", 0)] == got[-1].offset + 1 == n
+        stats = raw.info("commandstats")
+        assert stats.get("cmdstat_xack") is None  # nothing to acknowledge record by record
 
 
-def test_a_new_owner_skips_more_trimmed_pending_records_than_lua_can_unpack(url, raw):
+def test_a_new_owner_whose_committed_records_were_all_trimmed_starts_at_the_log_start(url, raw):
     topic(url)
     n = 9000
     with Producer(url, linger_ms=60_000, batch_size=64 * 1024 * 1024) as p:
         for i in range(n):
             p.send("t", b"%d" % i)
     with Consumer("t", "g", url, auto_offset_reset="earliest", max_poll_records=n, **FAST) as c:
-        assert len(poll_all(c, n)) == n  # delivered, never committed
+        assert len(poll_all(c, n)) == n
+        c.commit(offsets={TopicPartition("t", 0): 10})
     raw.xtrim(keys.stream("t", 0), maxlen=0)  # retention removes them all
     with Producer(url, linger_ms=0) as p:
         p.send_and_wait("t", b"new")
-    with Consumer("t", "g", url, max_poll_records=n, reconnect_timeout_ms=0, **FAST) as c:
-        try:
-            got = poll_all(c, 1, rounds=40)
-        except FacadeError as exc:
-            # fetch.lua acknowledges the skipped entries with one XACK ... unpack(skipped): past
-            # ~8000 the script fails, every time: the partition is stuck.
-            pytest.xfail(f"fetch cannot skip more than ~8000 trimmed pending records: {exc}")
-        assert [m.value for m in got] == [b"new"]
+    with Consumer("t", "g", url, auto_offset_reset="earliest", max_poll_records=n, reconnect_timeout_ms=0, **FAST) as c:
+        got = poll_all(c, 1, rounds=40)
+        assert [(m.value, m.offset) for m in got] == [(b"new", n)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,11 +274,12 @@ def test_out_of_memory_is_retried_then_reported_and_recovers(server_factory):
             assert time.monotonic() - started >= 0.3  # retried until delivery_timeout_ms
         assert OutOfMemoryError.retriable
         assert r.xrange(keys.stream("t", 0)) == before  # stored records intact, nothing added
-        assert [e[0].decode() for e in before] == [md.offset for md in stored]
+        assert [int(e[0].split(b"-")[1]) for e in before] == [md.offset for md in stored]
         r.delete(*[f"scratch:{i}" for i in range(n)])
         with Producer(server.url, linger_ms=0, delivery_timeout_ms=300) as p:
             after = p.send_and_wait("t", b"after")
-        assert r.xrange(keys.stream("t", 0))[-1] == (after.offset.encode(), {b"value": b"after"})
+        last_id, fields = r.xrange(keys.stream("t", 0))[-1]
+        assert (int(last_id.split(b"-")[1]), fields[b"value"]) == (after.offset, b"after")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,7 +302,7 @@ def test_flushed_scripts_are_reloaded_transparently(url, raw):
         c.seek_to_beginning([tp])  # set_position
         assert [m.value for m in got] == [b"a", b"b"]
         raw.script_flush()
-    assert raw.xpending(keys.stream("t", got[0].partition), "g")["pending"] == 0
+    assert raw.hget(keys.committed("t", got[0].partition), "g") is not None
     raw.script_flush()
     with Admin(url) as a:
         a.alter_partitions("t", 3)  # partition_init, topic_register
@@ -325,21 +318,21 @@ def test_a_pipeline_half_of_whose_scripts_were_flushed_runs_each_call_once(url, 
 
     topic(url, "t", 2)
     own0, own1 = keys.owners("t", 0), keys.owners("t", 1)
-    raw.hset(own0, "g", "m|1|a")
-    raw.hset(own1, "g", "m|1|b")
+    raw.hset(own0, "g", "m|a")
+    raw.hset(own1, "g", "m|b")
     raw.script_flush()
     raw.script_load(scripts.source("release"))
     conn = Connection(url)
     try:
         calls = [
-            ("commit", list(keys.consume_keys("t", 0)), ["g", "m|1|x", ""]),  # not the owner: FENCED
-            ("release", [own1], ["g", "m|1|b"]),  # loaded: runs in the first round trip
-            ("release", [own0], ["g", "m|1|a"]),
+            scripts.commit("g", [(TopicPartition("t", 0), "m|x", 1, False, "")]),  # not the owner: FENCED
+            scripts.release(TopicPartition("t", 1), "g", "m|b"),  # loaded: runs in the first round trip
+            scripts.release(TopicPartition("t", 0), "g", "m|a"),
         ]
         out = conn.pipeline(calls, "testing", tail=[("HLEN", own0), ("HLEN", own1)])
     finally:
         conn.close()
-    assert isinstance(out[0], CommitFailedError)
+    assert isinstance(out[0], list) and isinstance(out[0][0], Exception) and "FENCED" in str(out[0][0])
     assert out[1:] == [1, 1, 0, 0]
     assert raw.script_exists(scripts.Scripts(raw).commit.sha) == [True]
 
@@ -398,7 +391,7 @@ def test_server_death_mid_batch_never_reports_a_record_that_is_not_stored(server
         for part in range(4):
             for eid, fields in r.xrange(keys.stream("t", part)):
                 assert fields[b"value"] not in stored, "a record was stored twice"
-                stored[fields[b"value"]] = (part, eid.decode())
+                stored[fields[b"value"]] = (part, int(eid.split(b"-")[1]))
     failed = 0
     for value, fut in futs:
         assert fut.done()
