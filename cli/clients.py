@@ -343,16 +343,20 @@ def consume(
       facade consume posts --group billing --guarantee exactly-once --group-instance-id billing-1
     """
     line = message_formatter(fmt)
-    options: dict[str, object] = {"guarantee": guarantee}
+    # What was printed is committed after each batch (below), not on a timer.
+    options: dict[str, object] = {"guarantee": guarantee, "enable_auto_commit": False}
     if session_timeout_ms is not None:
         options["session_timeout_ms"] = session_timeout_ms
-        # The default heartbeat (1 s) must fit well inside a short session.
-        options["heartbeat_interval_ms"] = max(10, min(1000, session_timeout_ms // 3))
+        # The default heartbeat (3 s) must fit well inside a short session.
+        options["heartbeat_interval_ms"] = max(10, min(3000, session_timeout_ms // 3))
     if group_instance_id is not None:
         options["group_instance_id"] = group_instance_id
     if max_deliveries is not None:
         options["max_deliveries"] = max_deliveries
     check_broker(settings.url)
+    with Admin(settings.url) as admin:
+        for topic in topics:
+            admin.topic(topic)  # a typo fails at once (the SDK's consumer would wait for it)
     out = sys.stdout.buffer
     count = 0
     with (

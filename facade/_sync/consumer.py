@@ -25,6 +25,7 @@ from .. import codec, keys, scripts
 from ..config import ConsumerConfig, build
 from ..errors import CommitFailedError, ConfigError, FacadeError, UnsupportedError
 from ..offsets import offset_of
+from ..offsets import validate as validate_offset
 from ..records import GroupMetadata, Message, OffsetAndMetadata, OffsetAndTimestamp, OutputRecord, TopicPartition
 from ..subscription import PartitionState, Subscription
 from . import _backend, logs
@@ -448,9 +449,7 @@ class Consumer:
         """Make ``offset`` the next record handed out from ``partition`` (owned by this member).
         An offset outside the partition's records is resolved by ``auto_offset_reset`` (Kafka's
         OffsetOutOfRange handling); nothing is committed until commit()."""
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ConfigError(f"offset must be an integer >= 0, got {offset!r}")
-        self._set_position(partition, offset)
+        self._set_position(partition, validate_offset(offset))
 
     def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         """Hand out ``partitions`` (default: all owned) again from their oldest stored record."""

@@ -161,6 +161,12 @@ def reset_offsets(
         offsets.validate_timestamp(to_datetime_ms, "to_datetime_ms")
     if shift_by is not None and (isinstance(shift_by, bool) or not isinstance(shift_by, int)):
         raise ConfigError(f"shift_by must be an integer, got {shift_by!r}")
+    live = live_members(conn, group)
+    if live:  # a dry run says so too, as kafka-consumer-groups does
+        raise GroupError(
+            f"group {group!r} has {len(live)} live member(s) ({', '.join(sorted(live)[:5])}); offsets can only be "
+            "reset while the group is empty (as in Kafka): stop its consumers first"
+        )
     tps = _all_partitions(conn, [topic])
     states = group_partition_states(conn, group, tps)
     ends = {tp: (_log(conn, tp)) for tp in tps}
