@@ -45,7 +45,7 @@ def dead_letters_json(messages: Sequence[Message]) -> str:
         obj["dlq"] = {
             "topic": _header(m, "dlq.topic"),
             "partition": _int_or_none(_header(m, "dlq.partition")),
-            "offset": _header(m, "dlq.offset"),
+            "offset": _int_or_none(_header(m, "dlq.offset")),
             "delivery_count": _int_or_none(_header(m, "dlq.delivery_count")),
             "error": _header(m, "dlq.error"),
         }

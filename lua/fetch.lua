@@ -42,8 +42,18 @@ end
 if commit ~= '' then
   redis.call('HSET', off, group, commit)
 end
+local lowest = nil
 for at in string.gmatch(failed, '%d+') do
   record_failure(dlv, group, tonumber(at))
+  if lowest == nil or tonumber(at) < lowest then lowest = tonumber(at) end
+end
+if lowest ~= nil then
+  -- Records from the failed one on are handed out again: the application has not been handed
+  -- them in this tenure any more (the failure already counts their next delivery).
+  local last = tonumber(string.match(redis.call('HGET', dlv, group) or '', '^(%d+)'))
+  if last ~= nil and last >= lowest then
+    if lowest == 0 then redis.call('HDEL', dlv, group) else redis.call('HSET', dlv, group, lowest - 1) end
+  end
 end
 local moved = ''
 if from ~= '' then

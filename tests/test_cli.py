@@ -24,7 +24,7 @@ from facade.cli import main, render
 from facade.cli.clients import parse_header, split_key, stdin_lines
 from rich.console import Console
 
-from facade import Admin, Consumer, Producer, partition_for_key
+from facade import Admin, Consumer, Headers, Producer, partition_for_key
 from facade.records import Message, PartitionInfo, RecordMetadata, TopicConfig, TopicDescription
 from facade.server import EmbeddedInfo
 
@@ -77,44 +77,45 @@ def rendered(renderable) -> str:
 # Pure pieces: rendering and parsing (no server)
 
 
-def msg(key: bytes | None, value: bytes, headers: dict[str, bytes] | None = None) -> Message:
-    return Message("t", 2, "1700000000123-4", key, value, headers or {})
+def msg(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Message:
+    return Message("t", 2, 4, key, value, Headers(headers or ()), 1, 1700000000123, "CreateTime")
 
 
 def test_message_json_text_fields():
-    line = render.message_json(msg(b"user-1", b"h\xc3\xa9llo", {"src": b"web"}))
+    line = render.message_json(msg(b"user-1", b"h\xc3\xa9llo", [("src", b"web"), ("src", b"api")]))
     assert json.loads(line) == {
         "topic": "t",
         "partition": 2,
-        "offset": "1700000000123-4",
+        "offset": 4,
         "key": "user-1",
         "value": "héllo",
-        "headers": {"src": "web"},
+        "headers": [["src", "web"], ["src", "api"]],
         "timestamp_ms": 1700000000123,
+        "timestamp_type": "CreateTime",
     }
     assert "\n" not in line
 
 
 def test_message_json_binary_as_base64():
-    obj = json.loads(render.message_json(msg(b"\xff\x00", b"\x80\x81", {"bin": b"\xfe", "txt": b"ok"})))
+    obj = json.loads(render.message_json(msg(b"\xff\x00", b"\x80\x81", [("bin", b"\xfe"), ("txt", b"ok")])))
     assert "key" not in obj and base64.b64decode(obj["key_base64"]) == b"\xff\x00"
     assert "value" not in obj and base64.b64decode(obj["value_base64"]) == b"\x80\x81"
-    assert obj["headers"] == {"txt": "ok"}
-    assert {k: base64.b64decode(v) for k, v in obj["headers_base64"].items()} == {"bin": b"\xfe"}
+    assert obj["headers"] == [["txt", "ok"]]
+    assert [(k, base64.b64decode(v)) for k, v in obj["headers_base64"]] == [("bin", b"\xfe")]
 
 
 def test_message_json_keyless_and_text_format():
     m = msg(None, b"plain")
     obj = json.loads(render.message_json(m))
-    assert obj["key"] is None and obj["headers"] == {} and "headers_base64" not in obj
+    assert obj["key"] is None and obj["headers"] == [] and "headers_base64" not in obj
     assert render.message_text(m) == b"plain"
 
 
 def test_metadata_json():
-    assert json.loads(render.metadata_json(RecordMetadata("t", 1, "5-0"), b"k")) == {
-        "topic": "t", "partition": 1, "offset": "5-0", "key": "k",
+    assert json.loads(render.metadata_json(RecordMetadata("t", 1, 5), b"k")) == {
+        "topic": "t", "partition": 1, "offset": 5, "key": "k",
     }  # fmt: skip
-    assert json.loads(render.metadata_json(RecordMetadata("t", 0, "5-1"), None))["key"] is None
+    assert json.loads(render.metadata_json(RecordMetadata("t", 0, 6), None))["key"] is None
 
 
 @pytest.mark.parametrize(
@@ -133,25 +134,25 @@ def test_format_ms(ms, text):
 
 
 def test_topic_and_status_views():
-    cfg = TopicConfig("posts", 5, 60_000, 1000, 1_700_000_000_000, 1)
+    cfg = TopicConfig("posts", 5, 60_000, 1000, 1_700_000_000_000, 2)
     table = rendered(render.topics_table([cfg]))
     assert "posts" in table and "1m" in table and "1000" in table and "2023-11-14T22:13:20Z" in table
     assert rendered(render.topics_table([])).strip() == "no topics"
     desc = TopicDescription(
         cfg,
         (
-            PartitionInfo(0, "facade:{posts/0}:log", 3, "1-0", "3-0"),
-            PartitionInfo(1, "facade:{posts/1}:log", 0, None, None),
+            PartitionInfo(0, "facade:{posts/0}:log", 3, 1207, 1210),
+            PartitionInfo(1, "facade:{posts/1}:log", 0, 0, 0),
         ),
         ("notifications",),
     )
     text = rendered(render.description_view(desc))
-    for needle in ("facade:{posts/0}:log", "1-0", "3-0", "notifications", "Records: 3", "Retention: 1m"):
+    for needle in ("facade:{posts/0}:log", "1207", "1210", "LOG-END-OFFSET", "notifications", "Records: 3", "Retention: 1m"):
         assert needle in text
     obj = json.loads(render.description_json(desc))
     assert obj["partition_count"] == 5 and obj["groups"] == ["notifications"]
     assert obj["partitions"][1] == {
-        "partition": 1, "length": 0, "first_offset": None, "last_offset": None, "stream_key": "facade:{posts/1}:log", "shard": None,
+        "partition": 1, "length": 0, "log_start_offset": 0, "log_end_offset": 0, "stream_key": "facade:{posts/1}:log", "shard": None,
     }  # fmt: skip
     info = EmbeddedInfo(True, "unix:///x/facade.sock", "/x", 42, "/bin/valkey-server")
     assert "running" in rendered(render.status_view(info)) and "42" in rendered(render.status_view(info))
@@ -231,7 +232,7 @@ def test_topics_lifecycle(url):
     lengths = [p["length"] for p in described["partitions"]]
     assert sum(lengths) == 1 and lengths[partition_for_key(b"k", 3)] == 1
     filled = described["partitions"][partition_for_key(b"k", 3)]
-    assert filled["first_offset"] == filled["last_offset"] and filled["stream_key"].startswith("facade:")
+    assert (filled["log_start_offset"], filled["log_end_offset"]) == (0, 1) and filled["stream_key"].startswith("facade:")
     text = ok("--url", url, "topics", "describe", "posts").stdout
     assert "Partitions: 3" in text and filled["stream_key"] in text and "Groups: (none)" in text
 
@@ -329,8 +330,7 @@ def test_produce_values_with_key_and_json(url):
     assert [a["key"] for a in acks] == ["user-7"] * 3
     assert {a["partition"] for a in acks} == {partition_for_key(b"user-7", 4)}
     assert all(a["topic"] == "t" for a in acks)
-    offsets = [tuple(map(int, a["offset"].split("-"))) for a in acks]
-    assert offsets == sorted(offsets) and len(set(offsets)) == 3
+    assert [a["offset"] for a in acks] == [0, 1, 2]
     assert "Produced 3 messages to t" in result.stderr
     got = consume_all(url, "t", "g")
     assert [(m["key"], m["value"], m["offset"]) for m in got] == [
@@ -353,7 +353,7 @@ def test_produce_stdin_key_separator_and_headers(url):
     assert sorted((m["key"], m["value"]) for m in got) == sorted(
         [("u1", "hello"), ("u2", "a:b"), ("", "keyless-looking"), ("u1", "again"), ("u1", "")]
     )
-    assert all(m["headers"] == {"src": "cli", "trace": "a=b"} for m in got)
+    assert all(m["headers"] == [["src", "cli"], ["trace", "a=b"]] for m in got)
     u1 = [m["value"] for m in got if m["key"] == "u1"]
     assert u1 == ["hello", "again", ""]  # one key, one partition, produced order
 
@@ -410,14 +410,14 @@ def test_consume_json_with_binary_data(url):
     with Producer(url) as p:
         md = p.send_and_wait("t", b"\xff\xfe", key=b"\x00\x9f", headers={"raw": b"\xc3", "txt": "fine"})
         p.send_and_wait("t", "héllo", key="k")
-    got = {m["offset"] + str(m["partition"]): m for m in consume_all(url, "t", "g")}
+    got = {(m["partition"], m["offset"]): m for m in consume_all(url, "t", "g")}
     assert len(got) == 2
-    binary = got[md.offset + str(md.partition)]
+    binary = got[(md.partition, md.offset)]
     assert base64.b64decode(binary["key_base64"]) == b"\x00\x9f" and "key" not in binary
     assert base64.b64decode(binary["value_base64"]) == b"\xff\xfe" and "value" not in binary
-    assert binary["headers"] == {"txt": "fine"}
-    assert base64.b64decode(binary["headers_base64"]["raw"]) == b"\xc3"
-    assert binary["timestamp_ms"] == int(md.offset.split("-")[0]) and binary["topic"] == "t"
+    assert binary["headers"] == [["txt", "fine"]]
+    assert [(k, base64.b64decode(v)) for k, v in binary["headers_base64"]] == [("raw", b"\xc3")]
+    assert binary["timestamp_ms"] == md.timestamp_ms and binary["topic"] == "t"
     (text,) = [m for m in got.values() if m is not binary]
     assert text["key"] == "k" and text["value"] == "héllo"
 

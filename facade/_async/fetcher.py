@@ -90,6 +90,17 @@ class Fetcher:
         except FacadeError:
             self._restart_all()
 
+    async def report(self, partitions: set[TopicPartition]) -> None:
+        """Send what rides along (fail() reports) for these partitions now, before they are
+        given up: a failure counts even when the consumer closes right after it."""
+        reads = [
+            _Read(s, s.token, 0, s.restart, None, "", tuple(s.failed))
+            for tp, s in self._sub.owned.items()
+            if tp in partitions and s.failed
+        ]
+        if reads:
+            await self._apply(reads, await self._read(reads))
+
     def _restart_all(self) -> None:
         """After a read whose outcome is unknown: every partition reads again from its position."""
         for tp in list(self._ready):

@@ -207,6 +207,7 @@ class Consumer:
         self._fetcher.settle()
         if self._on_revoke is not None:
             _backend.maybe_await(self._on_revoke(set(partitions)))
+        self._fetcher.report(partitions)
         if self.config.enable_auto_commit and self.config.guarantee != "at-most-once":
             wanted = {tp: v for tp, v in self._committer.wanted(None).items() if tp in partitions}
             try:
