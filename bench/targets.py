@@ -129,9 +129,9 @@ def growth(url: str, partitions: list[int], messages: list[int], size: int) -> l
                     rate = n / (time.perf_counter() - t0)
                 stored = sum(client.xlen(keys.stream("grow", p)) for p in range(parts))
                 with Consumer("grow", "grow", url, auto_offset_reset="earliest") as consumer:
-                    while len(consumer.assignment()) < parts:
-                        consumer.poll(timeout_ms=0)  # joined and owning every partition: not timed
                     read = 0
+                    while len(consumer.assignment()) < parts:  # joining: not timed
+                        read += len(consumer.poll(timeout_ms=0, max_records=1))
                     t0 = time.perf_counter()
                     while read < n:
                         batch = consumer.poll(timeout_ms=1000, max_records=1000)

@@ -192,6 +192,10 @@ def sdk_consume(url: str, p: Params, asynchronous: bool = False) -> float:
         consumer = Consumer([p.topic], group=p.group, url=url, auto_offset_reset="earliest")
         read = 0
         try:
+            # Joining the group and claiming the partitions is not timed: the raw side has no group
+            # protocol to go through either. One record per partition at most is read meanwhile.
+            while len(consumer.assignment()) < p.partitions:
+                read += len(consumer.poll(timeout_ms=0, max_records=1))
             t0 = time.perf_counter()
             while read < p.messages:
                 batch = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=BATCH)

@@ -129,21 +129,29 @@ class Periodic:
     application)."""
 
     def __init__(self, fn: Callable[[], Awaitable[float]], name: str) -> None:
-        self._stop = asyncio.Event()
+        self._stopped = False
+        self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(fn), name=name)
 
     async def _run(self, fn: Callable[[], Awaitable[float]]) -> None:
         delay = 0.0
         while True:
             try:
-                await asyncio.wait_for(self._stop.wait(), delay)
-                return
+                await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
                 pass
+            self._wake.clear()
+            if self._stopped:
+                return
             delay = await fn()
+
+    def wake(self) -> None:
+        """Make the next call now instead of after its delay."""
+        self._wake.set()
 
     async def stop(self) -> None:
         """Stop calling, and wait for a call under way to end (unless called from that call)."""
-        self._stop.set()
+        self._stopped = True
+        self._wake.set()
         if asyncio.current_task() is not self._task:
             await self._task

@@ -41,6 +41,9 @@ __all__ = ["Consumer"]
 _CLAIM_RETRY_S = 0.05
 # The longest single wait for records: the poll loop then looks at the assignment again.
 _WAIT_SLICE_S = 0.25
+# How often an idle poll loop reads the group's generation, to follow a rebalance sooner than the
+# next heartbeat.
+_GENERATION_CHECK_S = 0.5
 
 
 class Consumer:
@@ -99,6 +102,7 @@ class Consumer:
         self._buffer: list[Message] = []
         self._errors: dict[tuple[TopicPartition, int], str] = {}
         self._next_claim = 0.0
+        self._next_generation_check = 0.0
         self._next_auto_commit = _backend.monotonic() + self.config.auto_commit_interval_ms / 1000
         self._outage_since: float | None = None
         self._closed = False
@@ -343,6 +347,12 @@ class Consumer:
         """Sleep until new records may be there (a blocking read on owned streams), or
         ``seconds``, or the next look at the assignment."""
         seconds = min(seconds, _CLAIM_RETRY_S if self._sub.to_claim else _WAIT_SLICE_S)
+        if self._membership.joined and _backend.monotonic() >= self._next_generation_check:
+            self._next_generation_check = _backend.monotonic() + _GENERATION_CHECK_S
+            generation = await self._conn.command(
+                f"reading group {self.group}", "HGET", keys.group_state(self.group), "generation"
+            )
+            self._membership.notice(int(generation or 0))
         streams = {keys.stream(tp.topic, tp.partition): self._sub.owned[tp].last_id for tp in self._sub.readable()}
         if not streams or seconds < 0.002:
             await _backend.sleep(max(0.0, seconds))

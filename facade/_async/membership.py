@@ -98,6 +98,13 @@ class Membership:
             ended, self._ended = self._ended, None
             return ended
 
+    def notice(self, generation: int) -> None:
+        """The group's generation, as seen by the poll loop: when it is not the one whose
+        assignment this member follows, heartbeat now rather than at the next interval (the
+        assignment changed: partitions to give up or to take)."""
+        if generation != self.generation and self._periodic is not None:
+            self._periodic.wake()
+
     def poll_started(self) -> None:
         self._in_poll = True
         self._last_poll = _backend.monotonic()

@@ -123,17 +123,27 @@ class Periodic:
     the number of seconds each call returns (the group heartbeat, beside the application)."""
 
     def __init__(self, fn: Callable[[], float], name: str) -> None:
-        self._stop = threading.Event()
+        self._stopped = False
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
         self._thread.start()
 
     def _run(self, fn: Callable[[], float]) -> None:
         delay = 0.0
-        while not self._stop.wait(delay):
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stopped:
+                return
             delay = fn()
+
+    def wake(self) -> None:
+        """Make the next call now instead of after its delay."""
+        self._wake.set()
 
     def stop(self) -> None:
         """Stop calling, and wait for a call under way to end (unless called from that call)."""
-        self._stop.set()
+        self._stopped = True
+        self._wake.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(30)

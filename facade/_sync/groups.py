@@ -69,7 +69,7 @@ def group_partition_states(
             continue
         log = parse_stream_info(sinfo) if not isinstance(sinfo, Exception) else None
         start, end = (log.start, log.end) if log else (0, 0)
-        base = done if done is not None else (position if position is not None else start)
+        base = done if done is not None else start  # nothing committed: all of it is lag
         token = _text(owner) if owner else None
         out[tp] = GroupPartitionInfo(
             tp.topic, tp.partition, keys.token_member(token) if token else None, done, position, start, end,
