@@ -108,10 +108,10 @@ _PRODUCER = (
         _rw(_LOG, *_PRODUCER_STATE),
         (
             "+evalsha",
-            # The topic still exists; where the next record goes (the last entry, or the last
-            # generated ID); append with explicit IDs; retention trims (the offset floor of
-            # ack-aware retention is found with single-entry reads).
-            "+exists", "+xadd", "+xtrim", "+xrevrange", "+xrange", "+xinfo|stream",
+            # The topic still exists; where the next record goes (XINFO STREAM: the last
+            # generated ID; it also shows the first and last record, the one way a producer
+            # sees records); append with explicit IDs; retention trims.
+            "+exists", "+xadd", "+xtrim", "+xinfo|stream",
             # Ack-aware retention reads how far each group got (XINFO GROUPS) and the length.
             "+xinfo|groups", "+xlen",
             # Producer sequences and dedup ids, and their expiry.
@@ -142,7 +142,7 @@ _CONSUMER = (
             # claim / release / fetch / commit / set_position (seek): owner tokens, committed
             # offsets, marks, delivery state, the stream's consumer group (its read position).
             "+exists", "+hget", "+hset", "+hdel", "+xgroup|create", "+xgroup|setid", "+xreadgroup",
-            "+xinfo|groups", "+xinfo|stream", "+hlen", "+hkeys",
+            "+xinfo|groups", "+xinfo|stream", "+hlen",
             # group_join / group_heartbeat / group_sync / group_leave: members, deadlines, generation.
             "+hexists", "+hmget", "+hgetall", "+hincrby", "+zadd", "+zrem", "+zscore", "+zrangebyscore",
             # poll's blocking wait (XREAD BLOCK), offsets_for_times and committed().
@@ -171,8 +171,8 @@ _ADMIN = (
             "+exists", "+del", "+xgroup|create", "+xgroup|destroy", "+zcount",
             # describe topic / group: lengths, ends, groups, committed offsets, live members.
             "+xlen", "+xrange", "+xrevrange", "+xinfo|groups", "+xinfo|stream", "+zrangebyscore",
-            # reset offsets: lock the group against joins (group_lock), move its read position.
-            "+xgroup|setid", "+hlen", "+hkeys",
+            # reset offsets: move the group's read position.
+            "+xgroup|setid",
             # delete records (trim_before), and dlq_replay trims replayed dead letters (re-sending
             # them needs the producer role).
             "+xtrim", "+xdel",
@@ -180,9 +180,17 @@ _ADMIN = (
     ),
     # Hash writes only where admin operations make them: register/alter/unregister topics
     # (topic_register HSET, delete HDEL), register/unregister groups (HSETNX, HDEL), a reset's
-    # committed offsets and lock (HSET :off, group state), and drop a deleted group's state on
-    # each partition (HDEL :own, :off, :done, :dlv).
-    (_rw(_TOPICS, _GROUPS, _OWN, _OFF, _DONE, _DLV, f"{_P}:{{g/*}}:state"), ("+hset", "+hsetnx", "+hdel")),
+    # committed offsets (HSET :off), and drop a deleted group's state on each partition (HDEL
+    # :own, :off, :done, :dlv).
+    (_rw(_TOPICS, _GROUPS, _OWN, _OFF, _DONE, _DLV), ("+hset", "+hsetnx", "+hdel")),
+    # A reset locks the group against joins (group_lock), after ending the sessions of crashed
+    # members (removing them starts a new generation). Writes confined key by key: the lock and
+    # generation in the state hash, removals only in members and deadlines (no HSET there, no
+    # ZADD: a consumer's group_join run by an admin is refused at its first write).
+    (_rw(*_GROUP_KEYS), ("+evalsha", "+hget", "+hlen", "+zrangebyscore")),
+    (_rw(_GROUP_KEYS[0]), ("+hset", "+hdel", "+hincrby")),
+    (_rw(_GROUP_KEYS[1]), ("+hdel",)),
+    (_rw(_GROUP_KEYS[2]), ("+zrem",)),
 )  # fmt: skip
 
 _ROLES = {"producer": (_PRODUCER, _PRODUCER_TOP), "consumer": (_CONSUMER, _CONSUMER_TOP), "admin": (_ADMIN, ())}

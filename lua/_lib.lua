@@ -25,34 +25,45 @@ local function fenced(stream, group)
   return redis.error_reply('FENCED this member no longer owns ' .. stream .. ' in group ' .. group)
 end
 
--- The stream's last generated ID: kept by the server after trimming and deletion, so the next
--- offset never goes back. XINFO STREAM is used only where the stream has no entry to read it from.
-local function last_generated(stream)
+-- What XINFO STREAM says of a stream, read once: length, last generated ID (kept by the server
+-- after trimming and deletion, so the next offset never goes back), the first and last stored
+-- offsets (nil when empty), the high watermark (next offset) and the log start offset. Records
+-- themselves are not read (producers may not read them).
+local function stream_info(stream)
   local info = redis.call('XINFO', 'STREAM', stream)
+  local out = {length = 0, last_id = '0-0'}
   for j = 1, #info, 2 do
-    if info[j] == 'last-generated-id' then return info[j + 1] end
+    local k, v = info[j], info[j + 1]
+    if k == 'length' then
+      out.length = v
+    elseif k == 'last-generated-id' then
+      out.last_id = v
+    elseif k == 'first-entry' and v then
+      out.first = select(2, id_parts(v[1]))
+    elseif k == 'last-entry' and v then
+      out.last = select(2, id_parts(v[1]))
+    end
   end
-  return '0-0'
+  -- "0-0" means nothing was ever appended (XADD never makes that ID).
+  out.hw = 0
+  if out.last_id ~= '0-0' then out.hw = select(2, id_parts(out.last_id)) + 1 end
+  out.start = out.first or out.hw
+  return out
 end
 
--- The next offset (Kafka's high watermark / log end offset). "0-0" means nothing was ever
--- appended (XADD never makes that ID).
+local function last_generated(stream)
+  return stream_info(stream).last_id
+end
+
+-- The next offset (Kafka's high watermark / log end offset).
 local function high_watermark(stream)
-  local id = last_generated(stream)
-  if id == '0-0' then return 0 end
-  local _, seq = id_parts(id)
-  return seq + 1
+  return stream_info(stream).hw
 end
 
 -- The offset of the oldest stored record (Kafka's log start offset); the high watermark when
 -- the partition is empty.
 local function log_start(stream)
-  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-  if first then
-    local _, seq = id_parts(first[1])
-    return seq
-  end
-  return high_watermark(stream)
+  return stream_info(stream).start
 end
 
 -- Where the next appended record goes: its ms (the server clock, or the last ID's ms if the
@@ -186,8 +197,10 @@ end
 
 -- Apply a topic's retention after an append: max_len (approximate: whole stream nodes, so a few
 -- more may stay) and retention_ms (by append time, server clock). With ``floor`` (ack-aware
--- retention: the lowest offset some group still needs) nothing at or above the floor goes.
--- Bounded: approximate trims stop after 100 nodes per call; the rest goes at later appends.
+-- retention: the lowest offset some group still needs) nothing at or above the floor goes: at
+-- most floor - log start records are removed, counted from the dense offsets (a stream with a
+-- hole, left by XDEL, is not trimmed then: the count would not be safe). Bounded: approximate
+-- trims stop after 100 nodes per call; the rest goes at later appends.
 local function trim(stream, max_len, retention_ms, floor, now)
   local cutoff = nil
   if retention_ms ~= '' and now - tonumber(retention_ms) > 0 then cutoff = now - tonumber(retention_ms) end
@@ -196,37 +209,15 @@ local function trim(stream, max_len, retention_ms, floor, now)
     if cutoff then redis.call('XTRIM', stream, 'MINID', '~', make_id(cutoff, 0)) end
     return
   end
-  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-  if not first then return end
-  local _, start = id_parts(first[1])
-  if floor <= start then return end
-  local len = redis.call('XLEN', stream)
-  local _, last = id_parts(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1][1])
-  local dense = (last - start + 1 == len)
-  local below = floor - start  -- records under the floor, when offsets have no hole
-  local function keep_floor(excess)
-    if dense then
-      local drop = below
-      if excess and excess < drop then drop = excess end
-      if drop > 0 then redis.call('XTRIM', stream, 'MAXLEN', '~', len - drop) end
-    else
-      local e = find_entry(stream, floor)
-      if e and excess then
-        redis.call('XTRIM', stream, 'MINID', '~', e[1], 'LIMIT', excess)
-      elseif e then
-        redis.call('XTRIM', stream, 'MINID', '~', e[1])
-      end
-    end
+  local s = stream_info(stream)
+  if not s.first or floor <= s.first or s.last - s.first + 1 ~= s.length then return end
+  local below = floor - s.first  -- records under the floor
+  if max_len ~= '' and s.length > tonumber(max_len) then
+    local drop = math.min(s.length - tonumber(max_len), below)
+    below = below - redis.call('XTRIM', stream, 'MAXLEN', '~', s.length - drop)
   end
-  if max_len ~= '' and len > tonumber(max_len) then keep_floor(len - tonumber(max_len)) end
-  if cutoff then
-    local e = redis.call('XRANGE', stream, make_id(cutoff, 0), '+', 'COUNT', 1)[1]
-    local seq = e and select(2, id_parts(e[1])) or (last + 1)
-    if seq <= floor then
-      redis.call('XTRIM', stream, 'MINID', '~', make_id(cutoff, 0))
-    else
-      keep_floor(nil)
-    end
+  if cutoff and below > 0 then
+    redis.call('XTRIM', stream, 'MINID', '~', make_id(cutoff, 0), 'LIMIT', below)
   end
 end
 

@@ -36,8 +36,9 @@ local current = redis.call('HGET', own, group) or ''
 if current ~= '' and current ~= token and current ~= expected then
   return {0, current}
 end
-local hw = high_watermark(stream)
-local at, err = resolve_offset(committed_offset(off, group), log_start(stream), hw, policy)
+local si = stream_info(stream)
+local hw = si.hw
+local at, err = resolve_offset(committed_offset(off, group), si.start, hw, policy)
 if err then return err end
 if exactly then
   local mark = tonumber(redis.call('HGET', done, group) or '0')

@@ -57,8 +57,9 @@ if lowest ~= nil then
 end
 local moved = ''
 if from ~= '' then
-  local hw = high_watermark(stream)
-  local at, err = resolve_offset(tonumber(from), log_start(stream), hw, policy)
+  local si = stream_info(stream)
+  local hw = si.hw
+  local at, err = resolve_offset(tonumber(from), si.start, hw, policy)
   if err then return err end
   local id, bad = set_group_position(stream, group, at, hw)
   if bad then return bad end

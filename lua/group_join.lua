@@ -36,17 +36,18 @@ if kind and kind ~= protocol and redis.call('HLEN', members) > 0 then
   return redis.error_reply('GROUPKIND group is used by ' .. kind .. ' clients; a ' .. protocol ..
     ' client cannot join it (use another group id)')
 end
-redis.call('HSET', state, 'protocol', protocol)
 local current = redis.call('HGET', members, member)
+if rebalance and (not current or member_nonce(current) ~= nonce) then
+  return redis.error_reply('UNKNOWNMEMBER member ' .. member .. ' is not in the group (its session ended); rejoin')
+end
+-- The session deadline is the first write (past expiring dead members): a user allowed to reset
+-- a group but not to join it is refused here, before anything else changed.
+redis.call('ZADD', deadlines, now + session, member)
+redis.call('HSET', state, 'protocol', protocol)
 if rebalance then
-  if not current or member_nonce(current) ~= nonce then
-    return redis.error_reply('UNKNOWNMEMBER member ' .. member .. ' is not in the group (its session ended); rejoin')
-  end
-  redis.call('ZADD', deadlines, now + session, member)
   return bump_generation(state)
 end
 redis.call('HSET', members, member, nonce .. ' ' .. meta)
-redis.call('ZADD', deadlines, now + session, member)
 if static and current and string.sub(current, #member_nonce(current) + 2) == meta then
   return tonumber(redis.call('HGET', state, 'generation') or '0')
 end

@@ -19,10 +19,11 @@ if op == 'unlock' then
 end
 local now = now_ms()
 expire_members(state, members, deadlines, now, nil)
-if redis.call('HLEN', members) > 0 then
-  local live = redis.call('HKEYS', members)
-  return redis.error_reply('GROUPBUSY the group has ' .. #live .. ' live member(s) (' ..
-    table.concat(live, ', ', 1, math.min(#live, 5)) .. '); stop its consumers first')
+local count = redis.call('HLEN', members)
+if count > 0 then
+  local live = redis.call('ZRANGEBYSCORE', deadlines, '-inf', '+inf', 'LIMIT', 0, 5)
+  return redis.error_reply('GROUPBUSY the group has ' .. count .. ' live member(s) (' ..
+    table.concat(live, ', ') .. '); stop its consumers first')
 end
 redis.call('HSET', state, 'locked_until', now + tonumber(ARGV[2]))
 return 1

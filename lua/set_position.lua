@@ -32,8 +32,8 @@ end
 if token ~= '' and redis.call('HGET', own, group) ~= token then
   return fenced(stream, group)
 end
-local hw = high_watermark(stream)
-local start = log_start(stream)
+local si = stream_info(stream)
+local hw, start = si.hw, si.start
 local n
 if target == 'earliest' then
   n = start
