@@ -44,11 +44,11 @@ class Ledger:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.acked: dict[tuple[str, int], tuple[int, str | None]] = {}
+        self.acked: dict[tuple[str, int], tuple[int, int | None]] = {}
         self.failed: dict[tuple[str, int], BaseException] = {}
         self.ack_times: list[float] = []
 
-    def acknowledge(self, key: str, seq: int, partition: int, offset: str | None) -> None:
+    def acknowledge(self, key: str, seq: int, partition: int, offset: int | None) -> None:
         with self._lock:
             self.acked[(key, seq)] = (partition, offset)
             self.ack_times.append(time.monotonic())
@@ -75,7 +75,7 @@ class Stored:
     """One stored record: where, and what."""
 
     partition: int
-    offset: str
+    offset: int
     key: str
     seq: int
 
@@ -93,7 +93,7 @@ def read_topic(url: str, topic: str, partitions: int) -> list[Stored]:
             for entry_id, fields in client.xrange(facade.keys.stream(topic, p), "-", "+"):
                 key, seq = parse_value(fields[b"value"])
                 assert fields[b"key"].decode() == key, f"record {entry_id!r}: key and value disagree"
-                out.append(Stored(p, entry_id.decode(), key, seq))
+                out.append(Stored(p, int(entry_id.split(b"-")[1]), key, seq))
         return out
     finally:
         client.close()
