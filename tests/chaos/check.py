@@ -1,0 +1,473 @@
+"""The checker: what a run's history must never show, one class of anomaly at a time.
+
+It reads only the history (:mod:`history`): what producers were told, what applications were
+handed, what commits reported, which seeks and resets happened, what the runner measured while
+the group drained. It knows nothing of how facade works. The classes:
+
+lost
+    Acknowledged by the broker, never delivered to anyone (a record inside the range a forward
+    seek or an offset reset skipped is excused).
+order
+    Within one tenure (a process's unbroken run of deliveries of a partition) offsets only go up
+    and skip no uncommitted record; a new tenure starts at or before the committed position (the
+    greatest position committed, or set by a seek or reset, so far); a record is never delivered
+    after a later record of its key was committed, unless a seek or reset came in between.
+duplicate
+    A record delivered after a successful commit covering it, with no seek or reset in between.
+split
+    Two processes receiving one partition's records at overlapping times, for longer than the
+    window (``window_s``: session timeout plus one batch's processing time), not counting time a
+    process spent stopped (SIGSTOP); or an older process of a static member still receiving
+    records longer than the window after a newer one with its ``group_instance_id`` began to.
+zombie
+    A commit that reported success although, when it started, another process had begun a newer
+    tenure of one of its partitions.
+orphan
+    After the faults stopped, the group's lag is not 0 by the deadline (session timeout + 10 s),
+    or records are first delivered only after it.
+
+A process's run of a partition ends when it logs a rebalance callback or a fencing for it, a
+refused commit of it, a seek of it, when it starts or stops, when another process delivers the
+partition, or (for ``split`` and ``zombie``) when its offsets go back or jump over known records.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .history import TP, Commit, Delivery, Excuse, History, Signal
+from .offsets import BEFORE_ALL, Key, show
+
+CLASSES = ("lost", "order", "duplicate", "split", "zombie", "orphan")
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    cls: str
+    what: str
+    t: float
+    procs: tuple[str, ...]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tenure:
+    proc: str
+    tp: TP
+    start: float
+    end: float
+    first: Key
+    last: Key
+    n: int
+
+
+@dataclass
+class Result:
+    anomalies: dict[str, list[Anomaly]]
+    figures: dict[str, Any]
+
+    @property
+    def total(self) -> int:
+        return sum(len(v) for v in self.anomalies.values())
+
+
+def _fmt(tp: TP) -> str:
+    return f"{tp[0]}[{tp[1]}]"
+
+
+class _Known:
+    """The records of one partition the history shows, in offset order."""
+
+    def __init__(self, records: dict[Key, tuple[str, int]], skips: list[tuple[Key, Key]]) -> None:
+        self.records = records
+        self.keys = sorted(records)
+        self.skips = skips
+
+    def excused(self, key: Key) -> bool:
+        return any(lo <= key < hi for lo, hi in self.skips)
+
+    def between(self, lo: Key, hi: Key, *, inclusive_lo: bool) -> list[Key]:
+        """Known, unexcused offsets in [lo, hi) (or (lo, hi))."""
+        start = bisect.bisect_left(self.keys, lo) if inclusive_lo else bisect.bisect_right(self.keys, lo)
+        end = bisect.bisect_left(self.keys, hi)
+        return [k for k in self.keys[start:end] if not self.excused(k)]
+
+
+def _skips(h: History) -> dict[TP, list[tuple[Key, Key]]]:
+    out: dict[TP, list[tuple[Key, Key]]] = defaultdict(list)
+    for e in h.excuses:
+        for tp, rng in e.skip.items():
+            out[tp].append(rng)
+    return out
+
+
+def check_lost(h: History, known: dict[TP, _Known]) -> list[Anomaly]:
+    delivered: dict[tuple[TP, Key], tuple[str, int]] = {}
+    for d in h.deliveries:
+        delivered.setdefault((d.tp, d.key), (d.k, d.s))
+    out = []
+    for a in h.acks:
+        got = delivered.get((a.tp, a.key))
+        if got == (a.k, a.s) or known[a.tp].excused(a.key):
+            continue
+        what = "never delivered" if got is None else f"its offset was delivered holding {got[0]}:{got[1]}"
+        out.append(
+            Anomaly(
+                "lost",
+                f"{a.k}:{a.s} at {_fmt(a.tp)}@{show(a.key)} acknowledged, {what}",
+                a.t,
+                (a.proc,),
+                {"tp": list(a.tp), "key": list(a.key)},
+            )
+        )
+    return out
+
+
+def _timeline(h: History, tp: TP) -> Iterator[tuple[str, Any]]:
+    """Everything that happened to ``tp``, in time order (each process's own events in log order)."""
+    per_proc: dict[str, list[tuple[float, int, int, str, Any]]] = defaultdict(list)
+    for d in h.deliveries:
+        if d.tp == tp:
+            per_proc[d.proc].append((d.t, 2, d.i, "deliver", d))
+    for c in h.commits:
+        if tp in c.offsets:
+            per_proc[c.proc].append((c.t1, 3, c.i, "commit", c))
+    for s in h.signals:
+        if s.tps is None or tp in s.tps:
+            per_proc[s.proc].append((s.t, 1, s.i, "signal", s))
+    for e in h.excuses:
+        if tp in e.bound:
+            per_proc[e.proc].append((e.t0, 0, e.i, "excuse", e))
+    lists = [sorted(v, key=lambda x: (x[0], x[2], x[1])) for v in per_proc.values()]
+    for item in heapq.merge(*lists, key=lambda x: (x[0], x[1])):
+        yield item[3], item[4]
+
+
+def check_order_and_duplicates(
+    h: History, known: dict[TP, _Known]
+) -> tuple[list[Anomaly], list[Anomaly], int]:
+    """One pass per partition: order (tenures, restarts, per-key) and duplicate after commit."""
+    order: list[Anomaly] = []
+    dups: list[Anomaly] = []
+    handovers = 0
+    for tp in sorted({d.tp for d in h.deliveries}):
+        kn = known[tp]
+        owner: str | None = None
+        last = high = BEFORE_ALL  # the run's last offset, and its greatest
+        broken = True
+        allowed: Key = BEFORE_ALL  # the greatest position committed or set so far
+        committed: Key = BEFORE_ALL  # the greatest position committed since the last seek/reset
+        by: Commit | None = None
+        excuse_end = float("-inf")
+        key_max: dict[
+            str, tuple[int, Commit]
+        ] = {}  # per key: greatest committed seq since the last seek/reset
+        covered = 0  # kn.keys[:covered] are below `committed`
+        for kind, x in _timeline(h, tp):
+            if kind == "excuse":
+                e: Excuse = x
+                allowed = max(allowed, e.bound[tp])
+                committed, by, key_max, covered = BEFORE_ALL, None, {}, 0
+                excuse_end = max(excuse_end, e.t1)
+                broken = True
+            elif kind == "signal":
+                s: Signal = x
+                if s.proc == owner:
+                    broken = True
+            elif kind == "commit":
+                c: Commit = x
+                nxt = c.offsets[tp]
+                if c.outcome == "ok" or c.proc == owner:  # a refused commit may still have moved it
+                    allowed = max(allowed, nxt)
+                if c.outcome == "ok" and c.t0 >= excuse_end and nxt > committed:
+                    committed, by = nxt, c
+                    while covered < len(kn.keys) and kn.keys[covered] < committed:
+                        k, s_ = kn.records[kn.keys[covered]]
+                        if s_ > key_max.get(k, (-1, c))[0]:
+                            key_max[k] = (s_, c)
+                        covered += 1
+                if c.outcome == "failed" and c.proc == owner:
+                    broken = True
+            else:
+                d: Delivery = x
+                where = f"{_fmt(tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}"
+                if owner != d.proc or broken:
+                    if owner is not None and owner != d.proc:
+                        handovers += 1
+                    gap = kn.between(allowed, d.key, inclusive_lo=True) if d.key > allowed else []
+                    if gap:
+                        order.append(
+                            Anomaly(
+                                "order",
+                                f"{where}: a tenure began after the committed position {show(allowed)}, "
+                                f"skipping {len(gap)} record(s) from {show(gap[0])}",
+                                d.t,
+                                (d.proc,),
+                                {"tp": list(tp), "skipped": [show(k) for k in gap[:5]]},
+                            )
+                        )
+                elif d.key <= last:
+                    order.append(
+                        Anomaly(
+                            "order",
+                            f"{where}: went back from {show(last)} within one tenure",
+                            d.t,
+                            (d.proc,),
+                            {"tp": list(tp), "previous": show(last)},
+                        )
+                    )
+                elif d.key > high:
+                    gap = [k for k in kn.between(high, d.key, inclusive_lo=False) if k >= allowed]
+                    if gap:
+                        order.append(
+                            Anomaly(
+                                "order",
+                                f"{where}: skipped {len(gap)} uncommitted record(s) after {show(last)} "
+                                "within one tenure",
+                                d.t,
+                                (d.proc,),
+                                {"tp": list(tp), "skipped": [show(k) for k in gap[:5]]},
+                            )
+                        )
+                later = key_max.get(d.k)
+                if later is not None and later[0] > d.s:
+                    order.append(
+                        Anomaly(
+                            "order",
+                            f"{where}: delivered after {d.k}:{later[0]} was committed by {later[1].proc}",
+                            d.t,
+                            (d.proc, later[1].proc),
+                            {"tp": list(tp), "commit_t1": later[1].t1},
+                        )
+                    )
+                if d.key < committed and by is not None:
+                    dups.append(
+                        Anomaly(
+                            "duplicate",
+                            f"{where}: delivered again after {by.proc}'s commit up to {show(committed)} "
+                            f"succeeded ({d.t - by.t1:.3f} s before)",
+                            d.t,
+                            (d.proc, by.proc),
+                            {"tp": list(tp), "commit_t0": by.t0, "commit_t1": by.t1},
+                        )
+                    )
+                if owner != d.proc or broken:
+                    high = d.key
+                owner, last, high, broken = d.proc, d.key, max(high, d.key), False
+    return order, dups, handovers
+
+
+def tenures(h: History, known: dict[TP, _Known]) -> dict[TP, list[Tenure]]:
+    """Each process's tenures of each partition, for ``split`` and ``zombie``."""
+    breaks: dict[tuple[str, TP | None], list[int]] = defaultdict(list)
+    for s in h.signals:
+        for tp in s.tps if s.tps is not None else [None]:
+            breaks[(s.proc, tp)].append(s.i)
+    for e in h.excuses:
+        for tp in e.bound:
+            breaks[(e.proc, tp)].append(e.i)
+    for v in breaks.values():
+        v.sort()
+    runs: dict[tuple[str, TP], list[Delivery]] = defaultdict(list)
+    for d in h.deliveries:
+        runs[(d.proc, d.tp)].append(d)
+    out: dict[TP, list[Tenure]] = defaultdict(list)
+
+    def broke(proc: str, tp: TP, a: Delivery, b: Delivery) -> bool:
+        for idx in (breaks.get((proc, tp), []), breaks.get((proc, None), [])):
+            j = bisect.bisect_right(idx, a.i)
+            if j < len(idx) and idx[j] < b.i:
+                return True
+        return b.key <= a.key or bool(known[tp].between(a.key, b.key, inclusive_lo=False))
+
+    for (proc, tp), ds in runs.items():
+        ds.sort(key=lambda d: d.i)
+        cur = [ds[0]]
+        for a, b in itertools.pairwise(ds):
+            if broke(proc, tp, a, b):
+                out[tp].append(Tenure(proc, tp, cur[0].t, cur[-1].t, cur[0].key, cur[-1].key, len(cur)))
+                cur = []
+            cur.append(b)
+        out[tp].append(Tenure(proc, tp, cur[0].t, cur[-1].t, cur[0].key, cur[-1].key, len(cur)))
+    for v in out.values():
+        v.sort(key=lambda t: t.start)
+    return out
+
+
+def _running(lo: float, hi: float, paused: list[tuple[float, float]]) -> float:
+    """Seconds of [lo, hi] not inside a pause."""
+    total = max(0.0, hi - lo)
+    for a, b in paused:
+        total -= max(0.0, min(b, hi) - max(a, lo))
+    return total
+
+
+def check_split(h: History, tens: dict[TP, list[Tenure]], window_s: float) -> list[Anomaly]:
+    out = []
+    for tp, ts in tens.items():
+        for i, a in enumerate(ts):
+            for b in ts[i + 1 :]:
+                if b.start >= a.end:
+                    break
+                if a.proc == b.proc:
+                    continue
+                lo, hi = b.start, min(a.end, b.end)
+                paused = sorted(h.pauses.get(a.proc, []) + h.pauses.get(b.proc, []))
+                overlap = _running(lo, hi, paused)
+                if overlap > window_s:
+                    out.append(
+                        Anomaly(
+                            "split",
+                            f"{_fmt(tp)}: {a.proc} (from {show(a.first)}, {a.n} records) and {b.proc} "
+                            f"(from {show(b.first)}, {b.n} records) both received it for {overlap:.1f} s "
+                            f"(window {window_s:.1f} s)",
+                            lo,
+                            (a.proc, b.proc),
+                            {"tp": list(tp), "overlap_s": round(overlap, 3)},
+                        )
+                    )
+    return out
+
+
+def check_static(h: History, window_s: float) -> list[Anomaly]:
+    """An older process of a static member still receiving records, beyond the window, after a
+    newer process with the same ``group_instance_id`` began to (it must be fenced for good)."""
+    first: dict[str, float] = {}
+    by_proc: dict[str, list[Delivery]] = defaultdict(list)
+    for d in h.deliveries:
+        first.setdefault(d.proc, d.t)
+        by_proc[d.proc].append(d)
+    by_instance: dict[str, list[str]] = defaultdict(list)
+    for p in sorted(h.procs.values(), key=lambda p: p.start):
+        if p.instance:
+            by_instance[p.instance].append(p.name)
+    out = []
+    for instance, names in by_instance.items():
+        for i, old in enumerate(names):
+            for new in names[i + 1 :]:
+                if new not in first:
+                    continue
+                since = first[new] + window_s
+                late = [d for d in by_proc[old] if d.t > since]
+                if late:
+                    out.append(
+                        Anomaly(
+                            "split",
+                            f"static member {instance}: {old} received {len(late)} record(s) up to "
+                            f"{late[-1].t - first[new]:.1f} s after its newer process {new} began receiving "
+                            f"(window {window_s:.1f} s)",
+                            late[0].t,
+                            (old, new),
+                            {"instance": instance, "late": len(late)},
+                        )
+                    )
+                break  # the next newer process is judged against its own successor
+    return out
+
+
+def check_zombie(h: History, tens: dict[TP, list[Tenure]]) -> list[Anomaly]:
+    starts = {tp: [t.start for t in ts] for tp, ts in tens.items()}
+    out = []
+    for c in h.commits:
+        if c.outcome != "ok":
+            continue
+        for tp in c.offsets:
+            ts = tens.get(tp, [])
+            j = bisect.bisect_left(starts.get(tp, []), c.t0) - 1
+            if j >= 0 and ts[j].proc != c.proc:
+                newer = ts[j]
+                out.append(
+                    Anomaly(
+                        "zombie",
+                        f"{_fmt(tp)}: {c.proc}'s commit up to {show(c.offsets[tp])} succeeded, though "
+                        f"{newer.proc} began receiving it {c.t0 - newer.start:.3f} s before the commit "
+                        "started",
+                        c.t0,
+                        (c.proc, newer.proc),
+                        {"tp": list(tp), "commit_t0": c.t0},
+                    )
+                )
+    return out
+
+
+def check_orphan(h: History) -> list[Anomaly]:
+    if h.drain is None:
+        return []
+    dr = h.drain
+    out = []
+    for tp, lag in sorted(dr.lag.items()):
+        if lag != 0:
+            out.append(
+                Anomaly(
+                    "orphan",
+                    f"{_fmt(tp)}: lag {lag} at the deadline, {dr.deadline - dr.quiet:.1f} s "
+                    "after the faults stopped",
+                    dr.deadline,
+                    (),
+                    {"tp": list(tp), "lag": lag},
+                )
+            )
+    first: dict[tuple[TP, Key], float] = {}
+    for d in h.deliveries:
+        first[(d.tp, d.key)] = min(first.get((d.tp, d.key), d.t), d.t)
+    late: dict[TP, list[float]] = defaultdict(list)
+    for a in h.acks:
+        t = first.get((a.tp, a.key))
+        if t is not None and t > dr.deadline:
+            late[a.tp].append(t)
+    for tp, ts in sorted(late.items()):
+        out.append(
+            Anomaly(
+                "orphan",
+                f"{_fmt(tp)}: {len(ts)} acknowledged record(s) first delivered after the "
+                f"deadline, the last {max(ts) - dr.quiet:.1f} s after the faults stopped",
+                min(ts),
+                (),
+                {"tp": list(tp), "late": len(ts)},
+            )
+        )
+    return out
+
+
+def check(h: History, window_s: float) -> Result:
+    """Every check over one history."""
+    skips = _skips(h)
+    known = defaultdict(lambda: _Known({}, []))
+    for tp, records in h.known().items():
+        known[tp] = _Known(records, skips.get(tp, []))
+    order, dups, handovers = check_order_and_duplicates(h, known)
+    tens = tenures(h, known)
+    anomalies = {
+        "lost": check_lost(h, known),
+        "order": order,
+        "duplicate": dups,
+        "split": check_split(h, tens, window_s) + check_static(h, window_s),
+        "zombie": check_zombie(h, tens),
+        "orphan": check_orphan(h),
+    }
+    acked = {(a.tp, a.key) for a in h.acks}
+    delivered = {(d.tp, d.key) for d in h.deliveries}
+    commits = defaultdict(int)
+    for c in h.commits:
+        commits[c.outcome] += 1
+    figures = {
+        "records acknowledged": len(acked),
+        "records delivered (distinct)": len(delivered & acked),
+        "deliveries": len(h.deliveries),
+        "redeliveries": len(h.deliveries) - len({(d.tp, d.key) for d in h.deliveries}),
+        "commits ok": commits["ok"],
+        "commits refused (CommitFailedError)": commits["failed"],
+        "commits failed otherwise": commits["error"],
+        "handovers": handovers,
+        "tenures": sum(len(v) for v in tens.values()),
+        "seeks": sum(1 for e in h.excuses if e.kind == "seek"),
+        "offset resets": sum(1 for e in h.excuses if e.kind == "reset"),
+        **dict(h.figures),
+    }
+    return Result(anomalies, figures)
