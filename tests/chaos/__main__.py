@@ -6,6 +6,7 @@ From the repository root (with facade installed):
     python -m tests.chaos --seed 1 --runs 10 --duration 60        # a long campaign: seeds 1..10
     python -m tests.chaos --server-binary /usr/bin/redis-server --report out.json
     python -m tests.chaos --control all --faults none --duration 30   # the checker must catch each
+                                                                   # (two runs: the phantom runs alone)
     python -m tests.chaos --check /tmp/chaos-xxxx                  # check an earlier run's logs again
 
 Exit status: 0 no anomaly (and every control caught), 1 anomalies (or a control not caught),
@@ -19,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import controls
 from .check import CLASSES
 from .faults import KINDS
 from .run import RunConfig, check_dir, remove, run
@@ -99,9 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if result.total else 0
 
     summaries, failed = [], False
-    for i in range(args.runs):
-        seed = args.seed + i
-        workdir = args.workdir / f"seed-{seed}" if args.workdir else None
+    plan = [
+        (args.seed + i, group) for i in range(args.runs) for group in (controls.groups(args.control) or [()])
+    ]
+    for seed, group in plan:
+        name = f"seed-{seed}" + (f"-control-{'-'.join(group)}" if group else "")
+        workdir = args.workdir / name if args.workdir else None
         cfg = RunConfig(
             seed=seed,
             duration_s=args.duration,
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             batch=args.batch,
             fault_interval_s=args.fault_interval,
             faults=args.faults,
-            controls=args.control,
+            controls=group,
             window_s=args.split_window_ms / 1000 if args.split_window_ms else None,
             workdir=workdir,
         )

@@ -29,10 +29,14 @@ def config_fields() -> set[str]:
 
 
 def consumer_options(
-    *, session_timeout_ms: int, heartbeat_interval_ms: int, group_instance_id: str | None
+    *,
+    session_timeout_ms: int,
+    heartbeat_interval_ms: int,
+    group_instance_id: str | None,
+    max_poll_interval_ms: int | None = None,
 ) -> dict[str, Any]:
     """Consumer options for a group member: earliest, no auto-commit (the member commits after
-    each batch), and the session it is given."""
+    each batch), and the session (and poll interval) it is given."""
     fields = config_fields()
     options: dict[str, Any] = {
         "auto_offset_reset": "earliest",
@@ -43,6 +47,8 @@ def consumer_options(
         options["group_instance_id"] = group_instance_id
     if "enable_auto_commit" in fields:
         options["enable_auto_commit"] = False
+    if max_poll_interval_ms is not None:
+        options["max_poll_interval_ms"] = max_poll_interval_ms
     return {k: v for k, v in options.items() if k in fields}
 
 

@@ -23,10 +23,20 @@ SLOT_OPTIONS: dict[str, dict[str, Any]] = {
     "swallow": {"slow": True},
 }
 
-# (fraction of the fault phase, fault kind) aimed at the control's member
-TARGETED: dict[str, list[tuple[float, str]]] = {
-    "swallow": [(0.3, "pause"), (0.6, "pause")],
+# (fraction of the fault phase, fault kind, its options) aimed at the control's member
+TARGETED: dict[str, list[tuple[float, str, dict[str, Any]]]] = {
+    "swallow": [(0.3, "pause", {"long": True}), (0.6, "pause", {"long": True})],
 }
+
+# Controls that can share a run. The phantom reads every record through a group of its own, so
+# beside it nothing would ever look lost or late: it runs alone.
+GROUPS = (("split",), ("lost", "order", "duplicate", "zombie", "orphan"))
+
+
+def groups(classes: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """``classes`` split into runs that do not hide each other's anomalies."""
+    out = [tuple(c for c in group if c in classes) for group in GROUPS]
+    return [g for g in out if g]
 
 
 def slot_name(cls: str) -> str:

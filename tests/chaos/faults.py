@@ -88,8 +88,8 @@ class Injector:
 
     # -- faults ----------------------------------------------------------------------------
 
-    def inject(self, kind: str | None = None, target: str | None = None) -> bool:
-        """Strike one fault (of ``kind``, at the member of slot ``target``, if given)."""
+    def inject(self, kind: str | None = None, target: str | None = None, **options: Any) -> bool:
+        """Strike one fault (of ``kind``, at the member of slot ``target``, with ``options``, if given)."""
         if kind is None:
             kind = self.rng.choices(self.kinds, [WEIGHTS[k] for k in self.kinds])[0]
         worker = None
@@ -97,7 +97,7 @@ class Injector:
             worker = self.c.current.get(target)
             if worker is None or not worker.alive:
                 return False
-        return bool(getattr(self, f"_{kind}")(worker))
+        return bool(getattr(self, f"_{kind}")(worker, **options))
 
     def _kill(self, w: Worker | None) -> bool:
         w = w or self._member()
@@ -116,11 +116,11 @@ class Injector:
         self._log("kill", proc=w.name, restart_s=restart)
         return True
 
-    def _pause(self, w: Worker | None) -> bool:
+    def _pause(self, w: Worker | None, long: bool | None = None) -> bool:
         w = w or self._member()
         if w is None:
             return False
-        long = self.rng.random() < 0.5
+        long = self.rng.random() < 0.5 if long is None else long
         seconds = self.session_s * (self.rng.uniform(1.3, 2.5) if long else self.rng.uniform(0.2, 0.6))
         self.c.pause(w)
         self.later(seconds, lambda: self.c.resume(w))

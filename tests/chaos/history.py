@@ -32,7 +32,8 @@ class Ack:
 
 @dataclass(frozen=True)
 class Delivery:
-    """A record handed to an application (logged when processing began)."""
+    """A record handed to an application. ``t`` is when poll() returned it (the log line is
+    written later, when its processing begins: a slow handler may take a while to reach it)."""
 
     proc: str
     i: int  # position in its process's log
@@ -150,7 +151,7 @@ def _member(h: History, proc: str, events: list[dict[str, Any]]) -> None:
                 Delivery(
                     proc,
                     i,
-                    t,
+                    min(float(e.get("h", t)), t),
                     _tp(e["topic"], e["p"]),
                     order_key(e["o"]),
                     e["k"],

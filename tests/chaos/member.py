@@ -33,7 +33,7 @@ CONTROLS = {
     "reorder": "order",  # processes each batch backwards
     "redeliver": "duplicate",  # processes some committed batches a second time, without a seek
     "phantom": "split",  # reads every partition through a group of its own, logs it as this group's
-    "swallow": "zombie",  # reports a refused commit (CommitFailedError) as a success
+    "swallow": "zombie",  # stalls with a batch in hand, then reports its refused commit as a success
     "skip-partition": "orphan",  # stops reading one of its partitions for good
 }
 MODES = ("normal", *CONTROLS)
@@ -65,6 +65,7 @@ class Member:
             TopicPartition, list[Any]
         ] = {}  # offsets delivered in this tenure (for seeks back)
         self.skipped: TopicPartition | None = None
+        self.next_stall = time.monotonic() + 2.0
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGUSR1, self._on_seek)
         signal.signal(signal.SIGUSR2, self._on_slow)
@@ -101,10 +102,13 @@ class Member:
 
     def consumer(self, group: str) -> Consumer:
         a = self.args
+        # The swallow control stalls for longer than this with a batch in hand: a consumer with
+        # background heartbeats must leave the group then, as Kafka's does.
         options = compat.consumer_options(
             session_timeout_ms=a.session_ms,
             heartbeat_interval_ms=a.heartbeat_ms,
             group_instance_id=a.instance,
+            max_poll_interval_ms=a.session_ms if a.mode == "swallow" else None,
         )
         self.log.write(
             "start",
@@ -132,6 +136,7 @@ class Member:
                     self.seek(consumer)
                 try:
                     records = consumer.poll(timeout_ms=200, max_records=self.args.batch)
+                    handed = time.time()
                 except compat.FencedInstanceIdError as exc:
                     self.log.write("fenced", err=str(exc)[:300])
                     return 0
@@ -149,14 +154,17 @@ class Member:
                     self.commit(consumer)
                     if self.args.crash_after and self.batches >= self.args.crash_after:
                         os._exit(3)  # committed, never processed
-                    self.process(consumer, records)
+                    self.process(consumer, records, handed)
                     continue
                 if self.args.mode == "reorder":
                     records = list(reversed(records))
-                self.process(consumer, records)
+                self.process(consumer, records, handed)
                 self.note(records)
+                if self.args.mode == "swallow" and time.monotonic() >= self.next_stall:
+                    time.sleep(2.5 * self.args.session_ms / 1000)  # a stall (a GC pause, a slow call)
+                    self.next_stall = time.monotonic() + 4.0
                 if self.commit(consumer) == "ok" and self.args.mode == "redeliver" and self.batches % 3 == 0:
-                    self.process(consumer, records)
+                    self.process(consumer, records, time.time())  # as if poll() had handed them out again
         except compat.FencedInstanceIdError as exc:
             self.log.write("fenced", err=str(exc)[:300])
             return 0
@@ -164,12 +172,13 @@ class Member:
             self.close(consumer)
         return 0
 
-    def process(self, consumer: Consumer, records: list[Any]) -> None:
+    def process(self, consumer: Consumer, records: list[Any], handed: float) -> None:
+        """Log each record as its processing begins; ``handed`` is when poll() returned it."""
         member, generation = compat.group_identity(consumer)
         for m in records:
             key, seq = _value(m.value)
             self.log.write(
-                "d", topic=m.topic, p=m.partition, o=m.offset, k=key, s=seq, m=member, g=generation
+                "d", topic=m.topic, p=m.partition, o=m.offset, k=key, s=seq, m=member, g=generation, h=handed
             )
             if self.slow:
                 time.sleep(self.args.slow_ms / 1000)
@@ -255,7 +264,7 @@ class Member:
         try:
             while not self.stop:
                 records = consumer.poll(timeout_ms=200, max_records=self.args.batch)
-                self.process(consumer, records)
+                self.process(consumer, records, time.time())
                 if records:
                     consumer.commit()
         finally:

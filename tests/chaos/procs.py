@@ -2,15 +2,16 @@
 
 Every process the harness starts (server, proxy, producers, members) runs in its own session, so
 a signal reaches it and whatever it started, and nothing else. On Linux each child also asks the
-kernel to SIGKILL it when the harness dies (``PR_SET_PDEATHSIG``), so even a ``kill -9`` of the
-harness leaves nothing behind; :func:`kill_all` (registered with ``atexit``) covers a normal exit.
+kernel to SIGKILL it when the harness dies (``PR_SET_PDEATHSIG``, set by a small launcher before
+it execs the real program, since ``preexec_fn`` is unsafe in a process with threads), so even a
+``kill -9`` of the harness leaves nothing behind; :func:`kill_all` (registered with ``atexit``)
+covers a normal exit.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -31,9 +32,18 @@ PACKAGE = __name__.rpartition(".")[0]
 _ROOT = Path(__file__).resolve().parents[PACKAGE.count(".") + 1]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+# argv: parent pid, program, args. The parent-death signal survives exec; a parent that died
+# before it was set is caught by the getppid() check.
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n"
+    f"    ctypes.CDLL(None).prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
+    "except Exception:\n"
+    "    pass\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(1)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def spawn(
@@ -46,15 +56,10 @@ def spawn(
     cwd: str | Path | None = None,
 ) -> subprocess.Popen:
     """Start ``argv`` in a session of its own; it is killed by :func:`kill_all` at the latest."""
+    if sys.platform.startswith("linux"):
+        argv = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]
     proc = subprocess.Popen(
-        list(argv),
-        stdin=stdin,
-        stdout=stdout,
-        stderr=stderr,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+        list(argv), stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd, start_new_session=True
     )
     with _lock:
         _children[proc.pid] = proc

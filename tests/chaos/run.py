@@ -210,17 +210,20 @@ def run(cfg: RunConfig) -> RunResult:
         start = time.monotonic()
         end = start + cfg.duration_s
         aimed = sorted(
-            (start + frac * cfg.duration_s, kind, controls.slot_name(cls))
-            for cls in cfg.controls
-            for frac, kind in controls.TARGETED.get(controls.MODE_FOR[cls], [])
+            [
+                (start + frac * cfg.duration_s, kind, controls.slot_name(cls), options)
+                for cls in cfg.controls
+                for frac, kind, options in controls.TARGETED.get(controls.MODE_FOR[cls], [])
+            ],
+            key=lambda x: x[0],
         )
         next_fault = start + rng.expovariate(1 / cfg.fault_interval_s) if cfg.faults else math.inf
         while (now := time.monotonic()) < end:
             cluster.supervise()
             injector.tick()
             while aimed and aimed[0][0] <= now:
-                _, kind, slot = aimed.pop(0)
-                injector.inject(kind, slot)
+                _, kind, slot, options = aimed.pop(0)
+                injector.inject(kind, slot, **options)
             if now >= next_fault:
                 injector.inject()
                 next_fault = time.monotonic() + rng.expovariate(1 / cfg.fault_interval_s)
