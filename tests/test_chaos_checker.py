@@ -115,6 +115,15 @@ def test_records_a_forward_seek_skipped_are_not_lost(tmp_path):
     assert anomalies(tmp_path) == {}
 
 
+def test_a_seek_past_the_end_excuses_nothing_it_skips(tmp_path):
+    producer(tmp_path, *RECORDS)
+    past_end = seek(1.3, 0, 2, 1_000_001)
+    past_end[0]["dir"] = "past-end"
+    write(tmp_path, "m0.1", start(1), d(1.1, *RECORDS[0]), d(1.2, *RECORDS[1]), *past_end)
+    found = anomalies(tmp_path)
+    assert list(found) == ["lost"] and len(found["lost"]) == 4, found
+
+
 # -- order -----------------------------------------------------------------------------------
 
 

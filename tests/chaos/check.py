@@ -464,6 +464,7 @@ def check(h: History, window_s: float) -> Result:
         "commits ok": commits["ok"],
         "commits refused (CommitFailedError)": commits["failed"],
         "commits failed otherwise": commits["error"],
+        "commits asynchronous (outcome unknown)": commits["async"],
         "handovers": handovers,
         "tenures": sum(len(v) for v in tens.values()),
         "seeks": sum(1 for e in h.excuses if e.kind == "seek"),

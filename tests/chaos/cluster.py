@@ -31,6 +31,7 @@ class Slot:
     mode: str = "normal"
     slow: bool = False  # start with the slow handler on
     crash_after: int = 0  # commit-then-crash: the first incarnation dies after this many batches
+    async_commits: bool = False  # commit(asynchronous=True), and synchronously every fifth batch
     incarnations: int = 0
     wanted: bool = True  # restart it when its current process dies
 
@@ -139,6 +140,8 @@ class Cluster:
         ]
         if slot.static:
             args += ["--instance", slot.name]
+        if slot.async_commits:
+            args.append("--async-commits")
         if slot.slow:
             args.append("--slow")
         if slot.crash_after and slot.incarnations == 0:

@@ -17,8 +17,8 @@ group members
     ``d`` {topic, p, o, k, s, m, g, h}: one delivery (the record at offset ``o`` with value
     ``k:s``, handed to member ``m`` of generation ``g`` by a poll() that returned at ``h``),
     written when the application starts processing it; ``commit`` {t0, t1, offsets: [[topic, p, next], ...], outcome: "ok" | "failed"
-    | "error", err}: ``next`` is the offset after the last record delivered (what Kafka stores),
-    ``failed`` means CommitFailedError; ``seek`` {t0, t1, topic, p, from, to, dir}: ``from`` is the
+    | "error" | "async", err}: ``next`` is the offset after the last record delivered (what
+    Kafka stores), ``failed`` means CommitFailedError, ``async`` a commitAsync (outcome unknown); ``seek`` {t0, t1, topic, p, from, to, dir}: ``from`` is the
     position before the seek (the offset after the last delivered), ``to`` the next record
     delivered after it; ``fenced`` {err}; ``error`` {where, err}; ``pause`` {tps} (a control
     consumer that stops reading partitions); ``stop`` {}.

@@ -13,7 +13,7 @@ isolate  one member's connections cut and refused for 0.3-0.6x or 1.3-2.5x the s
 slow     a member's handler sleeps per record (a full batch then outlasts the session) for 5-15 s
 static   a static member started again while its previous process still runs
 churn    one to three members that join and leave again within 0.3-3 s
-seek     a member seeks one of its partitions back, or forward past its backlog
+seek     a member seeks one of its partitions back, forward past its backlog, or past the end
 reset    all members stopped (SIGTERM or kill -9), the group's offsets reset (to the earliest
          record, or to a few seconds ago) once it is empty, members started again
 broker   the broker restarted (SIGTERM or kill -9; AOF with fsync always), same port and data
@@ -224,6 +224,7 @@ class Injector:
                     admin.reset_offsets(c.s.group, c.s.topic, execute=True, **how)
                 except FacadeError as exc:
                     outcome, err = "error", f"{type(exc).__name__}: {exc}"[:300]
+                    self.counts["reset failed midway"] += 1
                 c.runlog.write("reset-end", outcome=outcome, err=err)
             except FacadeError as exc:
                 c.runlog.write("reset-refused", err=f"{type(exc).__name__}: {exc}"[:300])

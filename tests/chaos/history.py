@@ -54,7 +54,7 @@ class Commit:
     i: int  # position in its process's log
     t0: float
     t1: float
-    outcome: str  # ok | failed (CommitFailedError) | error (anything else: outcome unknown)
+    outcome: str  # ok | failed (CommitFailedError) | error, async (outcome unknown)
     offsets: dict[TP, Key]
     err: str = ""
 
@@ -185,6 +185,10 @@ def _member(h: History, proc: str, events: list[dict[str, Any]]) -> None:
 def _seek(proc: str, i: int, e: dict[str, Any], t1: float) -> Excuse:
     tp = _tp(e["topic"], e["p"])
     here, to = order_key(e["from"]), order_key(e["to"])
+    if e.get("dir") == "past-end":
+        # Out of range: nothing may be skipped for it (Kafka starts over per auto_offset_reset),
+        # only what follows is excused as redelivery.
+        return Excuse("seek", proc, i, e["t"], t1, {tp: here}, {})
     skip = {tp: (here, to)} if to > here else {}
     return Excuse("seek", proc, i, e["t"], t1, {tp: to}, skip)
 

@@ -25,7 +25,7 @@ from facade import CommitFailedError, Consumer, FacadeError, TopicPartition
 
 from . import compat
 from .events import EventLog
-from .offsets import Key, order_key, successor
+from .offsets import Key, beyond, order_key, successor
 
 # control mode -> the check class it must trip
 CONTROLS = {
@@ -57,9 +57,11 @@ class Member:
         self.seek_wanted = False
         self.slow = args.slow
         self.batches = 0
-        self.pending: dict[
-            TopicPartition, Key
-        ] = {}  # next offset after the last delivered, since the last commit
+        # Per partition, the offset after the last record delivered since the last commit.
+        self.pending: dict[TopicPartition, Key] = {}
+        # What asynchronous commits since the last synchronous one covered.
+        self.unconfirmed: dict[TopicPartition, Key] = {}
+        self.commits = 0
         self.position: dict[TopicPartition, Key] = {}
         self.delivered: dict[
             TopicPartition, list[Any]
@@ -84,6 +86,7 @@ class Member:
     def _forget(self, parts: set[TopicPartition]) -> None:
         for tp in parts:
             self.pending.pop(tp, None)
+            self.unconfirmed.pop(tp, None)
             self.position.pop(tp, None)
             self.delivered.pop(tp, None)
 
@@ -196,15 +199,37 @@ class Member:
             del seen[:-200]
 
     def commit(self, consumer: Consumer) -> str:
+        """Commit what the last batch handed out, and log it; returns the outcome.
+
+        With ``--async-commits`` most commits are Kafka's commitAsync (outcome unknown, logged as
+        ``async``) and every fifth is synchronous; a synchronous commit covers the asynchronous
+        ones before it (Kafka's commits are cumulative), so it is logged as covering them too.
+        """
         if not self.pending:
             return "none"
-        covered = [[tp.topic, tp.partition, list(nxt)] for tp, nxt in sorted(self.pending.items())]
+        self.commits += 1
+        asynchronous = self.args.async_commits and self.commits % 5 != 0
+        if asynchronous:
+            covered_now = dict(self.pending)
+            self.unconfirmed.update(self.pending)
+        else:
+            covered_now = {**self.unconfirmed, **self.pending}
+            self.unconfirmed = {}
+        covered = [[tp.topic, tp.partition, list(nxt)] for tp, nxt in sorted(covered_now.items())]
         self.pending = {}
         t0 = time.time()
         err = ""
         try:
-            consumer.commit()
-            outcome = "ok"
+            if asynchronous:
+                try:
+                    consumer.commit(asynchronous=True)
+                    outcome = "async"
+                except TypeError:  # an SDK without commitAsync
+                    consumer.commit()
+                    outcome = "ok"
+            else:
+                consumer.commit()
+                outcome = "ok"
         except CommitFailedError as exc:
             outcome, err = "failed", str(exc)[:300]
             if self.args.mode == "swallow":
@@ -223,8 +248,11 @@ class Member:
         tp = self.rng.choice(owned)
         here = self.position[tp]
         target: Any = None
-        direction = self.rng.choice(["back", "forward"])
-        if direction == "forward":
+        direction = self.rng.choices(["back", "forward", "past-end"], [4, 4, 1])[0]
+        if direction == "past-end":
+            # Out of range: Kafka's consumer then starts over where auto_offset_reset says.
+            target = beyond(self.delivered[tp][-1])
+        elif direction == "forward":
             lookup = getattr(consumer, "offsets_for_times", None)
             try:
                 found = lookup({tp: int(time.time() * 1000) - 1000}) if lookup else {}
@@ -296,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-ms", type=int, default=25, help="sleep per record while slow")
     ap.add_argument(
         "--crash-after", type=int, default=0, help="commit-then-crash: die after this many batches"
+    )
+    ap.add_argument(
+        "--async-commits", action="store_true", help="commit asynchronously, every fifth synchronously"
     )
     ap.add_argument("--seed", type=int, default=0)
     return Member(ap.parse_args(argv)).run()

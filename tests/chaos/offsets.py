@@ -51,6 +51,15 @@ def successor(key: Key) -> Key:
     return key[:-1] + (key[-1] + 1,)
 
 
+def beyond(offset: Offset) -> Offset:
+    """An offset, in ``offset``'s own form, far past any record a run stores after it: a million
+    records on, or an hour later for a stream ID (whose first part is the append time)."""
+    key = order_key(offset)
+    if len(key) == 1:
+        return key[0] + 1_000_000 if isinstance(offset, int) else str(key[0] + 1_000_000)
+    return f"{key[0] + 3_600_000}-0"
+
+
 def show(key: Key) -> str:
     """A key printed the way the offset looked: ``"17-3"`` or ``"42"``; ``"-"`` for BEFORE_ALL."""
     if not key:

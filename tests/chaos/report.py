@@ -28,7 +28,11 @@ def _example(a: Anomaly, t0: float) -> dict[str, Any]:
 def summarize(r: RunResult) -> dict[str, Any]:
     """Everything worth keeping from one run, as JSON-ready data."""
     t0 = min((p.start for p in r.history.procs.values()), default=0.0)
+    name = f"seed {r.config.seed}" + (
+        f", controls {'+'.join(r.config.controls)}" if r.config.controls else ""
+    )
     return {
+        "name": name,
         "seed": r.config.seed,
         "server": _server(r.binary),
         "workdir": str(r.workdir),
@@ -64,7 +68,7 @@ def render(summaries: list[dict[str, Any]]) -> str:
     lines = []
     for s in summaries:
         c = s["config"]
-        lines.append(f"chaos run: seed {s['seed']}, {c['duration_s']:g} s of faults, server {s['server']}")
+        lines.append(f"chaos run: {s['name']}, {c['duration_s']:g} s of faults, server {s['server']}")
         lines.append(f"  logs: {s['workdir']}")
         lines.append(f"  times: {', '.join(f'{k} {v}' for k, v in s['timings'].items())}")
         faults = ", ".join(f"{k} {v}" for k, v in s["faults"].items()) or "none"
@@ -85,9 +89,16 @@ def render(summaries: list[dict[str, Any]]) -> str:
         for s in summaries:
             for k, v in s["faults"].items():
                 faults[k] = faults.get(k, 0) + v
-        lines.append(f"{len(summaries)} runs (seeds {', '.join(str(s['seed']) for s in summaries)})")
+        lines.append(f"{len(summaries)} runs ({'; '.join(s['name'] for s in summaries)})")
         lines.append("  faults: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
         lines.append("  anomalies: " + ", ".join(f"{cls} {n}" for cls, n in total.items()))
-        dirty = [s["seed"] for s in summaries if any(s["anomalies"].values())]
-        lines.append(f"  runs with anomalies: {len(dirty)}" + (f" (seeds {dirty})" if dirty else ""))
+        dirty = [s["name"] for s in summaries if any(s["anomalies"].values()) and not s["controls"]]
+        lines.append(f"  runs with anomalies: {len(dirty)}" + (f" ({'; '.join(dirty)})" if dirty else ""))
+        missed = [
+            f"{s['name']}: {cls}" for s in summaries for cls, v in s["controls"].items() if v != "caught"
+        ]
+        if any(s["controls"] for s in summaries):
+            lines.append(
+                f"  controls not caught: {len(missed)}" + (f" ({'; '.join(missed)})" if missed else "")
+            )
     return "\n".join(lines)

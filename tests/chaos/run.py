@@ -165,8 +165,9 @@ def _drain(cfg: RunConfig, cluster: Cluster, runlog: EventLog, quiet: float) -> 
 
 
 def _slots(cfg: RunConfig, cluster: Cluster, rng: random.Random) -> None:
+    # A third of the members are static, a third commit asynchronously.
     for i in range(rng.randint(*cfg.members)):
-        cluster.add_slot(f"m{i}", static=i % 3 == 1)
+        cluster.add_slot(f"m{i}", static=i % 3 == 1, async_commits=i % 3 == 2)
     for cls in cfg.controls:
         mode = controls.MODE_FOR[cls]
         cluster.add_slot(controls.slot_name(cls), mode=mode, **controls.SLOT_OPTIONS.get(mode, {}))
