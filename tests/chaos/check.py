@@ -149,6 +149,104 @@ def _timeline(h: History, tp: TP) -> Iterator[tuple[str, Any]]:
         yield item[3], item[4]
 
 
+class _Sweep:
+    """One partition's history in time order, judged for ``order`` and ``duplicate``."""
+
+    def __init__(self, tp: TP, kn: _Known) -> None:
+        self.tp, self.kn = tp, kn
+        self.order: list[Anomaly] = []
+        self.dups: list[Anomaly] = []
+        self.handovers = 0
+        self.owner: str | None = None  # whose run of deliveries this is
+        self.broken = True  # the owner's run ended (a callback, a seek, a refused commit)
+        self.last = self.high = BEFORE_ALL  # the run's last offset, and its greatest
+        self.allowed: Key = BEFORE_ALL  # the greatest position committed, or set by a seek/reset, so far
+        self.committed: Key = BEFORE_ALL  # the greatest position committed since the last seek/reset
+        self.by: Commit | None = None  # the commit that stored it
+        self.excuse_end = float("-inf")
+        self.key_max: dict[str, tuple[int, Commit]] = {}  # greatest committed seq per key, same span
+        self.covered = 0  # kn.keys[:covered] lie below `committed`
+
+    def excuse(self, e: Excuse) -> None:
+        self.allowed = max(self.allowed, e.bound[self.tp])
+        self.committed, self.by, self.key_max, self.covered = BEFORE_ALL, None, {}, 0
+        self.excuse_end = max(self.excuse_end, e.t1)
+        self.broken = True
+
+    def signal(self, s: Signal) -> None:
+        if s.proc == self.owner:
+            self.broken = True
+
+    def commit(self, c: Commit) -> None:
+        nxt = c.offsets[self.tp]
+        if (
+            c.outcome == "ok" or c.proc == self.owner
+        ):  # a refused or unanswered commit may still have moved it
+            self.allowed = max(self.allowed, nxt)
+        # A commit that overlapped a seek or reset may have landed before it: it proves nothing.
+        if c.outcome == "ok" and c.t0 >= self.excuse_end and nxt > self.committed:
+            self.committed, self.by = nxt, c
+            keys = self.kn.keys
+            while self.covered < len(keys) and keys[self.covered] < nxt:
+                k, seq = self.kn.records[keys[self.covered]]
+                if seq > self.key_max.get(k, (-1, c))[0]:
+                    self.key_max[k] = (seq, c)
+                self.covered += 1
+        if c.outcome == "failed" and c.proc == self.owner:
+            self.broken = True
+
+    def _order(self, d: Delivery, what: str, procs: tuple[str, ...], **detail: Any) -> None:
+        where = f"{_fmt(self.tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}"
+        self.order.append(Anomaly("order", f"{where}: {what}", d.t, procs, {"tp": list(self.tp), **detail}))
+
+    def deliver(self, d: Delivery) -> None:
+        fresh = self.owner != d.proc or self.broken
+        if fresh:
+            self.handovers += self.owner is not None and self.owner != d.proc
+            gap = self.kn.between(self.allowed, d.key, inclusive_lo=True) if d.key > self.allowed else []
+            if gap:
+                self._order(
+                    d,
+                    f"a tenure began after the committed position {show(self.allowed)}, skipping "
+                    f"{len(gap)} record(s) from {show(gap[0])}",
+                    (d.proc,),
+                    skipped=[show(k) for k in gap[:5]],
+                )
+        elif d.key <= self.last:
+            self._order(d, f"went back from {show(self.last)} within one tenure", (d.proc,))
+        elif d.key > self.high:
+            gap = [k for k in self.kn.between(self.high, d.key, inclusive_lo=False) if k >= self.allowed]
+            if gap:
+                self._order(
+                    d,
+                    f"skipped {len(gap)} uncommitted record(s) after {show(self.last)} within one tenure",
+                    (d.proc,),
+                    skipped=[show(k) for k in gap[:5]],
+                )
+        later = self.key_max.get(d.k)
+        if later is not None and later[0] > d.s:
+            self._order(
+                d,
+                f"delivered after {d.k}:{later[0]} was committed by {later[1].proc}",
+                (d.proc, later[1].proc),
+                commit_t1=later[1].t1,
+            )
+        if d.key < self.committed and self.by is not None:
+            by = self.by
+            self.dups.append(
+                Anomaly(
+                    "duplicate",
+                    f"{_fmt(self.tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}: delivered again after "
+                    f"{by.proc}'s commit up to {show(self.committed)} succeeded ({d.t - by.t1:.3f} s before)",
+                    d.t,
+                    (d.proc, by.proc),
+                    {"tp": list(self.tp), "commit_t0": by.t0, "commit_t1": by.t1},
+                )
+            )
+        self.owner, self.last, self.broken = d.proc, d.key, False
+        self.high = d.key if fresh else max(self.high, d.key)
+
+
 def check_order_and_duplicates(
     h: History, known: dict[TP, _Known]
 ) -> tuple[list[Anomaly], list[Anomaly], int]:
@@ -157,109 +255,12 @@ def check_order_and_duplicates(
     dups: list[Anomaly] = []
     handovers = 0
     for tp in sorted({d.tp for d in h.deliveries}):
-        kn = known[tp]
-        owner: str | None = None
-        last = high = BEFORE_ALL  # the run's last offset, and its greatest
-        broken = True
-        allowed: Key = BEFORE_ALL  # the greatest position committed or set so far
-        committed: Key = BEFORE_ALL  # the greatest position committed since the last seek/reset
-        by: Commit | None = None
-        excuse_end = float("-inf")
-        key_max: dict[
-            str, tuple[int, Commit]
-        ] = {}  # per key: greatest committed seq since the last seek/reset
-        covered = 0  # kn.keys[:covered] are below `committed`
+        sweep = _Sweep(tp, known[tp])
         for kind, x in _timeline(h, tp):
-            if kind == "excuse":
-                e: Excuse = x
-                allowed = max(allowed, e.bound[tp])
-                committed, by, key_max, covered = BEFORE_ALL, None, {}, 0
-                excuse_end = max(excuse_end, e.t1)
-                broken = True
-            elif kind == "signal":
-                s: Signal = x
-                if s.proc == owner:
-                    broken = True
-            elif kind == "commit":
-                c: Commit = x
-                nxt = c.offsets[tp]
-                if c.outcome == "ok" or c.proc == owner:  # a refused commit may still have moved it
-                    allowed = max(allowed, nxt)
-                if c.outcome == "ok" and c.t0 >= excuse_end and nxt > committed:
-                    committed, by = nxt, c
-                    while covered < len(kn.keys) and kn.keys[covered] < committed:
-                        k, s_ = kn.records[kn.keys[covered]]
-                        if s_ > key_max.get(k, (-1, c))[0]:
-                            key_max[k] = (s_, c)
-                        covered += 1
-                if c.outcome == "failed" and c.proc == owner:
-                    broken = True
-            else:
-                d: Delivery = x
-                where = f"{_fmt(tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}"
-                if owner != d.proc or broken:
-                    if owner is not None and owner != d.proc:
-                        handovers += 1
-                    gap = kn.between(allowed, d.key, inclusive_lo=True) if d.key > allowed else []
-                    if gap:
-                        order.append(
-                            Anomaly(
-                                "order",
-                                f"{where}: a tenure began after the committed position {show(allowed)}, "
-                                f"skipping {len(gap)} record(s) from {show(gap[0])}",
-                                d.t,
-                                (d.proc,),
-                                {"tp": list(tp), "skipped": [show(k) for k in gap[:5]]},
-                            )
-                        )
-                elif d.key <= last:
-                    order.append(
-                        Anomaly(
-                            "order",
-                            f"{where}: went back from {show(last)} within one tenure",
-                            d.t,
-                            (d.proc,),
-                            {"tp": list(tp), "previous": show(last)},
-                        )
-                    )
-                elif d.key > high:
-                    gap = [k for k in kn.between(high, d.key, inclusive_lo=False) if k >= allowed]
-                    if gap:
-                        order.append(
-                            Anomaly(
-                                "order",
-                                f"{where}: skipped {len(gap)} uncommitted record(s) after {show(last)} "
-                                "within one tenure",
-                                d.t,
-                                (d.proc,),
-                                {"tp": list(tp), "skipped": [show(k) for k in gap[:5]]},
-                            )
-                        )
-                later = key_max.get(d.k)
-                if later is not None and later[0] > d.s:
-                    order.append(
-                        Anomaly(
-                            "order",
-                            f"{where}: delivered after {d.k}:{later[0]} was committed by {later[1].proc}",
-                            d.t,
-                            (d.proc, later[1].proc),
-                            {"tp": list(tp), "commit_t1": later[1].t1},
-                        )
-                    )
-                if d.key < committed and by is not None:
-                    dups.append(
-                        Anomaly(
-                            "duplicate",
-                            f"{where}: delivered again after {by.proc}'s commit up to {show(committed)} "
-                            f"succeeded ({d.t - by.t1:.3f} s before)",
-                            d.t,
-                            (d.proc, by.proc),
-                            {"tp": list(tp), "commit_t0": by.t0, "commit_t1": by.t1},
-                        )
-                    )
-                if owner != d.proc or broken:
-                    high = d.key
-                owner, last, high, broken = d.proc, d.key, max(high, d.key), False
+            getattr(sweep, kind)(x)
+        order += sweep.order
+        dups += sweep.dups
+        handovers += sweep.handovers
     return order, dups, handovers
 
 
