@@ -20,6 +20,9 @@ lists the options; ``__main__`` has more examples). Modules, one idea each:
 ``run``       one run, start to verdict
 ``report``    figures, as JSON and text
 
-New workloads (a relay, a dead-letter consumer) are new worker modules that log in the same
-format, a few event kinds read by ``history``, and their own checks beside those in ``check``.
+New workloads (a relay, a dead-letter consumer) fit the same mould: a worker module that logs in
+this format with a ``start`` event naming its role, a reader for that role in
+``history.READERS`` (every process's raw events are kept in ``History.events`` too), checks passed
+to ``check.check(..., extra=...)`` that add their own anomaly classes, and slots for its processes
+in ``run`` (``Cluster`` starts any worker module through a proxy route of its own).
 """

@@ -37,7 +37,7 @@ import bisect
 import heapq
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -436,8 +436,11 @@ def check_orphan(h: History) -> list[Anomaly]:
     return out
 
 
-def check(h: History, window_s: float) -> Result:
-    """Every check over one history."""
+Check = Callable[[History], dict[str, list[Anomaly]]]
+
+
+def check(h: History, window_s: float, extra: tuple[Check, ...] = ()) -> Result:
+    """Every check over one history; ``extra`` checks (of other workloads) add their classes."""
     skips = _skips(h)
     known = defaultdict(lambda: _Known({}, []))
     for tp, records in h.known().items():
@@ -452,6 +455,9 @@ def check(h: History, window_s: float) -> Result:
         "zombie": check_zombie(h, tens),
         "orphan": check_orphan(h),
     }
+    for more in extra:
+        for cls, found in more(h).items():
+            anomalies.setdefault(cls, []).extend(found)
     acked = {(a.tp, a.key) for a in h.acks}
     delivered = {(d.tp, d.key) for d in h.deliveries}
     commits = defaultdict(int)

@@ -52,6 +52,15 @@ class Worker:
     def alive(self) -> bool:
         return self.exited is None and procs.alive(self.popen)
 
+    @property
+    def ready(self) -> bool:
+        """Whether it logged its start: its signal handlers are in place (SIGUSR1/2 would
+        otherwise kill it)."""
+        try:
+            return self.log.stat().st_size > 0
+        except FileNotFoundError:
+            return False
+
 
 @dataclass
 class Settings:

@@ -83,7 +83,11 @@ class Injector:
     def _member(
         self, *, current_only: bool = False, when: Callable[[Worker], bool] = lambda w: True
     ) -> Worker | None:
-        pool = [w for w in self.c.members(current_only=current_only) if w.paused_since is None and when(w)]
+        pool = [
+            w
+            for w in self.c.members(current_only=current_only)
+            if w.paused_since is None and w.ready and when(w)
+        ]
         return self.rng.choice(sorted(pool, key=lambda w: w.name)) if pool else None
 
     # -- faults ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ process's own order.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,7 @@ class History:
     unread: dict[str, set[TP]] = field(default_factory=dict)  # partitions a process paused (consumer.pause)
     drain: Drain | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # every process's raw events
     figures: Counter = field(default_factory=Counter)
 
     def known(self) -> dict[TP, dict[Key, tuple[str, int]]]:
@@ -247,16 +249,27 @@ def load(directory: str | Path) -> History:
             torn,
         )
         h.procs[name] = proc
-        if proc.role == "producer":
-            for e in events:
-                if e["ev"] == "ack":
-                    h.acks.append(
-                        Ack(name, e["t"], _tp(e["topic"], e["p"]), order_key(e["o"]), e["k"], int(e["s"]))
-                    )
-                elif e["ev"] == "fail":
-                    h.figures["records failed"] += 1
-                elif e["ev"] == "stop":
-                    h.figures["records sent"] += int(e.get("sent", 0))
-        else:
-            _member(h, name, events)
+        h.events[name] = events
+        reader = READERS.get(proc.role)
+        if reader is not None:
+            reader(h, name, events)
     return h
+
+
+def _producer(h: History, proc: str, events: list[dict[str, Any]]) -> None:
+    for e in events:
+        if e["ev"] == "ack":
+            h.acks.append(Ack(proc, e["t"], _tp(e["topic"], e["p"]), order_key(e["o"]), e["k"], int(e["s"])))
+        elif e["ev"] == "fail":
+            h.figures["records failed"] += 1
+        elif e["ev"] == "stop":
+            h.figures["records sent"] += int(e.get("sent", 0))
+
+
+# A process's ``start`` event names its role; a new kind of worker (a relay, a dead-letter
+# consumer) adds its reader here, and its own checks beside those in check.py. Every process's
+# raw events stay in History.events for such checks.
+READERS: dict[str, Callable[[History, str, list[dict[str, Any]]], None]] = {
+    "producer": _producer,
+    "member": _member,
+}

@@ -109,7 +109,7 @@ def _lag(admin: Admin, partitions: int) -> dict[int, int | None]:
     return lag
 
 
-def _acked(workdir: Path, cluster: Cluster) -> set[tuple[Any, ...]]:
+def _acked(cluster: Cluster) -> set[tuple[Any, ...]]:
     out = set()
     for w in cluster.workers.values():
         if w.role == "producer" and w.log.exists():
@@ -122,7 +122,8 @@ def _acked(workdir: Path, cluster: Cluster) -> set[tuple[Any, ...]]:
 def _drain(cfg: RunConfig, cluster: Cluster, runlog: EventLog, quiet: float) -> dict[str, float]:
     deadline = quiet + cfg.session_ms / 1000 + 10.0
     final = deadline + cfg.grace_s
-    acked = _acked(cluster.workdir, cluster)
+    began = time.time()
+    acked = _acked(cluster)
     delivered: set[tuple[Any, ...]] = set()
     tails: dict[Path, Tail] = {}
     drained: float | None = None
@@ -159,8 +160,8 @@ def _drain(cfg: RunConfig, cluster: Cluster, runlog: EventLog, quiet: float) -> 
         lag=[[TOPIC, p, n] for p, n in sorted((at_deadline or {}).items())],
     )
     return {
-        "drain_s": round(time.time() - quiet, 2),
-        "drained_after_s": round(drained - quiet, 2) if drained else -1,
+        "drain_s": round(time.time() - began, 2),
+        "drained_after_quiet_s": round(drained - quiet, 2) if drained else -1,
     }
 
 
@@ -237,6 +238,7 @@ def run(cfg: RunConfig) -> RunResult:
         while time.monotonic() < calm_end:
             cluster.supervise()
             time.sleep(0.05)
+        timings["calm_s"] = round(cfg.calm_s_, 2)
         stopping = time.monotonic()
         cluster.stop(cluster.producers(), timeout=60)
         timings["producers_stop_s"] = round(time.monotonic() - stopping, 2)
