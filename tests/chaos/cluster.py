@@ -90,7 +90,9 @@ class Cluster:
 
     # -- starting --------------------------------------------------------------------------
 
-    def _spawn(self, slot: Slot, role: str, module: str, *args: str, slow: bool = False) -> Worker:
+    def start_worker(self, slot: Slot, role: str, module: str, *args: str, slow: bool = False) -> Worker:
+        """Start ``python -m <package>.<module> URL *args LOG --name <slot>.<n>`` as the slot's
+        newest process, its URL a proxy route of its own."""
         slot.incarnations += 1
         name = f"{slot.name}.{slot.incarnations}"
         log = self.workdir / f"{name}.jsonl"
@@ -111,7 +113,7 @@ class Cluster:
 
     def start_producer(self, index: int) -> Worker:
         slot = self.slots.setdefault(f"p{index}", Slot(f"p{index}", role="producer", wanted=False))
-        return self._spawn(
+        return self.start_worker(
             slot,
             "producer",
             "producer",
@@ -156,7 +158,7 @@ class Cluster:
         if slot.crash_after and slot.incarnations == 0:
             args += ["--crash-after", str(slot.crash_after)]
         self.restart_at.pop(slot.name, None)
-        return self._spawn(slot, "member", "member", *args, slow=slot.slow)
+        return self.start_worker(slot, "member", "member", *args, slow=slot.slow)
 
     # -- what is running -------------------------------------------------------------------
 
