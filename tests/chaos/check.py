@@ -5,8 +5,9 @@ handed, what commits reported, which seeks and resets happened, what the runner 
 the group drained. It knows nothing of how facade works. The classes:
 
 lost
-    Acknowledged by the broker, never delivered to anyone (a record inside the range a forward
-    seek or an offset reset skipped is excused).
+    Acknowledged by the broker, never delivered to anyone. A record inside the range a forward
+    seek or an offset reset skipped is excused; for a seek past the end, only records stored
+    before it (a consumer may clamp such a seek to the end, but must not stall there).
 order
     Within one tenure (a process's unbroken run of deliveries of a partition) offsets only go up
     and skip no uncommitted record; a new tenure starts at or before the committed position (the
@@ -84,13 +85,16 @@ def _fmt(tp: TP) -> str:
 class _Known:
     """The records of one partition the history shows, in offset order."""
 
-    def __init__(self, records: dict[Key, tuple[str, int]], skips: list[tuple[Key, Key]]) -> None:
+    def __init__(
+        self, records: dict[Key, tuple[str, int, float]], skips: list[tuple[Key, Key, float]]
+    ) -> None:
         self.records = records
         self.keys = sorted(records)
         self.skips = skips
 
     def excused(self, key: Key) -> bool:
-        return any(lo <= key < hi for lo, hi in self.skips)
+        """Whether a seek or reset skipped the record at ``key`` (it was stored by then)."""
+        return any(lo <= key < hi and self.records[key][2] <= until for lo, hi, until in self.skips)
 
     def between(self, lo: Key, hi: Key, *, inclusive_lo: bool) -> list[Key]:
         """Known, unexcused offsets in [lo, hi) (or (lo, hi))."""
@@ -99,11 +103,11 @@ class _Known:
         return [k for k in self.keys[start:end] if not self.excused(k)]
 
 
-def _skips(h: History) -> dict[TP, list[tuple[Key, Key]]]:
-    out: dict[TP, list[tuple[Key, Key]]] = defaultdict(list)
+def _skips(h: History) -> dict[TP, list[tuple[Key, Key, float]]]:
+    out: dict[TP, list[tuple[Key, Key, float]]] = defaultdict(list)
     for e in h.excuses:
-        for tp, rng in e.skip.items():
-            out[tp].append(rng)
+        for tp, (lo, hi) in e.skip.items():
+            out[tp].append((lo, hi, e.until))
     return out
 
 
@@ -188,7 +192,7 @@ class _Sweep:
             self.committed, self.by = nxt, c
             keys = self.kn.keys
             while self.covered < len(keys) and keys[self.covered] < nxt:
-                k, seq = self.kn.records[keys[self.covered]]
+                k, seq, _ = self.kn.records[keys[self.covered]]
                 if seq > self.key_max.get(k, (-1, c))[0]:
                     self.key_max[k] = (seq, c)
                 self.covered += 1

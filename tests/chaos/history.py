@@ -65,7 +65,8 @@ class Excuse:
     """A seek or an offset reset: redeliveries after it are expected, and what it skipped is not lost.
 
     ``bound``: per partition, the position it set (the next record delivered is at or after it).
-    ``skip``: per partition, the range [lo, hi) of offsets it jumped over.
+    ``skip``: per partition, the range [lo, hi) of offsets it jumped over; only records stored
+    (acknowledged) by ``until`` are excused, the rest were appended after it and must come.
     """
 
     kind: str  # seek | reset
@@ -75,6 +76,7 @@ class Excuse:
     t1: float
     bound: dict[TP, Key]
     skip: dict[TP, tuple[Key, Key]]
+    until: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -128,11 +130,14 @@ class History:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # every process's raw events
     figures: Counter = field(default_factory=Counter)
 
-    def known(self) -> dict[TP, dict[Key, tuple[str, int]]]:
-        """Every record the history shows, per partition: offset -> (key, seq)."""
-        out: dict[TP, dict[Key, tuple[str, int]]] = {}
+    def known(self) -> dict[TP, dict[Key, tuple[str, int, float]]]:
+        """Every record the history shows, per partition: offset -> (key, seq, when it was first
+        known to be stored: acknowledged or delivered)."""
+        out: dict[TP, dict[Key, tuple[str, int, float]]] = {}
         for r in (*self.acks, *self.deliveries):
-            out.setdefault(r.tp, {}).setdefault(r.key, (r.k, r.s))
+            seen = out.setdefault(r.tp, {})
+            k, s, t = seen.get(r.key, (r.k, r.s, r.t))
+            seen[r.key] = (k, s, min(t, r.t))
         return out
 
 
@@ -188,9 +193,9 @@ def _seek(proc: str, i: int, e: dict[str, Any], t1: float) -> Excuse:
     tp = _tp(e["topic"], e["p"])
     here, to = order_key(e["from"]), order_key(e["to"])
     if e.get("dir") == "past-end":
-        # Out of range: nothing may be skipped for it (Kafka starts over per auto_offset_reset),
-        # only what follows is excused as redelivery.
-        return Excuse("seek", proc, i, e["t"], t1, {tp: here}, {})
+        # Out of range: the consumer may refuse it, start over (Kafka's auto_offset_reset) or
+        # clamp it to the end, skipping what was stored then; what is appended later must come.
+        return Excuse("seek", proc, i, e["t"], t1, {tp: here}, {tp: (here, to)}, until=t1)
     skip = {tp: (here, to)} if to > here else {}
     return Excuse("seek", proc, i, e["t"], t1, {tp: to}, skip)
 
