@@ -3,7 +3,8 @@
 From the repository root (with facade installed):
 
     python -m tests.chaos --seed 7 --duration 60                  # one run, bundled Valkey
-    python -m tests.chaos --seed 1 --runs 10 --duration 60        # a long campaign: seeds 1..10
+    python -m tests.chaos --seed 1 --runs 10 --duration 60        # a campaign: seeds 1..10
+    python -m tests.chaos --seed 42 --duration 600                # a long run (about 11 minutes)
     python -m tests.chaos --server-binary /usr/bin/redis-server --report out.json
     python -m tests.chaos --control all --faults none --duration 30   # the checker must catch each
                                                                    # (two runs: the phantom runs alone)
@@ -52,7 +53,13 @@ def _choice(allowed: tuple[str, ...], name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.split("\n\n")[0])
+    head, _, rest = __doc__.partition("\n\n")
+    ap = argparse.ArgumentParser(
+        prog="python -m tests.chaos",
+        description=head,
+        epilog=rest,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=1, help="runs with seeds SEED, SEED+1, ...")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of faults per run")
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "--control",
         type=_choice(CLASSES, "class"),
         default=(),
-        help="add a broken member per class, which must be caught ('all' or comma-separated)",
+        help=f"add a broken member per class, which must be caught ('all' or comma-separated: {', '.join(CLASSES)})",
     )
     ap.add_argument("--split-window-ms", type=int, help="default: session + one slow batch + 1 s")
     ap.add_argument("--report", type=Path, help="write the report as JSON here")
