@@ -15,8 +15,10 @@ lists the options; ``__main__`` has more examples). Modules, one idea each:
 ``cluster``   broker + proxy + workers, slots and incarnations, restarts
 ``faults``    the seeded fault injector
 ``controls``  deliberately broken members and how a catch is traced to them
-``history``   logs read back as typed history
-``check``     the checker: lost, order, duplicate, split, zombie, orphan
+``history``   logs read back as typed history, and the records each partition is known to hold
+``anomaly``   the classes of anomaly, and one anomaly
+``check``     the checker: lost, order, duplicate, orphan, and the verdict over all classes
+``ownership`` tenures, and the ownership checks: split, zombie
 ``run``       one run, start to verdict
 ``report``    figures, as JSON and text
 

@@ -27,45 +27,28 @@ orphan
     After the faults stopped, the group's lag is not 0 by the deadline (session timeout + 10 s),
     or records are first delivered only after it.
 
-A process's run of a partition ends when it logs a rebalance callback or a fencing for it, a
-refused commit of it, a seek of it, when it starts or stops, when another process delivers the
-partition, or (for ``split`` and ``zombie``) when its offsets go back or jump over known records.
+For ``order`` and ``duplicate`` a tenure ends when the process logs a rebalance callback or a
+fencing for the partition, a refused commit of it, a seek of it, when it starts or stops, or when
+another process delivers the partition; ``split`` and ``zombie`` (in :mod:`ownership`) also end it
+where its offsets go back or jump. The rebalance callbacks matter: a consumer that starts over
+from the committed position without telling the application (``on_revoke``/``on_lost``) shows as
+going back within one tenure.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
-import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .history import TP, Commit, Delivery, Excuse, History, Signal
+from .anomaly import CLASSES, Anomaly, fmt
+from .history import TP, Commit, Delivery, Excuse, History, Records, Signal
 from .offsets import BEFORE_ALL, Key, show
+from .ownership import check_split, check_static, check_zombie, tenures
 
-CLASSES = ("lost", "order", "duplicate", "split", "zombie", "orphan")
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    cls: str
-    what: str
-    t: float
-    procs: tuple[str, ...]
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Tenure:
-    proc: str
-    tp: TP
-    start: float
-    end: float
-    first: Key
-    last: Key
-    n: int
+__all__ = ["CLASSES", "Anomaly", "Result", "check"]
 
 
 @dataclass
@@ -78,40 +61,7 @@ class Result:
         return sum(len(v) for v in self.anomalies.values())
 
 
-def _fmt(tp: TP) -> str:
-    return f"{tp[0]}[{tp[1]}]"
-
-
-class _Known:
-    """The records of one partition the history shows, in offset order."""
-
-    def __init__(
-        self, records: dict[Key, tuple[str, int, float]], skips: list[tuple[Key, Key, float]]
-    ) -> None:
-        self.records = records
-        self.keys = sorted(records)
-        self.skips = skips
-
-    def excused(self, key: Key) -> bool:
-        """Whether a seek or reset skipped the record at ``key`` (it was stored by then)."""
-        return any(lo <= key < hi and self.records[key][2] <= until for lo, hi, until in self.skips)
-
-    def between(self, lo: Key, hi: Key, *, inclusive_lo: bool) -> list[Key]:
-        """Known, unexcused offsets in [lo, hi) (or (lo, hi))."""
-        start = bisect.bisect_left(self.keys, lo) if inclusive_lo else bisect.bisect_right(self.keys, lo)
-        end = bisect.bisect_left(self.keys, hi)
-        return [k for k in self.keys[start:end] if not self.excused(k)]
-
-
-def _skips(h: History) -> dict[TP, list[tuple[Key, Key, float]]]:
-    out: dict[TP, list[tuple[Key, Key, float]]] = defaultdict(list)
-    for e in h.excuses:
-        for tp, (lo, hi) in e.skip.items():
-            out[tp].append((lo, hi, e.until))
-    return out
-
-
-def check_lost(h: History, known: dict[TP, _Known]) -> list[Anomaly]:
+def check_lost(h: History, known: dict[TP, Records]) -> list[Anomaly]:
     delivered: dict[tuple[TP, Key], tuple[str, int]] = {}
     for d in h.deliveries:
         delivered.setdefault((d.tp, d.key), (d.k, d.s))
@@ -124,7 +74,7 @@ def check_lost(h: History, known: dict[TP, _Known]) -> list[Anomaly]:
         out.append(
             Anomaly(
                 "lost",
-                f"{a.k}:{a.s} at {_fmt(a.tp)}@{show(a.key)} acknowledged, {what}",
+                f"{a.k}:{a.s} at {fmt(a.tp)}@{show(a.key)} acknowledged, {what}",
                 a.t,
                 (a.proc,),
                 {"tp": list(a.tp), "key": list(a.key)},
@@ -156,7 +106,7 @@ def _timeline(h: History, tp: TP) -> Iterator[tuple[str, Any]]:
 class _Sweep:
     """One partition's history in time order, judged for ``order`` and ``duplicate``."""
 
-    def __init__(self, tp: TP, kn: _Known) -> None:
+    def __init__(self, tp: TP, kn: Records) -> None:
         self.tp, self.kn = tp, kn
         self.order: list[Anomaly] = []
         self.dups: list[Anomaly] = []
@@ -200,7 +150,7 @@ class _Sweep:
             self.broken = True
 
     def _order(self, d: Delivery, what: str, procs: tuple[str, ...], **detail: Any) -> None:
-        where = f"{_fmt(self.tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}"
+        where = f"{fmt(self.tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}"
         self.order.append(Anomaly("order", f"{where}: {what}", d.t, procs, {"tp": list(self.tp), **detail}))
 
     def deliver(self, d: Delivery) -> None:
@@ -240,7 +190,7 @@ class _Sweep:
             self.dups.append(
                 Anomaly(
                     "duplicate",
-                    f"{_fmt(self.tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}: delivered again after "
+                    f"{fmt(self.tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}: delivered again after "
                     f"{by.proc}'s commit up to {show(self.committed)} succeeded ({d.t - by.t1:.3f} s before)",
                     d.t,
                     (d.proc, by.proc),
@@ -252,7 +202,7 @@ class _Sweep:
 
 
 def check_order_and_duplicates(
-    h: History, known: dict[TP, _Known]
+    h: History, known: dict[TP, Records]
 ) -> tuple[list[Anomaly], list[Anomaly], int]:
     """One pass per partition: order (tenures, restarts, per-key) and duplicate after commit."""
     order: list[Anomaly] = []
@@ -268,139 +218,6 @@ def check_order_and_duplicates(
     return order, dups, handovers
 
 
-def tenures(h: History, known: dict[TP, _Known]) -> dict[TP, list[Tenure]]:
-    """Each process's tenures of each partition, for ``split`` and ``zombie``."""
-    breaks: dict[tuple[str, TP | None], list[int]] = defaultdict(list)
-    for s in h.signals:
-        for tp in s.tps if s.tps is not None else [None]:
-            breaks[(s.proc, tp)].append(s.i)
-    for e in h.excuses:
-        for tp in e.bound:
-            breaks[(e.proc, tp)].append(e.i)
-    for v in breaks.values():
-        v.sort()
-    runs: dict[tuple[str, TP], list[Delivery]] = defaultdict(list)
-    for d in h.deliveries:
-        runs[(d.proc, d.tp)].append(d)
-    out: dict[TP, list[Tenure]] = defaultdict(list)
-
-    def broke(proc: str, tp: TP, a: Delivery, b: Delivery) -> bool:
-        for idx in (breaks.get((proc, tp), []), breaks.get((proc, None), [])):
-            j = bisect.bisect_right(idx, a.i)
-            if j < len(idx) and idx[j] < b.i:
-                return True
-        return b.key <= a.key or bool(known[tp].between(a.key, b.key, inclusive_lo=False))
-
-    for (proc, tp), ds in runs.items():
-        ds.sort(key=lambda d: d.i)
-        cur = [ds[0]]
-        for a, b in itertools.pairwise(ds):
-            if broke(proc, tp, a, b):
-                out[tp].append(Tenure(proc, tp, cur[0].t, cur[-1].t, cur[0].key, cur[-1].key, len(cur)))
-                cur = []
-            cur.append(b)
-        out[tp].append(Tenure(proc, tp, cur[0].t, cur[-1].t, cur[0].key, cur[-1].key, len(cur)))
-    for v in out.values():
-        v.sort(key=lambda t: t.start)
-    return out
-
-
-def _running(lo: float, hi: float, paused: list[tuple[float, float]]) -> float:
-    """Seconds of [lo, hi] not inside a pause."""
-    total = max(0.0, hi - lo)
-    for a, b in paused:
-        total -= max(0.0, min(b, hi) - max(a, lo))
-    return total
-
-
-def check_split(h: History, tens: dict[TP, list[Tenure]], window_s: float) -> list[Anomaly]:
-    out = []
-    for tp, ts in tens.items():
-        for i, a in enumerate(ts):
-            for b in ts[i + 1 :]:
-                if b.start >= a.end:
-                    break
-                if a.proc == b.proc:
-                    continue
-                lo, hi = b.start, min(a.end, b.end)
-                paused = sorted(h.pauses.get(a.proc, []) + h.pauses.get(b.proc, []))
-                overlap = _running(lo, hi, paused)
-                if overlap > window_s:
-                    out.append(
-                        Anomaly(
-                            "split",
-                            f"{_fmt(tp)}: {a.proc} (from {show(a.first)}, {a.n} records) and {b.proc} "
-                            f"(from {show(b.first)}, {b.n} records) both received it for {overlap:.1f} s "
-                            f"(window {window_s:.1f} s)",
-                            lo,
-                            (a.proc, b.proc),
-                            {"tp": list(tp), "overlap_s": round(overlap, 3)},
-                        )
-                    )
-    return out
-
-
-def check_static(h: History, window_s: float) -> list[Anomaly]:
-    """An older process of a static member still receiving records, beyond the window, after a
-    newer process with the same ``group_instance_id`` began to (it must be fenced for good)."""
-    first: dict[str, float] = {}
-    by_proc: dict[str, list[Delivery]] = defaultdict(list)
-    for d in h.deliveries:
-        first.setdefault(d.proc, d.t)
-        by_proc[d.proc].append(d)
-    by_instance: dict[str, list[str]] = defaultdict(list)
-    for p in sorted(h.procs.values(), key=lambda p: p.start):
-        if p.instance:
-            by_instance[p.instance].append(p.name)
-    out = []
-    for instance, names in by_instance.items():
-        for i, old in enumerate(names):
-            for new in names[i + 1 :]:
-                if new not in first:
-                    continue
-                since = first[new] + window_s
-                late = [d for d in by_proc[old] if d.t > since]
-                if late:
-                    out.append(
-                        Anomaly(
-                            "split",
-                            f"static member {instance}: {old} received {len(late)} record(s) up to "
-                            f"{late[-1].t - first[new]:.1f} s after its newer process {new} began receiving "
-                            f"(window {window_s:.1f} s)",
-                            late[0].t,
-                            (old, new),
-                            {"instance": instance, "late": len(late)},
-                        )
-                    )
-                break  # the next newer process is judged against its own successor
-    return out
-
-
-def check_zombie(h: History, tens: dict[TP, list[Tenure]]) -> list[Anomaly]:
-    starts = {tp: [t.start for t in ts] for tp, ts in tens.items()}
-    out = []
-    for c in h.commits:
-        if c.outcome != "ok":
-            continue
-        for tp in c.offsets:
-            ts = tens.get(tp, [])
-            j = bisect.bisect_left(starts.get(tp, []), c.t0) - 1
-            if j >= 0 and ts[j].proc != c.proc:
-                newer = ts[j]
-                out.append(
-                    Anomaly(
-                        "zombie",
-                        f"{_fmt(tp)}: {c.proc}'s commit up to {show(c.offsets[tp])} succeeded, though "
-                        f"{newer.proc} began receiving it {c.t0 - newer.start:.3f} s before the commit "
-                        "started",
-                        c.t0,
-                        (c.proc, newer.proc),
-                        {"tp": list(tp), "commit_t0": c.t0},
-                    )
-                )
-    return out
-
-
 def check_orphan(h: History) -> list[Anomaly]:
     if h.drain is None:
         return []
@@ -411,7 +228,7 @@ def check_orphan(h: History) -> list[Anomaly]:
             out.append(
                 Anomaly(
                     "orphan",
-                    f"{_fmt(tp)}: lag {lag} at the deadline, {dr.deadline - dr.quiet:.1f} s "
+                    f"{fmt(tp)}: lag {lag} at the deadline, {dr.deadline - dr.quiet:.1f} s "
                     "after the faults stopped",
                     dr.deadline,
                     (),
@@ -430,7 +247,7 @@ def check_orphan(h: History) -> list[Anomaly]:
         out.append(
             Anomaly(
                 "orphan",
-                f"{_fmt(tp)}: {len(ts)} acknowledged record(s) first delivered after the "
+                f"{fmt(tp)}: {len(ts)} acknowledged record(s) first delivered after the "
                 f"deadline, the last {max(ts) - dr.quiet:.1f} s after the faults stopped",
                 min(ts),
                 (),
@@ -445,10 +262,7 @@ Check = Callable[[History], dict[str, list[Anomaly]]]
 
 def check(h: History, window_s: float, extra: tuple[Check, ...] = ()) -> Result:
     """Every check over one history; ``extra`` checks (of other workloads) add their classes."""
-    skips = _skips(h)
-    known = defaultdict(lambda: _Known({}, []))
-    for tp, records in h.known().items():
-        known[tp] = _Known(records, skips.get(tp, []))
+    known = Records.of(h)
     order, dups, handovers = check_order_and_duplicates(h, known)
     tens = tenures(h, known)
     anomalies = {

@@ -7,7 +7,8 @@ process's own order.
 
 from __future__ import annotations
 
-from collections import Counter
+import bisect
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,40 @@ class History:
             seen = out.setdefault(r.tp, {})
             k, s, t = seen.get(r.key, (r.k, r.s, r.t))
             seen[r.key] = (k, s, min(t, r.t))
+        return out
+
+
+class Records:
+    """The records of one partition the history shows, in offset order, and the ranges seeks and
+    resets skipped (each with the time by which a record must have been stored to be excused)."""
+
+    def __init__(
+        self, records: dict[Key, tuple[str, int, float]], skips: list[tuple[Key, Key, float]]
+    ) -> None:
+        self.records = records
+        self.keys = sorted(records)
+        self.skips = skips
+
+    def excused(self, key: Key) -> bool:
+        """Whether a seek or reset skipped the record at ``key`` (it was stored by then)."""
+        return any(lo <= key < hi and self.records[key][2] <= until for lo, hi, until in self.skips)
+
+    def between(self, lo: Key, hi: Key, *, inclusive_lo: bool) -> list[Key]:
+        """Known, unexcused offsets in [lo, hi) (or (lo, hi))."""
+        start = bisect.bisect_left(self.keys, lo) if inclusive_lo else bisect.bisect_right(self.keys, lo)
+        end = bisect.bisect_left(self.keys, hi)
+        return [k for k in self.keys[start:end] if not self.excused(k)]
+
+    @classmethod
+    def of(cls, h: History) -> dict[TP, Records]:
+        """Every partition's records (an empty view for a partition the history never shows)."""
+        skips: dict[TP, list[tuple[Key, Key, float]]] = defaultdict(list)
+        for e in h.excuses:
+            for tp, (lo, hi) in e.skip.items():
+                skips[tp].append((lo, hi, e.until))
+        out: dict[TP, Records] = defaultdict(lambda: cls({}, []))
+        for tp, records in h.known().items():
+            out[tp] = cls(records, skips.get(tp, []))
         return out
 
 
