@@ -30,7 +30,7 @@ from .offsets import Key, beyond, order_key, successor
 # control mode -> the check class it must trip
 CONTROLS = {
     "commit-then-crash": "lost",  # commits a batch before processing it, then dies: never processed
-    "reorder": "order",  # processes each batch backwards
+    "reorder": "order",  # processes each batch backwards (polling slowly, so batches hold several records)
     "redeliver": "duplicate",  # processes some committed batches a second time, without a seek
     "phantom": "split",  # reads every partition through a group of its own, logs it as this group's
     "swallow": "zombie",  # stalls with a batch in hand, then reports its refused commit as a success
@@ -161,6 +161,7 @@ class Member:
                     continue
                 if self.args.mode == "reorder":
                     records = list(reversed(records))
+                    time.sleep(0.3)  # the next poll then finds several records to turn round
                 self.process(consumer, records, handed)
                 self.note(records)
                 if self.args.mode == "swallow" and time.monotonic() >= self.next_stall:
