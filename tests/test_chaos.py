@@ -1,0 +1,50 @@
+"""The chaos harness (tests/chaos) against the server under test: a short seeded run must show no
+anomaly, and every deliberately broken member must be caught.
+
+By hand, and for long runs: ``python -m tests.chaos --seed 7 --duration 60`` (see tests/chaos).
+"""
+
+from __future__ import annotations
+
+import pytest
+from chaos import controls
+from chaos.report import render, summarize
+from chaos.run import RunConfig, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.xfail(
+    strict=False,
+    reason="needs the consumer rewrite of issue 13: the consumer at 1e4177e shows anomalies under these "
+    "faults (e.g. a deposed member hands out a prefetched record its successor already committed)",
+)
+def test_a_seeded_chaos_run_finds_no_anomaly(server_spec, tmp_path):
+    r = run(RunConfig(seed=7, duration_s=45, server_binary=server_spec[0], workdir=tmp_path / "run"))
+    report = render([summarize(r)])
+    print(report)
+    # The run must have done something worth checking.
+    assert sum(r.faults.values()) >= 10, report
+    assert r.result.figures["records acknowledged"] >= 3000, report
+    assert r.result.figures["records delivered (distinct)"] > 0, report
+    assert r.anomalies == 0, report
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("classes", controls.GROUPS, ids="-".join)
+def test_every_broken_member_is_caught(server_spec, tmp_path, classes):
+    cfg = RunConfig(
+        seed=11,
+        duration_s=15,
+        faults=(),
+        controls=classes,
+        members=(2, 2),
+        grace_s=2.0,
+        server_binary=server_spec[0],
+        workdir=tmp_path / "run",
+    )
+    r = run(cfg)
+    report = render([summarize(r)])
+    print(report)
+    assert r.controls == dict.fromkeys(classes, True), report
