@@ -232,14 +232,15 @@ class Fetched(NamedTuple):
         return cls(reply[0], _text(reply[1]))
 
 
-def commit(group: str, items: Iterable[tuple[TopicPartition, str, int, bool, str]]) -> Call:
+def commit(group: str, items: Iterable[tuple[TopicPartition, str, int, bool, str]], commit_id: str = "") -> Call:
     """Commit offsets: each item is (partition, owner token, offset, raise processed mark,
-    metadata). One server only when the items span several partitions (hash slots)."""
+    metadata); ``commit_id`` makes a retry after a lost reply recognisable. One server only when
+    the items span several partitions (hash slots)."""
     keys_: list[str] = []
-    args: list[Any] = [group]
+    args: list[Any] = [group, commit_id]
     for tp, token, offset, mark, metadata in items:
         keys_ += [keys.owners(tp.topic, tp.partition), keys.committed(tp.topic, tp.partition),
-                  keys.processed(tp.topic, tp.partition)]  # fmt: skip
+                  keys.processed(tp.topic, tp.partition), keys.deliveries(tp.topic, tp.partition)]  # fmt: skip
         args += [token, offset, "mark" if mark else "", metadata]
     return Call("commit", keys_, args)
 

@@ -5,11 +5,14 @@
 -- Several partitions in one call only where every key lives on one server (its keys span hash
 -- slots); on Redis Cluster the consumer sends one call per partition.
 --
--- KEYS[3i-2] partition i's owners hash       facade:{T/P}:own   group -> owner token
--- KEYS[3i-1] partition i's committed offsets facade:{T/P}:off   group -> "<offset>[ <metadata>]"
--- KEYS[3i]   partition i's processed marks   facade:{T/P}:done  group -> offset (exactly-once)
+-- KEYS[4i-3] partition i's owners hash       facade:{T/P}:own   group -> owner token
+-- KEYS[4i-2] partition i's committed offsets facade:{T/P}:off   group -> "<offset>[ <metadata>]"
+-- KEYS[4i-1] partition i's processed marks   facade:{T/P}:done  group -> offset (exactly-once)
+-- KEYS[4i]   partition i's delivery state    facade:{T/P}:dlv   field <group>:c: last commit id
 -- ARGV[1]    group id
--- ARGV[2…]   per partition, in KEYS order, 4 values: owner token ("" for a group without live
+-- ARGV[2]    commit id: unique per commit() call; a call whose id is the last one stored is a
+--            retry after a lost reply, and answers as the first attempt did
+-- ARGV[3…]   per partition, in KEYS order, 4 values: owner token ("" for a group without live
 --            members: then nobody may own the partition), offset, "mark" to raise the processed
 --            mark to it too (exactly-once) or "", metadata ("" for none)
 --
@@ -18,15 +21,20 @@
 --          CommitFailedException; the other partitions are committed).
 -- A commit is cumulative: offset N covers every record before N, so a lost or failed commit is
 -- covered by the next one.
-local group = ARGV[1]
+local group, id = ARGV[1], ARGV[2]
 local out = {}
-for p = 1, #KEYS / 3 do
-  local own, off, done = KEYS[3 * p - 2], KEYS[3 * p - 1], KEYS[3 * p]
-  local a = 4 * p - 2
+for p = 1, #KEYS / 4 do
+  local own, off, done, dlv = KEYS[4 * p - 3], KEYS[4 * p - 2], KEYS[4 * p - 1], KEYS[4 * p]
+  local a = 4 * p - 1
   local token, offset, mark, metadata = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   if (redis.call('HGET', own, group) or '') ~= token then
-    out[p] = fenced(own, group)
+    if id ~= '' and redis.call('HGET', dlv, group .. ':c') == id then
+      out[p] = 1  -- this very commit was applied before its reply was lost, then the owner changed
+    else
+      out[p] = fenced(own, group)
+    end
   else
+    if id ~= '' then redis.call('HSET', dlv, group .. ':c', id) end
     if metadata ~= '' then
       redis.call('HSET', off, group, offset .. ' ' .. metadata)
     else

@@ -521,6 +521,17 @@ def test_commit_is_cumulative_and_fenced_per_partition(r, lua):
     assert (r.hget(OFF, G), r.hget(DONE, G)) == (b"5", b"7")  # the processed mark only rises
 
 
+def test_a_commit_retried_after_a_lost_reply_is_recognised_after_a_takeover(r, lua):
+    init(lua)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    call = scripts.commit(G, [(TP, "a|1", 4, False, "")], "c-1")
+    assert lua(call) == [1]  # applied; its reply "lost"
+    lua(scripts.claim(TP, G, "b|2", "a|1", "earliest", False))  # a's session ended meanwhile
+    assert lua(call) == [1]  # the retry: the same commit, applied before
+    other = scripts.commit(G, [(TP, "a|1", 5, False, "")], "c-2")
+    assert code_of(lua(other)[0]) == "FENCED" and r.hget(OFF, G) == b"4"
+
+
 def test_commit_without_an_owner_only_for_a_group_without_live_owner(r, lua):
     init(lua)
     assert lua(scripts.commit(G, [(TP, "", 2, False, "")])) == [1]

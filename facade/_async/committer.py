@@ -11,6 +11,7 @@ is fenced in Lua by the committer's owner token.
 from __future__ import annotations
 
 import itertools
+import uuid
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -56,6 +57,7 @@ class Committer:
         self._fetcher = fetcher
         self._mark = config.guarantee == "exactly-once"
         self._txn = itertools.count()
+        self._id = uuid.uuid4().hex[:12]  # with a counter, unique ids for commits and transactions
         self.max_output_bytes = _MAX_OUTPUT_BYTES
 
     # -- offsets -------------------------------------------------------------------------------
@@ -107,11 +109,13 @@ class Committer:
                 state.async_commit = None  # covered by this one
         if not items:
             return
+        # One id per call: a retry of a call whose reply was lost is recognised as applied.
+        commit_id = f"{self._id}#c{next(self._txn)}"
         if self._conn.cluster:  # one script cannot span hash slots: one call per partition
-            calls, groups = [scripts.commit(self._group, [i]) for i in items], [[i] for i in items]
+            groups = [[i] for i in items]
         else:
             groups = [items[i : i + 1000] for i in range(0, len(items), 1000)]
-            calls = [scripts.commit(self._group, g) for g in groups]
+        calls = [scripts.commit(self._group, g, f"{commit_id}.{n}") for n, g in enumerate(groups)]
         while True:
             try:
                 results = await self._conn.pipeline(calls, f"committing for group {self._group}")
@@ -233,7 +237,7 @@ class Committer:
         self, state: PartitionState, commit: int | None, dead: list[int], outputs: list[scripts.Output]
     ) -> scripts.Call:
         return scripts.transact(
-            state.tp, self._group, state.token, f"{state.token}#{next(self._txn)}",
+            state.tp, self._group, state.token, f"{self._id}#t{next(self._txn)}",
             commit=commit, mark=self._mark and commit is not None, dead=dead, outputs=outputs,
         )  # fmt: skip
 

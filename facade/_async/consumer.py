@@ -96,7 +96,10 @@ class Consumer:
         self._reader = GuardedReader(self._conn)
         self._topics = TopicCache(self._conn, self.config.metadata_max_age_ms)
         self._sub = Subscription(self.topics)
-        self._membership = Membership(self._conn, self.group, self.topics, self.config, self._topics)
+        self._membership = Membership(
+            self._conn, self.group, self.topics, self.config, self._topics,
+            owned=lambda: [(tp, s.token) for tp, s in list(self._sub.owned.items())],
+        )  # fmt: skip
         self._fetcher = Fetcher(self._conn, self._reader, self.group, self.config, self._sub)
         self._committer = Committer(self._conn, self.group, self.config, self._sub, self._topics, self._fetcher)
         self._buffer: list[Message] = []

@@ -48,8 +48,12 @@ class Membership:
         config: ConsumerConfig,
         topic_cache: TopicCache,
         protocol: str = "facade",
+        owned: Any = None,
     ) -> None:
         self._conn = conn
+        # () -> [(partition, owner token)] this member holds: given up at once when it leaves
+        # for exceeding max_poll_interval_ms, so others take them and its late commits fail.
+        self._owned = owned or (lambda: [])
         self.group = group
         self.topics = topics
         self.config = config
@@ -212,6 +216,7 @@ class Membership:
         try:
             async with self._io:
                 await self._conn.script(*scripts.group_leave(self.group, self.member_id, nonce), context=str(reason))
+            await self.release(list(self._owned()))
         except FacadeError as exc:  # the session then ends at its deadline
             log.warning("facade consumer %s: leaving group %s failed: %s", self.member_id, self.group, exc)
 

@@ -251,7 +251,9 @@ def _runner(h: History, events: list[dict[str, Any]]) -> None:
             # What the reset planned is excused whether or not it completed: half a reset is
             # still a reset of the partitions it reached.
             targets = {_tp(planned["topic"], p): order_key(target) for p, target in planned["targets"]}
-            bound = {tp: successor(target) for tp, target in targets.items()}
+            # A reset target is the next record read (Kafka's committed offset) for dense integer
+            # offsets; with stream IDs it was the last one consumed.
+            bound = {tp: target if len(target) == 1 else successor(target) for tp, target in targets.items()}
             skip = {tp: (BEFORE_ALL, b) for tp, b in bound.items()}
             h.excuses.append(Excuse("reset", "runner", -1, planned["t"], e["t"], bound, skip))
             planned = None

@@ -260,6 +260,7 @@ class Member:
             except FacadeError:
                 found = {}
             target = found.get(tp)
+            target = getattr(target, "offset", target)  # OffsetAndTimestamp, or a bare offset
             if target is None or order_key(target) <= here:
                 direction, target = "back", None
         if target is None:
