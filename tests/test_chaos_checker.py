@@ -175,6 +175,21 @@ def test_a_new_tenure_starting_after_the_committed_position_is_caught(tmp_path):
     assert list(found) == ["order"] and "after the committed position" in found["order"][0], found
 
 
+def test_a_handover_after_a_commit_the_owner_died_inside_of_is_in_order(tmp_path):
+    # The owner handled 0..3 and died inside commit(4): whether it landed is unknown, so the next
+    # tenure may start at 2 (it did not) or at 4 (it did); neither skips anything handled.
+    producer(tmp_path, *RECORDS)
+    begun = {"ev": "commit-begin", "t": 1.3, "t0": 1.3, "offsets": [[T, 0, list(order_key(4))]]}
+    write(tmp_path, "m0.1", start(1), *(d(1.1 + i / 100, *r) for i, r in enumerate(RECORDS[:4])),
+          commit(1.2, 1.21, 0, 2), begun)  # fmt: skip
+    write(tmp_path, "m1.1", start(1), d(5.0, *RECORDS[4]), d(5.1, *RECORDS[5]))
+    assert anomalies(tmp_path) == {}
+    # Without the begun commit the same handover skips 2..3.
+    write(tmp_path, "m0.1", start(1), *(d(1.1 + i / 100, *r) for i, r in enumerate(RECORDS[:4])),
+          commit(1.2, 1.21, 0, 2))  # fmt: skip
+    assert list(anomalies(tmp_path)) == ["order"]
+
+
 def test_a_handover_restarting_at_the_committed_position_is_in_order(tmp_path):
     producer(tmp_path, *RECORDS)
     write(

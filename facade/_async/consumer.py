@@ -167,6 +167,8 @@ class Consumer:
 
     async def _coordinate(self) -> None:
         m = self._membership
+        if m.unsure():
+            await m.confirm()  # before anything read earlier is handed out
         if m.fatal is not None:
             raise m.fatal
         ended = m.take_ended()

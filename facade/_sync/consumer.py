@@ -168,6 +168,8 @@ class Consumer:
 
     def _coordinate(self) -> None:
         m = self._membership
+        if m.unsure():
+            m.confirm()  # before anything read earlier is handed out
         if m.fatal is not None:
             raise m.fatal
         ended = m.take_ended()

@@ -75,6 +75,7 @@ class Membership:
         self._next_metadata = 0.0
         self._periodic: Any = None
         self._closed = False
+        self._beat_ok = _backend.monotonic()  # when the last heartbeat the group answered was sent
 
     # -- state the poll thread reads -----------------------------------------------------------
 
@@ -148,6 +149,7 @@ class Membership:
                 self._mine = None
                 self._ended = None
             self._next_metadata = 0.0
+            self._beat_ok = _backend.monotonic()
         if self._periodic is None:
             self._periodic = _backend.Periodic(self._beat, f"facade-heartbeat-{self.group}")
 
@@ -221,14 +223,28 @@ class Membership:
         except FacadeError as exc:  # the session then ends at its deadline
             log.warning("facade consumer %s: leaving group %s failed: %s", self.member_id, self.group, exc)
 
+    def unsure(self) -> bool:
+        """Whether the session may have ended without this member hearing of it: no heartbeat was
+        answered for most of a session (the process was stopped, or cut off). The poll loop then
+        asks the group before handing out anything it read earlier."""
+        return self._joined and _backend.monotonic() - self._beat_ok > self.config.session_timeout_ms / 1000 * 0.8
+
+    def confirm(self) -> None:
+        """A heartbeat now, from the poll loop (see :meth:`unsure`)."""
+        if self._periodic is not None:
+            self._periodic.wake()
+        self._beat()
+
     def _heartbeat(self, interval: float) -> float:
         with self._io:
             if not self._joined:
                 return interval
+            sent = _backend.monotonic()
             reply = self._conn.script(
                 *scripts.group_heartbeat(self.group, self.member_id, self.nonce, self.config.session_timeout_ms, self._agen),
                 context=f"heartbeat to group {self.group}",
             )
+            self._beat_ok = sent
             beat = scripts.Heartbeat.parse(reply)
             if not beat.assignment_generation:
                 self._offer(beat)

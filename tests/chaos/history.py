@@ -56,7 +56,8 @@ class Commit:
     i: int  # position in its process's log
     t0: float
     t1: float
-    outcome: str  # ok | failed (CommitFailedError) | error, async (outcome unknown)
+    outcome: str  # ok | failed (CommitFailedError) | error, async or unknown (outcome unknown: async,
+    # or the process died inside commit())
     offsets: dict[TP, Key]
     err: str = ""
 
@@ -186,8 +187,12 @@ def _tps(items: Any) -> frozenset[TP]:
 
 def _member(h: History, proc: str, events: list[dict[str, Any]]) -> None:
     open_seek: dict[str, Any] | None = None
+    begun: tuple[int, dict[str, Any]] | None = None  # a commit called but not answered (yet)
     for i, e in enumerate(events):
         ev, t = e["ev"], e["t"]
+        if ev == "commit-begin":
+            begun = (i, e)
+            continue
         if ev == "d":
             h.deliveries.append(
                 Delivery(
@@ -203,6 +208,7 @@ def _member(h: History, proc: str, events: list[dict[str, Any]]) -> None:
                 )
             )
         elif ev == "commit":
+            begun = None
             offsets = {_tp(topic, p): order_key(nxt) for topic, p, nxt in e["offsets"]}
             h.commits.append(
                 Commit(proc, i, e["t0"], max(e["t1"], e["t0"]), e["outcome"], offsets, e.get("err", ""))
@@ -222,6 +228,11 @@ def _member(h: History, proc: str, events: list[dict[str, Any]]) -> None:
             open_seek = None
     if open_seek is not None:  # died inside seek(): it may have taken effect
         h.excuses.append(_seek(proc, *open_seek, events[-1]["t"]))
+    if begun is not None:
+        # The process died inside commit(): the commit may or may not have taken effect.
+        i, e = begun
+        offsets = {_tp(topic, p): order_key(nxt) for topic, p, nxt in e["offsets"]}
+        h.commits.append(Commit(proc, i, e["t0"], e["t0"], "unknown", offsets, "the process died inside commit()"))
 
 
 def _seek(proc: str, i: int, e: dict[str, Any], t1: float) -> Excuse:

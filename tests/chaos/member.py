@@ -220,6 +220,8 @@ class Member:
         self.pending = {}
         t0 = time.time()
         err = ""
+        # Logged first: a kill -9 inside commit() leaves a commit of unknown outcome, not none.
+        self.log.write("commit-begin", t0=t0, offsets=covered)
         try:
             if asynchronous:
                 try:
@@ -275,6 +277,10 @@ class Member:
             outcome, err = "ok", ""
             self.position[tp] = order_key(target)
             self.delivered[tp] = []
+            # As Kafka's commitSync() after a seek, the next commit covers the new position (what
+            # the consumer says it is: a target outside the log was resolved by auto_offset_reset).
+            self.pending[tp] = order_key(consumer.position(tp))
+            self.unconfirmed.pop(tp, None)
         except FacadeError as exc:
             outcome, err = "error", f"{type(exc).__name__}: {exc}"[:300]
         self.log.write("seek-end", topic=tp.topic, p=tp.partition, outcome=outcome, err=err)
