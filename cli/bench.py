@@ -25,7 +25,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from facade import Admin, Consumer, FacadeError, Producer
-from facade.connection import create_client, redact, resolve_url
+from facade._sync.connect import create_client, resolve_url
+from facade.url import redact
 
 from . import CliError, Settings, main, render
 from .bench_view import BenchResult, RawResult, result_json, result_table
@@ -110,7 +111,7 @@ def bench() -> None:
 
 
 def _raw_client(url: str | None) -> Any:
-    return create_client(resolve_url(url), is_async=False, retry=Retry(NoBackoff(), 0))
+    return create_client(resolve_url(url), retry=Retry(NoBackoff(), 0))
 
 
 def _server_name(raw: Any) -> str:

@@ -18,7 +18,7 @@ from rich.live import Live
 
 from facade import Admin, FacadeError
 from facade._sync.client import Connection
-from facade.connection import redact
+from facade.url import redact
 from facade.server import embedded_status
 
 from . import Settings, main, render

@@ -23,7 +23,7 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from facade import Admin, CommitFailedError, Consumer, FacadeError, Producer, TopicExistsError
-from facade.connection import redact
+from facade.url import redact
 from facade.server import embedded_status
 
 from . import CliError, Settings, main, render

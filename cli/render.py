@@ -409,6 +409,6 @@ def topology_view(status: Any) -> RenderableType:
 
 def redact_text(value: Any) -> Text:
     """A scalar as text, URLs with their password hidden."""
-    from facade.connection import redact
+    from facade.url import redact
 
     return Text(redact(value) if isinstance(value, str) else "-" if value is None else str(value))

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from facade.connection import parse_url, resolve_url
+from facade._sync.connect import resolve_url
+from facade.url import parse_url
 from facade.errors import ServerError
 from facade.server import embedded_status, ensure_embedded, server_binary, stop_embedded
 from facade.server import facade_home as home_dir

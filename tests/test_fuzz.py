@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from facade import Admin, Consumer, InvalidUrlError, Producer, UnsupportedError, keys, partition_for_key
-from facade.connection import BrokerUrl, parse_url, redact
+from facade.url import BrokerUrl, parse_url, redact
 
 from kafka_reference import kafka_partition
 

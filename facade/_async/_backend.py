@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 Lock = asyncio.Lock
@@ -122,3 +122,13 @@ def spawn(fn: Callable[..., Awaitable[Any]], *args: Any) -> asyncio.Task:
 async def join(task: asyncio.Task) -> Any:
     """The result of a :func:`spawn`-ed call (its exception raised), waiting for it."""
     return await task
+
+
+async def gather(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
+    """The results of some round trips (one per cluster shard), run concurrently."""
+    return list(await asyncio.gather(*awaitables))
+
+
+async def cluster_ready(client: Any) -> None:
+    """Make a cluster client read its slot map (the asyncio one does so lazily, on first use)."""
+    await client.initialize()

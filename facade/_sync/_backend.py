@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any, Callable
 
 Lock = threading.RLock
@@ -117,3 +118,12 @@ def spawn(fn: Callable[..., Any], *args: Any) -> Task:
 def join(task: Task) -> Any:
     """The result of a :func:`spawn`-ed call (its exception raised), waiting for it."""
     return task.future.result()
+
+
+def gather(results: Iterable[Any]) -> list[Any]:
+    """The results of some round trips (one per cluster shard): already run, one after another."""
+    return list(results)
+
+
+def cluster_ready(client: Any) -> None:
+    """A blocking cluster client read its slot map when it was created: nothing to do."""

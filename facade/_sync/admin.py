@@ -12,7 +12,6 @@ from typing import Any
 from redis.exceptions import RedisClusterException, RedisError
 
 from .. import keys
-from ..cluster import cluster_error
 from ..errors import ConfigError, PermissionDeniedError, from_redis
 from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
 from ..cluster import partition_nodes
@@ -115,7 +114,7 @@ class Admin:
         try:
             return pipe.execute(raise_on_error=False)
         except (RedisError, RedisClusterException) as exc:  # the latter: cluster pipelines
-            raise cluster_error(exc, context) from exc
+            raise from_redis(exc, context, cluster=self._conn.cluster) from exc
 
     def delete_topic(self, name: str) -> None:
         """Delete topic ``name`` and all its keys (records, ownership, producer state)."""
