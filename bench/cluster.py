@@ -29,9 +29,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from facade import Admin, Producer, aio, cluster_topology, keys
-from facade.errors import FacadeError, ServerError
-from facade.server import server_binary
+from facade import Admin, FacadeError, Producer, ServerError, aio, keys, local
 
 from .server import BenchError, BenchServer
 
@@ -113,19 +111,19 @@ def _measure(url: str, args: argparse.Namespace, console: Console, label: str) -
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
-    binary = args.server_binary or server_binary()
+    binary = args.server_binary or local.server_binary()
     results: list[tuple[str, dict[str, float]]] = []
     try:
         with BenchServer(binary) as server:
             results.append(("single server (redis://)", _measure(server.url, args, console, "single server")))
         for shards in SHARD_COUNTS:
             with tempfile.TemporaryDirectory(prefix="facade-bench-cluster-") as d:
-                status = cluster_topology.start(Path(d), shards=shards, binary=binary)
+                status = local.start_cluster(Path(d), shards=shards, binary=binary)
                 try:
                     label = f"cluster, {shards} shard{'s' if shards > 1 else ''}"
                     results.append((label, _measure(status.url, args, console, label)))
                 finally:
-                    cluster_topology.stop(Path(d))
+                    local.stop(Path(d))
     except (BenchError, ServerError, FacadeError) as exc:
         console.print(f"bench failed: {exc}", style="red", markup=False, highlight=False)
         return 1

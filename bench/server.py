@@ -17,7 +17,8 @@ from pathlib import Path
 
 import redis
 
-from facade.server import ping, spawn_server
+from facade.local import ping
+from facade.local._procs import spawn_server
 
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0

@@ -19,7 +19,7 @@ from rich.live import Live
 from facade import Admin, FacadeError
 from facade._sync.client import Connection
 from facade.url import redact
-from facade.server import embedded_status
+from facade import local
 
 from . import Settings, main, render
 from .dashboard_data import Collector, Snapshot
@@ -64,7 +64,7 @@ class _Keys:
 
 
 def _broker(url: str | None) -> str:
-    return redact(url) if url else f"embedded ({embedded_status().url})"
+    return redact(url) if url else f"embedded ({local.status().url})"
 
 
 def _cycle(names: list[str], current: str | None, step: int) -> str | None:

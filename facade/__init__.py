@@ -12,8 +12,12 @@
 
 The asyncio twins have the same names in ``facade.aio``. With no URL (argument or
 ``$FACADE_URL``) every client uses the embedded local broker, started on first use.
+
+Two modules are public too: ``facade.local`` (local servers: the embedded broker, Sentinel
+topologies, clusters) and ``facade.acl`` (least-privilege ACL rules per role).
 """
 
+from . import acl, local
 from ._sync.admin import Admin
 from ._sync.consumer import Consumer
 from ._sync.producer import Producer
@@ -103,6 +107,8 @@ __all__ = [
     "UnknownTopicError",
     "UnsupportedError",
     "__version__",
+    "acl",
+    "local",
     "murmur2",
     "partition_for_key",
     "relay",

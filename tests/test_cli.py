@@ -26,7 +26,7 @@ from rich.console import Console
 
 from facade import Admin, Consumer, Producer, partition_for_key
 from facade.records import Message, PartitionInfo, RecordMetadata, TopicConfig, TopicDescription
-from facade.server import EmbeddedInfo
+from facade.local import EmbeddedInfo
 
 FACADE = str(Path(sys.executable).parent / "facade")
 

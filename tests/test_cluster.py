@@ -40,11 +40,11 @@ from facade import (
     Producer,
     UnsupportedError,
     aio,
-    cluster_topology,
     keys,
     relay,
 )
 from facade._sync.client import Connection
+from facade.local import cluster as cluster_topology
 
 FAST = {"heartbeat_interval_ms": 50, "auto_offset_reset": "earliest"}
 

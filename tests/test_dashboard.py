@@ -356,7 +356,7 @@ def test_dashboard_errors(url):
 
 @pytest.mark.slow
 def test_sentinel_primary_and_replicas_shown(tmp_path):
-    from facade import topology
+    from facade.local import sentinel as topology
 
     status = topology.start(tmp_path / "ha", replicas=1, sentinels=1, down_after_ms=500)
     try:

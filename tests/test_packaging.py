@@ -67,7 +67,7 @@ def test_wheel_is_installed_not_editable_with_its_lua_scripts(installed):
     probe = textwrap.dedent(
         """
         import json, sysconfig
-        import facade, facade.scripts, facade.server
+        import facade, facade.scripts, facade.local
         lua = facade.scripts.lua_dir()
         print(json.dumps({
             "file": facade.__file__,
@@ -76,7 +76,7 @@ def test_wheel_is_installed_not_editable_with_its_lua_scripts(installed):
             "lua_files": sorted(p.stem for p in lua.glob("*.lua")),
             "names": list(facade.scripts.NAMES),
             "sources": {n: len(facade.scripts.source(n)) for n in facade.scripts.NAMES},
-            "binary": facade.server.server_binary(),
+            "binary": facade.local.server_binary(),
             "version": facade.__version__,
         }))
         """

@@ -32,8 +32,8 @@ from facade import (
     Producer,
     ServerError,
     UnsupportedError,
-    topology,
 )
+from facade.local import sentinel as topology
 from facade._async import connect as async_connect
 from facade._sync import connect as sync_connect
 from facade.url import parse_url

@@ -22,7 +22,7 @@ from redis.exceptions import AuthenticationError, ConnectionError, RedisClusterE
 
 from .. import url as urls
 from ..errors import from_redis, tls_failure
-from ..server import ensure_embedded
+from ..local import embedded
 from ..url import BrokerUrl, parse_url
 from . import _backend
 
@@ -33,7 +33,7 @@ def resolve_url(url: str | None = None) -> BrokerUrl:
     """The broker to use: ``url``, else ``$FACADE_URL``, else the embedded broker (started if needed)."""
     if url is None:
         url = os.environ.get("FACADE_URL") or None
-    return parse_url(url if url is not None else ensure_embedded())
+    return parse_url(url if url is not None else embedded.ensure())
 
 
 def create_client(url: BrokerUrl, *, retry: Any) -> Any:
