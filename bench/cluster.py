@@ -25,11 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
 from rich.console import Console
 from rich.table import Table
 
-from facade import Admin, FacadeError, Producer, ServerError, aio, keys, local
+from facade import Admin, FacadeError, Producer, ServerError, aio, local
 
 from .server import BenchError, BenchServer
 
@@ -57,15 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _stored(url: str, topic: str, partitions: int) -> int:
-    if url.startswith("redis+cluster://"):
-        host, port = url.split("://", 1)[1].split(",")[0].rsplit(":", 1)
-        client: redis.Redis | redis.RedisCluster = redis.RedisCluster(host=host, port=int(port))
-    else:
-        client = redis.Redis.from_url(url)
-    try:
-        return sum(client.xlen(keys.stream(topic, p)) for p in range(partitions))
-    finally:
-        client.close()
+    with Admin(url) as admin:
+        return sum(info.length for info in admin.describe_topic(topic).partitions)
 
 
 def _produce_sync(url: str, topic: str, n: int, value: bytes, ks: list[bytes]) -> float:

@@ -19,8 +19,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from facade import Message, RecordMetadata, TopicConfig, TopicDescription
-from facade import local
+from facade import Message, RecordMetadata, TopicConfig, TopicDescription, local, redact_url
 
 __all__ = [
     "bytes_fields",
@@ -409,6 +408,4 @@ def topology_view(status: Any) -> RenderableType:
 
 def redact_text(value: Any) -> Text:
     """A scalar as text, URLs with their password hidden."""
-    from facade.url import redact
-
-    return Text(redact(value) if isinstance(value, str) else "-" if value is None else str(value))
+    return Text(redact_url(value) if isinstance(value, str) else "-" if value is None else str(value))

@@ -7,15 +7,14 @@ This module is the asyncio source of truth; facade/_sync/admin.py is generated f
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from redis.exceptions import RedisClusterException, RedisError
+from collections.abc import Iterable, Sequence
 
 from .. import keys
+from ..cluster import partition_nodes
+from ..descriptions import PartitionStats, ServerDescription
 from ..errors import ConfigError, PermissionDeniedError, from_redis
 from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription
-from ..cluster import partition_nodes
-from . import dlq, groups
+from . import broker, dlq, groups
 from .client import Connection, topic_from_json, topic_to_json
 from .topics import create_topic, init_partitions
 
@@ -83,7 +82,7 @@ class Admin:
             pipe.xrange(s, count=1)
             pipe.xrevrange(s, count=1)
             pipe.xinfo_groups(s)
-        results = self._run(pipe, f"describing topic {name}")
+        results = broker.run_pipeline(self._conn, pipe, f"describing topic {name}")
         parts = []
         readers: set[str] = set()
         shards = partition_nodes(self._conn, name, cfg.partitions)
@@ -109,12 +108,6 @@ class Admin:
             )
             readers.update(_text(g["name"]) for g in ginfo)
         return TopicDescription(cfg, tuple(parts), tuple(sorted(readers)))
-
-    def _run(self, pipe: Any, context: str) -> list[Any]:
-        try:
-            return pipe.execute(raise_on_error=False)
-        except (RedisError, RedisClusterException) as exc:  # the latter: cluster pipelines
-            raise from_redis(exc, context, cluster=self._conn.cluster) from exc
 
     def delete_topic(self, name: str) -> None:
         """Delete topic ``name`` and all its keys (records, ownership, producer state)."""
@@ -189,6 +182,22 @@ class Admin:
         """Send the dead-lettered records of ``topic`` back to their original partitions and empty
         the dead-letter topic; returns how many moved. Safe to repeat after a crash."""
         return dlq.replay_dead(self._conn, topic)
+
+    def describe_server(self) -> ServerDescription:
+        """The server: version, role, memory and its limit, uptime, attached replicas; for a
+        Sentinel URL also the primary the sentinels name; for a cluster its primaries summed."""
+        return broker.describe_server(self._conn)
+
+    def partition_stats(self, topics: Iterable[TopicConfig]) -> list[PartitionStats]:
+        """Stream counters (length, first/last offset, records ever appended, records each group
+        was delivered) of every partition of ``topics`` (from :meth:`list_topics`), in one round
+        trip: what rates and trends are computed from."""
+        return broker.partition_stats(self._conn, topics)
+
+    def oldest_pending_ms(self, partitions: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:
+        """For each ``(group, topic, partition)``, how long (ms) its oldest delivered but not
+        committed record has waited; those with none pending are left out."""
+        return broker.oldest_pending_ms(self._conn, partitions)
 
     def delete_group(self, group: str) -> None:
         """Delete a consumer group (coordination state and its stream groups). Refused while it
