@@ -33,7 +33,8 @@ def main() -> int:
     args = ap.parse_args()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    out = open(args.out, "a", buffering=1)
+    # Open for the whole life of the process: a kill -9 must leave every line written so far.
+    out = open(args.out, "a", buffering=1)  # noqa: SIM115
 
     def fmt(parts):
         return ",".join(f"{tp.topic}:{tp.partition}" for tp in sorted(parts))
@@ -52,8 +53,7 @@ def main() -> int:
     try:
         while not stop:
             records = consumer.poll(timeout_ms=100, max_records=args.batch)
-            for m in records:
-                out.write(f"R {m.value.decode()} {m.partition} {m.offset} {m.delivery_count}\n")
+            out.writelines(f"R {m.value.decode()} {m.partition} {m.offset} {m.delivery_count}\n" for m in records)
             if args.delay_ms:
                 time.sleep(args.delay_ms / 1000)
             try:

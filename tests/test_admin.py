@@ -15,8 +15,8 @@ from facade import (
     TopicConfig,
     TopicExistsError,
     UnknownTopicError,
+    keys,
 )
-from facade import keys
 
 
 @pytest.fixture
@@ -121,9 +121,8 @@ def test_metadata_shared_by_all_clients(url):
 def test_dead_server_gives_clear_error():
     from conftest import free_port
 
-    with Admin(f"redis://127.0.0.1:{free_port()}") as a:
-        with pytest.raises(Exception) as info:
-            a.list_topics()
+    with Admin(f"redis://127.0.0.1:{free_port()}") as a, pytest.raises(Exception) as info:
+        a.list_topics()
     from facade import ConnectionFailedError
 
     assert isinstance(info.value, ConnectionFailedError)

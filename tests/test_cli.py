@@ -25,8 +25,8 @@ from facade.cli.clients import parse_header, split_key, stdin_lines
 from rich.console import Console
 
 from facade import Admin, Consumer, Producer, partition_for_key
-from facade.records import Message, PartitionInfo, RecordMetadata, TopicConfig, TopicDescription
 from facade.local import EmbeddedInfo
+from facade.records import Message, PartitionInfo, RecordMetadata, TopicConfig, TopicDescription
 
 FACADE = str(Path(sys.executable).parent / "facade")
 

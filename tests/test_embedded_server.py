@@ -14,17 +14,16 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import server_version, wait_until
 
 from facade._sync.connect import resolve_url
-from facade.url import parse_url
 from facade.errors import ServerError
 from facade.local import server_binary
 from facade.local.embedded import ensure as ensure_embedded
 from facade.local.embedded import facade_home as home_dir
 from facade.local.embedded import status as embedded_status
 from facade.local.embedded import stop as stop_embedded
-
-from conftest import server_version, wait_until
+from facade.url import parse_url
 
 
 def client(url: str) -> redis.Redis:

@@ -16,11 +16,10 @@ from click.testing import CliRunner
 from facade.cli import main
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from kafka_reference import kafka_partition
 
 from facade import Admin, Consumer, InvalidUrlError, Producer, UnsupportedError, keys, partition_for_key
 from facade.url import BrokerUrl, parse_url, redact
-
-from kafka_reference import kafka_partition
 
 FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000}
 SERVER = settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])

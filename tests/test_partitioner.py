@@ -7,7 +7,6 @@ import collections
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from kafka_reference import kafka_murmur2, kafka_partition
 
 from facade.partitioner import StickyPartitioner, murmur2, partition_for_key

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+from kafka_reference import kafka_partition
 
 from facade import (
     Admin,
@@ -16,10 +17,8 @@ from facade import (
     Producer,
     RecordMetadata,
     UnknownTopicError,
+    keys,
 )
-from facade import keys
-
-from kafka_reference import kafka_partition
 
 
 @pytest.fixture
@@ -111,15 +110,15 @@ def test_too_large_refused_before_sending(url, raw):
         with pytest.raises(MessageTooLargeError, match="exceeds max_message_bytes=1000"):
             p.send("big", b"x" * 998, key=b"k", headers={"h": b"v"})  # 1001 bytes
     assert raw.xlen(keys.stream("big", 0)) == 1
-    with Producer(url) as p:  # default limit: 1 MiB
-        with pytest.raises(MessageTooLargeError):
-            p.send("big", b"x" * (1024 * 1024 + 1))
+    with Producer(url) as p, pytest.raises(MessageTooLargeError):  # default limit: 1 MiB
+        p.send("big", b"x" * (1024 * 1024 + 1))
 
 
 def test_unknown_topic_error_says_how_to_create(url, raw):
-    with Producer(url) as p:
-        with pytest.raises(UnknownTopicError, match=r"facade topics create nope --partitions N.*auto_create"):
-            p.send("nope", b"x")
+    with Producer(url) as p, pytest.raises(
+        UnknownTopicError, match=r"facade topics create nope --partitions N.*auto_create"
+    ):
+        p.send("nope", b"x")
     assert raw.dbsize() == 0
 
 
@@ -264,12 +263,12 @@ def test_one_batch_mixing_plain_records_with_headers_and_dedup_ids_stores_each_a
     # kind; then the batch switches to the general form. Either way the entries are the same.
     make_topic(url, partitions=1)
     sent = [
-        dict(value=b"v0", key=b"k0"),
-        dict(value=b"v1", key=b"k1"),
-        dict(value=b"v2", key=b"k2", headers={"h": b"x"}),
-        dict(value=b"v3"),
-        dict(value=b"v4", key=b"k4", dedup_id=b"d4"),
-        dict(value=b"v5", key=b"k5"),
+        {"value": b"v0", "key": b"k0"},
+        {"value": b"v1", "key": b"k1"},
+        {"value": b"v2", "key": b"k2", "headers": {"h": b"x"}},
+        {"value": b"v3"},
+        {"value": b"v4", "key": b"k4", "dedup_id": b"d4"},
+        {"value": b"v5", "key": b"k5"},
     ]
     with Producer(url, linger_ms=60_000, batch_size=1 << 20) as p:
         futs = [p.send("t", **rec) for rec in sent]

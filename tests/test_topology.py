@@ -33,9 +33,9 @@ from facade import (
     ServerError,
     UnsupportedError,
 )
-from facade.local import sentinel as topology
 from facade._async import connect as async_connect
 from facade._sync import connect as sync_connect
+from facade.local import sentinel as topology
 from facade.url import parse_url
 
 TOPIC = "t"

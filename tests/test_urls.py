@@ -11,8 +11,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from facade._sync.connect import resolve_url
-from facade.url import BrokerUrl, TlsOptions, parse_url, redact
 from facade.errors import ConfigError, InvalidUrlError, UnsupportedError
+from facade.url import BrokerUrl, TlsOptions, parse_url, redact
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,19 @@ from typing import Any
 from redis import asyncio as redis_io
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
-from redis.exceptions import AuthenticationError, ConnectionError, RedisClusterException, RedisError, TimeoutError
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    RedisClusterException,
+    RedisError,
+    TimeoutError,
+)
 
 from .. import url as urls
 from ..errors import from_redis, tls_failure

@@ -13,7 +13,14 @@ from typing import Any
 
 from redis.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from .. import cluster, keys
 from ..errors import BrokerTimeoutError, ConfigError, FacadeError, UnknownTopicError, from_redis

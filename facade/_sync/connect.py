@@ -18,8 +18,19 @@ from typing import Any
 import redis as redis_io
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import SSLConnection
-from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
-from redis.exceptions import AuthenticationError, ConnectionError, RedisClusterException, RedisError, TimeoutError
+from redis.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    RedisClusterException,
+    RedisError,
+    TimeoutError,
+)
 
 from .. import url as urls
 from ..errors import from_redis, tls_failure

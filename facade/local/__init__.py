@@ -16,7 +16,7 @@ embedded.py, sentinel.py and cluster.py (what each starts and how it links it).
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+from typing import Any
 
 from ..errors import ServerError
 from . import cluster, embedded, sentinel
@@ -45,7 +45,7 @@ __all__ = [
     "stop",
 ]
 
-Status = Union[EmbeddedInfo, TopologyStatus, ClusterStatus]
+Status = EmbeddedInfo | TopologyStatus | ClusterStatus
 _KINDS = {"sentinel": sentinel, "cluster": cluster}
 
 
