@@ -9,8 +9,10 @@
 cluster, told apart by its state file. Every status has ``kind`` ("embedded", "sentinel",
 "cluster"), ``url`` (what clients use), ``running`` and ``as_json()``.
 
-The modules: _procs.py (binary, ports, spawn, pid files, lock, state files, stop, shared by all),
-embedded.py, sentinel.py and cluster.py (what each starts and how it links it).
+The modules: _procs.py (binary, ports, spawn, pid files, lock, state files, stop, shared by all;
+``server_binary``, ``spawn_server``, ``ping``, ``read_pid`` and ``stop_pids`` are exported for
+other supervisors, such as the benchmark's throwaway server), embedded.py, sentinel.py and
+cluster.py (what each starts and how it links it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from ..errors import ServerError
 from . import cluster, embedded, sentinel
-from ._procs import NodeStatus, ping, root_of, server_binary
+from ._procs import NodeStatus, ping, read_pid, root_of, server_binary, spawn_server, stop_pids
 from .cluster import ClusterStatus, ShardStatus
 from .embedded import EmbeddedInfo
 from .sentinel import TopologyStatus
@@ -36,13 +38,16 @@ __all__ = [
     "embedded",
     "kind",
     "ping",
+    "read_pid",
     "sentinel",
     "server_binary",
+    "spawn_server",
     "start_cluster",
     "start_embedded",
     "start_sentinel",
     "status",
     "stop",
+    "stop_pids",
 ]
 
 Status = EmbeddedInfo | TopologyStatus | ClusterStatus

@@ -293,9 +293,25 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def refuse_running(root: Path, kind: str, running: list[int]) -> None:
+def check_restart(root: Path, kind: str, ports: list[int], running: list[int], layout: str, asked: str, port: int | None) -> None:
+    """Refuse to start the stopped ``kind`` in ``root`` again while part of it runs, with another
+    layout (``layout`` as stored, ``asked`` as asked for, in words) or from another base port."""
     if running:
         raise ServerError(
             f"a {kind} already runs in {root} (processes on ports {', '.join(map(str, running))}); "
             "stop it first (facade.local.stop / `facade server stop --data-dir`), or use another data dir"
         )
+    if layout != asked:
+        raise ServerError(
+            f"{root} holds a stopped {kind} with {layout}; start it with the same counts, or use another data dir"
+        )
+    if port is not None and port != min(ports):
+        raise ServerError(f"{root} holds a {kind} on ports from {min(ports)}, not {port}")
+
+
+def stored_state(path: Path, kind: str, hint: str = "") -> dict[str, Any]:
+    """The state file at ``path``, or ServerError "no <kind> in <dir>" (and ``hint``)."""
+    state = read_state(path)
+    if state is None:
+        raise ServerError(f"no {kind} in {path.parent}{hint}")
+    return state

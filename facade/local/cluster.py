@@ -148,15 +148,11 @@ def start(
         state = _read_state(root)
         fresh = state is None
         if state is not None:
-            _procs.refuse_running(root, "cluster", [p for p in _ports(state) if _pid(root, p) is not None])
-            layout = (len(state["shards"]), len(state["shards"][0]["replicas"]))
-            if layout != (shards, replicas_per_shard):
-                raise ServerError(
-                    f"{root} holds a stopped cluster with {layout[0]} shards and {layout[1]} replicas per shard; "
-                    "start it with the same counts, or use another data dir"
-                )
-            if port is not None and port != min(_ports(state)):
-                raise ServerError(f"{root} holds a cluster on ports from {min(_ports(state))}, not {port}")
+            _procs.check_restart(
+                root, "cluster", _ports(state), [p for p in _ports(state) if _pid(root, p) is not None],
+                f"{len(state['shards'])} shards and {len(state['shards'][0]['replicas'])} replicas per shard",
+                f"{shards} shards and {replicas_per_shard} replicas per shard", port,
+            )  # fmt: skip
         else:
             count = shards * (1 + replicas_per_shard)
             ports, buses = _pick_ports(port, count)
@@ -191,10 +187,8 @@ def status(data_dir: str | os.PathLike[str]) -> ClusterStatus:
     """The cluster in ``data_dir`` as it is now: roles and slots as a running node reports them
     (a replica promoted by a failover is shown as its shard's primary), else as started."""
     root = _procs.root_of(data_dir)
-    state = _read_state(root)
-    if state is None:
-        raise ServerError(f"no cluster in {root}; start one with facade.local.start_cluster / `facade server start`")
-    return _status(root, state)
+    hint = "; start one with facade.local.start_cluster / `facade server start`"
+    return _status(root, _procs.stored_state(root / STATE_FILE, "cluster", hint))
 
 
 def stop(data_dir: str | os.PathLike[str], timeout: float = 15.0) -> bool:

@@ -169,14 +169,11 @@ def start(
     with _procs.lock(root / "topology.lock"):
         state = _read_state(root)
         if state is not None:
-            _procs.refuse_running(root, "topology", [p for p in _ports(state) if _pid(root, state, p) is not None])
-            if (len(state["nodes"]) - 1, len(state["sentinels"])) != (replicas, sentinels):
-                raise ServerError(
-                    f"{root} holds a stopped topology with {len(state['nodes']) - 1} replicas and "
-                    f"{len(state['sentinels'])} sentinels; start it with the same counts, or use another data dir"
-                )
-            if port is not None and port != min(_ports(state)):
-                raise ServerError(f"{root} holds a topology on ports from {min(_ports(state))}, not {port}")
+            _procs.check_restart(
+                root, "topology", _ports(state), [p for p in _ports(state) if _pid(root, state, p) is not None],
+                f"{len(state['nodes']) - 1} replicas and {len(state['sentinels'])} sentinels",
+                f"{replicas} replicas and {sentinels} sentinels", port,
+            )  # fmt: skip
             primary = int(state.get("primary") or state["nodes"][0])
             nodes = [primary] + [p for p in state["nodes"] if p != primary]
             sentinel_ports = list(state["sentinels"])
@@ -217,10 +214,8 @@ def status(data_dir: str | os.PathLike[str]) -> TopologyStatus:
     """The topology in ``data_dir`` as it is now: which node is the primary (asked of the
     sentinels; without sentinels, of the servers), and which processes run."""
     root = _procs.root_of(data_dir)
-    state = _read_state(root)
-    if state is None:
-        raise ServerError(f"no topology in {root}; start one with facade.local.start_sentinel / `facade server start`")
-    return _status(root, state)
+    hint = "; start one with facade.local.start_sentinel / `facade server start`"
+    return _status(root, _procs.stored_state(root / STATE_FILE, "topology", hint))
 
 
 def stop(data_dir: str | os.PathLike[str], timeout: float = 15.0) -> bool:
@@ -248,9 +243,7 @@ def start_node(data_dir: str | os.PathLike[str], port: int, timeout: float = STA
     """
     root = _procs.root_of(data_dir)
     with _procs.lock(root / "topology.lock"):
-        state = _read_state(root)
-        if state is None:
-            raise ServerError(f"no topology in {root}")
+        state = _procs.stored_state(root / STATE_FILE, "topology")
         if port not in _ports(state):
             raise ServerError(f"port {port} is not part of the topology in {root} (ports {_ports(state)})")
         if _pid(root, state, port) is not None:
@@ -275,9 +268,7 @@ def wait_healthy(data_dir: str | os.PathLike[str], timeout: float = START_TIMEOU
     """Wait until every running data node replicates from the current primary and every running
     sentinel names it; return the status then."""
     root = _procs.root_of(data_dir)
-    state = _read_state(root)
-    if state is None:
-        raise ServerError(f"no topology in {root}")
+    state = _procs.stored_state(root / STATE_FILE, "topology")
     deadline = time.monotonic() + timeout
     while True:
         try:
