@@ -156,3 +156,10 @@ def test_write_mode_generates_and_prunes(unasync, monkeypatch, tmp_path):
     assert unasync.main(["--check"]) == 0
     (dst / "mod.py").write_text("edited by hand\n")
     assert unasync.main(["--check"]) == 1
+
+
+def test_only_the_backends_know_their_flavour(unasync):
+    """Flavour differences live in _backend.py: no other module branches on IS_ASYNC."""
+    asking = [p.name for p in sorted(unasync.SRC.glob("*.py")) if not p.name.startswith("_backend")
+              and "IS_ASYNC" in p.read_text(encoding="utf-8")]  # fmt: skip
+    assert asking == []
