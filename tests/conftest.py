@@ -106,6 +106,9 @@ def _chosen_binary(config: pytest.Config) -> str:
 # ---------------------------------------------------------------------------------------------
 # pytest hooks
 
+# tests/tiers.py: fast tests first; a fast-tier failure skips the slow tier (saying why).
+pytest_plugins = ["tiers", "pytester"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -129,36 +132,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 
-# Two tiers in one run: every test not marked slow (unit tests, Lua contracts, single-process
-# clients) first, then the slow tier (multi-process, fault and failover tests). Once a fast-tier
-# test failed, the slow tier is skipped, each test saying why, so a broken build fails in about a
-# minute instead of after every fault test.
-_FAST_FAILED = pytest.StashKey[str]()
-
-
-def _slow(item: pytest.Item) -> bool:
-    return item.get_closest_marker("slow") is not None
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=_slow)  # stable: the order within each tier is kept
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    failed = item.config.stash.get(_FAST_FAILED, None)
-    if failed is not None and _slow(item):
-        pytest.skip(f"slow tier not run: the fast-tier test {failed} failed; fix that first")
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Nothing is skipped silently: a skip without a reason fails the test. A failed fast-tier
-    test is remembered, so that the slow tier is skipped (saying why)."""
+    """Nothing is skipped silently: a skip without a reason fails the test."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and not _slow(item) and _FAST_FAILED not in item.config.stash:
-        item.config.stash[_FAST_FAILED] = item.nodeid
     if report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         if reason.removeprefix("Skipped").lstrip(":").strip() in ("", "unconditional skip"):

@@ -39,6 +39,7 @@ def cluster_values(status: ct.ClusterStatus, topic: str, partitions: int) -> lis
         r.close()
 
 
+@pytest.mark.slow
 def test_start_status_stop_and_start_again_with_the_data(tmp_path, server_spec):
     status = ct.start(tmp_path, shards=2, replicas_per_shard=1, binary=server_spec[0])
     try:
@@ -114,6 +115,7 @@ def _free_block(count: int) -> int:
     pytest.skip("no block of free loopback ports found")
 
 
+@pytest.mark.slow
 def test_fixed_ports(tmp_path, server_spec):
     base = _free_block(2)
     status = ct.start(tmp_path, shards=2, port=base, binary=server_spec[0])

@@ -137,6 +137,7 @@ def test_single_node_start_status_stop(data_dir: Path) -> None:
     assert after.primary.pid is None and not after.running
 
 
+@pytest.mark.slow
 def test_replicated_start_is_linked_safe_and_agreed(replicated: Path) -> None:
     st = topology.status(replicated)
     ports = [st.primary.port, *(r.port for r in st.replicas), *(s.port for s in st.sentinels)]
@@ -166,6 +167,7 @@ def test_replicated_start_is_linked_safe_and_agreed(replicated: Path) -> None:
         assert m["parallel-syncs"] == settings["parallel-syncs"]
 
 
+@pytest.mark.slow
 def test_second_start_is_refused_and_a_stopped_topology_restarts_with_its_data(replicated: Path) -> None:
     st = topology.status(replicated)
     with pytest.raises(ServerError, match="already runs"):
@@ -442,6 +444,7 @@ def test_sentinel_urls_have_no_single_server_kwargs() -> None:
         parse_url("rediss+sentinel://h1:1")
 
 
+@pytest.mark.slow
 def test_async_clients_use_sentinel_urls_too(replicated: Path) -> None:
     st = topology.status(replicated)
 
