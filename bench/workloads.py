@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -177,14 +176,11 @@ async def _araw_produce(url: str, p: Params, streams: list[str]) -> float:
     client = redis.asyncio.Redis.from_url(url)
     try:
         await client.ping()
-        ks, value = p.keys, p.value
-        n, nkeys, nparts = p.messages, len(ks), p.partitions
         t0 = time.perf_counter()
-        for start in range(0, n, BATCH):
+        for batch in benchmark.raw_batches(streams, p.messages, p.value, p.keys):
             pipe = client.pipeline(transaction=False)
-            for i in range(start, min(start + BATCH, n)):
-                k = ks[i % nkeys]
-                pipe.xadd(streams[zlib.crc32(k) % nparts], {b"key": k, b"value": value})
+            for stream, fields in batch:
+                pipe.xadd(stream, fields)
             await pipe.execute()
         return time.perf_counter() - t0
     finally:

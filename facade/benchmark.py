@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from redis.backoff import NoBackoff
@@ -27,6 +27,7 @@ from .errors import BrokerError
 
 __all__ = [
     "BATCH",
+    "raw_batches",
     "raw_client",
     "raw_consume",
     "raw_produce",
@@ -64,20 +65,31 @@ def server_name(client: Any) -> str:
     return f"{info.get('server_name') or 'redis'} {info.get('redis_version', '?')}"
 
 
-def raw_produce(client: Any, streams: Sequence[str], n: int, value: bytes, keys: Sequence[bytes] = ()) -> float:
-    """XADD ``n`` records of ``value``, ``BATCH`` per pipeline. With ``keys`` (used in turn),
-    records carry a key and go to the stream its crc32 picks (a hand-written client partitions by
-    key too; crc32 is the cheapest hash at hand); without, they spread round-robin."""
+def raw_batches(
+    streams: Sequence[str], n: int, value: bytes, keys: Sequence[bytes] = ()
+) -> Iterator[list[tuple[str, dict[bytes, bytes]]]]:
+    """The raw side's ``n`` records as ``(stream, fields)``, ``BATCH`` per list (one pipeline
+    each). With ``keys`` (used in turn), records carry a key and go to the stream its crc32 picks
+    (a hand-written client partitions by key too; crc32 is the cheapest hash at hand); without,
+    they spread round-robin."""
     nstreams, nkeys = len(streams), len(keys)
-    start = time.perf_counter()
     for first in range(0, n, BATCH):
+        if nkeys:
+            yield [
+                (streams[zlib.crc32(k) % nstreams], {b"key": k, b"value": value})
+                for k in (keys[i % nkeys] for i in range(first, min(first + BATCH, n)))
+            ]
+        else:
+            yield [(streams[i % nstreams], {b"value": value}) for i in range(first, min(first + BATCH, n))]
+
+
+def raw_produce(client: Any, streams: Sequence[str], n: int, value: bytes, keys: Sequence[bytes] = ()) -> float:
+    """XADD the records of :func:`raw_batches`, one pipeline per batch; elapsed seconds."""
+    start = time.perf_counter()
+    for batch in raw_batches(streams, n, value, keys):
         pipe = client.pipeline(transaction=False)
-        for i in range(first, min(first + BATCH, n)):
-            if nkeys:
-                k = keys[i % nkeys]
-                pipe.xadd(streams[zlib.crc32(k) % nstreams], {b"key": k, b"value": value})
-            else:
-                pipe.xadd(streams[i % nstreams], {b"value": value})
+        for stream, fields in batch:
+            pipe.xadd(stream, fields)
         pipe.execute()
     return time.perf_counter() - start
 

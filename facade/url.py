@@ -223,16 +223,9 @@ class BrokerUrl:
         both RedisCluster classes (the asyncio one has no ``ssl_ca_path``, so facade offers none)."""
         if self.db:
             raise InvalidUrlError(f"a Redis Cluster has only database 0 ({self.redacted()}); remove the db")
-        return {
-            "username": self.username,
-            "password": self.password,
-            "socket_timeout": SOCKET_TIMEOUT_S,
-            "socket_connect_timeout": CONNECT_TIMEOUT_S,
-            "health_check_interval": 30,
-            **self.tls_kwargs(),
-        }
-
-
+        kw = self.server_kwargs()
+        del kw["db"]  # RedisCluster takes no database number
+        return kw
 
 
 _SECRET_PARAMETER = re.compile(r"([?&][^=&#]*pass[^=&#]*=)[^&#]*", re.IGNORECASE)
