@@ -13,8 +13,7 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from facade.errors import ServerError
-from facade.server import server_binary
+from facade import ServerError, local
 
 from .report import Result, document, legend, table
 from .server import BenchError, BenchServer
@@ -67,7 +66,7 @@ def _flush(url: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
-    binary = args.server_binary or server_binary()
+    binary = args.server_binary or local.server_binary()
     params = Params(messages=args.messages, size=args.size, partitions=args.partitions)
     results = [Result(f.name, f.raw_label, f.sdk_label) for f in FIGURES]
     try:

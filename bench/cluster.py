@@ -25,13 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
 from rich.console import Console
 from rich.table import Table
 
-from facade import Admin, Producer, aio, cluster_topology, keys
-from facade.errors import FacadeError, ServerError
-from facade.server import server_binary
+from facade import Admin, FacadeError, Producer, ServerError, aio, local
 
 from .server import BenchError, BenchServer
 
@@ -59,15 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _stored(url: str, topic: str, partitions: int) -> int:
-    if url.startswith("redis+cluster://"):
-        host, port = url.split("://", 1)[1].split(",")[0].rsplit(":", 1)
-        client: redis.Redis | redis.RedisCluster = redis.RedisCluster(host=host, port=int(port))
-    else:
-        client = redis.Redis.from_url(url)
-    try:
-        return sum(client.xlen(keys.stream(topic, p)) for p in range(partitions))
-    finally:
-        client.close()
+    with Admin(url) as admin:
+        return sum(info.length for info in admin.describe_topic(topic).partitions)
 
 
 def _produce_sync(url: str, topic: str, n: int, value: bytes, ks: list[bytes]) -> float:
@@ -113,19 +103,19 @@ def _measure(url: str, args: argparse.Namespace, console: Console, label: str) -
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
-    binary = args.server_binary or server_binary()
+    binary = args.server_binary or local.server_binary()
     results: list[tuple[str, dict[str, float]]] = []
     try:
         with BenchServer(binary) as server:
             results.append(("single server (redis://)", _measure(server.url, args, console, "single server")))
         for shards in SHARD_COUNTS:
             with tempfile.TemporaryDirectory(prefix="facade-bench-cluster-") as d:
-                status = cluster_topology.start(Path(d), shards=shards, binary=binary)
+                status = local.start_cluster(Path(d), shards=shards, binary=binary)
                 try:
                     label = f"cluster, {shards} shard{'s' if shards > 1 else ''}"
                     results.append((label, _measure(status.url, args, console, label)))
                 finally:
-                    cluster_topology.stop(Path(d))
+                    local.stop(Path(d))
     except (BenchError, ServerError, FacadeError) as exc:
         console.print(f"bench failed: {exc}", style="red", markup=False, highlight=False)
         return 1

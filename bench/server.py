@@ -6,10 +6,7 @@ and the ratio is meant to measure client-side cost, not the disk.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -17,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from facade.server import ping, spawn_server
+from facade import local
 
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -51,7 +48,7 @@ class BenchServer:
         self._dir = Path(tempfile.mkdtemp(prefix="facade-bench-"))
         self.port = free_port()
         try:
-            spawn_server(
+            local.spawn_server(
                 self.binary,
                 self._dir,
                 [
@@ -65,7 +62,7 @@ class BenchServer:
                 logfile=self._dir / "server.log",
             )  # fmt: skip
             deadline = time.monotonic() + READY_TIMEOUT_S
-            while not ping(port=self.port):
+            while not local.ping(port=self.port):
                 if time.monotonic() > deadline:
                     raise BenchError(f"{self.binary} did not answer on {self.port} in {READY_TIMEOUT_S}s")
                 time.sleep(0.02)
@@ -98,33 +95,10 @@ class BenchServer:
 def _read_pid(pidfile: Path) -> int | None:
     # The daemonized server writes its pidfile shortly after the launcher returns.
     deadline = time.monotonic() + 2.0
-    while True:
-        with contextlib.suppress(OSError, ValueError):
-            return int(pidfile.read_text().strip())
-        if time.monotonic() > deadline:
-            return None
+    while (pid := local.read_pid(pidfile)) is None and time.monotonic() < deadline:
         time.sleep(0.02)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A daemonized server is not our child; where nothing reaps orphans it lingers as a zombie.
-    with contextlib.suppress(OSError, IndexError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    return True
+    return pid
 
 
 def _stop(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            return
-        time.sleep(0.02)
+    local.stop_pids([pid], STOP_TIMEOUT_S)

@@ -10,7 +10,7 @@ import secrets
 
 import click
 
-from facade.acl import ROLES, acl_command, rules
+from facade import acl as acls
 
 __all__ = ["acl"]
 
@@ -33,7 +33,7 @@ def acl() -> None:
 @click.option(
     "--role",
     "roles",
-    type=click.Choice(ROLES),
+    type=click.Choice(acls.ROLES),
     multiple=True,
     required=True,
     help="Role of the user; repeat for a user that needs several (e.g. --role consumer --role producer "
@@ -84,12 +84,12 @@ def print_(
     roles = tuple(dict.fromkeys(roles))
     try:
         if rules_only:
-            click.echo(" ".join(rules(*roles, acks_fsync=acks_fsync, server_version=server_version)))
+            click.echo(" ".join(acls.rules(*roles, acks_fsync=acks_fsync, server_version=server_version)))
             return
         name = user if user is not None else "facade-" + "-".join(roles)
         generated = password is None
         secret = secrets.token_urlsafe(24) if password is None else password
-        line = acl_command(roles, name, secret, acks_fsync=acks_fsync, server_version=server_version)
+        line = acls.acl_command(roles, name, secret, acks_fsync=acks_fsync, server_version=server_version)
     except ValueError as exc:  # facade.ConfigError: a bad user name, password or server version
         raise click.UsageError(str(exc)) from None
     click.echo(line)

@@ -6,8 +6,9 @@ see cli/bench_view.py). ``--compare-raw`` repeats the work with plain redis-py o
 in the same run (pipelined XADD; XREADGROUP + XACK) on keys ``facade-bench-raw-<random>:<p>``,
 also deleted, and prints the ratio: the figure that compares across machines.
 
-Self-contained on purpose: the repository's ``bench/`` package (``python -m bench``) is not
-installed with facade.
+The workloads and raw baselines are facade.benchmark's, the core ``python -m bench`` (the
+repository's bench/ package, not installed) runs too; this module only adds the e2e run, the
+options and the output.
 """
 
 from __future__ import annotations
@@ -21,23 +22,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from facade import Admin, Consumer, FacadeError, Producer
-from facade.connection import create_client, redact, resolve_url
+from facade import Admin, Consumer, FacadeError, Producer, benchmark, redact_url
 
 from . import CliError, Settings, main, render
 from .bench_view import BenchResult, RawResult, result_json, result_table
 from .progress import Bar, progress
 
-MAX_LATENCY_SAMPLES = 20_000
-"""Produce latency is sampled on at most about this many records (a callback on each of a
-million would slow the run it measures)."""
 STAMP_HEADER = "bench.sent-ns"
 """e2e: send time (``time.time_ns()``) of each record."""
-RAW_PIPELINE = 1000
-"""Commands per pipeline on the raw redis-py side (the repository benchmark's figure)."""
 CONSUME_STALL_S = 30.0
 """A consume run fails if no record arrives for this long."""
 
@@ -109,19 +102,8 @@ def bench() -> None:
 # Plumbing shared by the workloads
 
 
-def _raw_client(url: str | None) -> Any:
-    return create_client(resolve_url(url), is_async=False, retry=Retry(NoBackoff(), 0))
-
-
-def _server_name(raw: Any) -> str:
-    info = raw.info("server")
-    if "valkey_version" in info:
-        return f"valkey {info['valkey_version']}"
-    return f"{info.get('server_name') or 'redis'} {info.get('redis_version', '?')}"
-
-
 def _broker(url: str | None) -> str:
-    return redact(url) if url else "embedded"
+    return redact_url(url) if url else "embedded"
 
 
 @contextlib.contextmanager
@@ -147,104 +129,9 @@ def _show(result: BenchResult, as_json: bool) -> None:
         render.emit(result_table(result))
 
 
-def _fill(url: str | None, topic: str, n: int, value: bytes, bar: Bar) -> None:
-    with Producer(url, linger_ms=5) as producer:
-        for i in range(n):
-            producer.send(topic, value)
-            if i % 1000 == 0:
-                bar.set(i)
-        producer.flush()
-
-
-# ---------------------------------------------------------------------------------------------
-# Workloads (SDK side)
-
-
-def _produce(
-    url: str | None, topic: str, n: int, value: bytes, acks: str, batch: int, bar: Bar
-) -> tuple[float, list[float]]:
-    every = max(1, n // MAX_LATENCY_SAMPLES)
-    latencies: list[float] = []
-    clock = time.perf_counter
-    with Producer(url, acks=acks, batch_size=batch, linger_ms=5) as producer:
-        start = clock()
-        for i in range(n):
-            fut = producer.send(topic, value)
-            if i % every == 0:
-                sent = clock()
-                fut.add_done_callback(lambda _f, sent=sent: latencies.append(clock() - sent))
-                if i % 1000 == 0:
-                    bar.set(i)
-        producer.flush()
-        elapsed = clock() - start
-    bar.set(n)
-    return elapsed, latencies
-
-
-def _consume(url: str | None, topic: str, group: str, n: int, bar: Bar) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    clock = time.perf_counter
-    got = 0
-    start: float | None = None
-    with Consumer(topic, group, url, auto_offset_reset="earliest", max_poll_records=1000) as consumer:
-        last_record = time.monotonic()
-        while got < n:
-            before = clock()
-            batch = consumer.poll(timeout_ms=500, max_records=1000)
-            if not batch:
-                if time.monotonic() - last_record > CONSUME_STALL_S:
-                    raise CliError(
-                        f"consumed only {got} of {n} records: nothing arrived for {CONSUME_STALL_S:.0f}s"
-                    )
-                continue
-            consumer.commit()
-            after = clock()
-            if start is None:
-                start = before  # the clock starts with the first fetch, after joining the group
-            latencies.append(after - before)
-            got += len(batch)
-            last_record = time.monotonic()
-            bar.set(got)
-        elapsed = clock() - (start if start is not None else clock())
-    return elapsed, latencies
-
-
-# ---------------------------------------------------------------------------------------------
-# Workloads (raw redis-py side, --compare-raw)
-
-
 def _raw_keys(partitions: int) -> list[str]:
     run = uuid.uuid4().hex[:10]
     return [f"facade-bench-raw-{run}:{p}" for p in range(partitions)]
-
-
-def _raw_produce(raw: Any, streams: list[str], n: int, value: bytes) -> float:
-    start = time.perf_counter()
-    pipe = raw.pipeline(transaction=False)
-    for i in range(n):
-        pipe.xadd(streams[i % len(streams)], {"value": value})
-        if (i + 1) % RAW_PIPELINE == 0:
-            pipe.execute()
-    pipe.execute()
-    return time.perf_counter() - start
-
-
-def _raw_consume(raw: Any, streams: list[str], n: int) -> float:
-    for s in streams:
-        raw.xgroup_create(s, "bench", id="0", mkstream=True)
-    got = 0
-    start = time.perf_counter()
-    cursors = dict.fromkeys(streams, ">")
-    while got < n:
-        reply = raw.xreadgroup("bench", "c", cursors, count=RAW_PIPELINE)
-        if not reply:
-            raise CliError(f"raw redis-py read only {got} of {n} records")
-        pipe = raw.pipeline(transaction=False)
-        for stream, entries in reply:
-            pipe.xack(stream, "bench", *[eid for eid, _ in entries])
-            got += len(entries)
-        pipe.execute()
-    return time.perf_counter() - start
 
 
 @contextlib.contextmanager
@@ -287,14 +174,17 @@ def produce(
     """
     url = settings.url
     value = os.urandom(size)
-    with Admin(url) as admin, contextlib.closing(_raw_client(url)) as raw:
-        server = _server_name(raw)
+    with Admin(url) as admin, contextlib.closing(benchmark.raw_client(url)) as raw:
+        server = benchmark.server_name(raw)
         with _bench_topic(admin, partitions) as topic, progress("producing", messages) as bar:
-            elapsed, latencies = _produce(url, topic, messages, value, acks, batch, bar)
+            elapsed, latencies = benchmark.sdk_produce(
+                url, topic, messages, value, sample_latency=True, progress=bar.set,
+                acks=acks, batch_size=batch, linger_ms=5,
+            )  # fmt: skip
         raw_result = None
         if compare_raw:
             with _raw_streams(raw, partitions) as streams, progress("raw redis-py XADD", count=False):
-                raw_result = RawResult(messages, _raw_produce(raw, streams, messages, value))
+                raw_result = RawResult(messages, benchmark.raw_produce(raw, streams, messages, value))
     _show(
         BenchResult(
             "produce", _broker(url), server, messages, size, partitions, elapsed, tuple(latencies),
@@ -333,14 +223,16 @@ def consume(
     value = os.urandom(size)
     own_group = group is None
     group = group or f"facade-bench-{uuid.uuid4().hex[:10]}"
-    with Admin(url) as admin, contextlib.closing(_raw_client(url)) as raw:
-        server = _server_name(raw)
+    with Admin(url) as admin, contextlib.closing(benchmark.raw_client(url)) as raw:
+        server = benchmark.server_name(raw)
         with _bench_topic(admin, partitions) as topic:
             try:
                 with progress("filling the topic", messages) as bar:
-                    _fill(url, topic, messages, value, bar)
+                    benchmark.sdk_produce(url, topic, messages, value, progress=bar.set, linger_ms=5)
                 with progress("consuming", messages) as bar:
-                    elapsed, latencies = _consume(url, topic, group, messages, bar)
+                    elapsed, latencies, _ = benchmark.sdk_consume(
+                        url, topic, group, messages, stall_s=CONSUME_STALL_S, progress=bar.set
+                    )
             finally:
                 if own_group:
                     _drop_group(admin, group)
@@ -348,9 +240,12 @@ def consume(
         if compare_raw:
             with _raw_streams(raw, partitions) as streams:
                 with progress("raw redis-py: filling", count=False):
-                    _raw_produce(raw, streams, messages, value)
+                    benchmark.raw_produce(raw, streams, messages, value)
                 with progress("raw redis-py XREADGROUP + XACK", count=False):
-                    raw_result = RawResult(messages, _raw_consume(raw, streams, messages))
+                    elapsed_raw, read = benchmark.raw_consume(raw, streams, "bench", messages)
+                if read < messages:
+                    raise CliError(f"raw redis-py read only {read} of {messages} records")
+                raw_result = RawResult(messages, elapsed_raw)
     _show(
         BenchResult(
             "consume", _broker(url), server, messages, size, partitions, elapsed, tuple(latencies),
@@ -396,8 +291,8 @@ def e2e(
     """
     url = settings.url
     group = f"facade-bench-{uuid.uuid4().hex[:10]}"
-    with Admin(url) as admin, contextlib.closing(_raw_client(url)) as raw:
-        server = _server_name(raw)
+    with Admin(url) as admin, contextlib.closing(benchmark.raw_client(url)) as raw:
+        server = benchmark.server_name(raw)
         with _bench_topic(admin, partitions) as topic:
             try:
                 with progress("end to end", duration) as bar:

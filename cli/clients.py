@@ -229,7 +229,7 @@ class StopRequest:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> StopRequest:  # noqa: PYI034 - typing.Self needs Python 3.11
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self._saved[sig] = signal.signal(sig, self._handle)

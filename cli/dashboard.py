@@ -16,10 +16,7 @@ from typing import Any
 import click
 from rich.live import Live
 
-from facade import Admin, FacadeError
-from facade._sync.client import Connection
-from facade.connection import redact
-from facade.server import embedded_status
+from facade import Admin, FacadeError, local, redact_url
 
 from . import Settings, main, render
 from .dashboard_data import Collector, Snapshot
@@ -36,7 +33,7 @@ class _Keys:
         self._fd: int | None = None
         self._saved: Any = None
 
-    def __enter__(self) -> _Keys:  # noqa: PYI034 - typing.Self needs Python 3.11
+    def __enter__(self) -> _Keys:
         if sys.stdin.isatty():
             import termios
             import tty
@@ -64,7 +61,7 @@ class _Keys:
 
 
 def _broker(url: str | None) -> str:
-    return redact(url) if url else f"embedded ({embedded_status().url})"
+    return redact_url(url) if url else f"embedded ({local.status().url})"
 
 
 def _cycle(names: list[str], current: str | None, step: int) -> str | None:
@@ -117,11 +114,9 @@ def dashboard(settings: Settings, refresh: float, topics: tuple[str, ...], once:
         raise click.UsageError("the live view needs a terminal; use --once or --json to print one sample")
     with contextlib.ExitStack() as stack:
         admin = stack.enter_context(Admin(settings.url))
-        conn = Connection(settings.url)
-        stack.callback(conn.close)
         for t in topics:
             admin.topic(t)  # UnknownTopicError: one line, exit 1
-        collector = Collector(admin, conn, _broker(settings.url), topics or None)
+        collector = Collector(admin, _broker(settings.url), topics or None)
         if not live:
             collector.collect()
             time.sleep(min(refresh, ONCE_SAMPLE_GAP_S))

@@ -1,8 +1,7 @@
 """What ``facade dashboard`` shows, gathered from a broker into frozen snapshots.
 
-:class:`Collector` reads the state with the SDK (``Admin.list_topics``, ``list_groups``,
-``describe_group``) plus a few raw ``XINFO STREAM`` / ``XINFO GROUPS`` / ``XPENDING`` / ``INFO``
-calls on one SDK connection, and remembers enough of the previous samples to turn counters into
+:class:`Collector` reads the state with the SDK only (``Admin.list_topics``, ``list_groups``,
+``describe_group``, ``partition_stats``, ``uncommitted_age_ms``, ``describe_server``), and remembers enough of the previous samples to turn counters into
 rates (messages in and out per second) and lag trends. Drawing is cli/dashboard_view.py's job: it
 gets a :class:`Snapshot` and nothing else, so it is tested with hand-made snapshots.
 """
@@ -16,11 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisClusterException, RedisError
-
-from facade import Admin, BrokerError, FacadeError, GroupDescription, TopicConfig, keys
-from facade._sync.client import Connection
-from facade.errors import from_redis
+from facade import (
+    Admin,
+    FacadeError,
+    GroupDescription,
+    PartitionStats,
+    ReplicaDescription,
+    ServerDescription,
+    TopicConfig,
+)
 
 __all__ = [
     "Collector",
@@ -48,9 +51,9 @@ class PartitionRow:
     partition: int
     length: int
     """Records stored."""
-    first_offset: str | None
+    first_offset: int | None
     """Offset of the oldest stored record (None: empty)."""
-    last_offset: str | None
+    last_offset: int | None
     """Offset of the newest stored record (None: empty)."""
 
 
@@ -68,7 +71,7 @@ class GroupPartitionRow:
     pending: int
     """Read by the owner, not committed yet (its position - committed offset)."""
     oldest_pending_ms: int | None
-    """Reserved: how long the oldest read-but-uncommitted record has waited (not tracked: None)."""
+    """How long ago the oldest record the group has not committed was appended (ms); None: all committed."""
 
 
 @dataclass(frozen=True)
@@ -134,39 +137,10 @@ class GroupView:
         return max(ages) if ages else None
 
 
-@dataclass(frozen=True)
-class ReplicaView:
-    """A replica attached to the server (INFO replication)."""
-
-    address: str
-    state: str
-    """"online", "wait_bgsave", "send_bulk", ..."""
-    offset_lag: int | None
-    """Bytes of replication stream it has not acknowledged yet."""
-    lag_s: int | None
-    """Seconds since its last acknowledgement."""
-
-
-@dataclass(frozen=True)
-class ServerView:
-    """The server the URL leads to."""
-
-    version: str
-    """"valkey 9.1.2", "redis 7.0.15"."""
-    role: str
-    """"master" or "slave" (as INFO says)."""
-    used_memory: int
-    maxmemory: int
-    """0: no limit."""
-    maxmemory_policy: str
-    uptime_s: int
-    replicas: tuple[ReplicaView, ...] = ()
-    primary_link: str | None = None
-    """For a replica: "host:port up|down"."""
-    sentinel_primary: str | None = None
-    """With a Sentinel URL: the primary the sentinels report (host:port)."""
-    config_epoch: int | None = None
-    """With a Sentinel URL: the sentinels' config epoch (grows with every failover)."""
+ReplicaView = ReplicaDescription
+"""A replica attached to the server (the SDK's record, under the name the view uses)."""
+ServerView = ServerDescription
+"""The server the URL leads to (the SDK's record, under the name the view uses)."""
 
 
 @dataclass(frozen=True)
@@ -200,34 +174,17 @@ def rate(prev: tuple[float, float] | None, cur: tuple[float, float]) -> float | 
     return dv / dt
 
 
-def _text(v: Any) -> Any:
-    return v.decode() if isinstance(v, bytes) else v
-
-
-def _entry_id(entry: Any) -> str | None:
-    """The offset of an XINFO STREAM first/last entry, as text (None: no entry)."""
-    if not entry:
-        return None
-    return _text(entry[0]).rsplit("-", 1)[-1]
-
-
-def _int(v: Any) -> int | None:
-    return None if v is None else int(v)
-
-
 class Collector:
     """Reads snapshots of one broker; keeps the previous samples that rates and trends need."""
 
     def __init__(
         self,
         admin: Admin,
-        conn: Connection,
         broker: str,
         topics: Iterable[str] | None = None,
         clock: Any = time.monotonic,
     ) -> None:
         self.admin = admin
-        self.conn = conn
         self.broker = broker
         self.only = tuple(topics) if topics else None
         self._clock = clock
@@ -245,13 +202,14 @@ class Collector:
         now = self._clock()
         configs = self._topics()
         descriptions = self._groups({c.name for c in configs})
-        streams, ginfos = self._stream_info(configs)
-        pending_age: dict[tuple[str, str, int], int] = {}
+        stats = {(s.topic, s.partition): s for s in self.admin.partition_stats(configs)}
+        wanted = [(d.group, p.topic, p.partition) for d in descriptions for p in d.partitions if p.lag]
+        pending_age = self.admin.uncommitted_age_ms(wanted)
         readers: dict[str, set[str]] = collections.defaultdict(set)
         for d in descriptions:
             for p in d.partitions:
                 readers[p.topic].add(d.group)
-        topics = tuple(self._topic_view(c, streams, ginfos, readers.get(c.name, set()), now) for c in configs)
+        topics = tuple(self._topic_view(c, stats, readers.get(c.name, set()), now) for c in configs)
         groups = tuple(self._group_view(d, pending_age, now) for d in descriptions)
         server, server_error = self._server()
         return Snapshot(
@@ -273,43 +231,10 @@ class Collector:
         wanted = set(self.only) | {f"{t}.dlq" for t in self.only}
         return [c for c in configs if c.name in wanted]
 
-    def _pipeline(self, fill: Any, context: str) -> list[Any]:
-        try:
-            pipe = self.conn.redis.pipeline(transaction=False)
-            fill(pipe)
-            return pipe.execute(raise_on_error=False)
-        except RedisError as exc:
-            raise from_redis(exc, context) from exc
-        except RedisClusterException as exc:  # a cluster pipeline that cannot be routed
-            raise BrokerError(f"{context}: {exc}") from exc
-
-    def _stream_info(
-        self, configs: list[TopicConfig]
-    ) -> tuple[dict[tuple[str, int], dict[str, Any]], dict[tuple[str, int], list[dict[str, Any]]]]:
-        parts = [(c.name, p) for c in configs for p in range(c.partitions)]
-
-        def fill(pipe: Any) -> None:
-            for t, p in parts:
-                pipe.xinfo_stream(keys.stream(t, p))
-                pipe.xinfo_groups(keys.stream(t, p))
-
-        results = self._pipeline(fill, "reading streams") if parts else []
-        streams: dict[tuple[str, int], dict[str, Any]] = {}
-        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for i, tp in enumerate(parts):
-            info, ginfo = results[2 * i], results[2 * i + 1]
-            # A missing stream (a partition being created, a topic being deleted) reads as empty.
-            streams[tp] = info if isinstance(info, dict) else {}
-            groups[tp] = (
-                [{_text(k): _text(v) for k, v in g.items()} for g in ginfo] if isinstance(ginfo, list) else []
-            )
-        return streams, groups
-
     def _topic_view(
         self,
         cfg: TopicConfig,
-        streams: Mapping[tuple[str, int], dict[str, Any]],
-        ginfos: Mapping[tuple[str, int], list[dict[str, Any]]],
+        stats: Mapping[tuple[str, int], PartitionStats],
         readers: set[str],
         now: float,
     ) -> TopicView:
@@ -317,23 +242,12 @@ class Collector:
         added = 0
         delivered: int | None = 0
         for p in range(cfg.partitions):
-            info = streams.get((cfg.name, p), {})
-            length = int(info.get("length") or 0)
-            rows.append(
-                PartitionRow(p, length, _entry_id(info.get("first-entry")), _entry_id(info.get("last-entry")))
-            )
-            entries_added = info.get("entries-added")
-            # Servers before Redis 7 have no entries-added: the length is the best counter there.
-            added += int(entries_added) if entries_added is not None else length
-            for g in ginfos.get((cfg.name, p), []):
-                readers.add(g["name"])
-                read = g.get("entries-read")
-                if read is None and entries_added is not None and g.get("lag") is not None:
-                    read = int(entries_added) - int(g["lag"])
-                if read is None or delivered is None:
-                    delivered = None
-                else:
-                    delivered += int(read)
+            s = stats.get((cfg.name, p)) or PartitionStats(cfg.name, p, 0, None, None, 0)
+            rows.append(PartitionRow(p, s.length, s.first_offset, s.last_offset))
+            added += s.appended
+            for g in s.groups:
+                readers.add(g.group)
+                delivered = None if g.delivered is None or delivered is None else delivered + g.delivered
         in_rate = self._rate(cfg.name, "in", now, added)
         out_rate = self._rate(cfg.name, "out", now, delivered) if delivered is not None else None
         return TopicView(
@@ -407,108 +321,20 @@ class Collector:
 
     # -- server ---------------------------------------------------------------------------------
 
-    def _info(self) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
-        """(server, memory, replication) INFO sections of the server, or of each primary of a
-        cluster (where INFO goes to one node at a time, outside pipelines)."""
-        redis = self.conn.redis
-        try:
-            if self.conn.url.cluster:
-                return [
-                    tuple(
-                        redis.info(section, target_nodes=node)
-                        for section in ("server", "memory", "replication")
-                    )  # type: ignore[misc]
-                    for node in redis.get_primaries()
-                ]
-            replies = self._pipeline(
-                lambda pipe: [pipe.info(section) for section in ("server", "memory", "replication")],
-                "reading server info",
-            )
-        except RedisError as exc:
-            raise from_redis(exc, "reading server info") from exc
-        except RedisClusterException as exc:
-            raise BrokerError(f"reading server info: {exc}") from exc
-        for r in replies:
-            if isinstance(r, Exception):
-                raise (
-                    from_redis(r, "reading server info") if isinstance(r, RedisError) else BrokerError(str(r))
-                )
-        return [tuple(replies)]  # type: ignore[list-item]
-
     def _server(self) -> tuple[ServerView | None, str | None]:
         try:
-            nodes = self._info()
+            server = self.admin.describe_server()
         except FacadeError as exc:
             return None, " ".join(str(exc).split())
-        server_info, memory, replication = nodes[0]
-        if "valkey_version" in server_info:
-            version = f"valkey {server_info['valkey_version']}"
-        else:
-            version = f"{server_info.get('server_name') or 'redis'} {server_info.get('redis_version', '?')}"
-        run_id = ",".join(str(n[0].get("run_id") or "") for n in nodes)
-        if self._run_id and run_id != self._run_id and not self.conn.url.sentinel:
-            self._event(f"server restarted (uptime {server_info.get('uptime_in_seconds')}s)")
-        self._run_id = run_id
-        replicas = []
-        for _, _, repl in nodes:
-            master_offset = int(repl.get("master_repl_offset") or 0)
-            for name, value in sorted(repl.items()):
-                if name.startswith("slave") and name[5:].isdigit() and isinstance(value, dict):
-                    offset = value.get("offset")
-                    replicas.append(
-                        ReplicaView(
-                            f"{value.get('ip')}:{value.get('port')}",
-                            str(value.get("state", "?")),
-                            None if offset is None else max(0, master_offset - int(offset)),
-                            _int(value.get("lag")),
-                        )
-                    )
-        link = None
-        role = str(replication.get("role", "?"))
-        if role == "slave":
-            link = f"{replication.get('master_host')}:{replication.get('master_port')} {replication.get('master_link_status', '?')}"
-        if len(nodes) > 1:
-            role = f"cluster of {len(nodes)} primaries"
-        limits = [int(n[1].get("maxmemory") or 0) for n in nodes]
-        sentinel_primary, epoch = self._sentinel()
-        return (
-            ServerView(
-                version=version,
-                role=role,
-                used_memory=sum(int(n[1].get("used_memory") or 0) for n in nodes),
-                # Summed only when every node has a limit: one unlimited node makes the total unlimited.
-                maxmemory=sum(limits) if all(limits) else 0,
-                maxmemory_policy=str(memory.get("maxmemory_policy", "?")),
-                uptime_s=min(int(n[0].get("uptime_in_seconds") or 0) for n in nodes),
-                replicas=tuple(replicas),
-                primary_link=link,
-                sentinel_primary=sentinel_primary,
-                config_epoch=epoch,
-            ),
-            None,
-        )
-
-    def _sentinel(self) -> tuple[str | None, int | None]:
-        url = self.conn.url
-        manager = getattr(self.conn.redis, "sentinel_manager", None)
-        if not url.sentinel or manager is None:
-            return None, None
-        try:
-            host, port = manager.discover_master(url.service)
-        except Exception:  # noqa: BLE001 - no sentinel answered: shown as unknown
-            return "unknown (no sentinel answers)", None
-        primary = f"{host}:{port}"
-        if self._primary is not None and primary != self._primary:
-            self._event(f"failover: primary {self._primary} -> {primary}")
-        self._primary = primary
-        epoch = None
-        for sentinel in manager.sentinels:
-            try:
-                epoch = _int(sentinel.sentinel_master(url.service).get("config-epoch"))
-                break
-            except Exception:  # noqa: BLE001, S112 - ask the next sentinel
-                continue
-        return primary, epoch
+        if self._run_id and server.run_id != self._run_id and server.sentinel_primary is None:
+            self._event(f"server restarted (uptime {server.uptime_s}s)")
+        self._run_id = server.run_id
+        primary = server.sentinel_primary
+        if primary is not None and not primary.startswith("unknown"):
+            if self._primary is not None and primary != self._primary:
+                self._event(f"failover: primary {self._primary} -> {primary}")
+            self._primary = primary
+        return server, None
 
     def _event(self, text: str) -> None:
         self._events.append(f"{time.strftime('%H:%M:%S')} {text}")

@@ -138,8 +138,8 @@ def alerts(s: Snapshot) -> list[Alert]:
             out.append(
                 Alert(
                     "warn",
-                    f"group {g.group}: a record on {worst.topic}:{worst.partition} pending for "
-                    f"{_age(worst.oldest_pending_ms)} (delivered, not committed)",
+                    f"group {g.group}: a record on {worst.topic}:{worst.partition} uncommitted for "
+                    f"{_age(worst.oldest_pending_ms)} (appended, not committed)",
                 )
             )
     for t in s.topics:

@@ -22,9 +22,16 @@ import click
 from rich.console import RenderableType
 from rich.live import Live
 
-from facade import Admin, CommitFailedError, Consumer, FacadeError, Producer, TopicExistsError
-from facade.connection import redact
-from facade.server import embedded_status
+from facade import (
+    Admin,
+    CommitFailedError,
+    Consumer,
+    FacadeError,
+    Producer,
+    TopicExistsError,
+    local,
+    redact_url,
+)
 
 from . import CliError, Settings, main, render
 from .clients import StopRequest
@@ -243,7 +250,7 @@ def demo(settings: Settings, duration: float) -> None:
         err.print(f"demo: {text}", markup=False)
 
     with Admin(settings.url) as admin:
-        broker = redact(settings.url) if settings.url else f"embedded ({embedded_status().url})"
+        broker = redact_url(settings.url) if settings.url else f"embedded ({local.status().url})"
         topic = _ensure_topic(admin, say)
         run = _Run(settings.url, admin, topic, broker, duration, say)
         with StopRequest() as interrupt:

@@ -6,8 +6,7 @@ import time
 
 import click
 
-from facade import Admin
-from facade.offsets import parse_datetime_ms, parse_duration_ms
+from facade import Admin, parse_datetime_ms, parse_duration_ms
 
 from . import Settings, main, render
 from . import groups_view as view

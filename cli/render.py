@@ -19,8 +19,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from facade import Message, RecordMetadata, TopicConfig, TopicDescription
-from facade.server import EmbeddedInfo
+from facade import Message, RecordMetadata, TopicConfig, TopicDescription, local, redact_url
 
 __all__ = [
     "bytes_fields",
@@ -337,14 +336,14 @@ def description_view(desc: TopicDescription) -> RenderableType:
 # Embedded server
 
 
-def status_json(info: EmbeddedInfo) -> str:
+def status_json(info: local.EmbeddedInfo) -> str:
     """``server status --json``."""
     return json_line(
         {"running": info.running, "url": info.url, "pid": info.pid, "home": info.home, "binary": info.binary}
     )
 
 
-def status_view(info: EmbeddedInfo) -> RenderableType:
+def status_view(info: local.EmbeddedInfo) -> RenderableType:
     """``server status``: running or not, URL, pid, data directory, binary."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -360,7 +359,7 @@ def status_view(info: EmbeddedInfo) -> RenderableType:
 
 
 # ---------------------------------------------------------------------------------------------
-# Local topologies (facade.topology / facade.cluster_topology), drawn from their as_json()
+# Local topologies (facade.local), drawn from their as_json()
 
 
 def topology_json(status: Any) -> str:
@@ -411,6 +410,4 @@ def topology_view(status: Any) -> RenderableType:
 
 def redact_text(value: Any) -> Text:
     """A scalar as text, URLs with their password hidden."""
-    from facade.connection import redact
-
-    return Text(redact(value) if isinstance(value, str) else "-" if value is None else str(value))
+    return Text(redact_url(value) if isinstance(value, str) else "-" if value is None else str(value))

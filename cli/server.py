@@ -1,22 +1,19 @@
 """``facade server``: the embedded local broker, and local topologies under a data directory.
 
-Without ``--data-dir`` the commands act on the embedded broker (facade.server). With it they act
-on a local topology: a primary with replicas and sentinels (facade.topology), or a Redis Cluster
-(facade.cluster_topology, with ``--cluster-shards``). Those modules are imported only when used.
+Without ``--data-dir`` the commands act on the embedded broker. With it they act on a local
+topology: a primary with replicas and sentinels, or a Redis Cluster (``--cluster-shards``). All of
+them through facade.local, the one interface to local servers.
 """
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import click
 
-from facade.server import embedded_status, ensure_embedded, stop_embedded
+from facade import local
 
-from . import CliError, Settings, main, render
+from . import Settings, main, render
 
 
 @main.group()
@@ -35,39 +32,6 @@ def server() -> None:
       facade server start --data-dir /tmp/ha --replicas 2 --sentinels 3
       facade server stop --data-dir /tmp/ha
     """
-
-
-def _module(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise CliError(
-            f"this facade has no {name} module: local topologies of that kind are not available"
-        ) from None
-
-
-def _topology(data_dir: str) -> ModuleType | None:
-    """The module managing what ``data_dir`` holds (facade.topology or facade.cluster_topology,
-    told apart by their state files), or None when it holds neither."""
-    root = Path(data_dir).expanduser()
-    for name in ("facade.topology", "facade.cluster_topology"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        if (root / module.STATE_FILE).exists():
-            return module
-    return None
-
-
-def _nothing_in(data_dir: str) -> CliError:
-    return CliError(
-        f"no topology or cluster in {data_dir}; start one with `facade server start --data-dir {data_dir}`"
-    )
 
 
 def _show(status: Any, as_json: bool) -> None:
@@ -155,12 +119,11 @@ def start(
     if data_dir is None:
         if given:
             raise click.UsageError(f"{', '.join(given)} need --data-dir (where the topology keeps its state)")
-        url = ensure_embedded(quiet=True)
-        info = embedded_status()
+        info = local.start_embedded()
         if as_json:
             click.echo(render.status_json(info))
         else:
-            click.echo(f"The embedded broker runs at {url} (pid {info.pid or '?'}), data in {info.home}.")
+            click.echo(f"The embedded broker runs at {info.url} (pid {info.pid or '?'}), data in {info.home}.")
         return
     if cluster_shards is None and replicas_per_shard is not None:
         raise click.UsageError("--replicas-per-shard needs --cluster-shards")
@@ -171,7 +134,7 @@ def start(
         kwargs: dict[str, Any] = {"shards": cluster_shards, "port": port}
         if replicas_per_shard is not None:
             kwargs["replicas_per_shard"] = replicas_per_shard
-        status = _module("facade.cluster_topology").start(data_dir, **kwargs)
+        status = local.start_cluster(data_dir, **kwargs)
     else:
         kwargs = {"port": port}
         if replicas is not None:
@@ -182,7 +145,7 @@ def start(
             kwargs["sentinels"] = 0  # nothing to fail over to: no sentinels unless asked
         if down_after_ms is not None:
             kwargs["down_after_ms"] = down_after_ms
-        status = _module("facade.topology").start(data_dir, **kwargs)
+        status = local.start_sentinel(data_dir, **kwargs)
     if not as_json:
         click.echo(f"Started; clients use --url {render.redact_text(status.url)}", err=True)
     _show(status, as_json)
@@ -209,12 +172,9 @@ def status(settings: Settings, data_dir: str | None, as_json: bool) -> None:
       facade server status --data-dir /tmp/ha --json | jq .primary.port
     """
     if data_dir is not None:
-        module = _topology(data_dir)
-        if module is None:
-            raise _nothing_in(data_dir)
-        _show(module.status(data_dir), as_json)
+        _show(local.status(data_dir), as_json)
         return
-    info = embedded_status()
+    info = local.status()
     if as_json:
         click.echo(render.status_json(info))
         return
@@ -237,15 +197,12 @@ def stop(data_dir: str | None) -> None:
       facade server stop --data-dir /tmp/ha
     """
     if data_dir is not None:
-        module = _topology(data_dir)
-        stopped = module is not None and module.stop(data_dir)
-        kind = (
-            "cluster" if module is not None and module.__name__.endswith("cluster_topology") else "topology"
-        )
+        kind = "cluster" if local.kind(data_dir) == "cluster" else "topology"
+        stopped = local.stop(data_dir)
         click.echo(f"Stopped the {kind} in {data_dir}." if stopped else f"Nothing runs in {data_dir}.")
         return
-    pid = embedded_status().pid
-    if stop_embedded():
+    pid = local.status().pid
+    if local.stop():
         click.echo(f"Stopped the embedded broker{f' (pid {pid})' if pid else ''}.")
     else:
         click.echo("The embedded broker is not running.")

@@ -11,13 +11,19 @@
 
 The asyncio twins have the same names in ``facade.aio``. With no URL (argument or
 ``$FACADE_URL``) every client uses the embedded local broker, started on first use.
+
+Three modules are public too: ``facade.local`` (local servers: the embedded broker, Sentinel
+topologies, clusters), ``facade.acl`` (least-privilege ACL rules per role) and
+``facade.benchmark`` (the workloads and raw redis-py baselines of ``facade bench``).
 """
 
+from . import acl, benchmark, local
 from ._sync.admin import Admin
 from ._sync.consumer import Consumer
 from ._sync.producer import Producer
 from ._sync.relay import RelayStats, relay
 from .config import ConsumerConfig, ProducerConfig
+from .descriptions import GroupCursor, PartitionStats, ReplicaDescription, ServerDescription
 from .errors import (
     AuthenticationError,
     BrokerError,
@@ -46,6 +52,7 @@ from .errors import (
     UnknownTopicError,
     UnsupportedError,
 )
+from .offsets import parse_datetime_ms, parse_duration_ms
 from .partitioner import murmur2, partition_for_key
 from .records import (
     GroupDescription,
@@ -64,6 +71,7 @@ from .records import (
     TopicDescription,
     TopicPartition,
 )
+from .url import redact as redact_url
 
 __version__ = "0.1.0"
 
@@ -79,6 +87,7 @@ __all__ = [
     "ConsumerConfig",
     "FacadeError",
     "FencedInstanceIdError",
+    "GroupCursor",
     "GroupDescription",
     "GroupError",
     "GroupMember",
@@ -98,6 +107,7 @@ __all__ = [
     "OutOfOrderSequenceError",
     "OutputRecord",
     "PartitionInfo",
+    "PartitionStats",
     "PermissionDeniedError",
     "Producer",
     "ProducerConfig",
@@ -106,6 +116,8 @@ __all__ = [
     "RecordMetadata",
     "RelayStats",
     "ServerBusyError",
+    "ReplicaDescription",
+    "ServerDescription",
     "ServerError",
     "TopicConfig",
     "TopicDescription",
@@ -116,7 +128,13 @@ __all__ = [
     "UnknownTopicError",
     "UnsupportedError",
     "__version__",
+    "acl",
+    "benchmark",
+    "local",
     "murmur2",
+    "parse_datetime_ms",
+    "parse_duration_ms",
     "partition_for_key",
+    "redact_url",
     "relay",
 ]

@@ -74,10 +74,10 @@ def _sticky(
         if m not in subs:
             continue
         for tp in sorted(tps):
-            if tp.topic in subs[m] and tp.topic in counts and tp.partition < counts[tp.topic] and tp not in taken:
-                if len(out[m]) < fair:
-                    out[m].append(tp)
-                    taken.add(tp)
+            eligible = tp.topic in subs[m] and tp.topic in counts and tp.partition < counts[tp.topic]
+            if eligible and tp not in taken and len(out[m]) < fair:
+                out[m].append(tp)
+                taken.add(tp)
     free = [tp for tp in universe if tp not in taken]
     # Hand out the rest, each to the least-loaded eligible member (ties: smallest id).
     for tp in free:

@@ -28,7 +28,8 @@
     └── ServerError                  the embedded/local server could not be started or managed
 
 Redis errors are converted in exactly one place, :func:`from_redis`, by error code, never by
-matching message text elsewhere. Each class has ``retriable``: whether repeating the same call
+matching message text elsewhere (redis-py's client-side cluster errors share one class, so for
+those, and for scripts refused by an ACL, the text is read here and only here). Each class has ``retriable``: whether repeating the same call
 may succeed without changing it. One instance overrides it: a ConnectionFailedError for a TLS
 handshake that was refused (certificates, CA, host name) has ``retriable = False``, since the same
 certificates fail the same way.
@@ -207,16 +208,67 @@ class ServerError(FacadeError):
     """The embedded or local server could not be started, found or stopped."""
 
 
-def from_redis(exc: BaseException, context: str = "") -> FacadeError:
+REDIRECT_ERRORS = (rexc.MovedError, rexc.AskError, rexc.TryAgainError, rexc.ClusterDownError)
+"""Cluster replies that mean "not here, not now": the command did not run and may be sent again
+(to the node a MOVED/ASK names, or after a pause for TRYAGAIN/CLUSTERDOWN)."""
+
+
+def from_redis(
+    exc: BaseException, context: str = "", *, cluster: bool = False, tls_hint: bool = False
+) -> FacadeError:
     """Convert a redis-py exception into the matching :class:`FacadeError`.
 
     ``context`` names what was being done ("producing to orders") and leads the message.
     The caller raises the result ``from exc`` so the original stays attached.
+
+    ``cluster``: the error came through a Redis Cluster client, where a redirect or a cluster
+    that is down means a resharding or failover is under way (retriable); from one server they
+    are plain refusals. ``tls_hint``: the connection is TLS and nothing has worked on it yet; a
+    dropped connection then says that a server requiring a client certificate may close it before
+    the client reads why (asyncio clients on TLS 1.3 do not always see the refusal).
     """
     if isinstance(exc, FacadeError):
         return exc
     lead = f"{context}: " if context else ""
     text = str(exc) or exc.__class__.__name__
+    unsettled = cluster and isinstance(exc, (*REDIRECT_ERRORS, rexc.ClusterError))
+    if unsettled or isinstance(exc, rexc.RedisClusterException):
+        error = _from_cluster(exc, lead, text)
+    else:
+        error = _from_server(exc, lead, text)
+    if tls_hint and type(error) is ConnectionFailedError and tls_failure(exc) is None:
+        return ConnectionFailedError(
+            f"{error}; over TLS, a server that requires a client certificate also closes the connection "
+            "like this: check ssl_certfile and ssl_keyfile (docs/tls.md)"
+        )
+    return error
+
+
+def _from_cluster(exc: BaseException, lead: str, text: str) -> FacadeError:
+    if isinstance(exc, (*REDIRECT_ERRORS, rexc.SlotNotCoveredError, rexc.ClusterError)):
+        return BrokerTimeoutError(
+            f"{lead}the cluster did not settle in time ({text}): a resharding or failover is under way; "
+            "the call is safe to repeat"
+        )
+    # redis-py raises one class (RedisClusterException) for client-side cluster problems; only
+    # its text tells them apart.
+    if "same key slot" in text or "CROSSSLOT" in text:
+        return UnsupportedError(f"{lead}{text}; on a Redis Cluster one command cannot touch several slots")
+    if "not enabled" in text:
+        return UnsupportedError(f"{lead}the server is not in cluster mode ({text}); use redis:// for a single server")
+    if isinstance(exc.__cause__, rexc.RedisError):  # e.g. a wrong password, reported by every node
+        cause = _from_server(exc.__cause__, lead, str(exc.__cause__) or exc.__cause__.__class__.__name__)
+        if isinstance(cause, (AuthenticationError, PermissionDeniedError)) or tls_failure(exc.__cause__):
+            return cause  # a TLS refusal: the hint names the ssl_* option to check
+    if "cannot be connected" in text:
+        return ConnectionFailedError(f"{lead}no cluster node answered ({text}); check the URL and that the nodes run")
+    return BrokerTimeoutError(
+        f"{lead}the cluster's slot map is incomplete or changing ({text}): a failover or resharding is "
+        "under way; the call is safe to repeat"
+    )
+
+
+def _from_server(exc: BaseException, lead: str, text: str) -> FacadeError:
     code = text.split(" ", 1)[0] if text[:1].isupper() else ""
     if isinstance(exc, rexc.AuthenticationError) or code in ("WRONGPASS", "NOAUTH"):
         return AuthenticationError(f"{lead}authentication failed ({text}); check the user and password in the URL")

@@ -34,6 +34,7 @@ NAMES = (
     "transact",
     "set_position",
     "trim_before",
+    "first_uncommitted",
     "group_join",
     "group_heartbeat",
     "group_sync",
@@ -274,6 +275,11 @@ class Positioned(NamedTuple):
 def trim_before(tp: TopicPartition, offset: int | None, limit: int = 10_000) -> Call:
     """Remove records below ``offset`` (None: all stored), at most ``limit`` per call."""
     return Call("trim_before", [keys.stream(tp.topic, tp.partition)], ["" if offset is None else offset, limit])
+
+
+def first_uncommitted(tp: TopicPartition, group: str) -> Call:
+    """The offset and append ms of ``group``'s oldest uncommitted record on ``tp`` (read only)."""
+    return Call("first_uncommitted", [keys.stream(tp.topic, tp.partition), keys.committed(tp.topic, tp.partition)], [group])
 
 
 class Output(NamedTuple):

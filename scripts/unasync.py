@@ -4,7 +4,9 @@
     python scripts/unasync.py --check   exit 1 if facade/_sync/ is not what the rewrite would give
 
 Files whose name starts with "_backend" are the hand-written I/O shims (one per flavour) and are
-not generated. Every other module is rewritten token by token with the table below.
+not generated. Every other module is rewritten token by token with the table below. A rule that
+no module uses fails both modes (as httpcore's unasync does): a stale rule hides that the code it
+was written for has changed, and would silently rewrite whatever new code happens to match it.
 """
 
 from __future__ import annotations
@@ -20,40 +22,50 @@ DST = ROOT / "facade" / "_sync"
 RULES: list[tuple[str, str]] = [
     (r"\basync def\b", "def"),
     (r"\basync with\b", "with"),
-    (r"\basync for\b", "for"),
     (r"\bawait ", ""),
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),
     (r"\b__aiter__\b", "__iter__"),
     (r"\b__anext__\b", "__next__"),
     (r"\bStopAsyncIteration\b", "StopIteration"),
-    (r"\bAsyncIterator\b", "Iterator"),
     (r"\baclose\b", "close"),
     (r"\bfrom redis import asyncio as redis_io\b", "import redis as redis_io"),
-    (r"\bredis\.asyncio\.retry\b", "redis.retry"),
-    (r"\basyncio twin\b", "blocking twin"),
+    (r"\bredis\.asyncio\.(\w+)", r"redis.\1"),
 ]
 HEADER = "# Generated from facade/_async/{name} by scripts/unasync.py: edit that file, not this one.\n"
 
 
-def transform(text: str) -> str:
+def transform(text: str, used: set[str] | None = None) -> str:
+    """``text`` rewritten by every rule; the patterns that matched are added to ``used``."""
     for pattern, repl in RULES:
-        text = re.sub(pattern, repl, text)
+        text, count = re.subn(pattern, repl, text)
+        if count and used is not None:
+            used.add(pattern)
     return text
 
 
-def expected() -> dict[str, str]:
+def expected(used: set[str] | None = None) -> dict[str, str]:
+    """{module name: generated text} for every module of SRC but the backends."""
     out = {}
     for path in sorted(SRC.glob("*.py")):
         if path.name.startswith("_backend"):
             continue
-        out[path.name] = HEADER.format(name=path.name) + transform(path.read_text(encoding="utf-8"))
+        out[path.name] = HEADER.format(name=path.name) + transform(path.read_text(encoding="utf-8"), used)
     return out
+
+
+def unused_rules(used: set[str]) -> list[str]:
+    return [pattern for pattern, _ in RULES if pattern not in used]
 
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
-    want = expected()
+    used: set[str] = set()
+    want = expected(used)
+    unused = unused_rules(used)
+    if unused:
+        print(f"scripts/unasync.py: rules that no module of {SRC} uses: {', '.join(unused)}; remove them")
+        return 1
     stale = []
     for name, text in want.items():
         target = DST / name

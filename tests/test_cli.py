@@ -25,8 +25,8 @@ from facade.cli.clients import parse_header, split_key, stdin_lines
 from rich.console import Console
 
 from facade import Admin, Consumer, Headers, Producer, partition_for_key
+from facade.local import EmbeddedInfo
 from facade.records import Message, PartitionInfo, RecordMetadata, TopicConfig, TopicDescription
-from facade.server import EmbeddedInfo
 
 FACADE = str(Path(sys.executable).parent / "facade")
 

@@ -632,9 +632,6 @@ def test_server_topology_on_a_base_port_without_sentinels(tmp_path):
 
 @pytest.mark.slow
 def test_server_cluster_start_status_stop(tmp_path):
-    pytest.importorskip(
-        "facade.cluster_topology", reason="facade.cluster_topology is not in this checkout yet"
-    )
     d = str(tmp_path / "cluster")
     started = json.loads(ok("server", "start", "--data-dir", d, "--cluster-shards", "2", "--json").stdout)
     try:

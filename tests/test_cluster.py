@@ -40,11 +40,11 @@ from facade import (
     Producer,
     UnsupportedError,
     aio,
-    cluster_topology,
     keys,
     relay,
 )
 from facade._sync.client import Connection
+from facade.local import cluster as cluster_topology
 
 FAST = {"heartbeat_interval_ms": 50, "auto_offset_reset": "earliest"}
 
@@ -124,6 +124,12 @@ def test_partitions_spread_over_every_shard_and_live_where_the_slot_map_says(clu
             assert r.execute_command("CLUSTER", "KEYSLOT", keys.stream("t", p)) == fc.partition_slot("t", p)
             assert r.exists(keys.stream("t", p)) == 1  # the stream is on that node
             assert r.execute_command("CLUSTER", "COUNTKEYSINSLOT", fc.partition_slot("t", p)) >= 1
+    with Admin(curl) as a:  # describe_server sums the primaries; partition_stats spans shards
+        server = a.describe_server()
+        stats = a.partition_stats([a.topic("t")])
+    assert server.role == f"cluster of {len(primaries(cluster))} primaries" and server.used_memory > 0
+    assert len(server.run_id.split(",")) == len(primaries(cluster))
+    assert [s.partition for s in stats] == list(range(12)) and all(s.length == 0 for s in stats)
     # A single server has no shards (no I/O: the client never connects).
     single = redis.Redis(host="127.0.0.1", port=1)
     try:

@@ -27,8 +27,8 @@ from cluster_helpers import node
 from conftest import wait_until
 
 import facade.cluster as fc
-import facade.cluster_topology as ct
-from facade import Admin, Producer, ServerError, keys
+import facade.local.cluster as ct
+from facade import Admin, ConfigError, Producer, ServerError, keys
 
 
 def cluster_values(status: ct.ClusterStatus, topic: str, partitions: int) -> list[str]:
@@ -39,6 +39,7 @@ def cluster_values(status: ct.ClusterStatus, topic: str, partitions: int) -> lis
         r.close()
 
 
+@pytest.mark.slow
 def test_start_status_stop_and_start_again_with_the_data(tmp_path, server_spec):
     status = ct.start(tmp_path, shards=2, replicas_per_shard=1, binary=server_spec[0])
     try:
@@ -84,7 +85,7 @@ def test_start_status_stop_and_start_again_with_the_data(tmp_path, server_spec):
 
 def test_argument_checks(tmp_path):
     for bad in ({"shards": 0}, {"shards": True}, {"shards": 17}, {"shards": 2, "replicas_per_shard": -1}):
-        with pytest.raises(ServerError, match="must be an integer"):
+        with pytest.raises(ConfigError, match="must be an integer"):  # as facade.local.sentinel
             ct.start(tmp_path / "x", **bad)
     with pytest.raises(ServerError, match="no cluster"):
         ct.status(tmp_path / "nothing")
@@ -114,6 +115,7 @@ def _free_block(count: int) -> int:
     pytest.skip("no block of free loopback ports found")
 
 
+@pytest.mark.slow
 def test_fixed_ports(tmp_path, server_spec):
     base = _free_block(2)
     status = ct.start(tmp_path, shards=2, port=base, binary=server_spec[0])

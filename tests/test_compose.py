@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from facade import topology
+from facade.local import sentinel as topology
 
 COMPOSE = Path(__file__).resolve().parent.parent / "compose.yaml"
 DATA_NODES = ("primary", "replica-1", "replica-2")

@@ -43,7 +43,6 @@ from facade.cli.dashboard_view import (
 from rich.console import Console
 
 from facade import Admin, Consumer, Producer
-from facade._sync.client import Connection
 
 FACADE = str(Path(sys.executable).parent / "facade")
 
@@ -234,17 +233,24 @@ def test_snapshot_json():
 
 
 def test_failovers_seen_through_sentinel_are_events():
-    primaries = iter([("10.0.0.1", 6379), ("10.0.0.1", 6379), ("10.0.0.2", 6379)])
-    sentinel = SimpleNamespace(sentinel_master=lambda service: {"config-epoch": 2})
-    manager = SimpleNamespace(discover_master=lambda service: next(primaries), sentinels=[sentinel])
-    conn = SimpleNamespace(
-        url=SimpleNamespace(sentinel=True, service="facade"), redis=SimpleNamespace(sentinel_manager=manager)
+    primaries = iter(["10.0.0.1:6379", "10.0.0.1:6379", "unknown (no sentinel answers)", "10.0.0.2:6379"])
+    admin = SimpleNamespace(
+        describe_server=lambda: server(sentinel_primary=next(primaries), config_epoch=2, run_id="r")
     )
-    c = Collector(admin=None, conn=conn, broker="x")  # type: ignore[arg-type]
-    assert c._sentinel() == ("10.0.0.1:6379", 2)
-    assert c._sentinel() == ("10.0.0.1:6379", 2) and not c._events
-    assert c._sentinel() == ("10.0.0.2:6379", 2)
-    assert c._events[0].endswith("failover: primary 10.0.0.1:6379 -> 10.0.0.2:6379")
+    c = Collector(admin=admin, broker="x")  # type: ignore[arg-type]
+    assert c._server()[0].sentinel_primary == "10.0.0.1:6379"
+    assert c._server()[0].config_epoch == 2 and not c._events
+    assert c._server()[0].sentinel_primary.startswith("unknown") and not c._events
+    assert c._server()[0].sentinel_primary == "10.0.0.2:6379"
+    assert [e.split(" ", 1)[1] for e in c._events] == ["failover: primary 10.0.0.1:6379 -> 10.0.0.2:6379"]
+
+
+def test_a_new_run_id_is_a_restart_event():
+    run_ids = iter(["a", "a", "b"])
+    c = Collector(admin=SimpleNamespace(describe_server=lambda: server(run_id=next(run_ids))), broker="x")  # type: ignore[arg-type]
+    for _ in range(3):
+        c._server()
+    assert [e.split(" ", 1)[1] for e in c._events] == ["server restarted (uptime 3600s)"]
 
 
 def test_the_broker_shown_has_no_password():
@@ -260,52 +266,45 @@ def test_collector_reads_rates_lag_and_pending(url):
         admin.create_topic("posts", 2)
     clock = iter([100.0, 102.0, 104.0]).__next__
     with Admin(url) as admin, Producer(url) as producer:
-        conn = Connection(url)
-        try:
-            c = Collector(admin, conn, "test", clock=clock)
-            for i in range(10):
-                producer.send("posts", f"v{i}", key=f"k{i}")
-            producer.flush()
-            first = c.collect()
-            assert first.topics[0].in_rate is None and first.topics[0].messages == 10
-            assert first.server is not None and first.server.role == "master" and first.server.used_memory > 0
-            for i in range(20):
-                producer.send("posts", f"w{i}", key=f"k{i}")
-            producer.flush()
-            with Consumer("posts", "readers", url=url, auto_offset_reset="earliest") as consumer:
-                got = []
-                wait_until(
-                    lambda: got.extend(consumer.poll(timeout_ms=100)) or len(got) >= 30,
-                    timeout=10,
-                    what="read 30",
-                )
-                # delivered, not committed: pending, and still lag (as in Kafka)
-                second = c.collect()
-                t = second.topics[0]
-                assert t.in_rate == pytest.approx(10.0)  # 20 records in 2 (fake) seconds
-                assert t.groups == ("readers",)
-                g = second.groups[0]
-                assert g.group == "readers" and len(g.members) == 1 and g.pending == 30 and g.lag == 30
-                consumer.commit()
-                with Producer(url) as p2:
-                    p2.send("posts", "x", key="k").result(10)
-                third = c.collect()
-                assert third.topics[0].out_rate == pytest.approx(0.0)  # nothing new delivered meanwhile
-                assert third.groups[0].pending == 0 and third.groups[0].lag == 1
-                assert third.groups[0].lag_delta == 1 - 30  # 30 committed, 1 new
-        finally:
-            conn.close()
+        c = Collector(admin, "test", clock=clock)
+        for i in range(10):
+            producer.send("posts", f"v{i}", key=f"k{i}")
+        producer.flush()
+        first = c.collect()
+        assert first.topics[0].in_rate is None and first.topics[0].messages == 10
+        assert first.server is not None and first.server.role == "master" and first.server.used_memory > 0
+        for i in range(20):
+            producer.send("posts", f"w{i}", key=f"k{i}")
+        producer.flush()
+        with Consumer("posts", "readers", url=url, auto_offset_reset="earliest") as consumer:
+            got = []
+            wait_until(
+                lambda: got.extend(consumer.poll(timeout_ms=100)) or len(got) >= 30,
+                timeout=10,
+                what="read 30",
+            )
+            # delivered, not committed: pending, with an age, and still lag (as in Kafka)
+            second = c.collect()
+            t = second.topics[0]
+            assert t.in_rate == pytest.approx(10.0)  # 20 records in 2 (fake) seconds
+            assert t.groups == ("readers",)
+            g = second.groups[0]
+            assert g.group == "readers" and len(g.members) == 1 and g.pending == 30 and g.lag == 30
+            assert g.oldest_pending_ms is not None and g.oldest_pending_ms >= 0
+            consumer.commit()
+            with Producer(url) as p2:
+                p2.send("posts", "x", key="k").result(10)
+            third = c.collect()
+            assert third.topics[0].out_rate == pytest.approx(0.0)  # nothing new delivered meanwhile
+            assert third.groups[0].pending == 0 and third.groups[0].lag == 1
+            assert third.groups[0].lag_delta == 1 - 30  # 30 committed, 1 new
 
 
 def test_collector_filters_topics(url):
     with Admin(url) as admin:
         for name in ("a", "b", "a.dlq"):
             admin.create_topic(name, 1)
-        conn = Connection(url)
-        try:
-            snap = Collector(admin, conn, "x", topics=["a"]).collect()
-        finally:
-            conn.close()
+        snap = Collector(admin, "x", topics=["a"]).collect()
     assert [t.name for t in snap.topics] == ["a", "a.dlq"]
 
 
@@ -355,7 +354,7 @@ def test_dashboard_errors(url):
 
 @pytest.mark.slow
 def test_sentinel_primary_and_replicas_shown(tmp_path):
-    from facade import topology
+    from facade.local import sentinel as topology
 
     status = topology.start(tmp_path / "ha", replicas=1, sentinels=1, down_after_ms=500)
     try:

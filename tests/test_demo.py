@@ -129,6 +129,7 @@ def test_live_view_shows_members_and_partitions():
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_demo_on_a_url_twice(url):
     first = run_demo("--url", url, "demo", "--duration", "3")
     assert_success(first)

@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pytest
 import redis
-
-from facade.connection import parse_url, resolve_url
-from facade.errors import ServerError
-from facade.server import embedded_status, ensure_embedded, server_binary, stop_embedded
-from facade.server import facade_home as home_dir
-
 from conftest import server_version, wait_until
+
+from facade._sync.connect import resolve_url
+from facade.errors import ServerError
+from facade.local import server_binary
+from facade.local.embedded import ensure as ensure_embedded
+from facade.local.embedded import facade_home as home_dir
+from facade.local.embedded import status as embedded_status
+from facade.local.embedded import stop as stop_embedded
+from facade.url import parse_url
 
 
 def client(url: str) -> redis.Redis:
@@ -118,7 +121,7 @@ def test_status_and_stop(facade_home):
 
 @pytest.mark.timeout(60)
 def test_racing_processes_start_exactly_one_server(facade_home):
-    code = "from facade.server import ensure_embedded; print(ensure_embedded())"
+    code = "from facade.local import embedded; print(embedded.ensure())"
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

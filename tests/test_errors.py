@@ -9,10 +9,11 @@ import re
 import pytest
 import redis
 import redis.exceptions as rexc
+from conftest import free_port
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-import facade.errors as errors
+from facade import errors
 from facade.errors import (
     AuthenticationError,
     BrokerError,
@@ -30,8 +31,6 @@ from facade.errors import (
     UnknownTopicError,
     from_redis,
 )
-
-from conftest import free_port
 
 NO_RETRY = Retry(NoBackoff(), 0)
 PUBLIC_ERRORS = [getattr(errors, n) for n in errors.__all__ if inspect.isclass(getattr(errors, n))]

@@ -24,7 +24,17 @@ def public_names(module) -> set[str]:
 @pytest.mark.parametrize("module", [facade, facade.aio], ids=lambda m: m.__name__)
 def test_all_is_exactly_the_public_names(module):
     assert len(module.__all__) == len(set(module.__all__)), "duplicates in __all__"
-    assert set(module.__all__) == public_names(module)
+    exported_modules = {name for name in module.__all__ if inspect.ismodule(getattr(module, name, None))}
+    assert set(module.__all__) == public_names(module) | exported_modules
+
+
+def test_public_modules_say_what_they_export():
+    for name in ("acl", "benchmark", "local"):
+        module = getattr(facade, name)
+        assert name in facade.__all__ and module.__name__ == f"facade.{name}"
+        assert (module.__doc__ or "").strip() and module.__all__
+        for member in module.__all__:
+            assert hasattr(module, member), f"facade.{name}.{member}"
 
 
 @pytest.mark.parametrize("module", [facade, facade.aio], ids=lambda m: m.__name__)

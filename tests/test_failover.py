@@ -28,7 +28,8 @@ import redis
 from conftest import wait_until
 from failover_checker import KeyedSequences, Ledger, check, check_consumed, parse_value, read_topic, value_of
 
-from facade import Admin, Consumer, FacadeError, NotEnoughReplicasError, Producer, topology
+from facade import Admin, Consumer, FacadeError, NotEnoughReplicasError, Producer
+from facade.local import sentinel as topology
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ examples); each example is small, and max_examples stays modest so the module ru
 from __future__ import annotations
 
 import uuid
-import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -17,14 +16,10 @@ from click.testing import CliRunner
 from facade.cli import main
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from kafka_reference import kafka_partition
 
 from facade import Admin, Consumer, InvalidUrlError, Producer, UnsupportedError, keys, partition_for_key
-from facade.connection import BrokerUrl, parse_url, redact
-
-with warnings.catch_warnings():
-    # kafka-python's package import calls importlib.resources.read_text, deprecated since 3.11.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka.partitioner.default import murmur2 as kafka_murmur2
+from facade.url import BrokerUrl, parse_url, redact
 
 FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000}
 SERVER = settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
@@ -111,7 +106,7 @@ def test_same_key_same_partition_across_producers(redis_server, names, key):
     for options in ({}, {"idempotent": False, "linger_ms": 0}, {"acks": "all", "batch_size": 1}):
         with Producer(redis_server.url, **options) as p:
             placed.add(p.send_and_wait(names["keyed"], b"v", key=key).partition)
-    expected = (kafka_murmur2(_bytes(key)) & 0x7FFFFFFF) % KEYED_PARTITIONS
+    expected = kafka_partition(_bytes(key), KEYED_PARTITIONS)
     assert placed == {expected} == {partition_for_key(_bytes(key), KEYED_PARTITIONS)}
 
 

@@ -14,8 +14,7 @@ import pytest
 import redis
 from proxy import ReplyDropProxy
 
-from facade import Admin, Producer
-from facade import keys
+from facade import Admin, Producer, keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -11,8 +11,6 @@ import threading
 import time
 
 import pytest
-
-from facade.codec import MAX_HEADERS
 import redis
 
 from facade import (
@@ -27,6 +25,7 @@ from facade import (
     TopicPartition,
     keys,
 )
+from facade.codec import MAX_HEADERS
 
 FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000}
 RECORD_OVERHEAD = 16  # bytes a buffered record counts on top of its data (producer._RECORD_OVERHEAD)

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 def run(cmd, *, cwd, env, timeout=300):
     done = subprocess.run(
         [str(c) for c in cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=timeout,
+        timeout=timeout, check=False,
     )
     assert done.returncode == 0, f"{cmd} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -67,7 +67,7 @@ def test_wheel_is_installed_not_editable_with_its_lua_scripts(installed):
     probe = textwrap.dedent(
         """
         import json, sysconfig
-        import facade, facade.scripts, facade.server
+        import facade, facade.scripts, facade.local
         lua = facade.scripts.lua_dir()
         print(json.dumps({
             "file": facade.__file__,
@@ -76,7 +76,7 @@ def test_wheel_is_installed_not_editable_with_its_lua_scripts(installed):
             "lua_files": sorted(p.stem for p in lua.glob("*.lua")),
             "names": list(facade.scripts.NAMES),
             "sources": {n: len(facade.scripts.source(n)) for n in facade.scripts.NAMES},
-            "binary": facade.server.server_binary(),
+            "binary": facade.local.server_binary(),
             "version": facade.__version__,
         }))
         """
@@ -95,13 +95,13 @@ def test_wheel_is_installed_not_editable_with_its_lua_scripts(installed):
 
 
 def test_console_script(installed):
-    python, venv, work = installed
+    _, venv, work = installed
     out = run([venv / "bin" / "facade", "--help"], cwd=work, env=clean_env())
     assert "Usage" in out and "facade" in out
 
 
 def test_produce_consume_round_trip_from_the_wheel(installed, url):
-    python, venv, work = installed
+    python, _, work = installed
     script = textwrap.dedent(
         """
         import sys, time

@@ -1,4 +1,4 @@
-"""facade.topology (local replicated setups) and Sentinel URLs in facade.connection.
+"""facade.topology (local replicated setups) and Sentinel clients (facade/_async/connect.py).
 
 Real processes on free 127.0.0.1 ports; the server binary is the one under test (conftest exports
 it as FACADE_SERVER_BINARY, which facade.topology runs). The heavier fault scenarios are in
@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import facade.aio
+import facade.url as urls
 from facade import (
     Admin,
     AuthenticationError,
@@ -31,12 +32,18 @@ from facade import (
     Producer,
     ServerError,
     UnsupportedError,
-    connection,
-    topology,
 )
-from facade.connection import create_client, parse_url
+from facade._async import connect as async_connect
+from facade._sync import connect as sync_connect
+from facade.local import sentinel as topology
+from facade.url import parse_url
 
 TOPIC = "t"
+
+
+def create_client(url: Any, *, is_async: bool, retry: Any) -> Any:
+    """The asyncio or the blocking client facade builds for ``url``."""
+    return (async_connect if is_async else sync_connect).create_client(url, retry=retry)
 
 
 def query(port: int, *command: Any, password: str | None = None) -> Any:
@@ -130,6 +137,7 @@ def test_single_node_start_status_stop(data_dir: Path) -> None:
     assert after.primary.pid is None and not after.running
 
 
+@pytest.mark.slow
 def test_replicated_start_is_linked_safe_and_agreed(replicated: Path) -> None:
     st = topology.status(replicated)
     ports = [st.primary.port, *(r.port for r in st.replicas), *(s.port for s in st.sentinels)]
@@ -159,6 +167,7 @@ def test_replicated_start_is_linked_safe_and_agreed(replicated: Path) -> None:
         assert m["parallel-syncs"] == settings["parallel-syncs"]
 
 
+@pytest.mark.slow
 def test_second_start_is_refused_and_a_stopped_topology_restarts_with_its_data(replicated: Path) -> None:
     st = topology.status(replicated)
     with pytest.raises(ServerError, match="already runs"):
@@ -274,7 +283,7 @@ def test_status_and_clients_follow_a_promotion(replicated: Path) -> None:
 def test_readonly_answer_alone_makes_the_client_rediscover(replicated: Path, monkeypatch) -> None:
     """redis-py's SentinelManagedConnection turns READONLY into a reconnect through the sentinels;
     with our periodic check switched off, that alone must take a write to the new primary."""
-    monkeypatch.setattr(connection, "PRIMARY_CHECK_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(urls, "PRIMARY_CHECK_INTERVAL_S", 3600.0)
     st = topology.status(replicated)
     client = create_client(parse_url(st.url), is_async=False, retry=Retry(NoBackoff(), 1))
     try:
@@ -337,7 +346,7 @@ def test_clients_leave_a_deposed_primary_within_the_check_interval(replicated: P
         finally:
             client.close()
     print(f"\n[topology] {'async' if is_async else 'sync'} client left the deposed primary {took:.2f}s after it thawed")
-    assert took <= connection.PRIMARY_CHECK_INTERVAL_S + 1.0
+    assert took <= urls.PRIMARY_CHECK_INTERVAL_S + 1.0
 
 
 @pytest.mark.slow
@@ -360,7 +369,7 @@ def test_blocked_read_on_a_frozen_primary_ends_after_the_socket_timeout(replicat
     finally:
         client.close()
     print(f"\n[topology] XREAD BLOCK 1000 on a frozen primary gave up after {took:.2f}s")
-    assert connection.SOCKET_TIMEOUT_S - 0.5 <= took <= connection.SOCKET_TIMEOUT_S + 3
+    assert urls.SOCKET_TIMEOUT_S - 0.5 <= took <= urls.SOCKET_TIMEOUT_S + 3
 
 
 @pytest.mark.slow
@@ -395,8 +404,8 @@ def test_sentinel_client_has_timeouts_auth_and_tls_everywhere(scheme: str, tls: 
         pool = client.connection_pool
         kw = pool.connection_kwargs
         assert (kw["username"], kw["password"], kw["db"]) == ("alice", "pw", 2)
-        assert kw["socket_timeout"] == connection.SOCKET_TIMEOUT_S
-        assert kw["socket_connect_timeout"] == connection.CONNECT_TIMEOUT_S
+        assert kw["socket_timeout"] == urls.SOCKET_TIMEOUT_S
+        assert kw["socket_connect_timeout"] == urls.CONNECT_TIMEOUT_S
         assert pool.service_name == "svc" and pool.is_master
         assert ("SSL" in pool.connection_class.__name__) is tls
         sentinels = client.sentinel_manager.sentinels
@@ -405,7 +414,7 @@ def test_sentinel_client_has_timeouts_auth_and_tls_everywhere(scheme: str, tls: 
         for s in sentinels:
             skw = s.connection_pool.connection_kwargs
             assert (skw["username"], skw["password"]) == ("alice", "pw")
-            assert skw["socket_timeout"] == skw["socket_connect_timeout"] == connection.SENTINEL_TIMEOUT_S
+            assert skw["socket_timeout"] == skw["socket_connect_timeout"] == urls.SENTINEL_TIMEOUT_S
             assert ("SSL" in s.connection_pool.connection_class.__name__) is tls
         assert "pw" not in repr(client.sentinel_manager)
     finally:
@@ -435,6 +444,7 @@ def test_sentinel_urls_have_no_single_server_kwargs() -> None:
         parse_url("rediss+sentinel://h1:1")
 
 
+@pytest.mark.slow
 def test_async_clients_use_sentinel_urls_too(replicated: Path) -> None:
     st = topology.status(replicated)
 

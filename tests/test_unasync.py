@@ -42,7 +42,7 @@ def test_every_async_module_has_a_generated_twin(unasync):
 
 def test_check_mode_from_the_command_line():
     cmd = [sys.executable, str(SCRIPT), "--check"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -50,11 +50,11 @@ def test_transform(unasync):
     source = textwrap.dedent(
         '''\
         from redis import asyncio as redis_io
-        from typing import AsyncIterator
+        from redis.asyncio.sentinel import Sentinel
 
 
         class Thing:
-            """The asyncio twin of Thing."""
+            """The asyncio flavour of Thing."""
 
             async def __aenter__(self):
                 await self.open()
@@ -63,13 +63,12 @@ def test_transform(unasync):
             async def __aexit__(self, *exc):
                 await self.aclose()
 
-            def __aiter__(self) -> AsyncIterator[int]:
+            def __aiter__(self):
                 return self
 
             async def __anext__(self):
                 async with self.lock:
-                    async for x in self.source:
-                        return await x
+                    return await self.source
                 raise StopAsyncIteration
 
             async def awaiting(self):  # a name that merely starts with "await" is left alone
@@ -79,11 +78,11 @@ def test_transform(unasync):
     expected = textwrap.dedent(
         '''\
         import redis as redis_io
-        from typing import Iterator
+        from redis.sentinel import Sentinel
 
 
         class Thing:
-            """The blocking twin of Thing."""
+            """The asyncio flavour of Thing."""
 
             def __enter__(self):
                 self.open()
@@ -92,21 +91,22 @@ def test_transform(unasync):
             def __exit__(self, *exc):
                 self.close()
 
-            def __iter__(self) -> Iterator[int]:
+            def __iter__(self):
                 return self
 
             def __next__(self):
                 with self.lock:
-                    for x in self.source:
-                        return x
+                    return self.source
                 raise StopIteration
 
             def awaiting(self):  # a name that merely starts with "await" is left alone
                 return self.awaited
         '''
     )
-    assert unasync.transform(source) == expected
+    used: set[str] = set()
+    assert unasync.transform(source, used) == expected
     compile(unasync.transform(source), "<generated>", "exec")
+    assert not unasync.unused_rules(used), "the example exercises every rule"
 
 
 def test_transform_is_idempotent_on_sync_code(unasync):
@@ -114,10 +114,31 @@ def test_transform_is_idempotent_on_sync_code(unasync):
     assert unasync.transform(text) == text
 
 
+def test_every_rule_is_used_by_the_real_sources(unasync):
+    used: set[str] = set()
+    unasync.expected(used)
+    assert unasync.unused_rules(used) == []
+
+
+@pytest.mark.parametrize("argv", [[], ["--check"]], ids=["write", "check"])
+def test_a_rule_no_module_uses_fails_both_modes(unasync, monkeypatch, tmp_path, capsys, argv):
+    src, dst = tmp_path / "_async", tmp_path / "_sync"
+    src.mkdir()
+    dst.mkdir()
+    (src / "mod.py").write_text("async def f():\n    await g()\n")
+    monkeypatch.setattr(unasync, "SRC", src)
+    monkeypatch.setattr(unasync, "DST", dst)
+    monkeypatch.setattr(unasync, "RULES", [(r"\basync def\b", "def"), (r"\bawait ", ""), (r"\bgone\b", "kept")])
+    assert unasync.main(argv) == 1
+    assert r"\bgone\b" in capsys.readouterr().out
+    assert not (dst / "mod.py").exists(), "nothing is written while a rule is stale"
+
+
 def test_write_mode_generates_and_prunes(unasync, monkeypatch, tmp_path):
     src, dst = tmp_path / "_async", tmp_path / "_sync"
     src.mkdir()
     dst.mkdir()
+    monkeypatch.setattr(unasync, "RULES", [(r"\basync def\b", "def"), (r"\bawait ", "")])
     (src / "mod.py").write_text("async def f():\n    await g()\n")
     (src / "_backend.py").write_text("IS_ASYNC = True\n")
     (dst / "_backend.py").write_text("IS_ASYNC = False\n")
@@ -135,3 +156,10 @@ def test_write_mode_generates_and_prunes(unasync, monkeypatch, tmp_path):
     assert unasync.main(["--check"]) == 0
     (dst / "mod.py").write_text("edited by hand\n")
     assert unasync.main(["--check"]) == 1
+
+
+def test_only_the_backends_know_their_flavour(unasync):
+    """Flavour differences live in _backend.py: no other module branches on IS_ASYNC."""
+    asking = [p.name for p in sorted(unasync.SRC.glob("*.py")) if not p.name.startswith("_backend")
+              and "IS_ASYNC" in p.read_text(encoding="utf-8")]  # fmt: skip
+    assert asking == []

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from facade.connection import BrokerUrl, TlsOptions, parse_url, redact, resolve_url
+from facade._sync.connect import resolve_url
 from facade.errors import ConfigError, InvalidUrlError, UnsupportedError
+from facade.url import BrokerUrl, TlsOptions, parse_url, redact
 
 
 @pytest.mark.parametrize(
@@ -275,7 +276,7 @@ def test_percent_encoded_credentials_round_trip(user, password, host, port, db):
 
 
 def test_unix_socket_path_may_contain_at_sign():
-    from facade.connection import parse_url
+    from facade.url import parse_url
 
     u = parse_url("unix:///tmp/a@b.sock")
     assert (u.path, u.password) == ("/tmp/a@b.sock", None)
@@ -357,10 +358,8 @@ def test_tls_kwargs_reach_every_client_shape(pem):
     sentinel = parse_url(f"rediss+sentinel://s:1/m?{query}")
     assert sentinel.server_kwargs().items() >= expected.items()
     assert sentinel.sentinel_kwargs().items() >= expected.items()
-    from facade.cluster import client_kwargs
-
-    assert client_kwargs(parse_url(f"rediss+cluster://h:1?{query}")).items() >= expected.items()
-    assert client_kwargs(parse_url("redis+cluster://h:1"))["ssl"] is False
+    assert parse_url(f"rediss+cluster://h:1?{query}").cluster_kwargs().items() >= expected.items()
+    assert parse_url("redis+cluster://h:1").cluster_kwargs()["ssl"] is False
     assert parse_url("redis+sentinel://s:1/m").sentinel_kwargs()["ssl"] is False
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 Lock = asyncio.Lock
@@ -155,3 +155,13 @@ class Periodic:
         self._wake.set()
         if asyncio.current_task() is not self._task:
             await self._task
+
+
+async def gather(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
+    """The results of some round trips (one per cluster shard), run concurrently."""
+    return list(await asyncio.gather(*awaitables))
+
+
+async def cluster_ready(client: Any) -> None:
+    """Make a cluster client read its slot map (the asyncio one does so lazily, on first use)."""
+    await client.initialize()

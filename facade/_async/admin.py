@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
-
-from redis.exceptions import RedisClusterException, RedisError
+from collections.abc import Iterable, Sequence
 
 from .. import keys, scripts
-from ..cluster import cluster_error
-from ..errors import ConfigError, PermissionDeniedError, from_redis
-from ..errors import TopicExistsError
-from ..records import GroupDescription, Message, OffsetReset, PartitionInfo, TopicConfig, TopicDescription, TopicPartition
 from ..cluster import partition_nodes
-from . import dlq, groups, logs
+from ..descriptions import PartitionStats, ServerDescription
+from ..errors import ConfigError, PermissionDeniedError, TopicExistsError, from_redis
+from ..records import (
+    GroupDescription,
+    Message,
+    OffsetReset,
+    PartitionInfo,
+    TopicConfig,
+    TopicDescription,
+    TopicPartition,
+)
+from . import broker, dlq, groups, logs
 from .client import Connection, topic_from_json, topic_to_json
 from .topics import create_topic, init_partitions
 
@@ -138,12 +143,6 @@ class Admin:
             out[tp] = await logs.delete_before(self._conn, tp, before)
         return out
 
-    async def _run(self, pipe: Any, context: str) -> list[Any]:
-        try:
-            return await pipe.execute(raise_on_error=False)
-        except (RedisError, RedisClusterException) as exc:  # the latter: cluster pipelines
-            raise cluster_error(exc, context) from exc
-
     async def delete_topic(self, name: str) -> None:
         """Delete topic ``name`` and all its keys (records, ownership, producer state)."""
         cfg = await self._conn.topic(name)
@@ -214,6 +213,22 @@ class Admin:
         """Send the dead-lettered records of ``topic`` back to their original partitions and empty
         the dead-letter topic; returns how many moved. Safe to repeat after a crash."""
         return await dlq.replay_dead(self._conn, topic)
+
+    async def describe_server(self) -> ServerDescription:
+        """The server: version, role, memory and its limit, uptime, attached replicas; for a
+        Sentinel URL also the primary the sentinels name; for a cluster its primaries summed."""
+        return await broker.describe_server(self._conn)
+
+    async def partition_stats(self, topics: Iterable[TopicConfig]) -> list[PartitionStats]:
+        """Stream counters (length, first/last offset, records ever appended, records each group
+        was delivered) of every partition of ``topics`` (from :meth:`list_topics`), in one round
+        trip: what rates and trends are computed from."""
+        return await broker.partition_stats(self._conn, topics)
+
+    async def uncommitted_age_ms(self, partitions: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:
+        """For each ``(group, topic, partition)``, how long ago (ms) the group's oldest uncommitted
+        record was appended: its lag in time. Those with nothing left to commit are left out."""
+        return await broker.uncommitted_age_ms(self._conn, partitions)
 
     async def delete_group(self, group: str) -> None:
         """Delete a consumer group (coordination state and its stream groups). Refused while it

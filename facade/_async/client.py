@@ -12,26 +12,23 @@ from typing import Any
 
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from .. import cluster, keys
-from ..connection import BrokerUrl, create_client, resolve_url
-from ..errors import (
-    BrokerTimeoutError,
-    ConfigError,
-    ConnectionFailedError,
-    FacadeError,
-    TopicError,
-    UnknownTopicError,
-    from_redis,
-)
+from ..errors import BrokerTimeoutError, ConfigError, FacadeError, TopicError, UnknownTopicError, from_redis
 from ..records import CREATE_TIME, TopicConfig
 from ..scripts import Scripts
+from ..url import BrokerUrl
 from . import _backend
+from .connect import create_client, node_client, resolve_url
 
-# Cluster round trips: concurrent per shard under asyncio, one shard after another when blocking.
-_gather = cluster.gather_async if _backend.IS_ASYNC else cluster.gather_sync
-_cluster_ready = cluster.ready_async if _backend.IS_ASYNC else cluster.ready_sync
 # A consumer waiting on several partitions of a cluster looks for new records this often (s): one
 # XREAD cannot span several slots.
 _CLUSTER_WAIT_SLICE_S = 0.02
@@ -79,11 +76,10 @@ class Connection:
         # One quick reconnect inside redis-py (a pooled connection the server closed); every other
         # retry is facade's own, under the idempotent producer's sequences.
         self._retry = Retry(ExponentialBackoff(0.2, 0.02), 1)
-        self.redis = create_client(self.url, is_async=_backend.IS_ASYNC, retry=self._retry)
+        self.redis = create_client(self.url, retry=self._retry)
         self.scripts = Scripts(self.redis)
         self.cluster: bool = cluster.is_cluster(self.redis)
         """Whether the broker is a Redis Cluster (docs/cluster.md)."""
-        self._convert = cluster.cluster_error if self.cluster else from_redis
         self._nodes: dict[str, Any] = {}  # cluster: "host:port" -> a client for that node alone
         # Whether any command ever succeeded: retries ride out failures of a working connection,
         # but a server that was never reached fails fast.
@@ -100,17 +96,9 @@ class Connection:
             await self.redis.aclose()
 
     def _error(self, exc: BaseException, context: str) -> FacadeError:
-        """``exc`` as a FacadeError (errors.from_redis; cluster.cluster_error on a cluster). Over
-        TLS, a connection dropped before anything worked gets a hint: a server that requires a
-        client certificate may close the connection before the client reads why (asyncio clients
-        on TLS 1.3 do not always see the refusal)."""
-        error = self._convert(exc, context)
-        if self.url.tls and not self.connected and type(error) is ConnectionFailedError and "TLS" not in str(error):
-            return ConnectionFailedError(
-                f"{error}; over TLS, a server that requires a client certificate also closes the connection "
-                "like this: check ssl_certfile and ssl_keyfile (docs/tls.md)"
-            )
-        return error
+        """``exc`` as a FacadeError (errors.from_redis, told whether this is a cluster and whether
+        a TLS connection never worked yet)."""
+        return from_redis(exc, context, cluster=self.cluster, tls_hint=self.url.tls and not self.connected)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -202,13 +190,13 @@ class Connection:
         deadline = _backend.monotonic() + cluster.REDIRECT_BUDGET_S
         pause = 0.01
         try:
-            await _cluster_ready(self.redis)
+            await _backend.cluster_ready(self.redis)
             while todo:
                 route: dict[str, list[int]] = {}
                 for i in todo:
                     node = asking.get(i) or cluster.node_of(self.redis, calls[i][1][0])
                     route.setdefault(node, []).append(i)
-                rounds = await _gather(
+                rounds = await _backend.gather(
                     [self._node_round(node, [(*calls[i], i in asking) for i in idx], tail) for node, idx in route.items()]
                 )
                 retry: list[int] = []
@@ -273,7 +261,7 @@ class Connection:
         exception that failed the whole round trip."""
         client = self._nodes.get(node)
         if client is None:  # (creating a client opens no connection: a lost race costs nothing)
-            new = cluster.node_client(self.url, node, is_async=_backend.IS_ASYNC, retry=self._retry)
+            new = node_client(self.url, node, retry=self._retry)
             client = self._nodes.setdefault(node, new)
         try:
             return await self._round(client, [call[:3] for call in calls], tail, [call[3] for call in calls])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any, Callable
 
 Lock = threading.RLock
@@ -147,3 +148,12 @@ class Periodic:
         self._wake.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(30)
+
+
+def gather(results: Iterable[Any]) -> list[Any]:
+    """The results of some round trips (one per cluster shard): already run, one after another."""
+    return list(results)
+
+
+def cluster_ready(client: Any) -> None:
+    """A blocking cluster client read its slot map when it was created: nothing to do."""

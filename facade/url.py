@@ -1,4 +1,4 @@
-"""Where the broker is: one URL parser for every deployment shape, and client construction.
+"""Where the broker is: one URL parser for every deployment shape (pure: no I/O).
 
 Accepted URLs:
 
@@ -16,7 +16,8 @@ Query parameters: ``db`` (any URL but a cluster's), and on the TLS schemes (``re
 redis-py: ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``,
 ``ssl_check_hostname`` (docs/tls.md). Any other parameter is refused, not ignored.
 
-No URL at all (argument, then ``FACADE_URL``) means the embedded local broker (facade.server).
+No URL at all (argument, then ``FACADE_URL``) means the embedded local broker: see
+``resolve_url`` in facade/_async/connect.py, which also turns a parsed URL into a client.
 
 Sentinel URLs: the user and password (and TLS) are used for the sentinels as well as for the data
 servers, so both must accept them. The client asks the sentinels for the current primary whenever
@@ -32,14 +33,13 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .errors import InvalidUrlError, UnsupportedError, tls_failure
+from .errors import InvalidUrlError, UnsupportedError
 
-__all__ = ["BrokerUrl", "TlsOptions", "parse_url", "redact", "resolve_url"]
+__all__ = ["BrokerUrl", "TlsOptions", "parse_url", "redact"]
 
 _SCHEMES = (
     "redis",
@@ -197,8 +197,8 @@ class BrokerUrl:
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for redis-py's Redis / redis.asyncio.Redis constructors (one server).
 
-        Sentinel and cluster URLs name no single server: :func:`create_client` asks the sentinels,
-        or builds a cluster client.
+        Sentinel and cluster URLs name no single server: ``create_client`` (facade/_async/connect.py)
+        asks the sentinels, or builds a cluster client.
         """
         kw = self.server_kwargs()
         if self.scheme == "unix":
@@ -216,293 +216,16 @@ class BrokerUrl:
             )
         return kw
 
-
-def create_client(url: BrokerUrl, *, is_async: bool, retry: Any) -> Any:
-    """A redis-py client (``redis.Redis`` or ``redis.asyncio.Redis``) for ``url``.
-
-    The one place that knows how each URL scheme becomes a client; ``retry`` is redis-py's
-    Retry object for its own reconnect attempts. For a Sentinel URL the client's pool asks the
-    sentinels for the primary at every new connection, and closing the client closes the
-    sentinel connections too.
-    """
-    if url.cluster:
-        from .cluster import create_cluster_client  # Redis Cluster support lives in facade/cluster.py
-
-        return create_cluster_client(url, is_async=is_async, retry=retry)
-    if url.sentinel:
-        return _sentinel_client(url, is_async=is_async, retry=retry)
-    if is_async:
-        from redis import asyncio as redis_io
-    else:
-        import redis as redis_io  # type: ignore[no-redef]
-    return redis_io.Redis(**url.client_kwargs(), retry=retry)
-
-
-def _sentinel_client(url: BrokerUrl, *, is_async: bool, retry: Any) -> Any:
-    if is_async:
-        client_class, Sentinel = _async_sentinel_redis(), _async_sentinel()
-    else:
-        client_class, Sentinel = _sync_sentinel_redis(), _sync_sentinel()
-    manager = Sentinel(list(url.hosts), sentinel_kwargs={**url.sentinel_kwargs(), "retry": retry})
-    # master_for: a pool of SentinelManagedConnections. Each asks the sentinels for the primary when
-    # it connects; on READONLY (it reached a demoted primary) it disconnects and raises
-    # ConnectionError, so the retry reconnects to whichever server the sentinels now name. Our pool
-    # also asks every PRIMARY_CHECK_INTERVAL_S and moves connections that still reach a deposed
-    # primary (redis-py alone keeps using them until that server is demoted or dies).
-    client = manager.master_for(
-        url.service,
-        redis_class=client_class,
-        connection_pool_class=_async_following_pool() if is_async else _sync_following_pool(),
-        retry=retry,
-        **url.server_kwargs(),
-    )
-    client.sentinel_manager = manager
-    return client
-
-
-_CLASSES: dict[str, type] = {}
-
-
-def _sync_sentinel() -> type:
-    if "sync-sentinel" not in _CLASSES:
-        from redis.exceptions import AuthenticationError, RedisError
-        from redis.sentinel import MasterNotFoundError, Sentinel
-
-        class FacadeSentinel(Sentinel):
-            """redis-py's Sentinel, except that sentinels refusing our credentials (or our TLS
-            settings) is an AuthenticationError (or a TLS ConnectionError), not "no master found",
-            which redis-py folds them into and which looks retriable."""
-
-            def discover_master(self, service_name: str) -> Any:
-                try:
-                    return super().discover_master(service_name)
-                except MasterNotFoundError as exc:
-                    refusals = []
-                    for sentinel in self.sentinels:
-                        try:
-                            sentinel.ping()
-                        except AuthenticationError as auth:
-                            refusals.append(auth)
-                        except RedisError as error:
-                            if tls_failure(error) is None:
-                                break  # an unreachable sentinel: not (only) a matter of credentials
-                            refusals.append(error)  # TLS refused: the URL's ssl_* options are wrong
-                    if refusals and len(refusals) == len(self.sentinels):
-                        # A TLS refusal keeps its ssl.SSLError as the cause (raising here would
-                        # replace its context), which is how from_redis recognises it.
-                        raise refusals[0] from (tls_failure(refusals[0]) or exc)
-                    raise
-
-        _CLASSES["sync-sentinel"] = FacadeSentinel
-    return _CLASSES["sync-sentinel"]
-
-
-def _async_sentinel() -> type:
-    if "async-sentinel" not in _CLASSES:
-        from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
-        from redis.exceptions import AuthenticationError, RedisError
-
-        class FacadeSentinel(Sentinel):
-            """redis-py's Sentinel, except that sentinels refusing our credentials (or our TLS
-            settings) is an AuthenticationError (or a TLS ConnectionError), not "no master found"
-            (see the blocking twin)."""
-
-            async def discover_master(self, service_name: str) -> Any:
-                try:
-                    return await super().discover_master(service_name)
-                except MasterNotFoundError as exc:
-                    refusals = []
-                    for sentinel in self.sentinels:
-                        try:
-                            await sentinel.ping()
-                        except AuthenticationError as auth:
-                            refusals.append(auth)
-                        except RedisError as error:
-                            if tls_failure(error) is None:
-                                break
-                            refusals.append(error)
-                    if refusals and len(refusals) == len(self.sentinels):
-                        # A TLS refusal keeps its ssl.SSLError as the cause (raising here would
-                        # replace its context), which is how from_redis recognises it.
-                        raise refusals[0] from (tls_failure(refusals[0]) or exc)
-                    raise
-
-        _CLASSES["async-sentinel"] = FacadeSentinel
-    return _CLASSES["async-sentinel"]
-
-
-def _sync_following_pool() -> type:
-    if "sync-pool" not in _CLASSES:
-        from redis.connection import SSLConnection
-        from redis.exceptions import ConnectionError, TimeoutError
-        from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
-
-        class PrimaryConnection(SentinelManagedConnection):
-            """A SentinelManagedConnection that asks the sentinels on every reconnect.
-
-            redis-py (8.x) reconnects a dropped connection inside a command (its retry, or after
-            a READONLY answer) through ``connect_check_health``, which reuses the address it had:
-            the retry goes back to the demoted primary. Here that path asks the sentinels too.
-            """
-
-            _discovered = False
-
-            def connect_to(self, address: Any) -> None:
-                self._discovered = True  # the address was just asked for
-                try:
-                    super().connect_to(address)
-                finally:
-                    self._discovered = False
-
-            def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
-                if self._sock is None and not self._discovered and self.connection_pool.is_master:
-                    self.host, self.port = self.connection_pool.get_master_address()
-                return super().connect_check_health(*args, **kwargs)
-
-        class PrimarySSLConnection(PrimaryConnection, SSLConnection):
-            pass
-
-        class FollowingSentinelPool(SentinelConnectionPool):
-            """A SentinelConnectionPool that re-asks the sentinels for the primary every
-            PRIMARY_CHECK_INTERVAL_S and never hands out a connection to another server."""
-
-            _next_check = 0.0
-
-            def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
-                kwargs["connection_class"] = PrimarySSLConnection if kwargs.pop("ssl", False) else PrimaryConnection
-                super().__init__(service_name, sentinel_manager, **kwargs)
-
-            def _follow_primary(self) -> None:
-                now = time.monotonic()
-                if now < self._next_check:
-                    return
-                self._next_check = now + PRIMARY_CHECK_INTERVAL_S
-                try:
-                    self.get_master_address()  # if it moved: idle connections are closed
-                except (ConnectionError, TimeoutError):
-                    # No sentinel names a healthy primary (failover under way, or they are down):
-                    # keep the connections we have; a dead server shows up on its own.
-                    self._next_check = now + PRIMARY_CHECK_BACKOFF_S
-
-            def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-                self._follow_primary()
-                connection = super().get_connection(*args, **kwargs)
-                if self.master_address is not None and (connection.host, connection.port) != self.master_address:
-                    try:  # a connection that was in use while the primary moved
-                        connection.disconnect()
-                        connection.connect()
-                    except BaseException:
-                        self.release(connection)
-                        raise
-                return connection
-
-        _CLASSES["sync-pool"] = FollowingSentinelPool
-    return _CLASSES["sync-pool"]
-
-
-def _async_following_pool() -> type:
-    if "async-pool" not in _CLASSES:
-        from redis.asyncio.connection import SSLConnection
-        from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedConnection
-        from redis.exceptions import ConnectionError, TimeoutError
-
-        class PrimaryConnection(SentinelManagedConnection):
-            """A SentinelManagedConnection that asks the sentinels on every reconnect (see the
-            blocking twin in _sync_following_pool)."""
-
-            _discovered = False
-
-            async def connect_to(self, address: Any) -> None:
-                self._discovered = True
-                try:
-                    await super().connect_to(address)
-                finally:
-                    self._discovered = False
-
-            async def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
-                if not self.is_connected and not self._discovered and self.connection_pool.is_master:
-                    self.host, self.port = await self.connection_pool.get_master_address()
-                return await super().connect_check_health(*args, **kwargs)
-
-        class PrimarySSLConnection(PrimaryConnection, SSLConnection):
-            pass
-
-        class FollowingSentinelPool(SentinelConnectionPool):
-            """A SentinelConnectionPool that re-asks the sentinels for the primary every
-            PRIMARY_CHECK_INTERVAL_S and never hands out a connection to another server."""
-
-            _next_check = 0.0
-
-            def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
-                kwargs["connection_class"] = PrimarySSLConnection if kwargs.pop("ssl", False) else PrimaryConnection
-                super().__init__(service_name, sentinel_manager, **kwargs)
-
-            async def _follow_primary(self) -> None:
-                now = time.monotonic()
-                if now < self._next_check:
-                    return
-                self._next_check = now + PRIMARY_CHECK_INTERVAL_S
-                try:
-                    await self.get_master_address()  # if it moved: idle connections are closed
-                except (ConnectionError, TimeoutError):
-                    self._next_check = now + PRIMARY_CHECK_BACKOFF_S
-
-            async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-                await self._follow_primary()
-                connection = await super().get_connection(*args, **kwargs)
-                if self.master_address is not None and (connection.host, connection.port) != self.master_address:
-                    try:  # a connection that was in use while the primary moved
-                        await connection.disconnect()
-                        await connection.connect()
-                    except BaseException:
-                        await self.release(connection)
-                        raise
-                return connection
-
-        _CLASSES["async-pool"] = FollowingSentinelPool
-    return _CLASSES["async-pool"]
-
-
-def _async_sentinel_redis() -> type:
-    if "async" not in _CLASSES:
-        from redis.asyncio import Redis
-
-        class SentinelRedis(Redis):
-            """redis.asyncio.Redis for a Sentinel service; ``aclose`` also closes the sentinel clients."""
-
-            sentinel_manager: Any = None
-
-            async def aclose(self, close_connection_pool: bool | None = None) -> None:
-                try:
-                    await super().aclose(close_connection_pool)
-                finally:
-                    if self.sentinel_manager is not None:
-                        manager, self.sentinel_manager = self.sentinel_manager, None
-                        await manager.aclose()
-
-        _CLASSES["async"] = SentinelRedis
-    return _CLASSES["async"]
-
-
-def _sync_sentinel_redis() -> type:
-    if "sync" not in _CLASSES:
-        from redis import Redis
-
-        class SentinelRedis(Redis):
-            """redis.Redis for a Sentinel service; ``close`` also closes the sentinel clients."""
-
-            sentinel_manager: Any = None
-
-            def close(self) -> None:
-                try:
-                    super().close()
-                finally:
-                    if self.sentinel_manager is not None:
-                        manager, self.sentinel_manager = self.sentinel_manager, None
-                        manager.close()
-
-        _CLASSES["sync"] = SentinelRedis
-    return _CLASSES["sync"]
+    def cluster_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for every connection to a cluster node: the URL's user, password and
+        TLS options and facade's socket deadlines, as :meth:`client_kwargs` gives a single server
+        (a cluster has no database number but 0). The same keys suit redis.Redis (one node) and
+        both RedisCluster classes (the asyncio one has no ``ssl_ca_path``, so facade offers none)."""
+        if self.db:
+            raise InvalidUrlError(f"a Redis Cluster has only database 0 ({self.redacted()}); remove the db")
+        kw = self.server_kwargs()
+        del kw["db"]  # RedisCluster takes no database number
+        return kw
 
 
 _SECRET_PARAMETER = re.compile(r"([?&][^=&#]*pass[^=&#]*=)[^&#]*", re.IGNORECASE)
@@ -739,12 +462,3 @@ def parse_url(url: str) -> BrokerUrl:
     return BrokerUrl(scheme, hosts, None, db, username, password, service, url, tls)
 
 
-def resolve_url(url: str | None = None) -> BrokerUrl:
-    """The broker to use: ``url``, else ``$FACADE_URL``, else the embedded broker (started if needed)."""
-    if url is None:
-        url = os.environ.get("FACADE_URL") or None
-    if url is None:
-        from .server import ensure_embedded
-
-        return parse_url(ensure_embedded())
-    return parse_url(url)

@@ -5,8 +5,8 @@
     stop(data_dir)                             ->  bool            (SIGTERM, then SIGKILL)
     start_node(data_dir, port)                 ->  TopologyStatus  (bring one stopped process back)
 
-Every process runs the server binary facade uses (``facade.server.server_binary()``, that is
-``$FACADE_SERVER_BINARY`` or the bundled Valkey), daemonized, listening on 127.0.0.1 only. Each
+Every process runs the server binary facade uses (``$FACADE_SERVER_BINARY`` or the bundled
+Valkey; facade/local/_procs.py starts, watches and stops the processes), daemonized, listening on 127.0.0.1 only. Each
 has its own directory under ``data_dir`` (``node-<port>/``, ``sentinel-<port>/``) holding its
 config file, log, pid file and data; ``data_dir/topology.json`` records the layout. Sentinels
 rewrite their config as they learn (and so does a data node Sentinel reconfigures), so each gets a
@@ -23,21 +23,16 @@ Sentinels monitor the service ``facade`` with a quorum of a majority of them and
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
-import signal
-import socket
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ServerError
-from .server import _alive, _read_pid, ping, server_binary
+from ..errors import ConfigError, ServerError
+from . import _procs
+from ._procs import NodeStatus
 
 __all__ = [
     "DEFAULT_DOWN_AFTER_MS",
@@ -78,7 +73,6 @@ primary) gets it at once instead of after the default 5 s wait for more replicas
 
 STATE_FILE = "topology.json"
 START_TIMEOUT_S = 30.0
-_QUERY_TIMEOUT_S = 1.0
 
 
 def server_settings(replicas: int) -> dict[str, str]:
@@ -108,19 +102,6 @@ def quorum(sentinels: int) -> int:
 
 
 @dataclass(frozen=True)
-class NodeStatus:
-    """One process of a topology."""
-
-    port: int
-    """TCP port on 127.0.0.1."""
-    pid: int | None
-    """Process id, or None when it is not running."""
-
-    def as_json(self) -> dict[str, Any]:
-        return {"port": self.port, "pid": self.pid}
-
-
-@dataclass(frozen=True)
 class TopologyStatus:
     """A local topology as it is now."""
 
@@ -137,6 +118,8 @@ class TopologyStatus:
     """Where the topology keeps its state."""
     binary: str
     """The server binary it runs."""
+
+    kind = "sentinel"
 
     @property
     def running(self) -> bool:
@@ -182,33 +165,25 @@ def start(
     fails over a second time (docs/replication.md).
     """
     _check_counts(replicas, sentinels, down_after_ms)
-    root = Path(data_dir).expanduser().resolve()
-    with _lock(root):
+    root = _procs.root_of(data_dir)
+    with _procs.lock(root / "topology.lock"):
         state = _read_state(root)
         if state is not None:
-            running = [p for p in _ports(state) if _pid(root, state, p) is not None]
-            if running:
-                raise ServerError(
-                    f"a topology already runs in {root} (processes on ports {', '.join(map(str, running))}); "
-                    "stop it first (facade.topology.stop / `facade server stop --data-dir`), or use another data dir"
-                )
-            if (len(state["nodes"]) - 1, len(state["sentinels"])) != (replicas, sentinels):
-                raise ServerError(
-                    f"{root} holds a stopped topology with {len(state['nodes']) - 1} replicas and "
-                    f"{len(state['sentinels'])} sentinels; start it with the same counts, or use another data dir"
-                )
-            if port is not None and port != min(_ports(state)):
-                raise ServerError(f"{root} holds a topology on ports from {min(_ports(state))}, not {port}")
+            _procs.check_restart(
+                root, "topology", _ports(state), [p for p in _ports(state) if _pid(root, state, p) is not None],
+                f"{len(state['nodes']) - 1} replicas and {len(state['sentinels'])} sentinels",
+                f"{replicas} replicas and {sentinels} sentinels", port,
+            )  # fmt: skip
             primary = int(state.get("primary") or state["nodes"][0])
             nodes = [primary] + [p for p in state["nodes"] if p != primary]
             sentinel_ports = list(state["sentinels"])
             password = state.get("password") if password is None else password
         else:
-            ports = _pick_ports(port, 1 + replicas + sentinels)
+            ports = _procs.pick_ports(port, 1 + replicas + sentinels)
             nodes, sentinel_ports = ports[: 1 + replicas], ports[1 + replicas :]
         state = {
-            "version": 1,
-            "binary": binary or server_binary(),
+            "version": _procs.STATE_VERSION,
+            "binary": binary or _procs.server_binary(),
             "service": SERVICE,
             "nodes": nodes,
             "sentinels": sentinel_ports,
@@ -217,9 +192,7 @@ def start(
             "password": password,
             "pids": {},
         }
-        for p in nodes + sentinel_ports:
-            if not _port_free(p):
-                raise ServerError(f"port {p} on 127.0.0.1 is taken; pick another --port or stop what uses it")
+        _procs.check_free(nodes + sentinel_ports)
         _write_state(root, state)
         try:
             _spawn_node(root, state, nodes[0], replica_of=None)
@@ -240,18 +213,16 @@ def start(
 def status(data_dir: str | os.PathLike[str]) -> TopologyStatus:
     """The topology in ``data_dir`` as it is now: which node is the primary (asked of the
     sentinels; without sentinels, of the servers), and which processes run."""
-    root = Path(data_dir).expanduser().resolve()
-    state = _read_state(root)
-    if state is None:
-        raise ServerError(f"no topology in {root}; start one with facade.topology.start / `facade server start`")
-    return _status(root, state)
+    root = _procs.root_of(data_dir)
+    hint = "; start one with facade.local.start_sentinel / `facade server start`"
+    return _status(root, _procs.stored_state(root / STATE_FILE, "topology", hint))
 
 
 def stop(data_dir: str | os.PathLike[str], timeout: float = 15.0) -> bool:
     """Stop every process of the topology (SIGTERM, which flushes the AOF; SIGKILL after
     ``timeout`` s). Returns whether anything was running. Idempotent; the data stays."""
-    root = Path(data_dir).expanduser().resolve()
-    with _lock(root):
+    root = _procs.root_of(data_dir)
+    with _procs.lock(root / "topology.lock"):
         state = _read_state(root)
         if state is None:
             return False
@@ -270,11 +241,9 @@ def start_node(data_dir: str | os.PathLike[str], port: int, timeout: float = STA
     A data node rejoins as a replica of the current primary, and this returns once it is linked;
     a sentinel starts with a fresh config monitoring the current primary.
     """
-    root = Path(data_dir).expanduser().resolve()
-    with _lock(root):
-        state = _read_state(root)
-        if state is None:
-            raise ServerError(f"no topology in {root}")
+    root = _procs.root_of(data_dir)
+    with _procs.lock(root / "topology.lock"):
+        state = _procs.stored_state(root / STATE_FILE, "topology")
         if port not in _ports(state):
             raise ServerError(f"port {port} is not part of the topology in {root} (ports {_ports(state)})")
         if _pid(root, state, port) is not None:
@@ -298,10 +267,8 @@ def start_node(data_dir: str | os.PathLike[str], port: int, timeout: float = STA
 def wait_healthy(data_dir: str | os.PathLike[str], timeout: float = START_TIMEOUT_S) -> TopologyStatus:
     """Wait until every running data node replicates from the current primary and every running
     sentinel names it; return the status then."""
-    root = Path(data_dir).expanduser().resolve()
-    state = _read_state(root)
-    if state is None:
-        raise ServerError(f"no topology in {root}")
+    root = _procs.root_of(data_dir)
+    state = _procs.stored_state(root / STATE_FILE, "topology")
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -323,39 +290,11 @@ def wait_healthy(data_dir: str | os.PathLike[str], timeout: float = START_TIMEOU
 
 
 def _check_counts(replicas: int, sentinels: int, down_after_ms: int) -> None:
-    for name, value, high in (("replicas", replicas, 16), ("sentinels", sentinels, 9)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-            raise ConfigError(f"{name} must be an integer from 0 to {high}, got {value!r}")
+    _procs.check_count("replicas", replicas, 0, 16)
+    _procs.check_count("sentinels", sentinels, 0, 9)
     if sentinels and not replicas:
         raise ConfigError("sentinels need at least one replica to promote; use --replicas 1 or more")
-    if isinstance(down_after_ms, bool) or not isinstance(down_after_ms, int) or not 100 <= down_after_ms <= 600_000:
-        raise ConfigError(f"down_after_ms must be an integer from 100 to 600000, got {down_after_ms!r}")
-
-
-def _pick_ports(base: int | None, count: int) -> list[int]:
-    if base is not None:
-        if isinstance(base, bool) or not isinstance(base, int) or not 1 <= base <= 65535 - count:
-            raise ConfigError(f"port must be an integer from 1 to {65535 - count}, got {base!r}")
-        return list(range(base, base + count))
-    ports: list[int] = []
-    while len(ports) < count:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            p = sock.getsockname()[1]
-        if p not in ports and p not in (6379, 26379):
-            ports.append(p)
-    return ports
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the servers bind: a port that only an outgoing connection uses is free to listen on.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    _procs.check_count("down_after_ms", down_after_ms, 100, 600_000)
 
 
 def _ports(state: dict[str, Any]) -> list[int]:
@@ -367,8 +306,7 @@ def _dir(root: Path, state: dict[str, Any], port: int) -> Path:
 
 
 def _pid(root: Path, state: dict[str, Any], port: int) -> int | None:
-    pid = _read_pid(_dir(root, state, port) / "server.pid") or state.get("pids", {}).get(str(port))
-    return pid if _alive(pid) else None
+    return _procs.node_pid(_dir(root, state, port), state.get("pids", {}).get(str(port)))
 
 
 def _common_lines(directory: Path, port: int) -> list[str]:
@@ -422,50 +360,25 @@ def _launch(root: Path, state: dict[str, Any], port: int, cmd: list[str]) -> Non
     directory = _dir(root, state, port)
     with contextlib.suppress(FileNotFoundError):
         (directory / "server.pid").unlink()
-    try:
-        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ServerError(f"could not run {cmd[0]}: {exc}") from exc
-    if done.returncode != 0:
-        detail = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-        raise ServerError(f"{cmd[0]} refused to start on port {port}: {detail[-1] if detail else done.returncode}")
+    _procs.launch(cmd, f" on port {port}")
     deadline = time.monotonic() + 15
-    while not ping(port=port):
-        pid = _read_pid(directory / "server.pid")
-        if time.monotonic() > deadline or (pid is not None and not _alive(pid)):
-            raise ServerError(f"the process on port {port} did not come up; last log line: {_log_tail(directory)}")
+    while not _procs.ping(port=port):
+        pid = _procs.read_pid(directory / "server.pid")
+        if time.monotonic() > deadline or (pid is not None and not _procs.alive(pid)):
+            last = _procs.log_tail(directory / "server.log")
+            raise ServerError(f"the process on port {port} did not come up; last log line: {last}")
         time.sleep(0.02)
-    pid = _read_pid(directory / "server.pid")
+    pid = _procs.read_pid(directory / "server.pid")
     while pid is None and time.monotonic() < deadline:  # the pid file follows the listening socket
         time.sleep(0.01)
-        pid = _read_pid(directory / "server.pid")
+        pid = _procs.read_pid(directory / "server.pid")
     state.setdefault("pids", {})[str(port)] = pid
-
-
-def _log_tail(directory: Path) -> str:
-    with contextlib.suppress(OSError, IndexError):
-        return (directory / "server.log").read_text(errors="replace").strip().splitlines()[-1]
-    return "(none)"
 
 
 def _stop_all(root: Path, state: dict[str, Any], timeout: float) -> None:
     # Sentinels first, so that none starts a failover while the data nodes go down.
     for group in (state["sentinels"], state["nodes"]):
-        pids = [pid for pid in (_pid(root, state, p) for p in group) if pid is not None]
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-                os.kill(pid, signal.SIGCONT)  # a stopped (SIGSTOP) process acts on SIGTERM only once resumed
-        deadline = time.monotonic() + timeout
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for pid in pids:
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _procs.stop_pids([pid for pid in (_pid(root, state, p) for p in group) if pid is not None], timeout)
     state["pids"] = {}
 
 
@@ -474,21 +387,7 @@ def _stop_all(root: Path, state: dict[str, Any], timeout: float) -> None:
 
 
 def _query(state: dict[str, Any], port: int, *command: Any) -> Any:
-    """One command to 127.0.0.1:``port``, or ServerError."""
-    import redis
-
-    try:
-        with redis.Redis(
-            host="127.0.0.1",
-            port=port,
-            password=state.get("password"),
-            socket_timeout=_QUERY_TIMEOUT_S,
-            socket_connect_timeout=_QUERY_TIMEOUT_S,
-            decode_responses=True,
-        ) as client:
-            return client.execute_command(*command)
-    except redis.RedisError as exc:
-        raise ServerError(f"port {port}: {exc}") from exc
+    return _procs.query(port, *command, password=state.get("password"))
 
 
 def _info(state: dict[str, Any], port: int) -> dict[str, Any]:
@@ -520,17 +419,11 @@ def _current_primary(root: Path, state: dict[str, Any]) -> int:
 
 def _wait_linked(root: Path, state: dict[str, Any], primary: int, replicas: list[int], deadline: float) -> None:
     """Until each replica reports its link to ``primary`` up and the primary lists it online."""
-    problem = ""
-    while True:
-        try:
-            problem = _link_problem(state, primary, replicas)
-        except ServerError as exc:
-            problem = str(exc)
-        if not problem:
-            return
-        if time.monotonic() >= deadline:
-            raise ServerError(f"the replicas did not link to the primary on port {primary} in time: {problem}")
-        time.sleep(0.05)
+    _procs.wait_until(
+        deadline,
+        f"the replicas did not link to the primary on port {primary}",
+        lambda: _link_problem(state, primary, replicas),
+    )
 
 
 def _link_problem(state: dict[str, Any], primary: int, replicas: list[int]) -> str:
@@ -555,28 +448,20 @@ def _wait_sentinels(
     """Until every sentinel names ``primary``, knows the replicas and the other sentinels (a
     failover needs a majority of sentinels that know each other)."""
     others = len(state["sentinels"]) - 1
-    while True:
-        problem = ""
+
+    def problem() -> str:
         for p in sentinel_ports:
-            try:
-                m = _query(state, p, "SENTINEL", "MASTER", SERVICE)
-            except ServerError as exc:
-                problem = str(exc)
-                break
+            m = _query(state, p, "SENTINEL", "MASTER", SERVICE)
             fields = m if isinstance(m, dict) else dict(zip(m[::2], m[1::2]))
             if int(fields.get("port", 0)) != primary or fields.get("flags") != "master":
-                problem = f"sentinel {p} sees {fields.get('port')} ({fields.get('flags')}), not {primary}"
-            elif int(fields.get("num-slaves", 0)) < len(replicas):
-                problem = f"sentinel {p} knows {fields.get('num-slaves')} of {len(replicas)} replicas"
-            elif int(fields.get("num-other-sentinels", 0)) < others:
-                problem = f"sentinel {p} knows {fields.get('num-other-sentinels')} of {others} other sentinels"
-            if problem:
-                break
-        if not problem:
-            return
-        if time.monotonic() >= deadline:
-            raise ServerError(f"the sentinels did not agree in time: {problem}")
-        time.sleep(0.05)
+                return f"sentinel {p} sees {fields.get('port')} ({fields.get('flags')}), not {primary}"
+            if int(fields.get("num-slaves", 0)) < len(replicas):
+                return f"sentinel {p} knows {fields.get('num-slaves')} of {len(replicas)} replicas"
+            if int(fields.get("num-other-sentinels", 0)) < others:
+                return f"sentinel {p} knows {fields.get('num-other-sentinels')} of {others} other sentinels"
+        return ""
+
+    _procs.wait_until(deadline, "the sentinels did not agree", problem)
 
 
 def _status(root: Path, state: dict[str, Any]) -> TopologyStatus:
@@ -602,34 +487,9 @@ def _status(root: Path, state: dict[str, Any]) -> TopologyStatus:
 # State file
 
 
-@contextlib.contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "topology.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _read_state(root: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads((root / STATE_FILE).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ServerError(f"{root / STATE_FILE} is unreadable ({exc}); remove the data dir to start afresh") from exc
-    if state.get("version") != 1:
-        raise ServerError(f"{root / STATE_FILE} was written by another facade version")
-    return state
+    return _procs.read_state(root / STATE_FILE)
 
 
 def _write_state(root: Path, state: dict[str, Any]) -> None:
-    path = root / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    # 0600: it may hold the topology's password.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh, indent=2)
-    os.replace(tmp, path)
+    _procs.write_state(root / STATE_FILE, state)

@@ -4,8 +4,8 @@
     status(data_dir)                                 ->  ClusterStatus  (roles and slots as they are now)
     stop(data_dir)                                   ->  bool           (SIGTERM, then SIGKILL)
 
-Every node runs the server binary facade uses (``facade.server.server_binary()``: that is
-``$FACADE_SERVER_BINARY`` or the bundled Valkey), daemonized, listening on 127.0.0.1 only, with
+Every node runs the server binary facade uses (``$FACADE_SERVER_BINARY`` or the bundled Valkey;
+facade/local/_procs.py starts, watches and stops the processes), daemonized, listening on 127.0.0.1 only, with
 cluster mode on (``nodes.conf`` in its own directory ``data_dir/node-<port>/``), AOF fsynced every
 second and no eviction (see :data:`NODE_SETTINGS`). There is no redis-cli/valkey-cli here, so the
 cluster is formed the way ``--cluster create`` does it, command by command: distinct config epochs,
@@ -20,19 +20,15 @@ left at port + 10000, which is out of range for the high ports the kernel hands 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
-import signal
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ServerError
-from .server import _alive, _read_pid, ping, server_binary, spawn_server
+from ..errors import ServerError
+from . import _procs
+from ._procs import NodeStatus
 
 __all__ = [
     "NODE_SETTINGS",
@@ -68,20 +64,8 @@ STATE_FILE = "cluster.json"
 START_TIMEOUT_S = 30.0
 MAX_SHARDS = 16
 MAX_REPLICAS = 4
-_QUERY_TIMEOUT_S = 1.0
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """One node process."""
-
-    port: int
-    """TCP port on 127.0.0.1."""
-    pid: int | None
-    """Process id, or None when it is not running."""
-
-    def as_json(self) -> dict[str, Any]:
-        return {"port": self.port, "pid": self.pid}
+BUS_PORT_OFFSET = 10000
+"""Cluster bus port of a node started on a given base port: its port + this (as Redis's default)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +100,8 @@ class ClusterStatus:
     binary: str
     """The server binary it runs."""
 
+    kind = "cluster"
+
     @property
     def running(self) -> bool:
         """Whether every node runs."""
@@ -128,8 +114,7 @@ class ClusterStatus:
 
 def slot_ranges(shards: int) -> list[tuple[int, int]]:
     """The 16384 slots cut into ``shards`` contiguous ranges as equal as possible."""
-    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= SLOTS:
-        raise ServerError(f"shards must be an integer from 1 to {MAX_SHARDS}, got {shards!r}")
+    _procs.check_count("shards", shards, 1, SLOTS)
     bounds = [round(i * SLOTS / shards) for i in range(shards + 1)]
     return [(bounds[i], bounds[i + 1] - 1) for i in range(shards)]
 
@@ -156,45 +141,32 @@ def start(
     data_dir that holds a stopped cluster is started again with its ports and data. Raises
     ServerError if one already runs there.
     """
-    for name, value, low, high in (("shards", shards, 1, MAX_SHARDS), ("replicas_per_shard", replicas_per_shard, 0, MAX_REPLICAS)):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ServerError(f"{name} must be an integer from {low} to {high}, got {value!r}")
-    root = Path(data_dir).expanduser().resolve()
-    with _lock(root):
+    _procs.check_count("shards", shards, 1, MAX_SHARDS)
+    _procs.check_count("replicas_per_shard", replicas_per_shard, 0, MAX_REPLICAS)
+    root = _procs.root_of(data_dir)
+    with _procs.lock(root / "cluster.lock"):
         state = _read_state(root)
         fresh = state is None
         if state is not None:
-            running = [p for p in _ports(state) if _pid(root, p) is not None]
-            if running:
-                raise ServerError(
-                    f"a cluster already runs in {root} (nodes on ports {', '.join(map(str, running))}); "
-                    "stop it first (facade.cluster_topology.stop / `facade server stop --data-dir`), or use another data dir"
-                )
-            layout = (len(state["shards"]), len(state["shards"][0]["replicas"]))
-            if layout != (shards, replicas_per_shard):
-                raise ServerError(
-                    f"{root} holds a stopped cluster with {layout[0]} shards and {layout[1]} replicas per shard; "
-                    "start it with the same counts, or use another data dir"
-                )
-            if port is not None and port != min(_ports(state)):
-                raise ServerError(f"{root} holds a cluster on ports from {min(_ports(state))}, not {port}")
+            _procs.check_restart(
+                root, "cluster", _ports(state), [p for p in _ports(state) if _pid(root, p) is not None],
+                f"{len(state['shards'])} shards and {len(state['shards'][0]['replicas'])} replicas per shard",
+                f"{shards} shards and {replicas_per_shard} replicas per shard", port,
+            )  # fmt: skip
         else:
             count = shards * (1 + replicas_per_shard)
             ports, buses = _pick_ports(port, count)
             primaries = ports[:shards]
             rest = iter(ports[shards:])
             state = {
-                "version": 1,
-                "binary": binary or server_binary(),
+                "version": _procs.STATE_VERSION,
+                "binary": binary or _procs.server_binary(),
                 "shards": [
                     {"primary": p, "replicas": [next(rest) for _ in range(replicas_per_shard)]} for p in primaries
                 ],
                 "bus": {str(p): b for p, b in zip(ports, buses)},
             }
-        for p in _ports(state):
-            for q in (p, state["bus"][str(p)]):
-                if not _port_free(q):
-                    raise ServerError(f"port {q} on 127.0.0.1 is taken; pick another --port or stop what uses it")
+        _procs.check_free([q for p in _ports(state) for q in (p, state["bus"][str(p)])])
         _write_state(root, state)
         deadline = time.monotonic() + timeout
         try:
@@ -214,18 +186,16 @@ def start(
 def status(data_dir: str | os.PathLike[str]) -> ClusterStatus:
     """The cluster in ``data_dir`` as it is now: roles and slots as a running node reports them
     (a replica promoted by a failover is shown as its shard's primary), else as started."""
-    root = Path(data_dir).expanduser().resolve()
-    state = _read_state(root)
-    if state is None:
-        raise ServerError(f"no cluster in {root}; start one with facade.cluster_topology.start / `facade server start`")
-    return _status(root, state)
+    root = _procs.root_of(data_dir)
+    hint = "; start one with facade.local.start_cluster / `facade server start`"
+    return _status(root, _procs.stored_state(root / STATE_FILE, "cluster", hint))
 
 
 def stop(data_dir: str | os.PathLike[str], timeout: float = 15.0) -> bool:
     """Stop every node (SIGTERM, which flushes the AOF and nodes.conf; SIGKILL after ``timeout``
     s). Returns whether anything was running. Idempotent; the data stays."""
-    root = Path(data_dir).expanduser().resolve()
-    with _lock(root):
+    root = _procs.root_of(data_dir)
+    with _procs.lock(root / "cluster.lock"):
         state = _read_state(root)
         if state is None:
             return False
@@ -241,29 +211,10 @@ def stop(data_dir: str | os.PathLike[str], timeout: float = 15.0) -> bool:
 def _pick_ports(base: int | None, count: int) -> tuple[list[int], list[int]]:
     """``count`` client ports and as many cluster bus ports."""
     if base is not None:
-        if isinstance(base, bool) or not isinstance(base, int) or not 1 <= base or base + count + 10000 > 65535:
-            raise ServerError(f"port must be an integer from 1 to {65535 - 10000 - count}, got {base!r}")
-        ports = list(range(base, base + count))
-        return ports, [p + 10000 for p in ports]
-    picked: list[int] = []
-    while len(picked) < 2 * count:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            p = sock.getsockname()[1]
-        if p not in picked and p not in (6379, 16379, 26379):
-            picked.append(p)
+        ports = _procs.pick_ports(base, count, room=BUS_PORT_OFFSET)
+        return ports, [p + BUS_PORT_OFFSET for p in ports]
+    picked = _procs.pick_ports(None, 2 * count)
     return picked[:count], picked[count:]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the server binds: a port whose last connections linger in TIME_WAIT is free to it.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _ports(state: dict[str, Any]) -> list[int]:
@@ -275,8 +226,7 @@ def _dir(root: Path, port: int) -> Path:
 
 
 def _pid(root: Path, port: int) -> int | None:
-    pid = _read_pid(_dir(root, port) / "server.pid")
-    return pid if _alive(pid) else None
+    return _procs.node_pid(_dir(root, port))
 
 
 def _spawn_node(root: Path, state: dict[str, Any], port: int) -> None:
@@ -286,61 +236,29 @@ def _spawn_node(root: Path, state: dict[str, Any], port: int) -> None:
     args = ["--port", str(port), "--bind", "127.0.0.1", "--cluster-port", str(state["bus"][str(port)])]
     for key, value in NODE_SETTINGS.items():
         args += [f"--{key}", value]
-    spawn_server(
+    _procs.spawn_server(
         state["binary"], directory, args, pidfile=directory / "server.pid", logfile=directory / "server.log"
     )
 
 
 def _wait_answers(root: Path, port: int, deadline: float) -> None:
-    while not ping(port=port):
-        if time.monotonic() > deadline:
-            raise ServerError(f"the node on port {port} did not come up; last log line: {_log_tail(_dir(root, port))}")
-        time.sleep(0.02)
-
-
-def _log_tail(directory: Path) -> str:
-    with contextlib.suppress(OSError, IndexError):
-        return (directory / "server.log").read_text(errors="replace").strip().splitlines()[-1]
-    return "(none)"
+    log = _dir(root, port) / "server.log"
+    _procs.wait_until(
+        deadline,
+        f"the node on port {port} did not come up",
+        lambda: "" if _procs.ping(port=port) else f"last log line: {_procs.log_tail(log)}",
+    )
 
 
 def _stop_all(root: Path, state: dict[str, Any], timeout: float) -> None:
-    pids = [pid for pid in (_pid(root, p) for p in _ports(state)) if pid is not None]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-            os.kill(pid, signal.SIGCONT)  # a stopped (SIGSTOP) process acts on SIGTERM only once resumed
-    deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    for pid in pids:
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _procs.stop_pids([pid for pid in (_pid(root, p) for p in _ports(state)) if pid is not None], timeout)
 
 
 # ---------------------------------------------------------------------------------------------
 # Forming the cluster
 
 
-def _query(port: int, *command: Any) -> Any:
-    """One command to 127.0.0.1:``port``, or ServerError."""
-    import redis
-
-    try:
-        with redis.Redis(
-            host="127.0.0.1",
-            port=port,
-            socket_timeout=_QUERY_TIMEOUT_S,
-            socket_connect_timeout=_QUERY_TIMEOUT_S,
-            decode_responses=True,
-        ) as client:
-            return client.execute_command(*command)
-    except redis.RedisError as exc:
-        raise ServerError(f"port {port}: {exc}") from exc
+_query = _procs.query
 
 
 def _form(state: dict[str, Any], deadline: float) -> None:
@@ -355,7 +273,7 @@ def _form(state: dict[str, Any], deadline: float) -> None:
     first = ports[0]
     for p in ports[1:]:
         _query(p, "CLUSTER", "MEET", "127.0.0.1", first, state["bus"][str(first)])
-    _until(deadline, "the nodes did not all meet", lambda: _meet_problem(ports))
+    _procs.wait_until(deadline, "the nodes did not all meet", lambda: _meet_problem(ports))
     for shard in state["shards"]:
         primary_id = _query(shard["primary"], "CLUSTER", "MYID")
         for r in shard["replicas"]:
@@ -373,7 +291,7 @@ def _meet_problem(ports: list[int]) -> str:
 
 
 def _wait_ready(state: dict[str, Any], deadline: float) -> None:
-    _until(deadline, "the cluster did not become ready", lambda: _ready_problem(state))
+    _procs.wait_until(deadline, "the cluster did not become ready", lambda: _ready_problem(state))
 
 
 def _ready_problem(state: dict[str, Any]) -> str:
@@ -399,20 +317,6 @@ def _ready_problem(state: dict[str, Any]) -> str:
             if fields.get("master_link_status") != "up" or int(fields.get("master_port", 0)) != primary_port:
                 return f"replica {port} is not linked to its primary {primary_port} yet"
     return ""
-
-
-def _until(deadline: float, what: str, problem_of: Any) -> None:
-    problem = ""
-    while True:
-        try:
-            problem = problem_of()
-        except ServerError as exc:
-            problem = str(exc)
-        if not problem:
-            return
-        if time.monotonic() >= deadline:
-            raise ServerError(f"{what} in time: {problem}")
-        time.sleep(0.05)
 
 
 def _parse_nodes(text: str) -> list[dict[str, Any]]:
@@ -496,31 +400,9 @@ def _status(root: Path, state: dict[str, Any]) -> ClusterStatus:
 # State file
 
 
-@contextlib.contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "cluster.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _read_state(root: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads((root / STATE_FILE).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ServerError(f"{root / STATE_FILE} is unreadable ({exc}); remove the data dir to start afresh") from exc
-    if state.get("version") != 1:
-        raise ServerError(f"{root / STATE_FILE} was written by another facade version")
-    return state
+    return _procs.read_state(root / STATE_FILE)
 
 
 def _write_state(root: Path, state: dict[str, Any]) -> None:
-    path = root / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, path)
+    _procs.write_state(root / STATE_FILE, state)

@@ -1,0 +1,80 @@
+"""Frozen records Admin returns about the broker itself and the counters of its streams
+(facade/records.py holds Kafka's vocabulary; these have no Kafka counterpart but the metrics
+tools show). Read by ``Admin.describe_server``, ``Admin.partition_stats`` and
+``Admin.uncommitted_age_ms``; the dashboard and the benchmarks draw them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["GroupCursor", "PartitionStats", "ReplicaDescription", "ServerDescription"]
+
+
+@dataclass(frozen=True)
+class ReplicaDescription:
+    """A replica attached to a primary (INFO replication)."""
+
+    address: str
+    """``host:port`` as the primary sees it."""
+    state: str
+    """"online", "wait_bgsave", "send_bulk", ..."""
+    offset_lag: int | None
+    """Bytes of replication stream it has not acknowledged yet."""
+    lag_s: int | None
+    """Seconds since its last acknowledgement."""
+
+
+@dataclass(frozen=True)
+class ServerDescription:
+    """The server a URL leads to, or for a cluster its primaries taken together."""
+
+    version: str
+    """"valkey 9.1.2", "redis 7.0.15" (a cluster: the first primary's)."""
+    role: str
+    """"master" or "slave" (as INFO says), or "cluster of N primaries"."""
+    used_memory: int
+    """Bytes in use (a cluster: summed over the primaries)."""
+    maxmemory: int
+    """Bytes allowed; 0: no limit (a cluster: the sum, or 0 when any primary has none)."""
+    maxmemory_policy: str
+    uptime_s: int
+    """Seconds since start (a cluster: the youngest primary's)."""
+    replicas: tuple[ReplicaDescription, ...] = ()
+    """Replicas attached to the primary (a cluster: to every primary)."""
+    primary_link: str | None = None
+    """For a replica: "host:port up|down"."""
+    sentinel_primary: str | None = None
+    """With a Sentinel URL: the primary the sentinels report (host:port), or
+    "unknown (no sentinel answers)"."""
+    config_epoch: int | None = None
+    """With a Sentinel URL: the sentinels' config epoch (grows with every failover)."""
+    run_id: str = ""
+    """INFO's run_id (a cluster: every primary's, joined by ","): changes when a server restarts."""
+
+
+@dataclass(frozen=True)
+class GroupCursor:
+    """Where one consumer group's stream group stands on one partition (XINFO GROUPS)."""
+
+    group: str
+    delivered: int | None
+    """Records delivered to the group so far (``entries-read``); None when the server cannot tell."""
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    """Counters of one partition's stream (XINFO STREAM), for rates and trends."""
+
+    topic: str
+    partition: int
+    length: int
+    """Records stored now."""
+    first_offset: int | None
+    """Offset of the oldest stored record (None: empty)."""
+    last_offset: int | None
+    """Offset of the newest stored record (None: empty)."""
+    appended: int
+    """Records ever appended (``entries-added``; servers before Redis 7: the length)."""
+    groups: tuple[GroupCursor, ...] = ()
+    """The groups reading it, by name."""
