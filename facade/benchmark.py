@@ -20,8 +20,8 @@ from typing import Any
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ._sync.connect import create_client, resolve_url
 from ._sync.admin import Admin
+from ._sync.connect import create_client, resolve_url
 from ._sync.consumer import Consumer
 from ._sync.producer import Producer
 from .errors import BrokerError

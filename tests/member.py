@@ -61,8 +61,7 @@ def main() -> int:
             except FencedInstanceIdError as exc:
                 out.write(f"E {str(exc)[:80]} {time.time():.3f}\n")
                 break
-            for m in records:
-                out.write(f"R {m.value.decode()} {m.partition} {m.offset} {m.delivery_count}\n")
+            out.writelines(f"R {m.value.decode()} {m.partition} {m.offset} {m.delivery_count}\n" for m in records)
             if args.delay_ms:
                 time.sleep(args.delay_ms / 1000)
             try:

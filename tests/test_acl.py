@@ -154,15 +154,15 @@ def _script_commands(name: str) -> set[str]:
     those of the prelude (lua/_lib.lua) functions it uses, directly or through another."""
     body = (scripts.lua_dir() / f"{name}.lua").read_text()
     prelude = (scripts.lua_dir() / f"{scripts.PRELUDE}.lua").read_text()
-    functions = dict(re.findall(r"local function (\w+)\((.*?)(?=\nlocal function |\Z)", prelude, re.S))
+    functions = dict(re.findall(r"local function (\w+)\((.*?)(?=\nlocal function |\Z)", prelude, re.DOTALL))
     used: set[str] = set()
     todo = [body]
     while todo:
         text = todo.pop()
-        for fn in functions:
+        for fn, fn_body in functions.items():
             if fn not in used and re.search(rf"\b{fn}\(", text):
                 used.add(fn)
-                todo.append(functions[fn])
+                todo.append(fn_body)
     return _commands_in(body) | set().union(*(_commands_in(functions[fn]) for fn in used), set())
 
 

@@ -9,10 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from facade.codec import HEADER_PREFIX, KEY, TS, VALUE, decode, encode, to_bytes
-from facade.records import CREATE_TIME, LOG_APPEND_TIME, Headers
 from facade.config import ConsumerConfig, ProducerConfig, build, parse_acks
 from facade.errors import ConfigError, MessageTooLargeError
-from facade.records import Message
+from facade.records import CREATE_TIME, LOG_APPEND_TIME, Headers, Message
 
 # --- ProducerConfig ---------------------------------------------------------------------------
 

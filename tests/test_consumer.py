@@ -18,8 +18,9 @@ from facade import (
     OffsetOutOfRangeError,
     Producer,
     TopicPartition,
+    keys,
+    scripts,
 )
-from facade import keys, scripts
 
 FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000}
 MANUAL = {**FAST, "enable_auto_commit": False}
@@ -315,10 +316,9 @@ def test_a_committed_offset_trimmed_by_retention_follows_auto_offset_reset(url):
         assert [m.offset for m in drain([c3], 1)[0]] == [12]
     with redis.Redis.from_url(url) as r:
         r.hset(keys.committed("t", 0), "g3", 1)
-    with Consumer("t", "g3", url, auto_offset_reset="none", **FAST) as c4:
-        with pytest.raises(OffsetOutOfRangeError):
-            for _ in range(50):
-                c4.poll(timeout_ms=20)
+    with Consumer("t", "g3", url, auto_offset_reset="none", **FAST) as c4, pytest.raises(OffsetOutOfRangeError):
+        for _ in range(50):
+            c4.poll(timeout_ms=20)
 
 
 def test_asynchronous_commits_ride_on_reads_and_a_lost_one_is_covered_by_the_next(url):

@@ -202,7 +202,7 @@ def test_static_members_restart_without_rebalance(url, members):
         for n in names:
             procs[n].stop()
             procs[n] = members(url, "g", "t", f"{n}-{round_}", "--session-timeout-ms", "6000", "--instance-id", n)
-            wait_until(lambda: procs[n].owned() == owned[n], timeout=20, what=f"{n} gets its partitions back")
+            wait_until(lambda n=n: procs[n].owned() == owned[n], timeout=20, what=f"{n} gets its partitions back")
     with Admin(url) as a:
         after = a.describe_group("g")
     assert after.generation == before.generation  # no rebalance at all

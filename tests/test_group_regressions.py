@@ -24,7 +24,6 @@ from facade import (
     BrokerError,
     CommitFailedError,
     Consumer,
-    FencedInstanceIdError,
     Producer,
     TopicPartition,
     keys,

@@ -13,8 +13,7 @@ import pytest
 import redis
 from conftest import wait_until
 
-from facade import Admin, CommitFailedError, ConfigError, Consumer, OutputRecord, Producer, relay
-from facade import keys
+from facade import Admin, CommitFailedError, ConfigError, Consumer, OutputRecord, Producer, keys, relay
 
 FAST = {"heartbeat_interval_ms": 50, "auto_offset_reset": "earliest", "enable_auto_commit": False}
 

@@ -63,8 +63,8 @@ def produce(lua, records, tp=TP, seq=0, pid="", plain=None, times=None, **kw):
         else:
             dedup, fields = rec if isinstance(rec, tuple) else ("", rec)
             args += [dedup, len(fields), *fields]
-    options = dict(max_len=None, retention_ms=None, acked=False, producer_id=pid, first_seq=seq,
-                   producer_id_expiry_ms=3_600_000, dedup_window_ms=60_000, dedup_max_ids=1000)  # fmt: skip
+    options = {"max_len": None, "retention_ms": None, "acked": False, "producer_id": pid, "first_seq": seq,
+                   "producer_id_expiry_ms": 3_600_000, "dedup_window_ms": 60_000, "dedup_max_ids": 1000}  # fmt: skip
     options.update(kw)
     now = int(time.time() * 1000)
     call = scripts.produce(tp, count=len(records), plain=plain, times=f"{now} {len(records)}" if times is None else times,

@@ -111,7 +111,7 @@ class Admin:
         shards = partition_nodes(self._conn, name, cfg.partitions)
         parts = tuple(
             PartitionInfo(tp.partition, keys.stream(name, tp.partition), ends[tp].length, ends[tp].start, ends[tp].end,
-                          shards.get(tp.partition))  # fmt: skip
+                          shards.get(tp.partition))
             for tp in tps
         )
         return TopicDescription(cfg, parts, tuple(sorted(readers)))

@@ -11,8 +11,8 @@ is fenced in Lua by the committer's owner token.
 from __future__ import annotations
 
 import itertools
-import uuid
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 

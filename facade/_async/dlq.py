@@ -12,8 +12,8 @@ from __future__ import annotations
 from .. import codec, keys
 from ..errors import ConfigError
 from ..records import Message, TopicPartition
-from .logs import delete_before
 from .client import Connection
+from .logs import delete_before
 from .producer import Producer
 
 __all__ = ["dlq_name", "list_dead", "replay_dead"]

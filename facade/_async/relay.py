@@ -20,9 +20,9 @@ A record whose output cannot be stored at all (larger than ``max_message_bytes``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-import logging
 from typing import Any
 
 from .. import codec, keys

@@ -54,7 +54,7 @@ class Membership:
         self._conn = conn
         # () -> [(partition, owner token)] this member holds: given up at once when it leaves
         # for exceeding max_poll_interval_ms, so others take them and its late commits fail.
-        self._owned = owned or (lambda: [])
+        self._owned = owned or (list)
         self.group = group
         self.topics = topics
         self.config = config
@@ -141,7 +141,7 @@ class Membership:
                 context=f"joining group {self.group}",
             )  # fmt: skip
             self._conn.command(
-                f"joining group {self.group}", "HSETNX", keys.GROUPS, self.group, '{"layout": %d}' % keys.LAYOUT_VERSION
+                f"joining group {self.group}", "HSETNX", keys.GROUPS, self.group, f'{{"layout": {keys.LAYOUT_VERSION}}}'
             )
             with self._state:
                 self._joined = True
