@@ -44,7 +44,8 @@ ROLE_SCRIPTS = {
     ("producer",): {"produce"},
     ("consumer",): {"claim", "release", "fetch", "commit", "group_join", "group_heartbeat", "group_sync",
                     "group_leave", "group_alive", "group_lock", "set_position"},
-    ("admin",): {"partition_init", "topic_register", "set_position", "group_delete", "group_lock", "trim_before"},
+    ("admin",): {"partition_init", "topic_register", "set_position", "group_delete", "group_lock", "trim_before",
+                  "first_uncommitted"},
     ("consumer", "producer"): {"transact"},
 }  # fmt: skip
 

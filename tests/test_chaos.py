@@ -15,11 +15,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs the consumer rewrite of issue 13: the consumer at 1e4177e shows anomalies under these "
-    "faults (e.g. a deposed member hands out a prefetched record its successor already committed)",
-)
 def test_a_seeded_chaos_run_finds_no_anomaly(server_spec, tmp_path):
     r = run(RunConfig(seed=7, duration_s=45, server_binary=server_spec[0], workdir=tmp_path / "run"))
     report = render([summarize(r)])

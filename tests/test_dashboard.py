@@ -175,7 +175,7 @@ def test_dead_letter_topics_are_listed_apart():
     [
         (snapshot(groups=(group(members=0),)), "has no members and lag 12"),
         (snapshot(groups=(group(lag_delta=30),)), "lag of group readers is growing (+30"),
-        (snapshot(groups=(group(age=45_000),)), "pending for 45s"),
+        (snapshot(groups=(group(age=45_000),)), "uncommitted for 45s"),
         (snapshot(server=server(used_memory=85, maxmemory=100)), "memory 85% of maxmemory"),
         (snapshot(server=server(used_memory=95, maxmemory=100)), "memory 95% of maxmemory"),
         (snapshot(server=server(maxmemory_policy="allkeys-lru")), "may evict records"),

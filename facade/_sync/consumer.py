@@ -26,7 +26,14 @@ from ..config import ConsumerConfig, build
 from ..errors import CommitFailedError, ConfigError, FacadeError, UnsupportedError
 from ..offsets import offset_of
 from ..offsets import validate as validate_offset
-from ..records import GroupMetadata, Message, OffsetAndMetadata, OffsetAndTimestamp, OutputRecord, TopicPartition
+from ..records import (
+    GroupMetadata,
+    Message,
+    OffsetAndMetadata,
+    OffsetAndTimestamp,
+    OutputRecord,
+    TopicPartition,
+)
 from ..subscription import PartitionState, Subscription
 from . import _backend, logs
 from .client import Connection, GuardedReader, TopicCache
