@@ -189,7 +189,8 @@ def message_template(template: str) -> Callable[[Message], bytes]:
                     literal = []
                 parts.append(_FIELDS[nxt])
             else:
-                raise ValueError(f"unknown field %{nxt} at position {i + 1}; use {TEMPLATE_HELP}")
+                shown = nxt if nxt.isprintable() else nxt.encode("unicode_escape").decode()
+                raise ValueError(f"unknown field %{shown} at position {i + 1}; use {TEMPLATE_HELP}")
             i += 2
         elif c == "\\" and nxt in _ESCAPES:
             literal.append(_ESCAPES[nxt])
@@ -254,6 +255,7 @@ def topic_json(cfg: TopicConfig) -> dict[str, Any]:
         "max_len": cfg.max_len,
         "created_ms": cfg.created_ms,
         "ack_retention": cfg.ack_retention,
+        "timestamp_type": cfg.timestamp_type,
     }
 
 
@@ -315,6 +317,7 @@ def description_view(desc: TopicDescription) -> RenderableType:
         ("  Max len: ", "bold"), "-" if c.max_len is None else str(c.max_len),
         ("  Created: ", "bold"), format_time_ms(c.created_ms),
         ("  Ack retention: ", "bold"), "on" if c.ack_retention else "off",
+        ("  Timestamps: ", "bold"), c.timestamp_type,
     )  # fmt: skip
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("PARTITION", justify="right")

@@ -23,7 +23,7 @@ from ._sync.consumer import Consumer
 from ._sync.producer import Producer
 from ._sync.relay import RelayStats, relay
 from .config import ConsumerConfig, ProducerConfig
-from .descriptions import GroupCursor, PartitionStats, ReplicaDescription, ServerDescription
+from .descriptions import GroupCursor, MigrationReport, PartitionStats, ReplicaDescription, ServerDescription
 from .errors import (
     AuthenticationError,
     BrokerError,
@@ -98,6 +98,7 @@ __all__ = [
     "InvalidUrlError",
     "Message",
     "MessageTooLargeError",
+    "MigrationReport",
     "NotEnoughReplicasError",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",

@@ -72,6 +72,7 @@ _GROUPS = keys.GROUPS  # facade:{meta}:groups
 _LOG, _OWN, _DONE = f"{_P}:{{*}}:log", f"{_P}:{{*}}:own", f"{_P}:{{*}}:done"
 _OFF, _DLV = f"{_P}:{{*}}:off", f"{_P}:{{*}}:dlv"
 _PRODUCER_STATE = (f"{_P}:{{*}}:pid", f"{_P}:{{*}}:pidx", f"{_P}:{{*}}:dedup", f"{_P}:{{*}}:dedupx")
+_MIGRATION = (f"{_P}:{{*}}:mig", f"{_P}:{{*}}:old", f"{_P}:{{*}}:layout")
 _GROUP_KEYS = (f"{_P}:{{g/*}}:state", f"{_P}:{{g/*}}:members", f"{_P}:{{g/*}}:deadlines")
 
 
@@ -176,6 +177,8 @@ _ADMIN = (
             # delete records (trim_before), and dlq_replay trims replayed dead letters (re-sending
             # them needs the producer role).
             "+xtrim", "+xdel",
+            # topics migrate: the old layout's pending lists, and dropping keys without blocking.
+            "+xpending", "+unlink",
         ),
     ),
     # Hash writes only where admin operations make them: register/alter/unregister topics
@@ -191,6 +194,11 @@ _ADMIN = (
     (_rw(_GROUP_KEYS[0]), ("+hset", "+hdel", "+hincrby")),
     (_rw(_GROUP_KEYS[1]), ("+hdel",)),
     (_rw(_GROUP_KEYS[2]), ("+zrem",)),
+    # `facade topics migrate` (a topic of the older layout): the dense copy is written with XADD
+    # on :mig keys only, the marker with SET; topic_migrate renames the old stream away and the
+    # copy into its place. (Reads, UNLINK, XPENDING and EVALSHA: the first selector.)
+    (_rw(*_MIGRATION), ("+xadd", "+set")),
+    (_rw(_LOG, *_MIGRATION), ("+rename",)),
 )  # fmt: skip
 
 _ROLES = {"producer": (_PRODUCER, _PRODUCER_TOP), "consumer": (_CONSUMER, _CONSUMER_TOP), "admin": (_ADMIN, ())}

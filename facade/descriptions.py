@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GroupCursor", "PartitionStats", "ReplicaDescription", "ServerDescription"]
+__all__ = ["GroupCursor", "MigrationReport", "PartitionStats", "ReplicaDescription", "ServerDescription"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,18 @@ class PartitionStats:
     """Records ever appended (``entries-added``; servers before Redis 7: the length)."""
     groups: tuple[GroupCursor, ...] = ()
     """The groups reading it, by name."""
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What ``Admin.migrate_topic`` did to a topic of the older key layout."""
+
+    topic: str
+    partitions: int
+    """Partitions carried over by this call (not those an earlier, interrupted call did)."""
+    records: int
+    """Records copied by this call."""
+    groups: tuple[str, ...]
+    """Groups whose committed offsets were carried over."""
+    already: bool
+    """The topic was already at the current layout: nothing was done."""

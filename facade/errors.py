@@ -346,6 +346,8 @@ _SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
     "FENCED": CommitFailedError,
     "NOTOPIC": UnknownTopicError,
     "TOPICEXISTS": TopicExistsError,
+    # A topic migration's copy is out of date (facade topics migrate copies again).
+    "CHANGED": TopicError,
     "BADARG": ConfigError,
     "UNKNOWNMEMBER": UnknownMemberError,
     "FENCEDINSTANCE": FencedInstanceIdError,

@@ -13,6 +13,9 @@ Layout version 2 (see docs/design.md, "Key layout"):
     facade:{T/P}:pidx               zset   producer id -> when its state expires (ms)
     facade:{T/P}:dedup              hash   dedup id -> offset of the record first sent with it
     facade:{T/P}:dedupx             zset   dedup id -> when it expires (ms)
+    facade:{T/P}:mig, :old, :layout during `facade topics migrate` only: the dense copy of a
+                                           layout-1 stream, the old stream after the swap, and
+                                           the marker of a partition already carried over
     facade:{g/G}:members            hash   member id -> "<session nonce> <JSON metadata>"
     facade:{g/G}:deadlines          zset   member id -> session deadline (ms, server clock)
     facade:{g/G}:state              hash   generation, assignment, assignment_generation, previous,
@@ -169,6 +172,39 @@ def produce_keys(topic: str, partition: int) -> list[str]:
     ]
 
 
+def migration_copy(topic: str, partition: int) -> str:
+    """While a layout-1 partition is migrated: the copy of its stream with dense offsets."""
+    return f"{_partition_tag(topic, partition)}:mig"
+
+
+def migration_old(topic: str, partition: int) -> str:
+    """While a layout-1 partition is migrated: its old stream, after the copy took its place."""
+    return f"{_partition_tag(topic, partition)}:old"
+
+
+def migration_marker(topic: str, partition: int) -> str:
+    """While a layout-1 topic is migrated: set on each partition already carried over."""
+    return f"{_partition_tag(topic, partition)}:layout"
+
+
+def migrate_keys(topic: str, partition: int) -> list[str]:
+    """The keys the topic_migrate script takes, in its KEYS order."""
+    return [
+        stream(topic, partition),
+        migration_copy(topic, partition),
+        migration_old(topic, partition),
+        migration_marker(topic, partition),
+        committed(topic, partition),
+        processed(topic, partition),
+        owners(topic, partition),
+        deliveries(topic, partition),
+        producer_state(topic, partition),
+        producer_index(topic, partition),
+        dedup(topic, partition),
+        dedup_index(topic, partition),
+    ]
+
+
 def partition_keys(topic: str, partition: int) -> tuple[str, ...]:
     """Every key that belongs to one partition (what deleting a topic removes)."""
     return (
@@ -176,6 +212,9 @@ def partition_keys(topic: str, partition: int) -> tuple[str, ...]:
         owners(topic, partition),
         processed(topic, partition),
         deliveries(topic, partition),
+        migration_copy(topic, partition),
+        migration_old(topic, partition),
+        migration_marker(topic, partition),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,6 +35,7 @@ NAMES = (
     "set_position",
     "trim_before",
     "first_uncommitted",
+    "topic_migrate",
     "group_join",
     "group_heartbeat",
     "group_sync",
@@ -280,6 +281,24 @@ def trim_before(tp: TopicPartition, offset: int | None, limit: int = 10_000) -> 
 def first_uncommitted(tp: TopicPartition, group: str) -> Call:
     """The offset and append ms of ``group``'s oldest uncommitted record on ``tp`` (read only)."""
     return Call("first_uncommitted", [keys.stream(tp.topic, tp.partition), keys.committed(tp.topic, tp.partition)], [group])
+
+
+def topic_migrate(
+    tp: TopicPartition,
+    length: int,
+    last_id: str,
+    committed: Mapping[str, int],
+    processed: Mapping[str, int],
+) -> Call:
+    """Put the dense copy of a layout-1 partition in its place, if the old stream still has
+    ``length`` records ending at ``last_id`` ("" when empty); with each group's committed offset
+    and processed mark converted. Answers 1 (done now) or 0 (done before)."""
+    args: list[Any] = [length, last_id, len(committed)]
+    for group, offset in committed.items():
+        args += (group, offset)
+    for group, offset in processed.items():
+        args += (group, offset)
+    return Call("topic_migrate", keys.migrate_keys(tp.topic, tp.partition), args)
 
 
 class Output(NamedTuple):

@@ -45,7 +45,7 @@ ROLE_SCRIPTS = {
     ("consumer",): {"claim", "release", "fetch", "commit", "group_join", "group_heartbeat", "group_sync",
                     "group_leave", "group_alive", "group_lock", "set_position"},
     ("admin",): {"partition_init", "topic_register", "set_position", "group_delete", "group_lock", "trim_before",
-                  "first_uncommitted"},
+                  "first_uncommitted", "topic_migrate"},
     ("consumer", "producer"): {"transact"},
 }  # fmt: skip
 
@@ -225,11 +225,19 @@ def test_rules_grant_facade_keys_only_and_no_dangerous_command(role):
         ),
         ("consumer", {"xadd", "xtrim", "xdel", "del", "xgroup|destroy", "zcount", "hkeys"}),
         # (an admin trims: delete_records; and ends crashed members' sessions before a reset)
-        ("admin", {"xadd", "xreadgroup", "xread", "zadd", "xack"}),
+        ("admin", {"xreadgroup", "xread", "zadd", "xack"}),
     ],
 )
 def test_each_role_lacks_what_it_must_not_do(role, never):
     assert not never & _granted(acl.rules(role))
+
+
+def test_an_admin_appends_only_to_a_migration_copy():
+    selectors = [tok for tok in acl.rules("admin") if "+xadd" in tok.split() or "+xadd)" in tok]
+    assert selectors
+    for tok in selectors:
+        patterns = [t for t in tok.strip("()").split() if t.startswith("~")]
+        assert patterns and all(p.endswith((":mig", ":old", ":layout")) for p in patterns), tok
 
 
 def test_registry_writes_are_confined():

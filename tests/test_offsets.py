@@ -211,3 +211,33 @@ def test_datetimes():
     assert offsets.parse_datetime_ms("1970-01-01T00:00:01") == 1000  # UTC when no offset
     with pytest.raises(ConfigError, match="ISO 8601"):
         offsets.parse_datetime_ms("last tuesday")
+
+
+def test_record_timestamps_follow_the_topics_timestamp_type(url):
+    from click.testing import CliRunner
+    from facade.cli import main
+
+    result = CliRunner().invoke(main, ["--url", url, "topics", "create", "appended", "-p", "1",
+                                       "--timestamp-type", "LogAppendTime"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    described = CliRunner().invoke(main, ["--url", url, "topics", "describe", "appended"])
+    assert "Timestamps: LogAppendTime" in described.output
+    with Admin(url) as a:
+        a.create_topic("created", 1)
+    given_ms = 1_000_000_000_000  # 2001: a producer's own time, kept only by CreateTime topics
+    with Producer(url) as p:
+        kept = p.send("created", "x", timestamp_ms=given_ms).get(timeout=5)
+        stamped = p.send("appended", "x", timestamp_ms=given_ms).get(timeout=5)
+        now = p.send("created", "y").get(timeout=5)
+    assert kept.timestamp_ms == given_ms
+    assert stamped.timestamp_ms > given_ms + 10**11  # the broker's append time
+    assert abs(now.timestamp_ms - time.time() * 1000) < 60_000  # send()'s time by default
+    with Consumer(["created", "appended"], "g", url, **FAST) as c:
+        got = {(m.topic, m.offset): m for m in take(c, 3)}
+    assert (got["created", 0].timestamp_ms, got["created", 0].timestamp_type) == (given_ms, "CreateTime")
+    assert got["created", 1].timestamp_ms == now.timestamp_ms
+    appended = got["appended", 0]
+    assert (appended.timestamp_ms, appended.timestamp_type) == (stamped.timestamp_ms, "LogAppendTime")
+    # offsets_for_times indexes the append time on both kinds
+    with Admin(url) as a:
+        assert a.list_offsets(TopicPartition("created", 0), given_ms)[TopicPartition("created", 0)] == 0

@@ -24,7 +24,7 @@ from typing import Any
 from .. import keys, scripts
 from ..assignors import STRATEGIES, assign
 from ..config import ConsumerConfig
-from ..errors import FacadeError, FencedInstanceIdError, UnknownMemberError, UnknownTopicError
+from ..errors import FacadeError, FencedInstanceIdError, TopicError, UnknownMemberError, UnknownTopicError
 from ..records import TopicPartition
 from . import _backend
 from .client import Connection, TopicCache
@@ -189,6 +189,18 @@ class Membership:
             log.warning("facade consumer %s of group %s: session ended (%s); rejoining", self.member_id, self.group, exc)
             self._end(exc)
         except FacadeError as exc:
+            if isinstance(exc, TopicError) and not isinstance(exc, UnknownTopicError):
+                # A subscribed topic this consumer cannot read (made by an older facade): not a
+                # blip; poll() raises it.
+                log.error("facade consumer %s of group %s: %s", self.member_id, self.group, exc)
+                nonce = self.nonce
+                self._end(exc, fatal=True)
+                try:
+                    async with self._io:
+                        await self._conn.script(*scripts.group_leave(self.group, self.member_id, nonce), context=str(exc))
+                except FacadeError:
+                    pass  # the session then ends at its deadline
+                return interval
             # The session goes on until its deadline: try again soon (a failover, a blip).
             log.warning("facade consumer %s: heartbeat to group %s failed: %s", self.member_id, self.group, exc)
             return min(interval, 0.5)
