@@ -241,3 +241,36 @@ def test_record_timestamps_follow_the_topics_timestamp_type(url):
     # offsets_for_times indexes the append time on both kinds
     with Admin(url) as a:
         assert a.list_offsets(TopicPartition("created", 0), given_ms)[TopicPartition("created", 0)] == 0
+
+
+@pytest.mark.parametrize("rewrite", [False, True], ids=["aof-log", "aof-rewritten"])
+def test_the_next_offset_survives_a_crash_and_restart_from_the_aof(server_factory, rewrite):
+    import redis as redis_py
+
+    from facade import keys
+
+    server = server_factory("--appendonly", "yes", "--appendfsync", "always")
+    tp = TopicPartition("t", 0)
+    with Admin(server.url) as a:
+        a.create_topic("t", 1)
+    with Producer(server.url) as p:
+        for i in range(10):
+            p.send("t", str(i)).get(timeout=5)
+    with Admin(server.url) as a:
+        assert a.delete_records({tp: -1}) == {tp: 10}  # trimmed empty
+    with Producer(server.url) as p:
+        assert [p.send("t", s).get(timeout=5).offset for s in ("a", "b")] == [10, 11]
+    with redis_py.Redis.from_url(server.url) as r:
+        r.xdel(keys.stream("t", 0), r.xrevrange(keys.stream("t", 0), count=1)[0][0])  # the newest record
+        if rewrite:
+            r.bgrewriteaof()
+            wait_until(lambda: r.info("persistence")["aof_rewrite_in_progress"] == 0, timeout=10)
+    server.kill()
+    server.start()
+    with Admin(server.url) as a:
+        assert a.list_offsets(tp, "earliest") == {tp: 10}
+        assert a.list_offsets(tp, "latest") == {tp: 12}  # offset 11 was deleted, never reused
+    with Producer(server.url) as p:
+        assert p.send("t", "c").get(timeout=5).offset == 12
+    with Consumer("t", "g", server.url, **FAST) as c:
+        assert [(m.offset, m.value) for m in take(c, 2)] == [(10, b"a"), (12, b"c")]
