@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--no-targets", action="store_true", help="skip memory, latency and growth measurements")
     add("--growth-max", type=int, default=1_000_000, metavar="N",
         help="largest record count of the growth curve (default %(default)s; the issue's 5000000 takes minutes)")
+    add("--lookup-records", type=int, default=1_000_000, metavar="N",
+        help="records in the partition where offset lookups are timed (default %(default)s; the issue's 10000000 "
+        "takes about a minute to fill and 1 GB of server memory)")
     args = ap.parse_args(argv)
     # Explicit --messages / --rounds win over --quick.
     preset = QUICK if args.quick else {"messages": 200_000, "rounds": 3}
@@ -122,6 +125,7 @@ def _targets(console: Console, url: str, args: argparse.Namespace) -> dict:
     curve = targets.growth(
         url, [1, 8] if small else [1, 8, 64], [2000] if small else [100_000, args.growth_max], args.size
     )
+    lookup = targets.offset_lookup(url, 1000 if small else args.lookup_records)
     t = Table(title="other targets")
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -132,8 +136,14 @@ def _targets(console: Console, url: str, args: argparse.Namespace) -> dict:
     for point in curve:
         t.add_row(f"produce / consume, {point['partitions']} partitions, {point['messages']:,} records",
                   f"{point['msg_per_s']:,.0f} / {point['consume_msg_per_s']:,.0f} msg/s", "flat")
+    t.add_row(
+        f"seek + poll(1) to a random offset, {lookup['records']:,} records vs 1,000 (p50 / p99; script µs)",
+        f"{lookup['big_p50_ms']:.2f} / {lookup['big_p99_ms']:.2f} ms ({lookup['big_script_us']:.0f} µs) vs "
+        f"{lookup['small_p50_ms']:.2f} / {lookup['small_p99_ms']:.2f} ms ({lookup['small_script_us']:.0f} µs)",
+        "flat",
+    )
     console.print(t)
-    return {"memory": mem, "latency_acks_1": lat1, "latency_acks_all": lat_all, "growth": curve}
+    return {"memory": mem, "latency_acks_1": lat1, "latency_acks_all": lat_all, "growth": curve, "lookup": lookup}
 
 
 if __name__ == "__main__":

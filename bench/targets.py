@@ -149,3 +149,58 @@ def growth(url: str, partitions: list[int], messages: list[int], size: int) -> l
     finally:
         client.close()
     return out
+
+
+def offset_lookup(url: str, records: int, seeks: int = 300) -> dict[str, float]:
+    """Seek + poll to random offsets on a partition of ``records`` records and on one of 1,000:
+    the lookup (a binary search over the append-time part of entry IDs, lua/_lib.lua find_entry)
+    should cost about the same on both. The big partition is filled with raw pipelined XADDs at
+    facade's IDs (``<ms>-<offset>``, one ms apart: hours of history), which is what the producer
+    stores, only faster to build. Milliseconds per seek + poll of one record, and server-side
+    microseconds per script call (INFO commandstats, EVALSHA)."""
+    import random
+
+    from facade import TopicPartition, keys, offsets
+
+    client = redis.Redis.from_url(url)
+    rng = random.Random(7)
+    out: dict[str, float] = {"records": records}
+    try:
+        for name, n in (("small", 1000), ("big", records)):
+            _flush_sync(client)
+            with Admin(url) as admin:
+                admin.create_topic(name, 1)
+            stream = keys.stream(name, 0)
+            start_ms = int(time.time() * 1000) - n
+            t0 = time.perf_counter()
+            pipe = client.pipeline(transaction=False)
+            for i in range(n):
+                pipe.xadd(stream, {"value": b"%d" % i}, id=offsets.entry_id(start_ms + i, i))
+                if len(pipe) >= 10_000:
+                    pipe.execute()
+            pipe.execute()
+            if name == "big":
+                out["fill_s"] = time.perf_counter() - t0
+            tp = TopicPartition(name, 0)
+            with Consumer(name, "lookup", url, auto_offset_reset="earliest", enable_auto_commit=False) as c:
+                while not c.assignment():
+                    c.poll(timeout_ms=50, max_records=1)
+                client.config_resetstat()
+                times = []
+                for _ in range(seeks):
+                    target = rng.randrange(n)
+                    t0 = time.perf_counter()
+                    c.seek(tp, target)
+                    got = c.poll(timeout_ms=1000, max_records=1)
+                    times.append((time.perf_counter() - t0) * 1000)
+                    if not got or got[0].offset != target:
+                        raise RuntimeError(f"offset lookup: seek to {target} returned {got[:1]}")
+                stats = client.info("commandstats").get("cmdstat_evalsha", {})
+            times.sort()
+            out[f"{name}_p50_ms"] = times[len(times) // 2]
+            out[f"{name}_p99_ms"] = times[int(len(times) * 0.99)]
+            out[f"{name}_script_us"] = float(stats.get("usec_per_call", 0.0))
+        _flush_sync(client)
+    finally:
+        client.close()
+    return out
