@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from facade import local
+from facade import Admin, local
 
 from . import Settings, main, render
 
@@ -183,6 +183,37 @@ def status(settings: Settings, data_dir: str | None, as_json: bool) -> None:
         click.echo(
             "note: --url/FACADE_URL is set, so other commands use that broker, not this one.", err=True
         )
+
+
+@server.command("replicas", short_help="The replicas acks=all waits for, and their state.")
+@click.option("--forget", metavar="ADDR", help="Forget replica ADDR (ip:port), removed for good (one server).")
+@click.pass_obj
+def replicas(settings: Settings, forget: str | None) -> None:
+    """List the replicas acks="all" waits for by default (every configured
+    replica: the sentinels' list, the cluster's, or on one server every replica
+    facade has seen attached), each "in sync" or what it is instead.
+
+    A replica removed for good from a single server keeps acks="all" producers
+    waiting until it is forgotten with --forget (or until producers set
+    min_insync_replicas to accept fewer copies).
+
+    \b
+    Example:
+      facade --url redis://10.0.0.1:6379 server replicas
+      facade --url redis://10.0.0.1:6379 server replicas --forget 10.0.0.3:6379
+    """
+    with Admin(settings.url) as admin:
+        if forget is not None:
+            if not admin.forget_replica(forget):
+                raise click.UsageError(f"{forget} is not a remembered replica (see `facade server replicas`)")
+            click.echo(f"Forgot replica {forget}; acks=all no longer waits for it.")
+        found = admin.describe_replicas()
+    if not found.replicas:
+        click.echo(f"No replicas ({found.source}): acks=all is confirmed by the primary alone.")
+        return
+    for r in found.replicas:
+        click.echo(f"{r.address}  {r.state}")
+    click.echo(f"{len(found.replicas)} configured ({found.source}), {len(found.missing)} not in sync.")
 
 
 @server.command("stop", short_help="Stop the embedded broker (or a topology).")

@@ -23,7 +23,15 @@ from ._sync.consumer import Consumer
 from ._sync.producer import Producer
 from ._sync.relay import RelayStats, relay
 from .config import ConsumerConfig, ProducerConfig
-from .descriptions import GroupCursor, MigrationReport, PartitionStats, ReplicaDescription, ServerDescription
+from .descriptions import (
+    ConfiguredReplica,
+    GroupCursor,
+    MigrationReport,
+    PartitionStats,
+    ReplicaDescription,
+    ReplicaSet,
+    ServerDescription,
+)
 from .errors import (
     AuthenticationError,
     BrokerError,
@@ -82,6 +90,7 @@ __all__ = [
     "BrokerTimeoutError",
     "CommitFailedError",
     "ConfigError",
+    "ConfiguredReplica",
     "ConnectionFailedError",
     "Consumer",
     "ConsumerConfig",
@@ -117,6 +126,7 @@ __all__ = [
     "RecordMetadata",
     "RelayStats",
     "ReplicaDescription",
+    "ReplicaSet",
     "ServerBusyError",
     "ServerDescription",
     "ServerError",

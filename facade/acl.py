@@ -95,14 +95,20 @@ _TOP_LEVEL = (
     # Redis Cluster (harmless elsewhere): the client reads the slot map (CLUSTER SLOTS) and
     # command key positions (COMMAND, COMMAND GETKEYS), and sends ASKING during resharding.
     "+cluster|slots", "+command", "+command|getkeys", "+asking",
+    # acks="all" on a cluster: each shard's configured replicas (facade/_async/replication.py).
+    "+cluster|nodes",
 )  # fmt: skip
 
 # Reading topic configs (partition count, retention), read only: HGET one, HGETALL all (the
 # metadata Kafka clients also get; `facade produce` and `consume` list topics to check the URL).
 _READ_TOPICS = ((f"%R~{_TOPICS}",), ("+hget", "+hgetall"))
+# acks="all" on one server: the replicas seen attached (facade/_async/replication.py), read, and
+# added to by producers; an admin forgets one (HDEL) and lists them.
+_REPLICAS = keys.REPLICAS
 
 _PRODUCER = (
     _READ_TOPICS,
+    ((f"~{_REPLICAS}",), ("+hkeys", "+hset")),
     # The produce script, on each partition's stream, idempotent-producer state (:pid, :pidx)
     # and dedup ids (:dedup, :dedupx); not the consumer keys (:own, :done, :dlv), no DEL.
     (
@@ -186,6 +192,8 @@ _ADMIN = (
     # committed offsets (HSET :off), and drop a deleted group's state on each partition (HDEL
     # :own, :off, :done, :dlv).
     (_rw(_TOPICS, _GROUPS, _OWN, _OFF, _DONE, _DLV), ("+hset", "+hsetnx", "+hdel")),
+    # `facade server replicas [--forget ADDR]`: the replicas acks="all" waits for on one server.
+    (_rw(_REPLICAS), ("+hkeys", "+hdel")),
     # A reset locks the group against joins (group_lock), after ending the sessions of crashed
     # members (removing them starts a new generation). Writes confined key by key: the lock and
     # generation in the state hash, removals only in members and deadlines (no HSET there, no

@@ -57,8 +57,10 @@ class ProducerConfig:
     metadata_max_age_ms: int = 5000
     """Re-read a topic's partition count and retention at least this often."""
     min_insync_replicas: int | None = None
-    """With acks="all": replicas that must confirm a write (default: every replica connected when
-    the producer last looked, re-read every ``metadata_max_age_ms``)."""
+    """With acks="all": accept a write once this many copies have it, the primary's included
+    (Kafka's ``min.insync.replicas``: 2 = the primary and one replica); fewer in sync and the
+    write is refused before it is appended (retriable). Default: every configured replica, so
+    the primary and all of them (facade/_async/replication.py says which those are)."""
     replica_timeout_ms: int = 5000
     """With acks="all": how long one WAIT for replicas may take before the batch is retried."""
     acks_fsync: bool = False
@@ -85,7 +87,7 @@ class ProducerConfig:
         _int("metadata_max_age_ms", self.metadata_max_age_ms, 0)
         _int("replica_timeout_ms", self.replica_timeout_ms, 1)
         if self.min_insync_replicas is not None:
-            _int("min_insync_replicas", self.min_insync_replicas, 0, 100)
+            _int("min_insync_replicas", self.min_insync_replicas, 1, 100)
         for flag in ("auto_create", "idempotent", "acks_fsync"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")

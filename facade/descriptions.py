@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GroupCursor", "MigrationReport", "PartitionStats", "ReplicaDescription", "ServerDescription"]
+__all__ = ["ConfiguredReplica", "GroupCursor", "MigrationReport", "PartitionStats", "ReplicaDescription", "ReplicaSet", "ServerDescription"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +93,30 @@ class MigrationReport:
     """Groups whose committed offsets were carried over."""
     already: bool
     """The topic was already at the current layout: nothing was done."""
+
+
+@dataclass(frozen=True)
+class ConfiguredReplica:
+    """A replica the deployment is configured with (see ``Admin.describe_replicas``)."""
+
+    address: str
+    """``ip:port`` as the primary (or the sentinels, or the cluster) name it."""
+    state: str
+    """"in sync" (attached, online, acknowledged within 10 s), or what it is instead ("not
+    attached", "wait_bgsave, lag 0 s", "failed", ...)."""
+
+
+@dataclass(frozen=True)
+class ReplicaSet:
+    """The replicas acks="all" waits for by default: every configured one."""
+
+    replicas: tuple[ConfiguredReplica, ...]
+    source: str
+    """Where the list comes from: "sentinel" (SENTINEL REPLICAS), "cluster" (CLUSTER NODES; the
+    smallest shard's replicas) or "remembered" (one server: every replica seen attached, kept in
+    ``facade:{meta}:replicas`` until forgotten)."""
+
+    @property
+    def missing(self) -> tuple[ConfiguredReplica, ...]:
+        """The configured replicas not in sync now."""
+        return tuple(r for r in self.replicas if r.state != "in sync")

@@ -4,6 +4,9 @@ Layout version 2 (see docs/design.md, "Key layout"):
 
     facade:{meta}:topics            hash   topic name -> JSON TopicConfig
     facade:{meta}:groups            hash   group id -> JSON {"layout": 2}
+    facade:{meta}:replicas          hash   "ip:port" -> "1": replicas seen attached to this server
+                                           (one server, not Sentinel or Cluster: acks="all" waits
+                                           for each of them)
     facade:{T/P}:log                stream partition P of topic T; entry IDs "<append ms>-<offset>"
     facade:{T/P}:own                hash   group id -> owner token "<member id>|<session nonce>"
     facade:{T/P}:off                hash   group id -> committed offset "<offset>[ <metadata>]"
@@ -48,6 +51,7 @@ _NAME = re.compile(r"[A-Za-z0-9._-]{1,249}\Z")
 
 TOPICS = f"{PREFIX}:{{meta}}:topics"
 GROUPS = f"{PREFIX}:{{meta}}:groups"
+REPLICAS = f"{PREFIX}:{{meta}}:replicas"
 
 # Redis consumer name used inside every stream consumer group. Only one member owns a partition
 # at a time (the :own record fences the others), so the pending list belongs to the partition, not

@@ -111,15 +111,17 @@ def produce(
     plain: bool,
     times: str,
     records: list[Any],
+    replicas: int = 0,
 ) -> Call:
-    """Append ``count`` records (``records``: the plain or general form of produce.lua)."""
+    """Append ``count`` records (``records``: the plain or general form of produce.lua); with
+    ``replicas`` > 0 only if that many replicas are in sync (acks="all")."""
     return Call(
         "produce",
         keys.produce_keys(tp.topic, tp.partition),
         [
             max_len or "", retention_ms or "", "acked" if acked else "", producer_id, first_seq,
             producer_id_expiry_ms, dedup_window_ms, dedup_max_ids, count, "plain" if plain else "", times,
-            *records,
+            replicas, *records,
         ],
     )  # fmt: skip
 

@@ -55,6 +55,20 @@ local function last_generated(stream)
   return stream_info(stream).last_id
 end
 
+-- The replicas attached to this server that are in sync: online and acknowledged within max_lag
+-- seconds (INFO replication: "slaveN:ip=...,port=...,state=online,offset=...,lag=..."), as
+-- "ip:port" strings. Bounded by the number of replicas.
+local function replicas_in_sync(max_lag)
+  local out = {}
+  local info = redis.call('INFO', 'replication')
+  for ip, port, state, lag in string.gmatch(info, 'slave%d+:ip=([^,]*),port=(%d+),state=(%a+),offset=%d+,lag=(%d+)') do
+    if state == 'online' and tonumber(lag) <= max_lag then
+      out[#out + 1] = ip .. ':' .. port
+    end
+  end
+  return out
+end
+
 -- The next offset (Kafka's high watermark / log end offset).
 local function high_watermark(stream)
   return stream_info(stream).hw

@@ -19,7 +19,10 @@
 -- ARGV[10] "plain" when every record is a key and a value only (no headers, no dedup id), "" if not
 -- ARGV[11] create times (CreateTime topics) as runs "<ms> <count> <ms> <count> ..." covering the n
 --          records in order; "" for LogAppendTime topics (records then carry no "ts" field)
--- ARGV[12…] plain: per record its key and its value
+-- ARGV[12] acks="all": how many replicas must be in sync for the batch to be appended (attached,
+--          online, acknowledged within the last 10 s: Redis's min-replicas-max-lag default);
+--          0 for no check. The producer then WAITs for that many.
+-- ARGV[13…] plain: per record its key and its value
 --          otherwise, per record: dedup id ("" for none), f (field count), then f field names and
 --          values: "key" (keyed records) and "value" first, then "h:<name>" per header
 --
@@ -33,6 +36,8 @@
 --          the producer's last batch (nothing appended; the original offsets are returned);
 --          ms is the batch's append time (the records' LogAppendTime).
 -- Errors:  NOTOPIC when the stream does not exist (nothing appended);
+--          NOREPLICAS when fewer replicas than ARGV[12] are in sync (nothing appended; retriable;
+--          the text lists the replicas in sync);
 --          OUTOFORDER when the sequence skips ahead or goes back past the last batch (nothing
 --          appended; the producer starts a new producer id).
 -- Idle producer ids and old dedup ids are expired a few at a time on each call, each by its own
@@ -42,7 +47,8 @@ local max_len, retention_ms, acked = ARGV[1], ARGV[2], ARGV[3] == 'acked'
 local pid, first_seq, pid_expiry = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local dedup_window, dedup_cap = tonumber(ARGV[7]), tonumber(ARGV[8])
 local n, plain, times = tonumber(ARGV[9]), ARGV[10] == 'plain', ARGV[11]
-local FIRST = 12
+local replicas_needed = tonumber(ARGV[12])
+local FIRST = 13
 
 if redis.call('EXISTS', stream) == 0 then
   return redis.error_reply('NOTOPIC partition stream ' .. stream .. ' does not exist')
@@ -65,6 +71,18 @@ if pid ~= '' then
   for _, idle in ipairs(redis.call('ZRANGEBYSCORE', pindex, '-inf', now, 'LIMIT', 0, 16)) do
     redis.call('HDEL', pstate, idle)
     redis.call('ZREM', pindex, idle)
+  end
+end
+
+-- acks="all": refuse before appending when too few replicas are in sync (this server decides, at
+-- the moment of the append: a deposed primary whose replicas left refuses, whatever the client
+-- believed). A retry of an appended batch (above) is answered anyway: its WAIT decides.
+if replicas_needed > 0 then
+  local in_sync = replicas_in_sync(10)
+  if #in_sync < replicas_needed then
+    return redis.error_reply('NOREPLICAS acks=all needs ' .. replicas_needed .. ' replica(s) in sync; ' .. #in_sync ..
+      ' in sync now (' .. (table.concat(in_sync, ', ') ~= '' and table.concat(in_sync, ', ') or 'none') ..
+      '); nothing was appended')
   end
 end
 

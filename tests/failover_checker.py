@@ -1,6 +1,6 @@
 """Counting what a fault did to a topic: lost, duplicated and reordered records.
 
-A fault test sends keyed records whose value is ``<key>:<seq>`` (seq counts up per key) and
+A fault test (tests/test_failover.py, and the measuring runs of tests/failover_runs.py) sends keyed records whose value is ``<key>:<seq>`` (seq counts up per key) and
 records every acknowledged one in a :class:`Ledger`. After the run, :func:`read_topic` reads every
 partition from the current primary and :func:`check` compares:
 
@@ -20,11 +20,17 @@ import itertools
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import redis
+
 import facade.keys
+from facade import FacadeError, Producer
 from facade._sync.connect import create_client
+from facade.local import sentinel as topology
 from facade.url import parse_url
 
 
@@ -188,3 +194,86 @@ class KeyedSequences:
         seq = self._next[key]
         self._next[key] = seq + 1
         return key, seq
+
+
+# ---------------------------------------------------------------------------------------------
+# Producing in the background while a topology is struck
+
+
+def info(port: int) -> dict[str, Any]:
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, decode_responses=True) as r:
+        return r.info("replication")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02, what: str = "") -> Any:
+    """Call ``predicate`` until it returns something truthy, and return that; raise after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting until {what or predicate}")
+        time.sleep(interval)
+
+
+def new_primary(data_dir: Path, old_port: int, timeout: float = 30) -> topology.TopologyStatus:
+    """Wait until the sentinels name another primary than ``old_port``."""
+    return wait_until(
+        lambda: (st := topology.status(data_dir)).primary.port != old_port and st,
+        timeout=timeout,
+        interval=0.05,
+        what=f"sentinels promote a replica instead of port {old_port}",
+    )
+
+
+class Background:
+    """Run ``fn(stop_event)`` on a thread; ``finish()`` stops it and re-raises what it raised."""
+
+    def __init__(self, fn: Callable[[threading.Event], Any]) -> None:
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.result: Any = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[threading.Event], Any]) -> None:
+        try:
+            self.result = fn(self.stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 90) -> Any:
+        self.stop.set()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the background worker did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def producing(target: str, topic: str, ledger: Ledger, seqs: KeyedSequences, config: dict[str, Any], chunk: int = 20):
+    """A Background body: send ``chunk`` records, flush, record their outcome, until stopped."""
+
+    def run(stop: threading.Event) -> None:
+        with Producer(target, **config) as producer:
+            while not stop.is_set():
+                sent = []
+                for _ in range(chunk):
+                    key, seq = seqs.next()
+                    sent.append((key, seq, producer.send(topic, value_of(key, seq), key=key)))
+                producer.flush()
+                for key, seq, fut in sent:
+                    try:
+                        md = fut.result(timeout=120)
+                    except FacadeError as exc:
+                        ledger.fail(key, seq, exc)
+                    else:
+                        ledger.acknowledge(key, seq, md.partition, md.offset)
+
+    return run
+
+
+def wait_for_acks(ledger: Ledger, more: int, timeout: float = 60) -> None:
+    target = len(ledger) + more
+    wait_until(lambda: len(ledger) >= target, timeout=timeout, interval=0.02, what=f"{more} more acknowledgements")

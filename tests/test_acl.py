@@ -191,8 +191,8 @@ def test_every_command_the_sdk_sends_is_granted_to_a_role(raw):
     known = {c.decode().lower() if isinstance(c, bytes) else c.lower() for c in raw.command_list()}
     source = "\n".join(p.read_text() for p in (Path(scripts.__file__).parent / "_async").glob("*.py"))
     sent = {w.lower() for w in re.findall(r'"([A-Z]+)"', source)} & known
-    sent |= {f"{a}|{b}".lower() for a, b in re.findall(r'"(XINFO|XGROUP)"?,? ?"?([A-Z]+)"', source)}
-    sent -= {"xinfo", "xgroup"}  # container commands are granted by subcommand
+    sent |= {f"{a}|{b}".lower() for a, b in re.findall(r'"(XINFO|XGROUP|CLUSTER)"?,? ?"?([A-Z]+)"', source)}
+    sent -= {"xinfo", "xgroup", "cluster"}  # container commands are granted by subcommand
     # redis-py pipeline methods: xinfo_groups is XINFO GROUPS; a few name an option, not a subcommand.
     options = {"xpending_range": "xpending"}
     methods = re.findall(r"\bpipe\.([a-z_]+)\(", source)

@@ -596,7 +596,7 @@ def test_acks_all_waits_on_every_shard_that_took_writes(curl, monkeypatch):
     assert len({n for n, t in tails if t[0] == "WAIT"}) == 3
     with (
         pytest.raises(Exception, match="replicas"),
-        Producer(curl, acks="all", min_insync_replicas=1, replica_timeout_ms=50, delivery_timeout_ms=300) as p,
+        Producer(curl, acks="all", min_insync_replicas=2, replica_timeout_ms=50, delivery_timeout_ms=300) as p,
     ):
         p.send_and_wait("t", "needs a replica", partition=0)
 

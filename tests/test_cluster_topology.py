@@ -59,10 +59,12 @@ def test_start_status_stop_and_start_again_with_the_data(tmp_path, server_spec):
                 assert r.execute_command("CLUSTER", "INFO").decode().count("cluster_state:ok") == 1
         with pytest.raises(ServerError, match="already runs"):
             ct.start(tmp_path, shards=2, replicas_per_shard=1, binary=server_spec[0])
-        # acks="all" on a cluster with replicas: each shard's replica confirms its writes.
+        # acks="all" on a cluster with replicas: each shard's configured replica (CLUSTER NODES)
+        # confirms its writes.
         with Admin(status.url) as a:
             a.create_topic("t", 8)
-        with Producer(status.url, acks="all", min_insync_replicas=1) as p:
+            assert [r.state for r in a.describe_replicas().replicas] == ["in sync"]
+        with Producer(status.url, acks="all") as p:
             futs = [p.send("t", f"v{i}", partition=i % 8) for i in range(80)]
             p.flush()
             assert sorted(f.result().offset for f in futs) == sorted(list(range(10)) * 8)

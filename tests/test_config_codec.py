@@ -52,7 +52,7 @@ def test_producer_defaults():
         ("auto_create_partitions", 1025, "between 1 and 1024"),
         ("metadata_max_age_ms", -1, "at least 0"),
         ("replica_timeout_ms", 0, "at least 1"),
-        ("min_insync_replicas", -1, "between 0 and 100"),
+        ("min_insync_replicas", 0, "between 1 and 100"),
         ("min_insync_replicas", True, "not bool"),
         ("auto_create", 1, "auto_create must be True or False"),
         ("auto_create", "yes", "auto_create must be True or False"),

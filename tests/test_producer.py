@@ -231,34 +231,63 @@ def test_unknown_option_refused(url):
         Producer(url, acks=2)
 
 
-def test_acks_all_waits_for_replicas_and_fails_clearly_without_them(server_factory):
-    primary = server_factory()
-    replica = server_factory("--replicaof", "127.0.0.1", str(primary.port))
-    r = redis.Redis(port=primary.port)
+def test_acks_all_waits_for_every_configured_replica_and_refuses_before_appending(server_factory):
     from conftest import wait_until
 
+    from facade import Admin, NotEnoughReplicasError
+
+    primary = server_factory()
+    replica = server_factory("--replicaof", "127.0.0.1", str(primary.port))
+    address = f"127.0.0.1:{replica.port}"
+    r = redis.Redis(port=primary.port)
     wait_until(lambda: r.info("replication")["connected_slaves"] == 1 and
                redis.Redis(port=replica.port).info("replication")["master_link_status"] == "up", timeout=15)
     make_topic(primary.url, "a", 1)
     with Producer(primary.url, acks="all") as p:
-        md = p.send_and_wait("a", b"replicated")
+        md = p.send_and_wait("a", b"replicated")  # the replica confirmed it
+    assert md.offset == 0
     rr = redis.Redis(port=replica.port)
     assert wait_until(lambda: rr.xlen(keys.stream("a", 0)) == 1, timeout=5)
-    # Two replicas required, one connected: not confirmed, retried, then a clear failure; no duplicate.
-    with Producer(primary.url, acks="all", min_insync_replicas=2, replica_timeout_ms=50,
-                  delivery_timeout_ms=400) as p:
+    with Admin(primary.url) as admin:
+        seen = admin.describe_replicas()
+    assert (seen.source, [(x.address, x.state) for x in seen.replicas]) == ("remembered", [(address, "in sync")])
+
+    # Three copies asked for (Kafka's meaning: the primary and two replicas), two exist: refused
+    # before the append, retried, then a clear failure; nothing is on the primary.
+    with Producer(primary.url, acks="all", min_insync_replicas=3, replica_timeout_ms=50,
+                  delivery_timeout_ms=400) as p:  # fmt: skip
         fut = p.send("a", b"under-replicated")
         p.flush()
-        from facade import NotEnoughReplicasError
-
-        with pytest.raises(NotEnoughReplicasError, match="only 1 of the 2 replicas"):
+        with pytest.raises(NotEnoughReplicasError, match=f"needs 2 replica.s. in sync; 1 in sync now .{address}.") as e:
             fut.result()
-    assert r.xlen(keys.stream("a", 0)) == 2  # on the primary once, never doubled by the retries
+    assert "nothing was appended" in str(e.value) and "lower min_insync_replicas" in str(e.value)
+    assert r.xlen(keys.stream("a", 0)) == 1
+
+    # The replica goes away: the default still waits for it (it is configured), names it, and says
+    # how to accept less; nothing is appended meanwhile.
+    replica.kill()
+    wait_until(lambda: r.info("replication")["connected_slaves"] == 0, timeout=10)
+    with Producer(primary.url, acks="all", replica_timeout_ms=50, delivery_timeout_ms=400) as p:
+        fut = p.send("a", b"alone")
+        p.flush()
+        with pytest.raises(NotEnoughReplicasError) as e:
+            fut.result()
+    message = str(e.value)
+    assert f"{address} (not attached)" in message and "min_insync_replicas=1" in message, message
+    assert "facade server replicas --forget" in message
+    assert r.xlen(keys.stream("a", 0)) == 1
+    # min_insync_replicas=1: the primary's copy is enough (as acks=1, but WAIT-free).
+    with Producer(primary.url, acks="all", min_insync_replicas=1) as p:
+        assert p.send_and_wait("a", b"one copy").offset == 1
+    # Forgotten (removed for good): the default needs no replica any more.
+    with Admin(primary.url) as admin:
+        assert admin.forget_replica(address) is True
+        assert admin.describe_replicas().replicas == ()
+    with Producer(primary.url, acks="all") as p:
+        assert p.send_and_wait("a", b"after forget").offset == 2
     with Producer(primary.url, acks=0) as p:
-        fut = p.send("a", b"fire-and-forget")
-        assert fut.result(timeout=1).offset is None
-    assert r.xlen(keys.stream("a", 0)) == 3
-    assert md.offset == 0
+        assert p.send("a", b"fire-and-forget").result(timeout=1).offset is None
+    assert r.xlen(keys.stream("a", 0)) == 4
     r.close()
     rr.close()
 

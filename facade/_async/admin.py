@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from .. import keys, scripts
 from ..cluster import partition_nodes
-from ..descriptions import MigrationReport, PartitionStats, ServerDescription
+from ..descriptions import MigrationReport, PartitionStats, ReplicaSet, ServerDescription
 from ..errors import ConfigError, PermissionDeniedError, TopicExistsError, from_redis
 from ..records import (
     GroupDescription,
@@ -22,7 +22,7 @@ from ..records import (
     TopicDescription,
     TopicPartition,
 )
-from . import broker, dlq, groups, logs, migrate
+from . import broker, dlq, groups, logs, migrate, replication
 from .client import Connection, topic_from_json, topic_to_json
 from .topics import create_topic, init_partitions
 
@@ -221,6 +221,16 @@ class Admin:
         """Send the dead-lettered records of ``topic`` back to their original partitions and empty
         the dead-letter topic; returns how many moved. Safe to repeat after a crash."""
         return await dlq.replay_dead(self._conn, topic)
+
+    async def describe_replicas(self) -> ReplicaSet:
+        """The replicas ``acks="all"`` waits for by default (every configured one: the sentinels'
+        list, the cluster's, or on one server every replica seen attached), each with its state."""
+        return await replication.configured_replicas(self._conn, remember=False)
+
+    async def forget_replica(self, address: str) -> bool:
+        """One server: forget replica ``address`` ("ip:port"), removed for good, so that
+        ``acks="all"`` stops waiting for it. Returns whether it was remembered."""
+        return await replication.forget_replica(self._conn, address)
 
     async def describe_server(self) -> ServerDescription:
         """The server: version, role, memory and its limit, uptime, attached replicas; for a

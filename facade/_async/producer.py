@@ -30,6 +30,7 @@ from typing import Any
 from .. import codec, offsets, scripts
 from ..accumulator import Batch
 from ..config import ProducerConfig, build
+from ..descriptions import ReplicaSet
 from ..errors import (
     ConfigError,
     FacadeError,
@@ -41,7 +42,7 @@ from ..errors import (
 )
 from ..partitioner import StickyPartitioner, partition_for_key
 from ..records import RecordMetadata, TopicConfig, TopicPartition
-from . import _backend
+from . import _backend, replication
 from .client import Connection, TopicCache
 from .topics import create_topic
 
@@ -85,8 +86,8 @@ class Producer:
         self._sticky = StickyPartitioner()
         self._timer: Any = None
         self._closed = False
-        self._replicas = 0
-        self._replicas_checked_at = float("-inf")
+        self._replicas: ReplicaSet | None = None  # acks="all": the configured replicas, re-read
+        self._replicas_checked_at = float("-inf")  # every metadata_max_age_ms
         self._new_producer_id()
 
     def _new_producer_id(self) -> None:
@@ -234,14 +235,14 @@ class Producer:
         backoff = self.config.retry_backoff_ms / 1000
         unknown = False
         while pending:
-            calls = [self._produce_call(topic, partition, b) for (topic, partition), b in pending.items()]
             try:
                 tail, needed = await self._confirmation()
+                calls = [self._produce_call(topic, partition, b, needed) for (topic, partition), b in pending.items()]
                 results = await self._conn.pipeline(calls, "producing", tail)
                 if tail:
                     results = self._confirmed(results[:-1], results[-1], needed)
             except FacadeError as exc:
-                results = [exc] * len(calls)
+                results = [exc] * len(pending)
             retry: dict[tuple[str, int], Batch] = {}
             for (tp, b), result in zip(list(pending.items()), results):
                 retriable = isinstance(result, FacadeError) and result.retriable
@@ -260,24 +261,44 @@ class Producer:
             self._new_producer_id()
 
     async def _confirmation(self) -> tuple[list[tuple[Any, ...]], int]:
-        """The command that follows the writes on their connection for acks="all", and how many
-        replicas it must hear from."""
+        """For acks="all": the command that follows the writes on their connection, and how many
+        replicas must be in sync before the append (produce.lua checks) and confirm it after (WAIT).
+
+        By default every configured replica (facade/_async/replication.py); with
+        ``min_insync_replicas`` (Kafka's meaning: copies, the primary's included) that many minus one."""
         if self.config.acks != "all":
             return [], 0
-        needed = self.config.min_insync_replicas
-        if needed is None:
+        if self.config.min_insync_replicas is not None:
+            needed = max(0, self.config.min_insync_replicas - 1)
+        else:
             now = _backend.monotonic()
-            if now >= self._replicas_checked_at + self.config.metadata_max_age_ms / 1000:
-                self._replicas = await self._conn.connected_replicas()
+            if self._replicas is None or now >= self._replicas_checked_at + self.config.metadata_max_age_ms / 1000:
+                self._replicas = await replication.configured_replicas(self._conn)
                 self._replicas_checked_at = now
-            needed = self._replicas
+            needed = len(self._replicas.replicas)
         timeout = self.config.replica_timeout_ms
         if self.config.acks_fsync:
             return [("WAITAOF", 1, needed, timeout)], needed
         return [("WAIT", needed, timeout)], needed
 
+    def _bar(self, needed: int) -> str:
+        """What acks="all" asked for, and how to ask for less: for NotEnoughReplicasError messages."""
+        if self.config.min_insync_replicas is not None:
+            return (f"min_insync_replicas={self.config.min_insync_replicas} (the primary and {needed} replica(s)); "
+                    "lower min_insync_replicas to accept fewer copies, or check the replicas")  # fmt: skip
+        missing = ", ".join(f"{r.address} ({r.state})" for r in self._replicas.missing) if self._replicas else ""
+        return (
+            f"every configured replica ({needed}, from {self._replicas.source if self._replicas else '?'})"
+            + (f"; not in sync: {missing}" if missing else "")
+            + f"; to accept fewer copies, set min_insync_replicas (Kafka's meaning: copies including the primary, "
+            f"e.g. min_insync_replicas={needed} accepts one missing replica)"
+            + ("; forget a replica removed for good with `facade server replicas --forget ADDR`"
+               if self._replicas and self._replicas.source == "remembered" else "")
+        )  # fmt: skip
+
     def _confirmed(self, results: list[Any], reply: Any, needed: int) -> list[Any]:
         """Turn writes that too few replicas confirmed into retriable NotEnoughReplicasErrors."""
+        results = [self._explained(r, needed) for r in results]
         if isinstance(reply, Exception):
             if not getattr(reply, "retriable", False):
                 reply = UnsupportedError(
@@ -288,14 +309,22 @@ class Producer:
         local, got = (reply[0], reply[1]) if isinstance(reply, list) else (1, reply)
         if int(got) >= needed and int(local) >= 1:
             return results
+        self._replicas_checked_at = float("-inf")  # look at the replicas again before the retry
         error = NotEnoughReplicasError(
             f"only {got} of the {needed} replicas required by acks='all' confirmed the write within "
             f"{self.config.replica_timeout_ms} ms; it is on the primary but could be lost in a failover "
-            "(retried until delivery_timeout_ms; lower min_insync_replicas or check the replicas)"
+            f"(retried until delivery_timeout_ms). Required: {self._bar(needed)}"
         )
         return [r if isinstance(r, Exception) else error for r in results]
 
-    def _produce_call(self, topic: str, partition: int, b: Batch) -> scripts.Call:
+    def _explained(self, result: Any, needed: int) -> Any:
+        """A refusal by produce.lua (too few replicas in sync, nothing appended), with the bar."""
+        if isinstance(result, NotEnoughReplicasError) and "nothing was appended" in str(result):
+            self._replicas_checked_at = float("-inf")
+            return NotEnoughReplicasError(f"{result}. Required: {self._bar(needed)}")
+        return result
+
+    def _produce_call(self, topic: str, partition: int, b: Batch, replicas: int = 0) -> scripts.Call:
         cfg, c = b.topic, self.config
         return scripts.produce(
             TopicPartition(topic, partition),
@@ -311,6 +340,7 @@ class Producer:
             plain=b.plain,
             times=b.times(),
             records=b.args,
+            replicas=replicas,
         )
 
     def _complete(self, tp: tuple[str, int], b: Batch, result: Any) -> None:

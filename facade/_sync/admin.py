@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from .. import keys, scripts
 from ..cluster import partition_nodes
-from ..descriptions import MigrationReport, PartitionStats, ServerDescription
+from ..descriptions import MigrationReport, PartitionStats, ReplicaSet, ServerDescription
 from ..errors import ConfigError, PermissionDeniedError, TopicExistsError, from_redis
 from ..records import (
     GroupDescription,
@@ -23,7 +23,7 @@ from ..records import (
     TopicDescription,
     TopicPartition,
 )
-from . import broker, dlq, groups, logs, migrate
+from . import broker, dlq, groups, logs, migrate, replication
 from .client import Connection, topic_from_json, topic_to_json
 from .topics import create_topic, init_partitions
 
@@ -222,6 +222,16 @@ class Admin:
         """Send the dead-lettered records of ``topic`` back to their original partitions and empty
         the dead-letter topic; returns how many moved. Safe to repeat after a crash."""
         return dlq.replay_dead(self._conn, topic)
+
+    def describe_replicas(self) -> ReplicaSet:
+        """The replicas ``acks="all"`` waits for by default (every configured one: the sentinels'
+        list, the cluster's, or on one server every replica seen attached), each with its state."""
+        return replication.configured_replicas(self._conn, remember=False)
+
+    def forget_replica(self, address: str) -> bool:
+        """One server: forget replica ``address`` ("ip:port"), removed for good, so that
+        ``acks="all"`` stops waiting for it. Returns whether it was remembered."""
+        return replication.forget_replica(self._conn, address)
 
     def describe_server(self) -> ServerDescription:
         """The server: version, role, memory and its limit, uptime, attached replicas; for a
