@@ -299,8 +299,8 @@ def _partitions_table(topic: TopicView | None, group: GroupView | None, limit: i
             (
                 str(p.partition),
                 human_count(p.length),
-                p.first_offset or "-",
-                p.last_offset or "-",
+                "-" if p.first_offset is None else str(p.first_offset),
+                "-" if p.last_offset is None else str(p.last_offset),
                 (g.owner or Text("-", "yellow")) if g else "-",
                 human_count(g.lag) if g else "-",
                 str(g.pending) if g else "-",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -77,7 +78,7 @@ def topic(
     name: str, partitions: int = 3, length: int = 10, groups: tuple[str, ...] = ("readers",), **kw
 ) -> TopicView:
     rows = tuple(
-        PartitionRow(p, length, f"{p}-0" if length else None, f"{p}-9" if length else None)
+        PartitionRow(p, length, 0 if length else None, length - 1 if length else None)
         for p in range(partitions)
     )
     return TopicView(name, rows, groups, **kw)
@@ -120,8 +121,10 @@ def test_frame_shows_topics_partitions_groups_and_server():
     text = "\n".join(screen(frame(snapshot()), width=120, height=40))
     for needle in ("facade dashboard", "redis://127.0.0.1:7000", "posts", "120.0", "118.5", "readers",
                    "valkey 9.1.2", "master", "2.0MB (no limit)", "partitions of posts", "group readers",
-                   "OWNER", "PEND", "OLDEST", "0-9", "q quit"):  # fmt: skip
+                   "OWNER", "PEND", "OLDEST", "FIRST", "LAST", "q quit"):  # fmt: skip
         assert needle in text, needle
+    # partition 1 of posts: 10 records, offsets 0 to 9
+    assert re.search(r"^\s*1\s+10\s+0\s+9\s", text, re.MULTILINE), text
 
 
 def test_frame_fits_80x24_and_uses_a_bigger_screen():
