@@ -39,8 +39,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="redis-server or valkey-server to start (default: $FACADE_SERVER_BINARY, else bundled Valkey)",
     )
     add("--quick", action="store_true", help=f"a smoke run: {QUICK['messages']} records, 1 round")
+    add("--figures", metavar="NAME,...",
+        help=f"run only these figures (of {', '.join(f.name for f in FIGURES)}); default: all (also --figure NAME, "
+        "repeatable)")
     add("--json-out", type=Path, default=DEFAULT_JSON, metavar="PATH", help="results (default %(default)s)")
     add("--no-targets", action="store_true", help="skip memory, latency and growth measurements")
+    add("--figure", action="append", metavar="NAME", help="run only this figure (repeatable): see --figures")
+    add("--metrics-overhead", action="store_true",
+        help="only measure the CPU share of client metrics (metrics=True) on produce and consume, and no figure "
+             "unless --figure is given too")
     add("--growth-max", type=int, default=1_000_000, metavar="N",
         help="largest record count of the growth curve (default %(default)s; the issue's 5000000 takes minutes)")
     add("--lookup-records", type=int, default=1_000_000, metavar="N",
@@ -55,6 +62,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("messages", "rounds", "size", "partitions"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1")
+    known = [f.name for f in FIGURES]
+    chosen = [*(args.figures.split(",") if args.figures else ()), *(args.figure or ())]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        ap.error(f"--figures: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    # No choice: every figure, unless --metrics-overhead asked for that measurement alone.
+    args.figures = chosen or ([] if args.metrics_overhead else known)
     return args
 
 
@@ -71,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     binary = args.server_binary or local.server_binary()
     params = Params(messages=args.messages, size=args.size, partitions=args.partitions)
-    results = [Result(f.name, f.raw_label, f.sdk_label) for f in FIGURES]
+    figures = [f for f in FIGURES if f.name in args.figures]
+    results = [Result(f.name, f.raw_label, f.sdk_label) for f in figures]
     try:
         with BenchServer(binary) as server:
             info = server.info()
@@ -79,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{info['name']} {info['version']} on 127.0.0.1:{server.port}; {args.messages:,} records of "
                 f"{args.size} bytes, {args.partitions} partitions, {args.rounds} round(s)"
             )
-            for figure, result in zip(FIGURES, results):
+            for figure, result in zip(figures, results):  # (none with --metrics-overhead alone)
                 for rnd in range(args.rounds):
                     # Raw then SDK in every round, so drift during the run hits both sides alike.
                     for side, rates in ((figure.raw, result.raw_rates), (figure.sdk, result.sdk_rates)):
@@ -91,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                         style="dim",
                     )
             _flush(server.url)
-            extra = {} if args.no_targets else _targets(console, server.url, args)
+            if args.metrics_overhead:
+                extra = {"metrics_overhead": _metrics_overhead(console, server.url, args)}
+            else:
+                extra = {} if args.no_targets else _targets(console, server.url, args)
     except (BenchError, ServerError) as exc:
         console.print(f"bench failed: {exc}", style="red", markup=False, highlight=False)
         return 1
@@ -111,6 +129,31 @@ def main(argv: list[str] | None = None) -> int:
     args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
     console.print(f"results written to {args.json_out}", soft_wrap=True)
     return 0
+
+
+def _metrics_overhead(console: Console, url: str, args: argparse.Namespace) -> dict:
+    from rich.table import Table
+
+    from . import targets
+
+    runs = []
+    for _ in range(args.rounds):
+        _flush(url)
+        runs.append(targets.metrics_overhead(url, args.messages, args.size, args.partitions))
+    _flush(url)
+    t = Table(title=f"client metrics (metrics=True): CPU they add to the client, {args.rounds} round(s)")
+    t.add_column("workload")
+    t.add_column("hooks / client CPU without them, each round", justify="right")
+    t.add_column("median", justify="right")
+    t.add_column("target")
+    out = {}
+    for name in ("produce", "consume"):
+        costs = [r[name]["cost"] for r in runs]
+        median = sorted(costs)[len(costs) // 2]
+        t.add_row(name, " ".join(f"{100 * c:.2f}%" for c in costs), f"{100 * median:.2f}%", "<= 5%")
+        out[name] = {"rounds": [r[name] for r in runs], "median_cost": median}
+    console.print(t)
+    return out
 
 
 def _targets(console: Console, url: str, args: argparse.Namespace) -> dict:
@@ -143,7 +186,9 @@ def _targets(console: Console, url: str, args: argparse.Namespace) -> dict:
         "flat",
     )
     console.print(t)
-    return {"memory": mem, "latency_acks_1": lat1, "latency_acks_all": lat_all, "growth": curve, "lookup": lookup}
+    overhead = _metrics_overhead(console, url, args)
+    return {"memory": mem, "latency_acks_1": lat1, "latency_acks_all": lat_all, "growth": curve,
+            "lookup": lookup, "metrics_overhead": overhead}
 
 
 if __name__ == "__main__":

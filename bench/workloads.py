@@ -119,10 +119,10 @@ def raw_produce(url: str, p: Params) -> float:
     return elapsed
 
 
-def sdk_produce(url: str, p: Params, idempotent: bool = True) -> float:
+def sdk_produce(url: str, p: Params, idempotent: bool = True, metrics: bool = False) -> float:
     streams = _streams(url, p)
     elapsed, _ = benchmark.sdk_produce(
-        url, p.topic, p.messages, p.value, keys=p.keys, idempotent=idempotent, **PRODUCER_OPTIONS
+        url, p.topic, p.messages, p.value, keys=p.keys, idempotent=idempotent, metrics=metrics, **PRODUCER_OPTIONS
     )
     client = _client(url)
     try:
@@ -147,15 +147,40 @@ def raw_consume(url: str, p: Params) -> float:
     return elapsed
 
 
-def sdk_consume(url: str, p: Params, asynchronous: bool = False) -> float:
+def sdk_consume(url: str, p: Params, asynchronous: bool = False, metrics: bool = False) -> float:
     streams = _streams(url, p)
     client = _client(url)
     try:
         _fill(client, streams, p)
         elapsed, _, read = benchmark.sdk_consume(
-            url, p.topic, p.group, p.messages, asynchronous=asynchronous, stall_s=STALL_S
+            url, p.topic, p.group, p.messages, asynchronous=asynchronous, stall_s=STALL_S, metrics=metrics
         )
         _expect_acked(client, streams, p, read)
+    finally:
+        client.close()
+    return elapsed
+
+
+def raw_produce_each(url: str, p: Params) -> float:
+    streams = _streams(url, p)
+    client = _client(url)
+    try:
+        client.ping()
+        elapsed = benchmark.raw_produce_each(client, streams, p.messages, p.value, p.keys)
+        _expect_written(client, streams, p)
+    finally:
+        client.close()
+    return elapsed
+
+
+def sdk_produce_linger0(url: str, p: Params) -> float:
+    """Producer(linger_ms=0).send() x N, then flush(): records sent while a request is in
+    flight go out together in the next one (Kafka's sender)."""
+    streams = _streams(url, p)
+    elapsed, _ = benchmark.sdk_produce(url, p.topic, p.messages, p.value, keys=p.keys, acks=1, linger_ms=0)
+    client = _client(url)
+    try:
+        _expect_written(client, streams, p)
     finally:
         client.close()
     return elapsed
@@ -167,6 +192,27 @@ def sdk_produce_plain(url: str, p: Params) -> float:
 
 def sdk_consume_async_commit(url: str, p: Params) -> float:
     return sdk_consume(url, p, asynchronous=True)
+
+
+def sdk_produce_metrics(url: str, p: Params) -> float:
+    return sdk_produce(url, p, metrics=True)
+
+
+def sdk_consume_metrics(url: str, p: Params) -> float:
+    return sdk_consume(url, p, metrics=True)
+
+
+def _client_cpu(side: Side) -> Side:
+    """``side``, measured in CPU seconds of this process (every thread: the producer's sender,
+    the consumer's heartbeat) instead of wall-clock seconds: what the client spends, which other
+    load on a shared machine disturbs far less than it disturbs elapsed time."""
+
+    def measured(url: str, p: Params) -> float:
+        start = time.process_time()
+        side(url, p)
+        return time.process_time() - start
+
+    return measured
 
 
 # -- asyncio produce ----------------------------------------------------------------------------------
@@ -247,6 +293,41 @@ FIGURES = (
         f"Consumer.poll(max_records={BATCH}), then commit(asynchronous=True): acks ride on the next read",
         raw_consume,
         sdk_consume_async_commit,
+    ),
+    Figure(
+        "metrics_cost_produce",
+        "Producer.send() x N, then flush() (metrics off, the default)",
+        "Producer(metrics=True): same work; ratio = metrics on / off",
+        sdk_produce,
+        sdk_produce_metrics,
+    ),
+    Figure(
+        "metrics_cost_consume",
+        f"Consumer.poll(max_records={BATCH}), then commit() (metrics off, the default)",
+        "Consumer(metrics=True): same work; ratio = metrics on / off",
+        sdk_consume,
+        sdk_consume_metrics,
+    ),
+    Figure(
+        "metrics_cpu_produce",
+        "client CPU of Producer.send() x N, then flush() (metrics off); rate = records per CPU second",
+        "client CPU with Producer(metrics=True); ratio = on / off",
+        _client_cpu(sdk_produce),
+        _client_cpu(sdk_produce_metrics),
+    ),
+    Figure(
+        "metrics_cpu_consume",
+        f"client CPU of Consumer.poll(max_records={BATCH}), then commit() (metrics off); rate = records per CPU second",
+        "client CPU with Consumer(metrics=True); ratio = on / off",
+        _client_cpu(sdk_consume),
+        _client_cpu(sdk_consume_metrics),
+    ),
+    Figure(
+        "produce_linger0",
+        "redis-py XADD, one call (one round trip) per record",
+        "Producer(linger_ms=0).send() x N, then flush(); acks=1",
+        raw_produce_each,
+        sdk_produce_linger0,
     ),
     Figure(
         "produce_async",

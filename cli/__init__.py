@@ -38,17 +38,38 @@ class Settings:
     """Broker URL from --url / $FACADE_URL; None means the embedded broker."""
 
 
-class FacadeGroup(click.Group):
-    """The root group: turns errors raised anywhere below into one-line messages."""
+class FacadeCommand(click.Command):
+    """A command that notes its path ("topics delete") where the root group finds it, so that an
+    error's hint can fit the command that failed (cli/hints.py)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        ctx.meta[COMMAND_KEY] = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ctx.command_path
+        return super().invoke(ctx)
+
+
+COMMAND_KEY = "facade.command"
+
+
+class FacadeGroup(click.Group):
+    """The root group (and, as their class, its subgroups): turns errors raised anywhere below
+    into one-line messages."""
+
+    command_class = FacadeCommand
+    group_class = type  # subgroups are FacadeGroups, so their commands are FacadeCommands too
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is not None:
+            return super().invoke(ctx)  # a subgroup: the root handles errors
         log = logging.getLogger("facade")
         handler = _StderrHandler(logging.WARNING)
         log.addHandler(handler)  # only while a command runs: the CLI may be invoked in-process (tests)
         try:
             return super().invoke(ctx)
         except FacadeError as exc:
-            raise CliError(_one_line(str(exc) or type(exc).__name__)) from None
+            from . import hints
+
+            url = ctx.obj.url if isinstance(ctx.obj, Settings) else None
+            raise CliError(_one_line(hints.message(exc, ctx.meta.get(COMMAND_KEY), url))) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
@@ -125,7 +146,20 @@ def main(ctx: click.Context, url: str | None) -> None:
 
 
 # Each module registers its commands on main when imported.
-from . import bench, clients, completion, dashboard, demo, dlq, groups, relay, server, topics  # noqa: F401
+from . import (  # noqa: F401
+    bench,
+    clients,
+    completion,
+    dashboard,
+    demo,
+    dlq,
+    exporter,
+    groups,
+    produce,
+    relay,
+    server,
+    topics,
+)
 from .acl import acl
 
 main.add_command(acl)

@@ -1,233 +1,76 @@
-"""``facade produce`` and ``facade consume``: the console producer and consumer."""
+"""``facade consume``: the console consumer; and how commands stop on a signal (StopRequest).
+``facade produce`` is in cli/produce.py."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import io
 import os
 import signal
-import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
-from typing import IO
+from collections.abc import Callable, Iterator
 
 import click
 
 from facade import (
     Admin,
     CommitFailedError,
+    ConfigError,
     Consumer,
+    ConsumerConfig,
+    FacadeError,
     Message,
-    Producer,
     RebalanceInProgressError,
+    TopicPartition,
     UnknownMemberError,
 )
 
-from . import CliError, Settings, main, render
-from .progress import progress
+from . import Settings, main, render
+from .checks import check_broker
 
 # How long one poll may block: bounds how late a Ctrl-C or the idle timeout is noticed.
 POLL_MS = 500
 
 
-def check_broker(url: str | None) -> None:
-    """Fail fast, in one line, when the broker cannot be reached at all.
-
-    Once running, clients ride out outages (reads retry for seconds, a consumer for
-    reconnect_timeout_ms): right for a server restart, not for a typo in --url.
-    """
-    with Admin(url) as admin:
-        admin.list_topics()
-
-
-# ---------------------------------------------------------------------------------------------
-# produce
-
-
-def parse_header(text: str) -> tuple[str, str]:
-    """``"K=V"`` -> ``("K", "V")``; the first ``=`` splits, so values may contain ``=``."""
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise click.BadParameter(f"{text!r} is not K=V", param_hint="--header")
-    return name, value
-
-
-def split_key(line: bytes, separator: bytes, where: str) -> tuple[bytes, bytes]:
-    """Kafka's ``parse.key``: the text before the first ``separator`` is the key, the rest the value.
-
-    A line without the separator is an error, as in kafka-console-producer.
-    """
-    key, sep, value = line.partition(separator)
-    if not sep:
-        shown = line[:80].decode("utf-8", "replace")
-        raise CliError(
-            f"no key separator {separator.decode('utf-8', 'replace')!r} in {where}: {shown!r} "
-            "(every message needs KEY<sep>VALUE with --key-separator; earlier messages were sent)"
-        )
-    return key, value
-
-
-def stdin_lines(stream: IO[bytes]) -> Iterator[bytes]:
-    """One message per line of ``stream``, without its line ending (``\\n`` or ``\\r\\n``)."""
-    for line in stream:
-        if line.endswith(b"\n"):
-            line = line[:-1]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-        yield line
-
-
-def _settle(pending: collections.deque, out: IO[bytes] | None, block: bool) -> int:
-    """Take finished sends off the front of ``pending`` (in send order), print them with --json.
-
-    A failed send raises its error here. Returns how many were settled.
-    """
-    done = 0
-    while pending and (block or pending[0][0].done()):
-        fut, key = pending.popleft()
-        md = fut.result()
-        if out is not None:
-            out.write(render.metadata_json(md, key).encode() + b"\n")
-            out.flush()
-        done += 1
-    return done
-
-
-@main.command(short_help="Send messages to a topic (arguments or stdin lines).")
-@click.argument("topic")
-@click.argument("values", nargs=-1, metavar="[VALUE ...]")
-@click.option("--key", "-k", metavar="K", help="Key of every message (messages with one key stay in order).")
-@click.option(
-    "--key-separator",
-    metavar="SEP",
-    help="Each message is KEY<SEP>VALUE: the text before the first SEP is its key (Kafka's parse.key). "
-    "A message without SEP is an error.",
-)
-@click.option("--header", "-H", "headers", multiple=True, metavar="K=V", help="Add a header; repeatable.")
-@click.option(
-    "--acks",
-    type=click.Choice(["0", "1", "all"]),
-    default="1",
-    show_default=True,
-    help="0: don't wait for the write; 1: the server has it; all: its replicas have it too.",
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help='Print {"topic","partition","offset","key"} per message.'
-)
-@click.option("--create", is_flag=True, help="Create the topic (1 partition) if it does not exist.")
-@click.pass_obj
-def produce(
-    settings: Settings,
-    topic: str,
-    values: tuple[str, ...],
-    key: str | None,
-    key_separator: str | None,
-    headers: tuple[str, ...],
-    acks: str,
-    as_json: bool,
-    create: bool,
-) -> None:
-    """Send messages to TOPIC: each VALUE, or else one message per line of stdin.
-
-    Keyed messages go to the partition chosen by Kafka's murmur2 hash of the key,
-    so one key's messages keep their order. A summary line goes to stderr.
-
-    \b
-    Examples:
-      facade produce posts "hello" --key user-1
-      printf 'user-1:hi\\nuser-2:hey\\n' | facade produce posts --key-separator :
-      facade produce posts '{"id": 7}' --header source=web --json
-    """
-    if key is not None and key_separator is not None:
-        raise click.UsageError("use either --key or --key-separator, not both")
-    if key_separator == "":
-        raise click.BadParameter("must not be empty", param_hint="--key-separator")
-    header_map = dict(parse_header(h) for h in headers) or None
-    sep = key_separator.encode() if key_separator is not None else None
-    fixed_key = key.encode() if key is not None else None
-
-    interactive = False
-    file_bytes = None
-    if values:
-        messages: Iterable[bytes] = (v.encode() for v in values)
-        where = "value"
-    else:
-        messages = stdin_lines(sys.stdin.buffer)
-        where = "line"
-        # Someone typing: send each line at once and report it before the next is typed.
-        interactive = sys.stdin.isatty()
-        file_bytes = _remaining_file_bytes(sys.stdin.buffer)
-    out = sys.stdout.buffer if as_json else None
-
-    check_broker(settings.url)
-    sent = 0
-    pending: collections.deque[tuple[Future, bytes | None]] = collections.deque()
-    with contextlib.ExitStack() as stack:
-        producer = stack.enter_context(Producer(settings.url, acks=acks, auto_create=create))
-        # A big file on stdin gets a progress bar (by bytes read) when stderr is a terminal.
-        bar = stack.enter_context(progress(f"producing to {topic}", file_bytes)) if file_bytes else None
-        try:
-            for number, value in enumerate(messages, 1):
-                if bar is not None:
-                    bar.advance(len(value) + 1)
-                msg_key = fixed_key
-                if sep is not None:
-                    msg_key, value = split_key(value, sep, f"{where} {number}")
-                pending.append((producer.send(topic, value, key=msg_key, headers=header_map), msg_key))
-                sent += 1
-                if interactive:
-                    producer.flush()
-                _settle(pending, out, block=interactive)
-        finally:
-            # Whatever was sent before an error is still delivered and reported.
-            producer.flush()
-            _settle(pending, out, block=True)
-    s = "" if sent == 1 else "s"
-    click.echo(f"Produced {sent} message{s} to {topic}.", err=True)
-
-
-# Below this, a file on stdin goes out too fast for a progress bar to be worth drawing.
-PROGRESS_MIN_BYTES = 1 << 20
-
-
-def _remaining_file_bytes(stream: IO[bytes]) -> int | None:
-    """Bytes left in ``stream`` when it is a regular file of at least PROGRESS_MIN_BYTES, else None."""
-    try:
-        fd = stream.fileno()
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        left = st.st_size - os.lseek(fd, 0, os.SEEK_CUR)
-    except (OSError, ValueError, io.UnsupportedOperation):
-        return None
-    return left if left >= PROGRESS_MIN_BYTES else None
-
-
-# ---------------------------------------------------------------------------------------------
-# consume
-
-
 class StopRequest:
     """SIGINT/SIGTERM set a flag the poll loop checks, so a batch is never cut in half.
 
-    A second signal interrupts at once (KeyboardInterrupt). Outside the main thread (where
+    A second signal interrupts at once (KeyboardInterrupt), and so does the first inside
+    :meth:`blocking` (a read of stdin that may wait for ever). Outside the main thread (where
     signal handlers cannot be installed) this does nothing and Ctrl-C behaves as usual.
+    ``exit_status`` is what the command exits with once it stopped: 128 + the signal number
+    (130 for Ctrl-C, 143 for SIGTERM), as a shell reports a process the signal killed.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int | None = None
+        self._blocking = False
         self._saved: dict[int, object] = {}
 
+    @property
+    def exit_status(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
     def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
+        if self.requested or self._blocking:
+            self.requested = True
+            self.signum = self.signum or signum
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def blocking(self) -> Iterator[None]:
+        """While inside, a signal raises KeyboardInterrupt at once (``requested`` is set too)."""
+        self._blocking = True
+        try:
+            yield
+        finally:
+            self._blocking = False
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
@@ -265,7 +108,8 @@ def _commit(consumer: Consumer) -> None:
 @click.option(
     "--from-beginning",
     is_flag=True,
-    help="Where the group has no position yet, start from the oldest stored record (default: new records only).",
+    help="Where the group has no committed offset yet, start from the oldest stored record (default: new "
+    "records only). A group that committed offsets continues from them (a note says so).",
 )
 @click.option("--max-messages", type=click.IntRange(min=1), metavar="N", help="Exit after N messages.")
 @click.option(
@@ -296,6 +140,7 @@ def _commit(consumer: Consumer) -> None:
 @click.option(
     "--group-instance-id",
     metavar="ID",
+    callback=lambda ctx, param, value: _instance_id(value),
     help="Static membership: restarting with the same ID within the session timeout gets the same "
     "partitions back without a rebalance (and exiting does not leave the group).",
 )
@@ -331,7 +176,8 @@ def consume(
 
     Start several with the same --group to share the partitions; each message goes
     to one of them. What has been printed is committed after every batch, so the
-    next member of the group continues after it. Ctrl-C commits and leaves the group.
+    next member of the group continues after it. Ctrl-C (or SIGTERM) commits, leaves the
+    group and exits 130 (143).
     The text format prints values only; use --format json to see keys and headers.
 
     \b
@@ -355,8 +201,8 @@ def consume(
         options["max_deliveries"] = max_deliveries
     check_broker(settings.url)
     with Admin(settings.url) as admin:
-        for topic in topics:
-            admin.topic(topic)  # a typo fails at once (the SDK's consumer would wait for it)
+        # A typo fails at once (the SDK's consumer would wait for the topic to appear).
+        partitions = {topic: admin.topic(topic).partitions for topic in topics}
     out = sys.stdout.buffer
     count = 0
     with (
@@ -369,6 +215,8 @@ def consume(
             **options,
         ) as consumer,
     ):
+        if from_beginning:
+            _note_committed_offsets(consumer, partitions)
         last_message = time.monotonic()
         try:
             while not stop.requested:
@@ -402,6 +250,46 @@ def consume(
             raise
     # After a clean stop; not after an error, which stays one line.
     _processed(count)
+    if stop.requested:  # committed and left the group, but it was a signal that ended it
+        raise click.exceptions.Exit(stop.exit_status)
+
+
+def _note_committed_offsets(consumer: Consumer, partitions: dict[str, int]) -> None:
+    """--from-beginning is Kafka's: it applies only where the group has no committed offset yet.
+    Say so when the group has some, rather than silently print only new records. (Committed
+    offsets are what a consumer may read under its ACL rules; best effort all the same.)"""
+    tps = [TopicPartition(t, p) for t, n in sorted(partitions.items()) for p in range(n)]
+    try:
+        committed = consumer.committed(tps)
+    except FacadeError:
+        return
+    counts: dict[str, int] = {}
+    for tp, offset in committed.items():
+        if offset is not None:
+            counts[tp.topic] = counts.get(tp.topic, 0) + 1
+    if not counts:
+        return
+    group = consumer.group
+    where = ", ".join(f"{t} ({n} partition{'' if n == 1 else 's'})" for t, n in sorted(counts.items()))
+    first = min(counts)
+    click.echo(
+        f"facade: note: group {group} has committed offsets on {where}, so it continues from them there: "
+        "--from-beginning only applies where a group has none (as in Kafka). To read everything again, "
+        f"stop its members and run: facade groups reset-offsets {group} --topic {first} --to-earliest --execute",
+        err=True,
+    )
+
+
+def _instance_id(value: str | None) -> str | None:
+    """A usage error (exit 2) for an id Kafka's naming rules refuse, checked as the SDK checks it."""
+    if value is not None:
+        try:
+            ConsumerConfig(group_instance_id=value)
+        except ConfigError:
+            raise click.BadParameter(
+                f"{value!r}: use 1 to 249 characters from A-Z a-z 0-9 . _ -", param_hint="--group-instance-id"
+            ) from None
+    return value
 
 
 def message_formatter(fmt: str) -> Callable[[Message], bytes]:

@@ -7,20 +7,30 @@ The loop only gathers (cli/dashboard_data.py), draws (cli/dashboard_view.py) and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
 from rich.live import Live
 
-from facade import Admin, FacadeError, local, redact_url
+from facade import Admin, FacadeError, local, parse_datetime_ms, parse_duration_ms, redact_url
 
 from . import Settings, main, render
-from .dashboard_data import Collector, Snapshot
-from .dashboard_view import frame, pick_group, pick_topic, snapshot_json
+from .dashboard_data import Collector, Page, Snapshot, offset_for_time, read_page
+from .dashboard_view import (
+    browser_frame,
+    browser_rows,
+    frame,
+    ordered_groups,
+    pick_group,
+    pick_topic,
+    snapshot_json,
+)
 
 ONCE_SAMPLE_GAP_S = 1.0
 """``--once`` samples twice, this far apart at most, so its rates are real."""
@@ -64,11 +74,139 @@ def _broker(url: str | None) -> str:
     return redact_url(url) if url else f"embedded ({local.status().url})"
 
 
+@dataclass(frozen=True)
+class LiveState:
+    """What the live view shows, changed only by key presses (:func:`press`)."""
+
+    topic: str | None = None
+    """The topic chosen with t/T (None: the one with the most traffic)."""
+    group: str | None = None
+    """The group chosen with g/G (None: the busiest reading the topic)."""
+    paused: bool = False
+    panel: str = "partitions"
+    """What the lower panel of a narrow screen shows: "partitions" or "members" (m)."""
+    browsing: bool = False
+    partition: int = 0
+    """Browser: the partition shown."""
+    start: int | None = None
+    """Browser: the first offset asked for (None: the newest page, following new records)."""
+    as_base64: bool = False
+    prompt: str | None = None
+    """Browser: "offset" or "time" while one is typed."""
+    typed: str = ""
+    jump_time: str | None = None
+    """Browser: a time typed, for the loop to turn into an offset."""
+    quit: bool = False
+    refresh: bool = False
+
+
 def _cycle(names: list[str], current: str | None, step: int) -> str | None:
     if not names:
         return None
-    i = names.index(current) if current in names else 0
-    return names[(i + step) % len(names)]
+    if current not in names:
+        return names[0] if step > 0 else names[-1]
+    return names[(names.index(current) + step) % len(names)]
+
+
+def press(state: LiveState, key: str, snap: Snapshot, page: Page | None = None, rows: int = 20) -> LiveState:
+    """The state after pressing ``key`` ("up", "down", "left", "right", "esc", "enter",
+    "backspace" or a character) with ``snap`` (and the browser's ``page``) on screen."""
+    r = dataclasses.replace
+    if state.prompt is not None:  # typing an offset or a time
+        if key == "esc":
+            return r(state, prompt=None, typed="")
+        if key == "enter":
+            text = state.typed.strip()
+            if not text:
+                return r(state, prompt=None)
+            if state.prompt == "offset":
+                return r(state, prompt=None, typed="", start=int(text)) if text.isdigit() else r(state, typed="")
+            return r(state, prompt=None, typed="", jump_time=text)
+        if key == "backspace":
+            return r(state, typed=state.typed[:-1])
+        if len(key) == 1 and key.isprintable():
+            return r(state, typed=state.typed + key)
+        return state
+    if key in ("q", "Q"):
+        return r(state, quit=True)
+    if key in ("p", "P", " "):
+        return r(state, paused=not state.paused)
+    if key in ("r", "R"):
+        return r(state, refresh=True)
+    shown = pick_topic(snap, state.topic)
+    if state.browsing:
+        size = max(1, rows)
+        count = page.partitions if page else 1
+        first = page.records[0].offset if page and page.records else (page.start if page else 0)
+        if key in ("b", "esc"):
+            return r(state, browsing=False)
+        if key in ("]", "right", "l"):
+            return r(state, partition=(state.partition + 1) % count, start=None)
+        if key in ("[", "left", "h"):
+            return r(state, partition=(state.partition - 1) % count, start=None)
+        if key in ("n", "down", "pagedown", "j"):
+            if page is None or not page.records or page.records[-1].offset + 1 >= page.log_end:
+                return r(state, start=None)  # the newest page: it follows new records
+            return r(state, start=page.records[-1].offset + 1)
+        if key in ("N", "up", "pageup", "k"):
+            return r(state, start=max(page.log_start if page else 0, first - size))
+        if key in ("g", "home"):
+            return r(state, start=page.log_start if page else 0)
+        if key in ("e", "G", "end"):
+            return r(state, start=None)
+        if key == "o":
+            return r(state, prompt="offset", typed="")
+        if key == "@":
+            return r(state, prompt="time", typed="")
+        if key in ("x", "X"):
+            return r(state, as_base64=not state.as_base64)
+        return state
+    if key in ("t", "T"):
+        names = [t.name for t in snap.topics if not t.is_dead_letters] or [t.name for t in snap.topics]
+        current = shown.name if shown else None
+        return r(state, topic=_cycle(names, current, 1 if key == "t" else -1))
+    if key in ("g", "G"):
+        listed = [g.group for g in ordered_groups(snap)]
+        current = pick_group(snap, shown, state.group)
+        chosen = _cycle(listed, current.group if current else None, 1 if key == "g" else -1)
+        topic = state.topic
+        view = next((g for g in snap.groups if g.group == chosen), None)
+        if view is not None and view.topics and (shown is None or shown.name not in view.topics):
+            topic = view.topics[0]  # the partition panel follows the group to a topic it reads
+        return r(state, group=chosen, topic=topic)
+    if key in ("m", "M"):
+        return r(state, panel="members" if state.panel == "partitions" else "partitions")
+    if key in ("b", "B", "enter"):
+        if shown is None:
+            return state
+        return r(state, browsing=True, topic=shown.name, partition=0, start=None)
+    return state
+
+
+_ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "[5~": "pageup", "[6~": "pagedown",
+            "[H": "home", "[F": "end", "OA": "up", "OB": "down", "OC": "right", "OD": "left"}  # fmt: skip
+
+
+def split_keys(text: str) -> list[str]:
+    """Key presses from what a terminal sent: escape sequences as names ("up", "pagedown", ...),
+    a lone ESC as "esc", Enter as "enter", Backspace as "backspace", the rest one character each."""
+    keys: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\x1b":
+            for seq, name in _ESCAPES.items():
+                if text.startswith(seq, i + 1):
+                    keys.append(name)
+                    i += 1 + len(seq)
+                    break
+            else:
+                keys.append("esc")
+                i += 1
+            continue
+        keys.append({"\r": "enter", "\n": "enter", "\x7f": "backspace", "\x08": "backspace"}.get(c, c))
+        i += 1
+    return keys
 
 
 @main.command(short_help="Live view of topics, groups, lag and the server.")
@@ -89,13 +227,21 @@ def _cycle(names: list[str], current: str | None, step: int) -> str | None:
 def dashboard(settings: Settings, refresh: float, topics: tuple[str, ...], once: bool, as_json: bool) -> None:
     """A live, full-screen view: topics (partitions, messages, in/out rate in msg/s),
     one topic's partitions (length, first/last offset, owner, lag, pending, age of the
-    oldest pending record), consumer groups (members, generation, lag and its trend,
-    assignment), dead-letter topics and the server (memory, role, replicas, the
-    primary Sentinel reports, failovers seen). Problems are listed at the top: lag
-    growing, a group without members, records pending too long, memory near maxmemory.
+    oldest uncommitted record), consumer groups (members, generation, lag, its trend and
+    a sparkline of its history), a group's members (client id, host, partitions) and
+    progress, dead-letter topics and the server (memory, role, replicas, the primary
+    Sentinel reports, failovers seen). Problems are listed at the top: lag growing, a
+    group without members, records uncommitted too long, memory near maxmemory.
+
+    Busy parts come first: the topic with traffic is selected, groups with members or lag
+    are listed before idle ones; every topic and group is reached by moving the
+    selection. From 140 columns on, two columns side by side.
 
     \b
-    Keys: q quit, t / T next / previous topic, g next group, p pause, r refresh now.
+    Keys: q quit, t / T next / previous topic, g / G next / previous group,
+          m members (narrow screens), b browse the topic's records, p pause, r refresh.
+    Browser: [ ] partition, n / N next / previous page, g first, e newest,
+          o jump to an offset, @ jump to a time, x text / base64, b or Esc back.
 
     In is the growth of the records appended; out, of the records delivered to the
     groups (summed over groups). --once and --json sample twice (up to a second
@@ -135,41 +281,85 @@ def _run_live(collector: Collector, con: Any, refresh: float, stack: contextlib.
     view = stack.enter_context(
         Live(console=con, screen=True, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
     )
-    topic: str | None = None
-    group: str | None = None
-    paused = False
+    state = LiveState()
+    page: Page | None = None
+    page_key: tuple[Any, ...] | None = None
     next_sample = time.monotonic() + refresh
     while True:
-        shown = pick_topic(snap, topic)
-        topic = shown.name if shown else None
-        shown_group = pick_group(snap, shown, group)
-        group = shown_group.group if shown_group else None
-        view.update(
-            frame(
-                snap, topic=topic, group=group, height=con.size.height, width=con.size.width, paused=paused
-            ),
-            refresh=True,
-        )
-        pressed = keys.read(max(0.05, next_sample - time.monotonic()) if not paused else 0.5)
-        for key in pressed:
-            if key in "qQ":
+        width, height = _terminal_size(con)
+        if state.browsing:
+            error = None
+            if state.jump_time is not None:
+                state, error = _jump_to_time(collector.admin, state)
+                page_key = None
+            wanted = (state.topic, state.partition, state.start, browser_rows(height))
+            if wanted != page_key:
+                page = _page(collector.admin, state, browser_rows(height), page)
+                page_key = wanted
+                if page is not None and page.partition != state.partition:
+                    state = dataclasses.replace(state, partition=page.partition)
+            if error and page is not None:
+                page = dataclasses.replace(page, error=error)  # shown until the page is read again
+            prompt = None
+            if state.prompt is not None:
+                hint = "digits, Enter" if state.prompt == "offset" else "ISO time (2026-11-29T10:00:00Z) or ago (PT5M), Enter"
+                prompt = f"jump to {state.prompt} ({hint}; Esc cancels): {state.typed}_"
+            shown = browser_frame(snap, page, height=height, width=width, as_base64=state.as_base64, prompt=prompt,
+                                  paused=state.paused)  # fmt: skip
+        else:
+            shown = frame(snap, topic=state.topic, group=state.group, height=height, width=width, paused=state.paused,
+                          panel=state.panel)  # fmt: skip
+        view.update(shown, refresh=True)
+        pressed = keys.read(max(0.05, next_sample - time.monotonic()) if not state.paused else 0.5)
+        for key in split_keys(pressed):
+            state = press(state, key, snap, page if state.browsing else None, browser_rows(height))
+            if state.quit:
                 return
-            if key in "tT":
-                names = [t.name for t in snap.topics if not t.is_dead_letters] or [
-                    t.name for t in snap.topics
-                ]
-                topic = _cycle(names, topic, 1 if key == "t" else -1)
-                group = None
-            elif key == "g":
-                readers = [g.group for g in snap.groups if shown is not None and g.group in shown.groups]
-                group = _cycle(readers, group, 1)
-            elif key in "pP ":
-                paused = not paused
-            elif key in "rR":
-                next_sample = 0.0
-        if not paused and time.monotonic() >= next_sample:
+        if state.refresh:
+            state = dataclasses.replace(state, refresh=False)
+            next_sample = 0.0
+        if not state.paused and time.monotonic() >= next_sample:
             snap = _sample(collector, snap)
+            page_key = None  # the browser re-reads its page with each sample (new records, trims)
             next_sample = time.monotonic() + refresh
+
+
+def _terminal_size(con: Any) -> tuple[int, int]:
+    """The terminal's size now (it may have been resized). The terminal is asked first: $COLUMNS
+    and $LINES, which rich would prefer, are often stale or inherited (tmux, CI) in a full-screen
+    view; the console is told, so that it draws to the same size."""
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return con.size.width, con.size.height
+    con.size = (size.columns, size.lines)
+    return size.columns, size.lines
+
+
+def _page(admin: Admin, state: LiveState, rows: int, last: Page | None) -> Page | None:
+    if state.topic is None:
+        return None
+    try:
+        return read_page(admin, state.topic, state.partition, state.start, rows)
+    except FacadeError as exc:
+        if last is None:
+            return None
+        return dataclasses.replace(last, error=" ".join(str(exc).split()))
+
+
+def _jump_to_time(admin: Admin, state: LiveState) -> tuple[LiveState, str | None]:
+    """Turn the time typed in the browser into the first offset at or after it."""
+    text = state.jump_time or ""
+    state = dataclasses.replace(state, jump_time=None)
+    try:
+        if text.upper().startswith("P"):
+            ms = int(time.time() * 1000) - parse_duration_ms(text)
+        else:
+            ms = parse_datetime_ms(text)
+        offset = offset_for_time(admin, state.topic or "", state.partition, ms)
+    except FacadeError as exc:
+        return state, " ".join(str(exc).split())
+    return dataclasses.replace(state, start=offset), None if offset is not None else f"no record at or after {text}"
 
 
 def _sample(collector: Collector, last: Snapshot | None) -> Snapshot:

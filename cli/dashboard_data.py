@@ -23,6 +23,7 @@ from facade import (
     ReplicaDescription,
     ServerDescription,
     TopicConfig,
+    TopicPartition,
 )
 
 __all__ = [
@@ -30,16 +31,22 @@ __all__ = [
     "GroupPartitionRow",
     "GroupView",
     "MemberView",
+    "Page",
     "PartitionRow",
+    "RecordRow",
     "ReplicaView",
     "ServerView",
     "Snapshot",
     "TopicView",
+    "offset_for_time",
     "rate",
+    "read_page",
 ]
 
 LAG_WINDOW_S = 10.0
 """A group's lag trend is its change over about this many seconds."""
+LAG_HISTORY = 60
+"""Samples of each group's lag kept for its sparkline."""
 MAX_EVENTS = 5
 """Failovers and restarts remembered for the view."""
 
@@ -108,6 +115,10 @@ class MemberView:
     member_id: str
     partitions: tuple[str, ...]
     """Its assignment as ``"topic:partition"``."""
+    host: str = ""
+    """Host name of the client (as the client gave it)."""
+    client_id: str = ""
+    """The client id it gave (Kafka's client.id; facade's default is "facade")."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,13 @@ class GroupView:
     """Total records not yet delivered (None: unknown)."""
     lag_delta: int | None = None
     """Change of ``lag`` over the last ~LAG_WINDOW_S seconds (None: not known yet)."""
+    lag_history: tuple[int, ...] = ()
+    """``lag`` at the last LAG_HISTORY samples, oldest first (the sparkline)."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether it has members or lag (shown before idle groups)."""
+        return bool(self.members) or bool(self.lag) or self.pending > 0
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -190,6 +208,7 @@ class Collector:
         self._clock = clock
         self._counts: dict[tuple[str, str], tuple[float, float]] = {}  # (topic, "in"|"out") -> (t, n)
         self._lags: dict[str, collections.deque[tuple[float, int]]] = {}
+        self._history: dict[str, collections.deque[int]] = {}
         self._events: collections.deque[str] = collections.deque(maxlen=MAX_EVENTS)
         self._primary: str | None = None
         self._run_id: str | None = None
@@ -296,11 +315,13 @@ class Collector:
                 history.popleft()
             if len(history) > 1:
                 delta = lag - history[0][1]
+            self._history.setdefault(d.group, collections.deque(maxlen=LAG_HISTORY)).append(lag)
         return GroupView(
             d.group,
             d.generation,
             tuple(
-                MemberView(m.member_id, tuple(f"{tp.topic}:{tp.partition}" for tp in m.partitions))
+                MemberView(m.member_id, tuple(f"{tp.topic}:{tp.partition}" for tp in m.partitions), m.host,
+                           m.client_id)
                 for m in d.members
             ),
             tuple(
@@ -317,6 +338,7 @@ class Collector:
             ),
             lag,
             delta,
+            tuple(self._history.get(d.group, ())),
         )
 
     # -- server ---------------------------------------------------------------------------------
@@ -338,3 +360,53 @@ class Collector:
 
     def _event(self, text: str) -> None:
         self._events.append(f"{time.strftime('%H:%M:%S')} {text}")
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One record in the message browser."""
+
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the message browser: records of one partition from an offset on."""
+
+    topic: str
+    partition: int
+    partitions: int
+    """The topic's partition count."""
+    start: int
+    """The offset asked for (the first record shown may be later: trimmed or deleted ones)."""
+    log_start: int
+    log_end: int
+    records: tuple[RecordRow, ...] = ()
+    error: str | None = None
+    """Why the page could not be read (a bad time, say)."""
+
+
+def read_page(admin: Admin, topic: str, partition: int, start: int | None, size: int) -> Page:
+    """``size`` records of ``topic[partition]`` from offset ``start`` on (None: the last page),
+    with the partition's log start and end offsets, through ``Admin.read_records``."""
+    cfg = admin.topic(topic)
+    partition = max(0, min(partition, cfg.partitions - 1))
+    tp = TopicPartition(topic, partition)
+    first = admin.list_offsets(tp, "earliest")[tp] or 0
+    end = admin.list_offsets(tp, "latest")[tp] or 0
+    if start is None:
+        start = max(first, end - size)
+    start = max(first, min(start, end))
+    records = admin.read_records(tp, start, size) if end > start else []
+    rows = tuple(RecordRow(m.offset, m.timestamp_ms, m.key, m.value, tuple(m.headers)) for m in records)
+    return Page(topic, partition, cfg.partitions, start, first, end, rows)
+
+
+def offset_for_time(admin: Admin, topic: str, partition: int, ms: int) -> int | None:
+    """The first offset of ``topic[partition]`` appended at or after ``ms`` (None: none is)."""
+    tp = TopicPartition(topic, partition)
+    return admin.list_offsets(tp, ms)[tp]

@@ -1,14 +1,19 @@
 """Drawing ``facade dashboard``: pure functions from a Snapshot to rich renderables.
 
 Nothing here talks to a broker or a terminal. :func:`frame` lays one screen out for a given
-height (rows are cut, with a "… N more" line, so a frame fits 80x24 and uses more rows when there
-are more); :func:`alerts` decides what needs attention and is tested on its own.
+height and width: busy parts first (the topic with traffic selected, groups with members or lag
+listed before idle ones), rows shared among the sections so that a frame fits 80x24, every row
+of a section reachable by moving the selection (the window follows it), and from WIDE columns on
+two columns side by side so a 160x45 terminal is filled. :func:`browser_frame` draws the message
+browser; :func:`alerts` decides what needs attention and is tested on its own.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,18 +21,24 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .dashboard_data import GroupPartitionRow, GroupView, Snapshot, TopicView
+from .dashboard_data import GroupPartitionRow, GroupView, Page, Snapshot, TopicView
 from .render import format_ms
 
 __all__ = [
     "Alert",
     "alerts",
+    "browser_frame",
+    "browser_rows",
     "frame",
     "human_bytes",
     "human_count",
+    "ordered_groups",
     "pick_group",
     "pick_topic",
+    "share_rows",
     "snapshot_json",
+    "sparkline",
+    "value_text",
 ]
 
 PENDING_OLD_MS = 30_000
@@ -37,7 +48,9 @@ MEMORY_CRIT = 0.90
 REPLICA_LAG_WARN_S = 10
 MAX_ALERT_LINES = 3
 """Alert lines a frame shows before "+N more" (with a limited height)."""
-KEYS_HELP = "q quit  t/T topic  g group  p pause  r refresh"
+KEYS_HELP = "q quit  t/T topic  g/G group  m members  b browse  p pause  r refresh"
+WIDE = 140
+"""From this many columns on, the frame is two columns side by side."""
 
 
 @dataclass(frozen=True)
@@ -152,51 +165,122 @@ def alerts(s: Snapshot) -> list[Alert]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Selection
+# Selection and order
+
+
+def ordered_groups(s: Snapshot) -> list[GroupView]:
+    """Groups as the table lists them: busy ones (members, lag or pending records) first, then
+    idle ones, each by name."""
+    return sorted(s.groups, key=lambda g: (not g.busy, g.group))
+
+
+def _traffic(t: TopicView, lag: int) -> tuple[float, int, int]:
+    return ((t.in_rate or 0.0) + (t.out_rate or 0.0), lag, t.messages)
 
 
 def pick_topic(s: Snapshot, name: str | None) -> TopicView | None:
-    """The topic the partition panel shows: ``name`` if shown, else the first (dead-letter
-    topics last)."""
+    """The topic the partition panel shows: ``name`` if shown, else the one with the most traffic
+    (records in and out per second, then lag, then records stored); dead-letter topics only when
+    there is nothing else."""
     topics = [t for t in s.topics if not t.is_dead_letters] or list(s.topics)
     for t in topics:
         if t.name == name:
             return t
-    return topics[0] if topics else None
+    if not topics:
+        return None
+    lags = _topic_lags(s)
+    return max(topics, key=lambda t: _traffic(t, lags.get(t.name) or 0))
 
 
 def pick_group(s: Snapshot, topic: TopicView | None, name: str | None) -> GroupView | None:
-    """The group whose progress the partition panel shows: ``name`` if it reads ``topic``, else
-    the first that does."""
-    if topic is None:
-        return None
-    readers = [g for g in s.groups if g.group in topic.groups or topic.name in g.topics]
-    for g in readers:
+    """The selected group: ``name`` if it exists, else the busiest group reading ``topic``
+    (members, then lag), else the first group listed."""
+    for g in s.groups:
         if g.group == name:
             return g
-    return readers[0] if readers else None
+    readers = [g for g in ordered_groups(s) if topic is not None and (g.group in topic.groups or topic.name in g.topics)]
+    if readers:
+        return max(readers, key=lambda g: (bool(g.members), g.lag or 0))
+    listed = ordered_groups(s)
+    return listed[0] if listed else None
+
+
+def _topic_lags(s: Snapshot) -> dict[str, int | None]:
+    lags: dict[str, int | None] = {}
+    for g in s.groups:
+        for p in g.partitions:
+            if p.topic in lags and lags[p.topic] is None:
+                continue
+            lags[p.topic] = None if p.lag is None else (lags.get(p.topic) or 0) + p.lag
+    return lags
 
 
 # ---------------------------------------------------------------------------------------------
-# The frame
+# Pieces
 
 
-def _fit(rows: list[tuple[Any, ...]], limit: int | None, keep: int = 0) -> tuple[list[tuple[Any, ...]], int]:
-    """At most ``limit`` lines for ``rows``: the rows shown (a window that includes row ``keep``)
-    and how many were left out (one line then says so, and counts against ``limit``)."""
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[int], width: int) -> str:
+    """The last ``width`` values as block characters, scaled from 0 to their maximum ("" for none;
+    all-zero values are the lowest block)."""
+    shown = list(values)[-width:] if width > 0 else []
+    if not shown:
+        return ""
+    top = max(shown)
+    if top <= 0:
+        return SPARKS[0] * len(shown)
+    return "".join(SPARKS[min(len(SPARKS) - 1, round(v / top * (len(SPARKS) - 1)))] if v > 0 else SPARKS[0]
+                   for v in shown)  # fmt: skip
+
+
+def share_rows(room: int, wanted: Sequence[int]) -> list[int]:
+    """Split ``room`` rows among sections that want ``wanted`` rows each: every section with
+    something to show gets at least one, none more than it wants, and what one does not need
+    goes to the others (water filling)."""
+    give = [0] * len(wanted)
+    open_ = [i for i, w in enumerate(wanted) if w > 0]
+    left = room
+    while open_ and left > 0:
+        share = max(1, left // len(open_))
+        done = []
+        for i in open_:
+            take = min(share, wanted[i] - give[i], left)
+            give[i] += take
+            left -= take
+            if give[i] >= wanted[i]:
+                done.append(i)
+            if left <= 0:
+                break
+        open_ = [i for i in open_ if i not in done]
+        if not done and share == 1 and left <= 0:
+            break
+    return give
+
+
+def _fit(rows: list[tuple[Any, ...]], limit: int | None, keep: int = 0) -> tuple[list[tuple[Any, ...]], int, int]:
+    """At most ``limit`` lines for ``rows``: the rows shown (a window that includes row ``keep``),
+    how many are above it and how many below (one line then says so; it counts against
+    ``limit``)."""
     if limit is None or len(rows) <= limit:
-        return rows, 0
+        return rows, 0, 0
     room = max(1, limit - 1)
     start = min(max(0, keep - room + 1), len(rows) - room)
-    return rows[start : start + room], len(rows) - room
+    return rows[start : start + room], start, len(rows) - room - start
 
 
-def _with_more(table: Table, rows: list[tuple[Any, ...]], hidden: int) -> RenderableType:
+def _with_more(table: Table, rows: list[tuple[Any, ...]], above: int, below: int, what: str) -> RenderableType:
     for row in rows:
         table.add_row(*row)
-    if not hidden:
+    if not (above or below):
         return table
-    return Group(table, Text(f"… {hidden} more", "dim"))
+    parts = []
+    if above:
+        parts.append(f"↑ {above} above")
+    if below:
+        parts.append(f"↓ {below} below")
+    return Group(table, Text(f"{'  '.join(parts)}  ({what})", "dim", no_wrap=True, overflow="ellipsis"))
 
 
 def _table(*columns: tuple[str, str]) -> Table:
@@ -206,10 +290,21 @@ def _table(*columns: tuple[str, str]) -> Table:
     return table
 
 
-def _header(s: Snapshot, paused: bool) -> Text:
+def _names(names: Sequence[str], room: int = 22) -> str:
+    """A list of names that fits ``room`` characters ("a,b,c" or "12: a,b,…"), so a long list
+    never squeezes the other columns out of a table."""
+    text = ",".join(names)
+    if len(text) <= room:
+        return text
+    head = f"{len(names)}: "
+    return head + text[: room - len(head) - 1] + "…"
+
+
+def _header(s: Snapshot, paused: bool, mode: str = "") -> Text:
     clock = time.strftime("%H:%M:%S", time.localtime(s.taken_ms / 1000))
     return Text.assemble(
         ("facade dashboard", "bold"), "  ", s.broker, "  ", clock,
+        (f"  {mode}", "bold cyan") if mode else "",
         ("  PAUSED", "bold yellow") if paused else "",
     )  # fmt: skip
 
@@ -243,16 +338,19 @@ def _server_line(s: Snapshot) -> Text:
     return Text.assemble(*parts)
 
 
+def _offset(o: int | None) -> str:
+    return "-" if o is None else str(o)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
 def _topics_table(s: Snapshot, selected: TopicView | None, limit: int | None) -> RenderableType:
     topics = [t for t in s.topics if not t.is_dead_letters]
     if not topics:
         return Text("no topics", "dim")
-    lag_by_topic: dict[str, int | None] = {}
-    for g in s.groups:
-        for p in g.partitions:
-            if p.topic in lag_by_topic and lag_by_topic[p.topic] is None:
-                continue
-            lag_by_topic[p.topic] = None if p.lag is None else (lag_by_topic.get(p.topic) or 0) + p.lag
+    lag_by_topic = _topic_lags(s)
     table = _table(
         ("TOPIC", "left"), ("PARTS", "right"), ("MESSAGES", "right"), ("IN/s", "right"),
         ("OUT/s", "right"), ("LAG", "right"), ("GROUPS", "left"),
@@ -262,7 +360,8 @@ def _topics_table(s: Snapshot, selected: TopicView | None, limit: int | None) ->
     for i, t in enumerate(topics):
         if t is selected:
             keep = i
-        name = Text(("> " if t is selected else "  ") + t.name, "bold cyan" if t is selected else "")
+        busy = bool(t.in_rate or t.out_rate)
+        name = Text(("> " if t is selected else "  ") + t.name, "bold cyan" if t is selected else "bold" if busy else "")
         rows.append(
             (
                 name,
@@ -271,84 +370,143 @@ def _topics_table(s: Snapshot, selected: TopicView | None, limit: int | None) ->
                 human_rate(t.in_rate),
                 human_rate(t.out_rate),
                 human_count(lag_by_topic.get(t.name)),
-                ",".join(t.groups) or Text("-", "dim"),
+                _names(t.groups) or Text("-", "dim"),
             )
         )
-    return _with_more(table, *_fit(rows, limit, keep))
+    return _with_more(table, *_fit(rows, limit, keep), "t/T: topic")
 
 
 def _partitions_table(topic: TopicView | None, group: GroupView | None, limit: int | None) -> RenderableType:
     if topic is None:
         return Text("")
+    reads = group is not None and (group.group in topic.groups or topic.name in group.topics)
     title = Text.assemble(
         ("partitions of ", "bold"), (topic.name, "bold cyan"),
-        ("  group ", "bold"), (group.group, "bold cyan") if group else ("(none reads it)", "dim"),
+        ("  group ", "bold"), (group.group, "bold cyan") if reads and group else ("(none selected reads it)", "dim"),
     )  # fmt: skip
+    title.no_wrap, title.overflow = True, "ellipsis"
     table = _table(
-        ("P", "right"), ("LENGTH", "right"), ("FIRST", "left"), ("LAST", "left"), ("OWNER", "left"),
+        ("P", "right"), ("LENGTH", "right"), ("FIRST", "right"), ("LAST", "right"), ("OWNER", "left"),
         ("LAG", "right"), ("PEND", "right"), ("OLDEST", "right"),
     )  # fmt: skip
     by_partition: dict[int, GroupPartitionRow] = {}
-    if group is not None:
+    if reads and group is not None:
         by_partition = {p.partition: p for p in group.partitions if p.topic == topic.name}
     rows = []
-    for p in topic.partitions:
+    # The busiest partitions first: lag, then records stored.
+    order = sorted(topic.partitions, key=lambda p: (-((by_partition.get(p.partition) or _NO_ROW).lag or 0), p.partition))
+    for p in order:
         g = by_partition.get(p.partition)
         old = g is not None and g.oldest_pending_ms is not None and g.oldest_pending_ms >= PENDING_OLD_MS
         rows.append(
             (
                 str(p.partition),
                 human_count(p.length),
-                "-" if p.first_offset is None else str(p.first_offset),
-                "-" if p.last_offset is None else str(p.last_offset),
-                (g.owner or Text("-", "yellow")) if g else "-",
+                _offset(p.first_offset),
+                _offset(p.last_offset),
+                (_short_member(g.owner) if g.owner else Text("-", "yellow")) if g else "-",
                 human_count(g.lag) if g else "-",
                 str(g.pending) if g else "-",
                 Text(_age(g.oldest_pending_ms) if g else "-", "yellow" if old else ""),
             )
         )
-    return Group(title, _with_more(table, *_fit(rows, limit)))
+    return Group(title, _with_more(table, *_fit(rows, limit), "busiest first"))
+
+
+_NO_ROW = GroupPartitionRow("", 0, None, None, 0, 0, None)
 
 
 def _short_member(member_id: str) -> str:
     # Dynamic ids are "<host>-<pid>-<random>": the random tail tells members apart.
-    return member_id if len(member_id) <= 12 else "…" + member_id[-8:]
+    return member_id if len(member_id) <= 16 else "…" + member_id[-12:]
 
 
-def _groups_table(s: Snapshot, limit: int | None, width: int | None) -> RenderableType:
+def _groups_table(s: Snapshot, selected: GroupView | None, limit: int | None, history: int) -> RenderableType:
     if not s.groups:
         return Text("no consumer groups", "dim")
     table = _table(
-        ("GROUP", "left"), ("MEMBERS", "right"), ("GEN", "right"), ("TOPICS", "left"), ("LAG", "right"),
-        ("TREND", "right"), ("PEND", "right"), ("OLDEST", "right"), ("ASSIGNMENT", "left"),
+        ("GROUP", "left"), ("MEM", "right"), ("GEN", "right"), ("TOPICS", "left"), ("LAG", "right"),
+        ("TREND", "right"), ("LAG HISTORY", "left"), ("PEND", "right"), ("OLDEST", "right"),
     )  # fmt: skip
-    # The assignment gets what the other columns leave (about 60 characters); None: all of it.
-    room = None if width is None else max(8, width - 62)
     rows = []
-    for g in s.groups:
+    keep = 0
+    for i, g in enumerate(ordered_groups(s)):
+        if g is selected:
+            keep = i
         growing = g.lag_delta is not None and g.lag_delta > 0 and bool(g.lag)
         trend = "-" if g.lag_delta is None else f"{g.lag_delta:+d}"
         oldest = g.oldest_pending_ms
-        assignment = " ".join(
-            f"{_short_member(m.member_id)}={','.join(p.rsplit(':', 1)[1] for p in m.partitions) or '-'}"
-            for m in g.members
-        )
-        if room is not None and len(assignment) > room:
-            assignment = assignment[: room - 1] + "…"
+        style = "bold cyan" if g is selected else "" if g.busy else "dim"
         rows.append(
             (
-                g.group,
-                Text(str(len(g.members)), "bold yellow" if not g.members else ""),
+                Text(("> " if g is selected else "  ") + g.group, style),
+                Text(str(len(g.members)), "bold yellow" if not g.members and g.lag else ""),
                 str(g.generation),
-                ",".join(g.topics) or "-",
+                _names(g.topics, 16) or "-",
                 Text(human_count(g.lag), "yellow" if growing else ""),
                 Text(trend, "yellow" if growing else ""),
+                Text(sparkline(g.lag_history, history), "yellow" if growing else "cyan"),
                 str(g.pending),
                 Text(_age(oldest), "yellow" if oldest is not None and oldest >= PENDING_OLD_MS else ""),
-                assignment or Text("-", "dim"),
             )
         )
-    return _with_more(table, *_fit(rows, limit))
+    return _with_more(table, *_fit(rows, limit, keep), "g/G: group")
+
+
+def _members_table(group: GroupView | None, limit: int | None) -> RenderableType:
+    if group is None:
+        return Text("")
+    title = Text.assemble(("members of ", "bold"), (group.group, "bold cyan"), f"  generation {group.generation}")
+    title.no_wrap, title.overflow = True, "ellipsis"
+    if not group.members:
+        return Group(title, Text("no live members", "yellow" if group.lag else "dim"))
+    table = _table(("MEMBER", "left"), ("CLIENT ID", "left"), ("HOST", "left"), ("PARTITIONS", "left"))
+    for column, least in zip(table.columns, (14, 9, 8)):
+        column.min_width = least  # the partition list gives way first
+    rows = [
+        (
+            _short_member(m.member_id),
+            m.client_id or "-",
+            m.host or "-",
+            _partition_list(m.partitions) or Text("-", "dim"),
+        )
+        for m in group.members
+    ]
+    return Group(title, _with_more(table, *_fit(rows, limit), "members"))
+
+
+def _progress_table(group: GroupView | None, limit: int | None) -> RenderableType:
+    """Where the selected group stands on every partition it reads (kafka-consumer-groups
+    --describe), the most lagging first."""
+    if group is None or not group.partitions:
+        return Text("")
+    title = Text.assemble(("progress of ", "bold"), (group.group, "bold cyan"), "  lag ", human_count(group.lag))
+    title.no_wrap, title.overflow = True, "ellipsis"
+    table = _table(
+        ("TOPIC:P", "left"), ("COMMITTED", "right"), ("LAG", "right"), ("PEND", "right"), ("OLDEST", "right"),
+        ("OWNER", "left"),
+    )  # fmt: skip
+    rows = [
+        (
+            f"{p.topic}:{p.partition}",
+            _offset(p.committed),
+            human_count(p.lag),
+            str(p.pending),
+            _age(p.oldest_pending_ms),
+            _short_member(p.owner) if p.owner else Text("-", "yellow" if p.lag else "dim"),
+        )
+        for p in sorted(group.partitions, key=lambda p: (-(p.lag or 0), p.topic, p.partition))
+    ]
+    return Group(title, _with_more(table, *_fit(rows, limit), "most lagging first"))
+
+
+def _partition_list(assigned: Sequence[str]) -> str:
+    """``["posts:0", "posts:1", "audit:0"]`` -> "posts:0,1 audit:0"."""
+    by_topic: dict[str, list[str]] = {}
+    for tp in assigned:
+        topic, _, partition = tp.rpartition(":")
+        by_topic.setdefault(topic, []).append(partition)
+    return " ".join(f"{t}:{','.join(ps)}" for t, ps in by_topic.items())
 
 
 def _dead_letters_line(s: Snapshot) -> Text | None:
@@ -361,6 +519,22 @@ def _dead_letters_line(s: Snapshot) -> Text | None:
     return Text.assemble(*parts)
 
 
+# ---------------------------------------------------------------------------------------------
+# The frame
+
+
+def _alert_lines(s: Snapshot, limited: bool) -> list[Text]:
+    found = alerts(s)
+    shown = found[:MAX_ALERT_LINES] if limited else found
+    lines = [
+        Text(("! " if a.level == "crit" else "* ") + a.text, "bold red" if a.level == "crit" else "yellow")
+        for a in shown
+    ]
+    if len(found) > len(shown):
+        lines[-1].append(f"  (+{len(found) - len(shown)} more)", "dim")
+    return lines
+
+
 def frame(
     s: Snapshot,
     *,
@@ -370,54 +544,156 @@ def frame(
     width: int | None = None,
     paused: bool = False,
     keys_help: bool = True,
+    panel: str = "partitions",
 ) -> RenderableType:
-    """One dashboard screen. ``topic`` / ``group`` choose the partition panel; ``height`` (rows)
-    cuts tables to fit and ``width`` (columns) shortens the assignment column; None shows
-    everything (``--once``)."""
+    """One dashboard screen. ``topic`` / ``group``: the selection (None: the busiest);
+    ``height`` (rows) and ``width`` (columns) lay it out to fit, two columns side by side from
+    WIDE columns on; None shows everything, one section under the other (``--once``). ``panel``:
+    what the lower panel of a narrow screen shows, "partitions" or "members" (``m``)."""
     shown_topic = pick_topic(s, topic)
     shown_group = pick_group(s, shown_topic, group)
-    found = alerts(s)
-    alert_lines: list[Text] = []
-    shown_alerts = found if height is None else found[:MAX_ALERT_LINES]
-    for a in shown_alerts:
-        alert_lines.append(
-            Text(
-                ("! " if a.level == "crit" else "* ") + a.text, "bold red" if a.level == "crit" else "yellow"
-            )
-        )
-    if len(found) > len(shown_alerts):
-        alert_lines[-1].append(f"  (+{len(found) - len(shown_alerts)} more)", "dim")
-    dead = _dead_letters_line(s)
-
-    topic_rows = part_rows = group_rows = None
-    if height is not None:
-        fixed = 2 + len(alert_lines) + 8 + (1 if dead else 0) + (1 if keys_help else 0)
-        room = max(3, height - fixed)
-        n_topics = len([t for t in s.topics if not t.is_dead_letters])
-        n_parts = len(shown_topic.partitions) if shown_topic else 0
-        topic_rows = min(n_topics, max(1, room // 4))
-        group_rows = min(len(s.groups), max(1, room // 4))
-        part_rows = max(1, min(n_parts, room - topic_rows - group_rows))
-        # Rows the partitions do not need go back to the other two.
-        spare = room - topic_rows - group_rows - part_rows
-        extra_topics = min(spare, n_topics - topic_rows)
-        topic_rows += max(0, extra_topics)
-        group_rows += max(0, min(spare - max(0, extra_topics), len(s.groups) - group_rows))
-
-    lines = [_header(s, paused), _server_line(s), *alert_lines]
+    lines = [_header(s, paused), _server_line(s), *_alert_lines(s, height is not None)]
     if height is not None:
         for line in lines:  # one screen row each, whatever the width: the row budget counts on it
             line.no_wrap = True
             line.overflow = "ellipsis"
-    body: list[RenderableType] = [*lines, Text("")]
-    body += [_topics_table(s, shown_topic, topic_rows), Text("")]
-    body += [_partitions_table(shown_topic, shown_group, part_rows), Text("")]
-    body.append(_groups_table(s, group_rows, width))
+    dead = _dead_letters_line(s)
     if dead is not None:
-        body.append(dead)
+        dead.no_wrap, dead.overflow = True, "ellipsis"
+    footer: list[RenderableType] = [dead] if dead is not None else []
     if keys_help:
-        body.append(Text(KEYS_HELP, "dim"))
-    return Group(*body)
+        footer.append(Text(KEYS_HELP, "dim", no_wrap=True, overflow="ellipsis"))
+    n_topics = len([t for t in s.topics if not t.is_dead_letters])
+    n_parts = len(shown_topic.partitions) if shown_topic else 0
+    n_groups = len(s.groups)
+    n_members = max(1, len(shown_group.members)) if shown_group else 0
+    room = None if height is None else height - len(lines) - len(footer)
+    wide = width is not None and width >= WIDE and height is not None
+    history = 16 if wide else 10
+
+    if wide:
+        assert room is not None
+        # Left: topics, the selected topic's partitions and the selected group's progress on all it
+        # reads; right: groups over the selected group's members. Per column: a blank line before
+        # it, a header per table, a title and a blank line per lower panel.
+        n_progress = len(shown_group.partitions) if shown_group else 0
+        left_rows = share_rows(room - 5 - (3 if n_progress else 0), [n_topics, n_parts, n_progress])
+        right_rows = share_rows(room - 5, [n_groups, n_members])
+        left = Group(
+            _topics_table(s, shown_topic, left_rows[0]), Text(""),
+            _partitions_table(shown_topic, shown_group, left_rows[1]),
+            *((Text(""), _progress_table(shown_group, left_rows[2])) if n_progress else ()),
+        )  # fmt: skip
+        right = Group(
+            _groups_table(s, shown_group, right_rows[0], history), Text(""),
+            _members_table(shown_group, right_rows[1]),
+        )  # fmt: skip
+        columns = Table.grid(expand=True, padding=(0, 2))
+        columns.add_column(ratio=1)
+        columns.add_column(ratio=1)
+        columns.add_row(left, right)
+        return Group(*lines, Text(""), columns, *_pad(room, left_rows, right_rows), *footer)
+
+    limits: list[int | None] = [None, None, None]
+    lower = n_members if panel == "members" else n_parts
+    if room is not None:
+        # Blank lines between sections (3), two table headers, the lower panel's title and header.
+        limits = list(share_rows(room - 7, [n_topics, n_groups, lower]))
+    body: list[RenderableType] = [*lines, Text("")]
+    body += [_topics_table(s, shown_topic, limits[0]), Text("")]
+    body += [_groups_table(s, shown_group, limits[1], history), Text("")]
+    if panel == "members":
+        body.append(_members_table(shown_group, limits[2]))
+    else:
+        body.append(_partitions_table(shown_topic, shown_group, limits[2]))
+    return Group(*body, *footer)
+
+
+def _pad(room: int | None, *columns: list[int]) -> list[Text]:
+    """Blank lines that keep the footer at the bottom of a wide screen."""
+    if room is None:
+        return []
+    used = max(sum(c) + (3 if len(c) > 2 and c[2] else 0) for c in columns) + 5
+    return [Text("")] * max(0, room - used)
+
+
+# ---------------------------------------------------------------------------------------------
+# The message browser
+
+
+def value_text(value: bytes | None, as_base64: bool) -> Text:
+    """A key or value as text when it is printable UTF-8 (and ``as_base64`` is off), else as
+    base64 marked ``b64:``."""
+    if value is None:
+        return Text("-", "dim")
+    if not as_base64:
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and (text.isprintable() or not text.strip("\t\n\r ")):
+            return Text(text.replace("\n", "⏎"))
+    return Text("b64:" + base64.b64encode(value).decode(), "magenta")
+
+
+def _time(ms: int) -> str:
+    if ms < 0:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+BROWSER_KEYS = "[ ] partition  n/↓ next  N/↑ previous  o offset  @ time  e end  x base64  b/esc back  q quit"
+
+
+def browser_frame(
+    s: Snapshot,
+    page: Page | None,
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    as_base64: bool = False,
+    prompt: str | None = None,
+    paused: bool = False,
+) -> RenderableType:
+    """The message browser: a page of one partition's records (offset, time, key, value as text
+    or base64, headers), with where it stands in the partition and a prompt line."""
+    head = _header(s, paused, "browse")
+    head.no_wrap, head.overflow = True, "ellipsis"
+    if page is None:
+        return Group(head, Text("no topic to browse", "dim"))
+    where = Text.assemble(
+        ("topic ", "bold"), (page.topic, "bold cyan"), ("  partition ", "bold"),
+        (f"{page.partition}", "bold cyan"), f" of 0..{page.partitions - 1}",
+        f"  offsets {page.log_start}..{page.log_end - 1 if page.log_end else '-'}",
+        f"  showing {page.records[0].offset}..{page.records[-1].offset}" if page.records else "  (no records here)",
+        ("  base64" if as_base64 else "  text", "dim"),
+    )  # fmt: skip
+    where.no_wrap, where.overflow = True, "ellipsis"
+    table = _table(("OFFSET", "right"), ("TIME", "left"), ("KEY", "left"), ("VALUE", "left"), ("HEADERS", "left"))
+    table.columns[2].max_width = 24
+    table.columns[3].ratio = 2  # what room is left goes to the value, a third of it to the headers
+    table.columns[4].ratio = 1
+    table.expand = width is not None
+    for r in page.records:
+        headers = " ".join(f"{n}={value_text(v, as_base64).plain}" for n, v in r.headers)
+        table.add_row(str(r.offset), _time(r.timestamp_ms), value_text(r.key, as_base64), value_text(r.value, as_base64),
+                      Text(headers or "-", "dim"))  # fmt: skip
+    bottom = Text(prompt, "bold yellow") if prompt is not None else Text(BROWSER_KEYS, "dim")
+    bottom.no_wrap, bottom.overflow = True, "ellipsis"
+    parts: list[RenderableType] = [head, where]
+    if page.error:
+        parts.append(Text(page.error, "bold red", no_wrap=True, overflow="ellipsis"))
+    parts += [Text(""), table]
+    if height is not None:
+        used = len(parts) - 1 + 1 + len(page.records)
+        parts += [Text("")] * max(0, height - used - 1)
+    parts.append(bottom)
+    return Group(*parts)
+
+
+def browser_rows(height: int) -> int:
+    """Records a browser page shows on a screen ``height`` rows tall."""
+    return max(1, height - 6)
 
 
 def snapshot_json(s: Snapshot) -> dict[str, Any]:

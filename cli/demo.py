@@ -1,9 +1,13 @@
-"""``facade demo``: a posts service and a three-member notifications group, live.
+"""``facade demo``: a posts service and a three-member notifications group, live, and a crash.
 
 A producer thread plays the posts service: events keyed by user id, each user's events numbered
-1, 2, 3... Three consumer threads, each a member of the ``notifications`` group, share the topic's
-partitions and record which (user, number) pairs they receive. At the end, the summary checks
-that nothing acknowledged was lost and that every member saw each user's numbers increase.
+1, 2, 3... Three consumer processes (cli/demo_member.py), each a member of the ``notifications``
+group, share the topic's partitions and report which (user, number) pairs they receive. Part way
+through, the demo kills one member with SIGKILL, as a crash would: the view shows its partitions
+moving to the other two once its session times out. At the end, the summary checks that nothing
+acknowledged was lost (what the killed member had received but not committed is delivered again:
+duplicates, at-least-once), that every member saw each user's numbers increase, and that the
+killed member's partitions moved.
 
 Every event carries the run id in a header, so records left over from an earlier run (an
 interrupted demo, say) are read, committed and skipped rather than miscounted.
@@ -13,10 +17,13 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import IO, Any
 
 import click
 from rich.console import RenderableType
@@ -24,9 +31,6 @@ from rich.live import Live
 
 from facade import (
     Admin,
-    CommitFailedError,
-    Consumer,
-    FacadeError,
     Producer,
     TopicExistsError,
     local,
@@ -35,7 +39,7 @@ from facade import (
 
 from . import CliError, Settings, main, render
 from .clients import StopRequest
-from .demo_view import MemberView, Outcome, Snapshot, build_outcome, live_view, summary_view
+from .demo_view import Kill, MemberView, Outcome, Snapshot, build_outcome, live_view, summary_view
 
 TOPIC = "posts"
 FALLBACK_TOPIC = "posts-demo"
@@ -46,14 +50,21 @@ USERS = 20
 RATE_PER_S = 200
 RUN_HEADER = "demo-run"
 
+SESSION_MS = 3000
+"""The members' session timeout: how long after the kill its partitions move."""
+KILL_AT = 0.4
+"""When the demo kills a member, as a share of the producing time."""
+VICTIM = 1
+"""Which member it kills (member-2)."""
 FORM_TIMEOUT_S = 30.0
 """How long to wait for the three members to share all partitions before producing anyway."""
 DRAIN_TIMEOUT_S = 15.0
 """After producing stops, how long members may take to receive the rest (longer than a session
-timeout, so partitions held by a crashed member of an earlier run come back)."""
+timeout, so the killed member's partitions come back)."""
 SETTLE_S = 1.5
 """The group counts as formed once its ownership has not changed for this long (> a heartbeat)."""
-POLL_MS = 200
+STOP_TIMEOUT_S = 30.0
+"""How long a member may take to leave the group once told to stop."""
 REFRESH_S = 0.25
 
 
@@ -63,10 +74,13 @@ class _Member:
     member_id: str | None = None
     partitions: tuple[int, ...] = ()
     received: list[tuple[str, int]] = field(default_factory=list)
+    proc: Any = None
+    killed_at: float | None = None
+    """Seconds into producing when the demo killed it."""
 
 
 class _State:
-    """What the threads report, behind one lock."""
+    """What the processes and threads report, behind one lock."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -74,11 +88,37 @@ class _State:
         self.acked: list[tuple[str, int]] = []
         self.older = 0
         self.errors: list[str] = []
+        self.kill: Kill | None = None
         self._formed: tuple[tuple[tuple[int, ...], ...], float] | None = None  # (ownership, since)
 
-    def fail(self, who: str, exc: BaseException) -> None:
+    def fail(self, who: str, exc: BaseException | str) -> None:
         with self.lock:
             self.errors.append(f"{who}: {exc}")
+
+    def report(self, member: _Member, said: dict[str, Any], at: float) -> None:
+        """A member process's report (cli/demo_member.py); ``at``: seconds into producing."""
+        if "error" in said:
+            self.fail(member.name, said["error"])
+            return
+        with self.lock:
+            member.member_id = said["id"]
+            member.partitions = tuple(said["partitions"])
+            member.received.extend((user, seq) for user, seq in said["got"])
+            self.older += said["older"]
+            self._note_takeover(at)
+
+    def killed(self, member: _Member, at: float) -> None:
+        with self.lock:
+            member.killed_at = at
+            self.kill = Kill(member.name, at, member.partitions)
+
+    def _note_takeover(self, at: float) -> None:
+        kill = self.kill
+        if kill is None or kill.moved_at is not None:
+            return
+        owners = {p: m.name for m in self.members if m.killed_at is None for p in m.partitions}
+        if all(p in owners for p in kill.partitions):
+            self.kill = Kill(kill.member, kill.at, kill.partitions, at, {p: owners[p] for p in kill.partitions})
 
     def group_formed(self) -> bool:
         """Every member owns some partitions, together all, unchanged for SETTLE_S.
@@ -110,55 +150,37 @@ class _State:
             return build_outcome(
                 produced=list(self.acked),
                 received={m.name: list(m.received) for m in self.members},
-                partitions={m.name: m.partitions for m in self.members},
+                partitions={m.name: m.partitions for m in self.members if m.killed_at is None},
                 older=self.older,
                 errors=list(self.errors),
+                kill=self.kill,
                 **kw,  # type: ignore[arg-type]
             )
 
     def snapshot(self, **kw: object) -> Snapshot:
         with self.lock:
             members = tuple(
-                MemberView(m.name, m.member_id, m.partitions, len(m.received)) for m in self.members
+                MemberView(m.name, m.member_id, m.partitions, len(m.received), m.killed_at is not None)
+                for m in self.members
             )
             produced = len(self.acked)
-        return Snapshot(produced=produced, members=members, **kw)  # type: ignore[arg-type]
+            kill = self.kill
+        return Snapshot(produced=produced, members=members, kill=kill, **kw)  # type: ignore[arg-type]
 
 
-def _consume(
-    url: str | None, topic: str, run: str, member: _Member, state: _State, stop: threading.Event
-) -> None:
-    try:
-        with Consumer([topic], GROUP, url=url, auto_offset_reset="earliest") as consumer:
-            while not stop.is_set():
-                try:
-                    batch = consumer.poll(timeout_ms=POLL_MS)
-                except FacadeError as exc:
-                    if not exc.retriable:
-                        raise
-                    continue  # e.g. a rebalance in progress: poll again
-                parts = tuple(sorted(tp.partition for tp in consumer.assignment()))
-                mine: list[tuple[str, int]] = []
-                older = 0
-                for msg in batch:
-                    if msg.headers.get(RUN_HEADER) != run.encode():
-                        older += 1
-                        continue
-                    event = json.loads(msg.value)
-                    mine.append((event["user"], event["seq"]))
-                with state.lock:
-                    member.member_id = consumer.member_id
-                    member.partitions = parts
-                    member.received.extend(mine)
-                    state.older += older
-                if batch:
-                    try:
-                        consumer.commit()
-                    except CommitFailedError:
-                        pass  # the partition moved on; its new owner gets these again (counted as duplicates)
-    except Exception as exc:  # noqa: BLE001 - reported in the summary, not as a thread traceback
-        state.fail(member.name, exc)
-        stop.set()
+def _listen(member: _Member, stream: IO[str], state: _State, clock: Any) -> None:
+    """Read a member process's reports until it exits."""
+    said_why = False
+    for line in stream:
+        try:
+            said = json.loads(line)
+        except ValueError:
+            continue
+        said_why = said_why or "error" in said
+        state.report(member, said, clock())
+    status = member.proc.wait()
+    if member.killed_at is None and status != 0 and not said_why:
+        state.fail(member.name, f"the member process exited with status {status}")
 
 
 def _produce(
@@ -219,7 +241,7 @@ def _ensure_topic(admin: Admin, say) -> str:
     )
 
 
-@main.command(short_help="Watch a 3-member consumer group share a keyed topic, live.")
+@main.command(short_help="Watch a 3-member consumer group share a keyed topic, live, and survive a crash.")
 @click.option(
     "--duration",
     type=click.FloatRange(min=0.5, max=3600),
@@ -230,14 +252,15 @@ def _ensure_topic(admin: Admin, say) -> str:
 )
 @click.pass_obj
 def demo(settings: Settings, duration: float) -> None:
-    """Watch a consumer group share a keyed topic, live.
+    """Watch a consumer group share a keyed topic, live, and survive a crash.
 
     A "posts service" produces events keyed by user id (20 users) to topic
     posts (5 partitions, created if missing); the consumer group notifications,
-    3 members, consumes them. The view shows what is produced, what each member
-    consumes and which partitions it owns. The summary checks that no post was
-    lost and that each user's posts arrived in order; the exit status is 1 if not.
-    Runs on the embedded broker unless --url is given.
+    3 member processes, consumes them. Part way through, the demo kills one
+    member (SIGKILL, as a crash): the view shows its partitions moving to the
+    others after its session times out (3 s). The summary checks that no post was
+    lost, that each user's posts arrived in order and that the partitions moved;
+    the exit status is 1 if not. Runs on the embedded broker unless --url is given.
 
     \b
     Example:
@@ -250,23 +273,25 @@ def demo(settings: Settings, duration: float) -> None:
         err.print(f"demo: {text}", markup=False)
 
     with Admin(settings.url) as admin:
-        broker = redact_url(settings.url) if settings.url else f"embedded ({local.status().url})"
+        admin.list_topics()  # starts the embedded broker when there is no URL
+        url = settings.url or local.status().url  # the member processes connect to the same broker
+        broker = redact_url(settings.url) if settings.url else f"embedded ({url})"
         topic = _ensure_topic(admin, say)
-        run = _Run(settings.url, admin, topic, broker, duration, say)
+        run = _Run(url, admin, topic, broker, duration, say)
         with StopRequest() as interrupt:
             outcome = run.execute(interrupt)
     render.emit(summary_view(outcome))
     if interrupt.requested:
         say("interrupted")
-        raise click.exceptions.Exit(130)
+        raise click.exceptions.Exit(interrupt.exit_status)
     if not outcome.ok:
         raise click.exceptions.Exit(1)
 
 
 class _Run:
-    """One demo run: the threads, the phases, and the live view between them."""
+    """One demo run: the processes and threads, the phases, and the live view between them."""
 
-    def __init__(self, url: str | None, admin: Admin, topic: str, broker: str, duration: float, say) -> None:
+    def __init__(self, url: str, admin: Admin, topic: str, broker: str, duration: float, say) -> None:
         self.url = url
         self.admin = admin
         self.topic = topic
@@ -275,7 +300,6 @@ class _Run:
         self.say = say
         self.run_id = uuid.uuid4().hex[:12]
         self.state = _State()
-        self.stop_consumers = threading.Event()
         self.stop_producer = threading.Event()
         self.phase = "forming the group"
         self.produce_start = 0.0
@@ -303,16 +327,34 @@ class _Run:
     def elapsed(self) -> float:
         return time.monotonic() - self.produce_start if self.produce_start else 0.0
 
+    def _start_member(self, member: _Member) -> threading.Thread:
+        member.proc = subprocess.Popen(
+            [sys.executable, "-m", "facade.cli.demo_member", self.url, self.topic, GROUP, RUN_HEADER, self.run_id,
+             str(SESSION_MS)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        listener = threading.Thread(
+            target=_listen, args=(member, member.proc.stdout, self.state, self.elapsed), name=f"demo-{member.name}",
+            daemon=True,
+        )  # fmt: skip
+        listener.start()
+        return listener
+
+    def _kill(self) -> None:
+        victim = self.state.members[VICTIM]
+        if victim.proc is None or victim.proc.poll() is not None:
+            return
+        victim.proc.kill()  # SIGKILL: no leave, no commit, as a crash
+        victim.proc.wait()
+        self.state.killed(victim, self.elapsed())
+        kill = self.state.kill
+        owned = ", ".join(map(str, kill.partitions)) if kill else ""
+        if not self.live_ok:
+            self.say(f"killed {victim.name} (SIGKILL) at {self.elapsed():.1f}s; it owned partitions {owned}")
+
     def execute(self, interrupt: StopRequest) -> Outcome:
-        members = [
-            threading.Thread(
-                target=_consume,
-                args=(self.url, self.topic, self.run_id, m, self.state, self.stop_consumers),
-                name=f"demo-{m.name}",
-                daemon=True,
-            )
-            for m in self.state.members
-        ]
         producer = threading.Thread(
             target=_produce,
             args=(self.url, self.topic, self.run_id, self.state, self.stop_producer, self.duration),
@@ -321,7 +363,8 @@ class _Run:
         )
         if not self.live_ok:
             self.say(
-                f"group {GROUP} ({MEMBERS} members) consumes topic {self.topic}; producing for {self.duration:g}s"
+                f"group {GROUP} ({MEMBERS} member processes) consumes topic {self.topic}; producing for "
+                f"{self.duration:g}s, killing {self.state.members[VICTIM].name} after {self.duration * KILL_AT:.1f}s"
             )
         live = Live(self.view(), console=self.console, auto_refresh=False) if self.live_ok else None
 
@@ -335,40 +378,63 @@ class _Run:
                 time.sleep(REFRESH_S)
             return bool(done())
 
+        listeners: list[threading.Thread] = []
         try:
             if live is not None:
                 live.start(refresh=True)
-            for t in members:
-                t.start()
+            listeners = [self._start_member(m) for m in self.state.members]
 
             def formed() -> bool:
-                return self.state.group_formed() or self.stop_consumers.is_set()
+                return self.state.group_formed() or bool(self.state.errors)
 
-            if not wait(formed, 4.0) and not interrupt.requested and live is None:
-                self.say(
-                    "waiting for the group to form (members of an earlier, interrupted run keep their "
-                    "partitions until their session times out)"
-                )
+            if not wait(formed, 8.0) and not interrupt.requested and live is None:
+                joined = sum(m.member_id is not None for m in self.state.members)
+                self.say(f"waiting for the group to form: {joined} of {MEMBERS} members have joined so far")
             if not wait(formed, FORM_TIMEOUT_S) and not interrupt.requested:
                 self.say(f"the members did not share all {PARTITIONS} partitions in {FORM_TIMEOUT_S:.0f}s; "
                          "producing anyway")  # fmt: skip
-            if not self.stop_consumers.is_set() and not interrupt.requested:
+            if not self.state.errors and not interrupt.requested:
                 self.phase = "producing"
                 self.produce_start = time.monotonic()
                 producer.start()
+                wait(lambda: self.elapsed() >= self.duration * KILL_AT or not producer.is_alive(), self.duration)
+                if not interrupt.requested:
+                    self._kill()
                 wait(lambda: not producer.is_alive(), self.duration + 30)
                 self.stop_producer.set()
                 producer.join()
                 self.phase = "draining"
-                wait(lambda: self.stop_consumers.is_set() or self.state.all_received(), DRAIN_TIMEOUT_S)
+                wait(lambda: bool(self.state.errors) or (self.state.all_received() and self._moved()),
+                     DRAIN_TIMEOUT_S)  # fmt: skip
+                if not self.live_ok and self.state.kill is not None and self.state.kill.moved_at is not None:
+                    kill = self.state.kill
+                    self.say(f"partitions {', '.join(map(str, kill.partitions))} moved "
+                             f"{kill.moved_at - kill.at:.1f}s after the kill")  # fmt: skip
             self.phase = "done"
         finally:
             self.stop_producer.set()
-            self.stop_consumers.set()
-            for t in [producer, *members]:
+            self._stop_members()
+            for t in [producer, *listeners]:
                 if t.is_alive():
-                    t.join(timeout=30)
+                    t.join(timeout=STOP_TIMEOUT_S)
             if live is not None:
                 live.update(self.view(), refresh=True)
                 live.stop()
         return self.state.outcome(topic=self.topic, group=GROUP, broker=self.broker, elapsed_s=self.elapsed())
+
+    def _moved(self) -> bool:
+        kill = self.state.kill
+        return kill is None or kill.moved_at is not None
+
+    def _stop_members(self) -> None:
+        """SIGTERM: each member leaves the group and exits; one that does not in time is killed."""
+        running = [m.proc for m in self.state.members if m.proc is not None and m.proc.poll() is None]
+        for proc in running:
+            proc.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for proc in running:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = [
+    "Kill",
     "MemberView",
     "Outcome",
     "Snapshot",
@@ -30,6 +31,27 @@ MAX_LISTED = 8
 
 
 @dataclass(frozen=True)
+class Kill:
+    """The member the demo killed, and where its partitions went."""
+
+    member: str
+    """Display name of the killed member."""
+    at: float
+    """Seconds into producing when it was killed."""
+    partitions: tuple[int, ...]
+    """Partitions it owned then."""
+    moved_at: float | None = None
+    """Seconds into producing when the others owned all of them (None: not yet)."""
+    owners: Mapping[int, str] = field(default_factory=dict)
+    """Partition -> the member that took it over."""
+
+    @property
+    def takeover_s(self) -> float | None:
+        """How long after the kill its partitions were all owned again."""
+        return None if self.moved_at is None else self.moved_at - self.at
+
+
+@dataclass(frozen=True)
 class MemberView:
     """One member of the demo's consumer group, as the live view shows it."""
 
@@ -38,9 +60,11 @@ class MemberView:
     member_id: str | None
     """The group member id, once joined."""
     partitions: tuple[int, ...]
-    """Partitions it owns right now."""
+    """Partitions it owns right now (when killed: those it owned then)."""
     consumed: int
     """Records of this run it has received."""
+    killed: bool = False
+    """Whether the demo killed it."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +84,8 @@ class Snapshot:
     members: tuple[MemberView, ...]
     lengths: tuple[int, ...] = ()
     """Stored records per partition (index = partition); empty until first read."""
+    kill: Kill | None = None
+    """The member killed so far, if any."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +120,9 @@ class Outcome:
     older: int = 0
     """Records left over from earlier demo runs that were read and skipped."""
     errors: tuple[str, ...] = field(default=())
-    """Failures of the producer or a member thread."""
+    """Failures of the producer or a member."""
+    kill: Kill | None = None
+    """The member the demo killed, and where its partitions went."""
 
     @property
     def total(self) -> int:
@@ -102,8 +130,10 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """Nothing lost, order kept per key, no thread failed (duplicates are allowed: at-least-once)."""
-        return not self.lost and not self.violations and not self.errors
+        """Nothing lost, order kept per key, nothing failed, and the killed member's partitions
+        moved (duplicates are allowed: at-least-once)."""
+        moved = self.kill is None or self.kill.moved_at is not None
+        return not self.lost and not self.violations and not self.errors and moved
 
 
 def order_violations(received: Mapping[str, Sequence[tuple[str, int]]]) -> list[Violation]:
@@ -133,6 +163,7 @@ def build_outcome(
     partitions: Mapping[str, tuple[int, ...]],
     older: int = 0,
     errors: Sequence[str] = (),
+    kill: Kill | None = None,
 ) -> Outcome:
     """Compare what was acknowledged with what each member received."""
     produced_set = set(produced)
@@ -155,11 +186,38 @@ def build_outcome(
         violations=tuple(order_violations(received)),
         older=older,
         errors=tuple(errors),
+        kill=kill,
     )
 
 
 def _parts(partitions: Iterable[int]) -> str:
-    return ",".join(map(str, partitions)) or "-"
+    return ", ".join(map(str, partitions)) or "-"
+
+
+def owned(partitions: Sequence[int]) -> str:
+    """``"partition 2"``, ``"partitions 0, 3"``, ``"no partition"``: a list, never a count."""
+    if not partitions:
+        return "no partition"
+    return f"partition{'' if len(partitions) == 1 else 's'} {_parts(partitions)}"
+
+
+def _moves(kill: Kill) -> str:
+    by_owner: dict[str, list[int]] = {}
+    for p, member in sorted(kill.owners.items()):
+        by_owner.setdefault(member, []).append(p)
+    return ", ".join(f"{owned(ps)} to {member}" for member, ps in by_owner.items())
+
+
+def kill_lines(kill: Kill | None) -> list[str]:
+    """What happened to the killed member and its partitions, in words."""
+    if kill is None:
+        return []
+    lines = [f"{kill.at:4.1f}s  {kill.member} killed (SIGKILL), owning {owned(kill.partitions)}"]
+    if kill.moved_at is None:
+        lines.append("       its partitions move once its session times out")
+    else:
+        lines.append(f"{kill.moved_at:4.1f}s  {_moves(kill)}, {kill.takeover_s:.1f}s after the kill")
+    return lines
 
 
 def live_view(s: Snapshot) -> RenderableType:
@@ -183,6 +241,9 @@ def live_view(s: Snapshot) -> RenderableType:
     members.add_column("CONSUMED", justify="right")
     owner: dict[int, str] = {}
     for m in s.members:
+        if m.killed:
+            members.add_row(Text(m.name, "red"), Text("killed", "red"), f"(had {_parts(m.partitions)})", str(m.consumed))
+            continue
         members.add_row(m.name, m.member_id or "joining...", _parts(m.partitions), str(m.consumed))
         for p in m.partitions:
             owner[p] = m.name
@@ -196,7 +257,8 @@ def live_view(s: Snapshot) -> RenderableType:
 
     grid = Table.grid(padding=(0, 4))
     grid.add_row(members, parts)
-    return Group(head, progress, Text(""), grid)
+    events = [Text(line, "yellow") for line in kill_lines(s.kill)]
+    return Group(head, progress, Text(""), grid, *([Text("")] + events if events else []))
 
 
 def summary_view(o: Outcome) -> RenderableType:
@@ -212,16 +274,25 @@ def summary_view(o: Outcome) -> RenderableType:
     table.add_column()
     table.add_row("produced", str(o.produced), f"{o.keys} keys (users)")
     for name in sorted(o.consumed):
-        table.add_row(
-            f"consumed by {name}", str(o.consumed[name]), f"partitions {_parts(o.partitions.get(name, ()))}"
-        )
+        if o.kill is not None and name == o.kill.member:
+            note = f"killed at {o.kill.at:.1f}s, owning {owned(o.kill.partitions)}"
+        else:
+            note = f"owns {owned(o.partitions.get(name, ()))} at the end"
+        table.add_row(f"consumed by {name}", str(o.consumed[name]), note)
     table.add_row("consumed in total", str(o.total), "")
-    table.add_row(
-        "duplicates",
-        str(o.duplicates),
-        "redelivered after a rebalance (at-least-once)" if o.duplicates else "",
-    )
-    table.add_row("lost", Text(str(o.lost), "red" if o.lost else "green"), "")
+    if o.kill is not None:
+        if o.kill.moved_at is None:
+            table.add_row("failover", Text("NOT DONE", "red"), f"{o.kill.member}'s partitions were not taken over")
+        else:
+            table.add_row("failover", Text(f"{o.kill.takeover_s:.1f}s", "green"), f"{_moves(o.kill)} after the kill")
+    if o.duplicates:
+        why = "what the killed member had received but not committed, delivered again (at-least-once)"
+        if o.kill is None:
+            why = "redelivered after a rebalance (at-least-once)"
+    else:
+        why = ""
+    table.add_row("duplicates", str(o.duplicates), why)
+    table.add_row("lost", Text(str(o.lost), "red" if o.lost else "green"), "acknowledged posts no member received")
     if o.violations:
         order = Text(f"VIOLATED ({len(o.violations)})", "red")
     else:
@@ -238,8 +309,9 @@ def summary_view(o: Outcome) -> RenderableType:
     for e in o.errors:
         lines.append(Text(f"  error: {e}", "red"))
     if o.ok:
+        crash = f" {o.kill.member} was killed, its partitions moved, and nothing was lost:" if o.kill else ""
         lines.append(
-            Text("OK: every post reached the group and each user's posts arrived in order.", "green")
+            Text(f"OK:{crash} every post reached the group and each user's posts arrived in order.", "green")
         )
     else:
         problems = []
@@ -249,5 +321,7 @@ def summary_view(o: Outcome) -> RenderableType:
             problems.append(f"{len(o.violations)} order violations")
         if o.errors:
             problems.append(f"{len(o.errors)} errors")
+        if o.kill is not None and o.kill.moved_at is None:
+            problems.append(f"{o.kill.member}'s partitions never moved")
         lines.append(Text(f"FAILED: {', '.join(problems)}.", "red"))
     return Group(*lines)

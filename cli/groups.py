@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import click
 
-from facade import Admin, parse_datetime_ms, parse_duration_ms
+from facade import Admin, ConfigError, TopicPartition, parse_datetime_ms, parse_duration_ms
 
 from . import Settings, main, render
 from . import groups_view as view
@@ -70,6 +71,16 @@ def describe(settings: Settings, group: str, as_json: bool) -> None:
         render.emit(view.describe_view(desc, int(time.time() * 1000)))
 
 
+def _parsed(parse: Callable[[str], int], value: str | None, option: str) -> tuple[str, int] | None:
+    """``(text, parsed ms)`` of a time option, or a usage error (exit 2) naming the option."""
+    if value is None:
+        return None
+    try:
+        return value, parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
 @groups.command("reset-offsets", short_help="Move a stopped group's positions on a topic.")
 @click.argument("group")
 @click.option("--topic", "-t", required=True, metavar="T", help="Topic whose partitions move (all of them).")
@@ -78,11 +89,13 @@ def describe(settings: Settings, group: str, as_json: bool) -> None:
 @click.option(
     "--to-datetime",
     metavar="ISO8601",
+    callback=lambda ctx, param, value: _parsed(parse_datetime_ms, value, "--to-datetime"),
     help="First record at or after this time, e.g. 2026-11-24T10:00:00Z (UTC when no offset is given).",
 )
 @click.option(
     "--by-duration",
     metavar="PnDTnHnM",
+    callback=lambda ctx, param, value: _parsed(parse_duration_ms, value, "--by-duration"),
     help="First record at or after now minus this ISO 8601 duration (this machine's clock), e.g. PT15M, P1D.",
 )
 @click.option("--shift-by", type=int, metavar="N", help="Move N records forward (N > 0) or back (N < 0).")
@@ -102,8 +115,8 @@ def reset_offsets(
     topic: str,
     to_earliest: bool,
     to_latest: bool,
-    to_datetime: str | None,
-    by_duration: str | None,
+    to_datetime: tuple[str, int] | None,
+    by_duration: tuple[str, int] | None,
     shift_by: int | None,
     to_offset: int | None,
     execute: bool,
@@ -143,10 +156,13 @@ def reset_offsets(
             f"--to-offset ({which})"
         )
     datetime_ms = None
+    target = None
     if to_datetime is not None:
-        datetime_ms = parse_datetime_ms(to_datetime)  # ConfigError: one line, exit 1
+        datetime_ms = to_datetime[1]
+        target = f"--to-datetime {to_datetime[0]}"
     elif by_duration is not None:
-        datetime_ms = int(time.time() * 1000) - parse_duration_ms(by_duration)
+        datetime_ms = int(time.time() * 1000) - by_duration[1]
+        target = f"--by-duration {by_duration[0]}"
     with Admin(settings.url) as admin:
         resets = admin.reset_offsets(
             group,
@@ -158,10 +174,12 @@ def reset_offsets(
             to_offset=to_offset,
             execute=execute,
         )
+        ends = admin.list_offsets([TopicPartition(r.topic, r.partition) for r in resets], "latest")
     if as_json:
-        click.echo(view.resets_json(group, resets, execute))
+        click.echo(view.resets_json(group, resets, execute, datetime_ms))
     else:
-        render.emit(view.resets_view(group, resets, execute))
+        since = None if datetime_ms is None else (target or "", datetime_ms)
+        render.emit(view.resets_view(group, resets, execute, since, ends))
 
 
 @groups.command("delete", short_help="Delete a consumer group with no live members.")

@@ -10,12 +10,14 @@ JSON shapes (stable; scripts rely on them):
     "partition", "owner", "committed", "log_end", "lag", "pending"}]}``; a member's
     ``partitions`` are ``"topic:partition"`` strings (``["posts:0", "posts:3"]``).
 ``groups reset-offsets ... --json``
-    ``{"group", "executed", "partitions": [{"topic", "partition", "current", "target"}]}``.
+    ``{"group", "executed", "partitions": [{"topic", "partition", "current", "target"}]}``, and
+    with --to-datetime or --by-duration ``"since_ms"``: the time the targets were found for (ms
+    since the epoch, UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -23,7 +25,7 @@ from rich.text import Text
 
 from facade import GroupDescription, OffsetReset, TopicPartition
 
-from .render import format_ms, json_line
+from .render import format_ms, format_time_ms, json_line
 
 __all__ = [
     "describe_json",
@@ -151,34 +153,55 @@ def describe_view(d: GroupDescription, now_ms: int) -> RenderableType:
     return Group(head, Text(""), parts, Text(""), members)
 
 
-def resets_json(group: str, resets: Sequence[OffsetReset], executed: bool) -> str:
+def resets_json(group: str, resets: Sequence[OffsetReset], executed: bool, since_ms: int | None = None) -> str:
     """``groups reset-offsets ... --json`` (shape in the module docstring)."""
-    return json_line(
-        {
-            "group": group,
-            "executed": executed,
-            "partitions": [
-                {"topic": r.topic, "partition": r.partition, "current": r.current, "target": r.target}
-                for r in resets
-            ],
-        }
-    )
+    obj: dict[str, object] = {
+        "group": group,
+        "executed": executed,
+        "partitions": [
+            {"topic": r.topic, "partition": r.partition, "current": r.current, "target": r.target} for r in resets
+        ],
+    }
+    if since_ms is not None:
+        obj["since_ms"] = since_ms
+    return json_line(obj)
 
 
-def resets_view(group: str, resets: Sequence[OffsetReset], executed: bool) -> RenderableType:
+def resets_view(
+    group: str,
+    resets: Sequence[OffsetReset],
+    executed: bool,
+    since: tuple[str, int] | None = None,
+    ends: Mapping[TopicPartition, int] | None = None,
+) -> RenderableType:
     """``groups reset-offsets``: the plan (or what was done), one row per partition.
 
-    NEW-OFFSET is the group's new committed offset: the offset of the next record it reads.
+    NEW-OFFSET is the group's new committed offset: the offset of the next record it reads;
+    with ``ends`` (log end offsets) TO-READ says how many records that leaves to read. ``since``
+    (the option as given, and the time it stands for) heads a time target with the time in UTC.
     """
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("TOPIC")
     table.add_column("PARTITION", justify="right")
     table.add_column("CURRENT-OFFSET", justify="right")
     table.add_column("NEW-OFFSET", justify="right")
+    if ends is not None:
+        table.add_column("TO-READ", justify="right")
     for r in resets:
-        table.add_row(r.topic, str(r.partition), "-" if r.current is None else str(r.current), str(r.target))
+        row = [r.topic, str(r.partition), "-" if r.current is None else str(r.current), str(r.target)]
+        if ends is not None:
+            end = ends.get(TopicPartition(r.topic, r.partition))
+            row.append("-" if end is None else str(max(0, end - r.target)))
+        table.add_row(*row)
     if executed:
         tail = Text(f"Offsets of group {group} reset.", "green")
     else:
         tail = Text("Dry run: nothing changed. Add --execute to apply.", "yellow")
-    return Group(table, tail)
+    if since is None:
+        return Group(table, tail)
+    option, ms = since
+    head = Text(
+        f"{option}: the first record appended at or after {format_time_ms(ms)} (UTC); where none is, the "
+        "log end (nothing to read)"
+    )
+    return Group(head, table, tail)

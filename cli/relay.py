@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 import facade
-from facade import Admin
+from facade import Admin, UnknownTopicError
 
-from . import Settings, main
+from . import CliError, Settings, main
 from .progress import progress
 
 
@@ -48,6 +48,11 @@ def _key_from(value: str | None) -> str | None:
     "or the value of header NAME (keyless when missing).",
 )
 @click.option("--max-messages", type=click.IntRange(min=1), metavar="N", help="Exit after copying N records.")
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create DST if it does not exist, with as many partitions as SRC (as produce --create does).",
+)
 @click.pass_obj
 def relay(
     settings: Settings,
@@ -58,6 +63,7 @@ def relay(
     idle_timeout_ms: int | None,
     key_from: str | None,
     max_messages: int | None,
+    create: bool,
 ) -> None:
     """Copy every record of topic SRC into topic DST, as a member of consumer group G.
 
@@ -68,12 +74,24 @@ def relay(
 
     \b
     Example:
-      facade relay posts posts-archive --group archiver --idle-timeout-ms 5000
+      facade relay posts posts-archive --group archiver --idle-timeout-ms 5000 --create
       facade relay clicks clicks-by-user --group rekey --key-from header:user-id
     """
     with Admin(settings.url) as admin:
-        admin.topic(source)
-        admin.topic(destination)
+        try:
+            src = admin.topic(source)
+        except UnknownTopicError:
+            raise CliError(
+                f"topic {source!r} does not exist (the source SRC; `facade topics list` shows the topics)"
+            ) from None
+        try:
+            admin.topic(destination)
+        except UnknownTopicError:
+            if not create:
+                raise
+            cfg = admin.create_topic(destination, src.partitions, exist_ok=True)
+            s = "" if cfg.partitions == 1 else "s"
+            click.echo(f"Created topic {destination} with {cfg.partitions} partition{s} (as {source}).", err=True)
     with progress(f"relaying {source} -> {destination}") as bar:
         stats = facade.relay(
             source,

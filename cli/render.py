@@ -247,10 +247,12 @@ def format_time_ms(ms: int) -> str:
 
 
 def topic_json(cfg: TopicConfig) -> dict[str, Any]:
-    """A TopicConfig as a JSON object."""
+    """A TopicConfig as a JSON object (``topics list --json``). Its partition count is
+    ``partition_count``: ``partitions``, where it appears (``topics describe --json``), is always
+    the list of partition objects."""
     return {
         "name": cfg.name,
-        "partitions": cfg.partitions,
+        "partition_count": cfg.partitions,
         "retention_ms": cfg.retention_ms,
         "max_len": cfg.max_len,
         "created_ms": cfg.created_ms,
@@ -289,7 +291,6 @@ def topics_table(configs: Iterable[TopicConfig]) -> RenderableType:
 def description_json(desc: TopicDescription) -> str:
     """``topics describe --json``: the topic's settings, partitions and groups as one object."""
     obj = topic_json(desc.config)
-    obj["partition_count"] = obj.pop("partitions")
     obj["partitions"] = [
         {
             "partition": p.partition,

@@ -13,7 +13,7 @@ import click
 
 from facade import Admin, local
 
-from . import Settings, main, render
+from . import CliError, Settings, main, render
 
 
 @main.group()
@@ -228,9 +228,12 @@ def stop(data_dir: str | None) -> None:
       facade server stop --data-dir /tmp/ha
     """
     if data_dir is not None:
-        kind = "cluster" if local.kind(data_dir) == "cluster" else "topology"
+        found = local.kind(data_dir)
+        if found is None:
+            raise CliError(f"{local.describe_dir(data_dir)}: nothing to stop")
+        kind = "cluster" if found == "cluster" else "topology"
         stopped = local.stop(data_dir)
-        click.echo(f"Stopped the {kind} in {data_dir}." if stopped else f"Nothing runs in {data_dir}.")
+        click.echo(f"Stopped the {kind} in {data_dir}." if stopped else f"The {kind} in {data_dir} is not running.")
         return
     pid = local.status().pid
     if local.stop():

@@ -8,9 +8,15 @@ from collections.abc import Iterator
 
 import click
 
-from facade import Admin
+from facade import Admin, GroupError, TopicConfig, TopicExistsError
 
-from . import Settings, main, render
+from . import CliError, Settings, main, render
+from .checks import warn_if_evicting
+
+# Kafka's and facade's limit on partitions per topic (facade.keys.MAX_PARTITIONS).
+MAX_PARTITIONS = 1024
+# A dead-letter topic is named <topic>.dlq (facade.keys.dead_letter_topic).
+DLQ_SUFFIX = ".dlq"
 
 
 @main.group()
@@ -27,11 +33,21 @@ def topics() -> None:
 @topics.command("create")
 @click.argument("name")
 @click.option(
-    "--partitions", "-p", type=int, required=True, metavar="N", help="Number of partitions (1-1024)."
+    "--partitions",
+    "-p",
+    type=click.IntRange(1, MAX_PARTITIONS),
+    required=True,
+    metavar="N",
+    help=f"Number of partitions (1-{MAX_PARTITIONS}).",
 )
-@click.option("--retention-ms", type=int, metavar="MS", help="Drop records older than MS milliseconds.")
 @click.option(
-    "--max-len", type=int, metavar="N", help="Keep about N records per partition (approximate trim)."
+    "--retention-ms", type=click.IntRange(min=1), metavar="MS", help="Drop records older than MS milliseconds."
+)
+@click.option(
+    "--max-len",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep about N records per partition (approximate trim).",
 )
 @click.option(
     "--ack-retention",
@@ -47,6 +63,12 @@ def topics() -> None:
     help="What a record's timestamp is: the time the producer gave (or send() time), or the "
     "broker's append time (Kafka's message.timestamp.type).",
 )
+@click.option(
+    "--if-not-exists",
+    is_flag=True,
+    help="If the topic exists, leave it as it is and succeed (a warning says where its settings "
+    "differ from those asked for).",
+)
 @click.pass_obj
 def create(
     settings: Settings,
@@ -56,30 +78,67 @@ def create(
     max_len: int | None,
     ack_retention: bool,
     timestamp_type: str,
+    if_not_exists: bool,
 ) -> None:
     """Create topic NAME with N partitions.
 
     Names use 1-249 characters from A-Z a-z 0-9 . _ - (as in Kafka). Without
     --retention-ms or --max-len records are kept until the topic is deleted.
+    A name ending in .dlq is the dead-letter topic of the name before it: the
+    command warns, since consumers with --max-deliveries write there.
 
     \b
     Example:
       facade topics create posts --partitions 5
+      facade topics create posts --partitions 5 --if-not-exists
       facade topics create clicks --partitions 12 --retention-ms 86400000 --max-len 1000000
       facade topics create orders -p 4 --max-len 100000 --ack-retention
     """
-    with Admin(settings.url) as admin:
-        cfg = admin.create_topic(
-            name,
-            partitions,
-            retention_ms=retention_ms,
-            max_len=max_len,
-            ack_retention=ack_retention,
-            timestamp_type=timestamp_type,
+    if name.endswith(DLQ_SUFFIX) and len(name) > len(DLQ_SUFFIX):
+        origin = name[: -len(DLQ_SUFFIX)]
+        click.echo(
+            f"facade: warning: {name} is the dead-letter topic of {origin}: consumers of {origin} with "
+            f"--max-deliveries move the records they give up on there, creating it if "
+            "needed; create it yourself only to give it settings of its own",
+            err=True,
         )
+    warn_if_evicting(settings.url)
+    with Admin(settings.url) as admin:
+        try:
+            cfg = admin.create_topic(
+                name,
+                partitions,
+                retention_ms=retention_ms,
+                max_len=max_len,
+                ack_retention=ack_retention,
+                timestamp_type=timestamp_type,
+            )
+        except TopicExistsError:
+            if not if_not_exists:
+                raise CliError(
+                    f"topic {name!r} already exists (`facade topics describe {name}` shows it); add "
+                    "--if-not-exists to accept an existing topic"
+                ) from None
+            existing = admin.topic(name)
+            _say_differences(existing, partitions, retention_ms, max_len, ack_retention)
+            s = "" if existing.partitions == 1 else "s"
+            click.echo(f"Topic {name} exists already ({existing.partitions} partition{s}); nothing changed.")
+            return
     s = "" if cfg.partitions == 1 else "s"
     extra = " (retention waits for every group's acknowledgement)" if cfg.ack_retention else ""
     click.echo(f"Created topic {cfg.name} with {cfg.partitions} partition{s}{extra}.")
+
+
+def _say_differences(
+    cfg: TopicConfig, partitions: int, retention_ms: int | None, max_len: int | None, ack_retention: bool
+) -> None:
+    asked = {"--partitions": partitions, "--retention-ms": retention_ms, "--max-len": max_len,
+             "--ack-retention": ack_retention}  # fmt: skip
+    has = {"--partitions": cfg.partitions, "--retention-ms": cfg.retention_ms, "--max-len": cfg.max_len,
+           "--ack-retention": cfg.ack_retention}  # fmt: skip
+    differ = [f"{option} {has[option]} (asked for {asked[option]})" for option in asked if asked[option] != has[option]]
+    if differ:
+        click.echo(f"facade: warning: topic {cfg.name} exists with other settings: {', '.join(differ)}", err=True)
 
 
 @topics.command("list", short_help="List topics.")
@@ -87,6 +146,10 @@ def create(
 @click.pass_obj
 def list_(settings: Settings, as_json: bool) -> None:
     """List topics with their partition count, retention and size limit.
+
+    --json prints [{"name", "partition_count", "retention_ms", "max_len", "created_ms",
+    "ack_retention"}]: the same object as `topics describe --json`, which adds
+    "partitions" (one object per partition) and "groups".
 
     \b
     Example:
@@ -109,6 +172,9 @@ def describe(settings: Settings, name: str, as_json: bool) -> None:
     """Show topic NAME: settings, each partition's length, first and last offset and
     stream key, and the consumer groups reading it.
 
+    --json prints the object of `topics list --json` plus "partitions": [{"partition",
+    "length", "log_start_offset", "log_end_offset", "stream_key", "shard"}] and "groups".
+
     \b
     Example:
       facade topics describe posts
@@ -124,22 +190,57 @@ def describe(settings: Settings, name: str, as_json: bool) -> None:
 
 @topics.command("delete")
 @click.argument("name")
+@click.option(
+    "--force", is_flag=True, help="Delete it even while consumer groups with live members read it."
+)
 @click.pass_obj
-def delete(settings: Settings, name: str) -> None:
+def delete(settings: Settings, name: str, force: bool) -> None:
     """Delete topic NAME and all its records.
+
+    Refused while a consumer group with live members reads it (they would lose its
+    partitions under them): stop them first, or add --force.
 
     \b
     Example:
       facade topics delete posts
+      facade topics delete posts --force
     """
     with Admin(settings.url) as admin:
+        admin.topic(name)
+        if not force:
+            active = _active_groups(admin, name)
+            if active:
+                raise CliError(
+                    f"topic {name} is read by consumer groups with live members: {', '.join(active)}; stop "
+                    "them first, or add --force to delete it under them"
+                )
         admin.delete_topic(name)
     click.echo(f"Deleted topic {name}.")
 
 
+def _active_groups(admin: Admin, topic: str) -> list[str]:
+    """``"group (N members)"`` for each group with live members subscribed to ``topic``."""
+    active = []
+    for group in admin.list_groups():
+        try:
+            members = [m for m in admin.describe_group(group).members if topic in m.topics]
+        except GroupError:
+            continue  # deleted meanwhile
+        if members:
+            active.append(f"{group} ({len(members)} member{'' if len(members) == 1 else 's'})")
+    return active
+
+
 @topics.command("alter")
 @click.argument("name")
-@click.option("--partitions", "-p", type=int, required=True, metavar="N", help="New, larger partition count.")
+@click.option(
+    "--partitions",
+    "-p",
+    type=click.IntRange(1, MAX_PARTITIONS),
+    required=True,
+    metavar="N",
+    help="New, larger partition count.",
+)
 @click.pass_obj
 def alter(settings: Settings, name: str, partitions: int) -> None:
     """Raise topic NAME's partition count to N (it can only grow).

@@ -12,12 +12,14 @@
 The asyncio twins have the same names in ``facade.aio``. With no URL (argument or
 ``$FACADE_URL``) every client uses the embedded local broker, started on first use.
 
-Three modules are public too: ``facade.local`` (local servers: the embedded broker, Sentinel
-topologies, clusters), ``facade.acl`` (least-privilege ACL rules per role) and
-``facade.benchmark`` (the workloads and raw redis-py baselines of ``facade bench``).
+Five modules are public too: ``facade.local`` (local servers: the embedded broker, Sentinel
+topologies, clusters), ``facade.acl`` (least-privilege ACL rules per role),
+``facade.benchmark`` (the workloads and raw redis-py baselines of ``facade bench``),
+``facade.exporter`` (Prometheus metrics of a broker and of this process's clients) and
+``facade.tracing`` (trace context in record headers, OpenTelemetry spans).
 """
 
-from . import acl, benchmark, local
+from . import acl, benchmark, exporter, local, tracing
 from ._sync.admin import Admin
 from ._sync.consumer import Consumer
 from ._sync.producer import Producer
@@ -39,6 +41,7 @@ from .errors import (
     CommitFailedError,
     ConfigError,
     ConnectionFailedError,
+    DeserializationError,
     FacadeError,
     FencedInstanceIdError,
     GroupError,
@@ -52,6 +55,7 @@ from .errors import (
     PermissionDeniedError,
     ReadOnlyError,
     RebalanceInProgressError,
+    SerializationError,
     ServerBusyError,
     ServerError,
     TopicError,
@@ -94,6 +98,7 @@ __all__ = [
     "ConnectionFailedError",
     "Consumer",
     "ConsumerConfig",
+    "DeserializationError",
     "FacadeError",
     "FencedInstanceIdError",
     "GroupCursor",
@@ -127,6 +132,7 @@ __all__ = [
     "RelayStats",
     "ReplicaDescription",
     "ReplicaSet",
+    "SerializationError",
     "ServerBusyError",
     "ServerDescription",
     "ServerError",
@@ -141,6 +147,7 @@ __all__ = [
     "__version__",
     "acl",
     "benchmark",
+    "exporter",
     "local",
     "murmur2",
     "parse_datetime_ms",
@@ -148,4 +155,5 @@ __all__ = [
     "partition_for_key",
     "redact_url",
     "relay",
+    "tracing",
 ]

@@ -24,7 +24,8 @@ Roles (a user that needs several gets them all: ``rules("consumer", "producer")`
     ``<topic>.dlq`` does not exist yet.
 ``admin``
     Manage topics and groups (``Admin``: create, list, describe, alter, delete topics; list,
-    describe, reset offsets of, delete groups; list dead letters). Cannot produce or consume;
+    describe, reset offsets of, delete groups; list dead letters; describe the server). Cannot
+    produce or consume;
     ``dlq_replay`` re-sends records, so it needs ``rules("admin", "producer")``.
 
 How the rules are built, and why:
@@ -209,7 +210,15 @@ _ADMIN = (
     (_rw(_LOG, *_MIGRATION), ("+rename",)),
 )  # fmt: skip
 
-_ROLES = {"producer": (_PRODUCER, _PRODUCER_TOP), "consumer": (_CONSUMER, _CONSUMER_TOP), "admin": (_ADMIN, ())}
+# Admin.describe_server (memory, its limit and eviction policy, replicas): read by the dashboard
+# and by `facade topics create`, which warns about a server that may evict what is written.
+_ADMIN_TOP = ("+info",)
+
+_ROLES = {
+    "producer": (_PRODUCER, _PRODUCER_TOP),
+    "consumer": (_CONSUMER, _CONSUMER_TOP),
+    "admin": (_ADMIN, _ADMIN_TOP),
+}
 
 
 def _roles(role: str | Iterable[str]) -> list[str]:

@@ -32,6 +32,7 @@ __all__ = [
     "raw_client",
     "raw_consume",
     "raw_produce",
+    "raw_produce_each",
     "sdk_consume",
     "sdk_produce",
     "server_name",
@@ -92,6 +93,17 @@ def raw_produce(client: Any, streams: Sequence[str], n: int, value: bytes, keys:
         for stream, fields in batch:
             pipe.xadd(stream, fields)
         pipe.execute()
+    return time.perf_counter() - start
+
+
+def raw_produce_each(client: Any, streams: Sequence[str], n: int, value: bytes, keys: Sequence[bytes] = ()) -> float:
+    """The records of :func:`raw_batches`, one ``XADD`` call (one round trip) each, as an
+    application that writes each event when it happens does; elapsed seconds. The baseline of
+    ``Producer(linger_ms=0)``."""
+    start = time.perf_counter()
+    for batch in raw_batches(streams, n, value, keys):
+        for stream, fields in batch:
+            client.xadd(stream, fields)
     return time.perf_counter() - start
 
 
@@ -160,17 +172,18 @@ def sdk_consume(
     asynchronous: bool = False,
     stall_s: float = 30.0,
     progress: Progress = _quiet,
+    **options: Any,
 ) -> tuple[float, list[float], int]:
     """Join ``group`` (not timed), then ``poll(max_records=BATCH)`` and ``commit()`` until ``n``
-    records came; BrokerError if none arrives for ``stall_s``. Returns (elapsed seconds, the time
-    of each poll with records plus its commit, records read)."""
+    records came; BrokerError if none arrives for ``stall_s``. ``options`` go to the Consumer.
+    Returns (elapsed seconds, the time of each poll with records plus its commit, records read)."""
     latencies: list[float] = []
     clock = time.perf_counter
     read = 0
     start: float | None = None
     with Admin(url) as admin:
         partitions = admin.topic(topic).partitions
-    with Consumer(topic, group, url, auto_offset_reset="earliest", max_poll_records=BATCH) as consumer:
+    with Consumer(topic, group, url, auto_offset_reset="earliest", max_poll_records=BATCH, **options) as consumer:
         # Joining the group and claiming every partition is not timed: the raw side has no group
         # protocol to go through. At most one record is read meanwhile, per poll.
         deadline = time.monotonic() + stall_s

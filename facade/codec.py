@@ -80,7 +80,9 @@ def encode(key: Any, value: Any, headers: Any, max_bytes: int) -> tuple[list[byt
     if size > max_bytes:
         raise MessageTooLargeError(
             f"record of {size} bytes exceeds max_message_bytes={max_bytes}; "
-            "raise max_message_bytes or send less (nothing was sent)"
+            "raise max_message_bytes or send less (nothing was sent)",
+            size=size,
+            limit=max_bytes,
         )
     return fields, size
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from . import serializers
 from .errors import ConfigError
 
 __all__ = ["ConsumerConfig", "ProducerConfig", "build"]
@@ -77,6 +78,24 @@ class ProducerConfig:
     dedup_window_ms: int = 120_000
     """``send(dedup_id=...)``: a repeat of a dedup id sent by this producer within this window is
     dropped (how many ids a partition keeps at most is the topic's ``dedup_max_ids``)."""
+    client_id: str = "facade"
+    """Kafka's client.id: names this client in its metrics (``client_id`` label) and spans."""
+    metrics: bool = False
+    """Count what the producer does (records, bytes, batches, retries, errors, latencies):
+    ``producer.metrics()``, and facade.exporter serves them. Off: nothing is counted."""
+    tracing: bool = False
+    """Put the current trace context in each record's headers (W3C ``traceparent``) under a
+    "send" span (OpenTelemetry; needs ``pip install 'facade[otel]'``)."""
+    key_serializer: serializers.Serializer = None
+    """Turns the ``key`` given to ``send()`` into bytes: "json", "str", "bytes" or a callable
+    ``fn(key) -> bytes | str`` (None: keys are bytes or str already). Not applied to a None key."""
+    value_serializer: serializers.Serializer = None
+    """Turns the ``value`` given to ``send()`` into bytes: "json", "str", "bytes" or a callable
+    (None: values are bytes or str already)."""
+    partitioner: Literal["sticky", "round-robin"] = "sticky"
+    """Where keyless records go (keyed records always go to Kafka's murmur2 partition of their
+    key): "sticky" (the default, as Kafka's: one partition per batch, then another) or
+    "round-robin" (each record to the next partition in turn: an even spread record by record)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "acks", parse_acks(self.acks))
@@ -95,6 +114,11 @@ class ProducerConfig:
         _int("retry_backoff_ms", self.retry_backoff_ms, 0, 60_000)
         _int("producer_id_expiry_ms", self.producer_id_expiry_ms, 1000)
         _int("dedup_window_ms", self.dedup_window_ms, 1)
+        serializers.serializer(self.key_serializer, "key_serializer")
+        serializers.serializer(self.value_serializer, "value_serializer")
+        if self.partitioner not in ("sticky", "round-robin"):
+            raise ConfigError(f"partitioner must be 'sticky' or 'round-robin', got {self.partitioner!r}")
+        _client_options(self)
 
 
 @dataclass(frozen=True)
@@ -141,6 +165,22 @@ class ConsumerConfig:
     reconnect_timeout_ms: int = 30_000
     """How long poll() and commit() ride out a lost connection or a failover (retrying) before
     they raise."""
+    client_id: str = "facade"
+    """Kafka's client.id: shown with the member in group descriptions, and names this client in
+    its metrics (``client_id`` label) and spans."""
+    metrics: bool = False
+    """Count what the consumer does (records, bytes, poll sizes, end-to-end latency, errors,
+    rebalances, fenced commits): ``consumer.metrics()``, and facade.exporter serves them."""
+    tracing: bool = False
+    """Start a "receive" span per poll() that returns records, linked to each record's trace
+    context (OpenTelemetry; needs ``pip install 'facade[otel]'``); facade.tracing.process(msg)
+    continues a record's trace."""
+    key_deserializer: serializers.Deserializer = None
+    """Turns a record's stored key into what ``Message.key`` gives: "json", "str", "bytes" or a
+    callable ``fn(data: bytes) -> object`` (None: the bytes). A failure is the record's own error
+    (``Message.error``), not poll()'s."""
+    value_deserializer: serializers.Deserializer = None
+    """Turns a record's stored value into what ``Message.value`` gives (as ``key_deserializer``)."""
 
     def __post_init__(self) -> None:
         if self.auto_offset_reset not in ("latest", "earliest", "none"):
@@ -171,6 +211,18 @@ class ConsumerConfig:
             )
         if self.max_deliveries is not None:
             _int("max_deliveries", self.max_deliveries, 1, 1_000_000)
+        serializers.deserializer(self.key_deserializer, "key_deserializer")
+        serializers.deserializer(self.value_deserializer, "value_deserializer")
+        _client_options(self)
+
+
+def _client_options(config: Any) -> None:
+    client_id = config.client_id
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= 255 or not client_id.isprintable() or " " in client_id:
+        raise ConfigError(f"client_id must be 1 to 255 printable characters without spaces, got {client_id!r}")
+    for flag in ("metrics", "tracing"):
+        if not isinstance(getattr(config, flag), bool):
+            raise ConfigError(f"{flag} must be True or False, got {getattr(config, flag)!r}")
 
 
 def build(cls: Callable[..., Any], config: Any, options: dict[str, Any]) -> Any:

@@ -23,6 +23,8 @@ class ReplicaDescription:
     """Bytes of replication stream it has not acknowledged yet."""
     lag_s: int | None
     """Seconds since its last acknowledgement."""
+    primary: str = ""
+    """On a cluster, ``host:port`` of the primary it replicates ("" on one server)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class ServerDescription:
     """With a Sentinel URL: the sentinels' config epoch (grows with every failover)."""
     run_id: str = ""
     """INFO's run_id (a cluster: every primary's, joined by ","): changes when a server restarts."""
+    primaries: int = 1
+    """Servers that take writes: 1, or a cluster's primaries."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,12 @@ class PartitionStats:
     """Records ever appended (``entries-added``; servers before Redis 7: the length)."""
     groups: tuple[GroupCursor, ...] = ()
     """The groups reading it, by name."""
+    log_start_offset: int = 0
+    """Kafka's log start offset: the oldest stored record's (the log end offset when empty)."""
+    log_end_offset: int = 0
+    """Kafka's log end offset (high watermark): the offset the next record gets."""
+    shard: str | None = None
+    """On a cluster, ``host:port`` of the primary serving the partition; None on one server."""
 
 
 @dataclass(frozen=True)

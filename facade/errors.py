@@ -5,7 +5,9 @@
     │   ├── InvalidNameError         topic or group name outside [A-Za-z0-9._-]{1,249}
     │   ├── InvalidUrlError          a URL facade cannot use
     │   ├── UnsupportedError         valid, but not supported by this version or server
-    │   └── MessageTooLargeError     a record over max_message_bytes (nothing was sent)
+    │   ├── MessageTooLargeError     a record over max_message_bytes (nothing was sent)
+    │   └── SerializationError       a key/value serializer failed or returned no bytes (nothing was sent)
+    ├── DeserializationError         a record's key/value deserializer failed (that record only; fail() it)
     ├── TopicError
     │   ├── UnknownTopicError        the topic does not exist (create it, or auto_create=True)
     │   └── TopicExistsError         create of a topic that already exists
@@ -38,6 +40,7 @@ certificates fail the same way.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 
 import redis.exceptions as rexc
@@ -49,6 +52,7 @@ __all__ = [
     "CommitFailedError",
     "ConfigError",
     "ConnectionFailedError",
+    "DeserializationError",
     "FacadeError",
     "FencedInstanceIdError",
     "GroupError",
@@ -62,6 +66,7 @@ __all__ = [
     "PermissionDeniedError",
     "ReadOnlyError",
     "RebalanceInProgressError",
+    "SerializationError",
     "ServerBusyError",
     "ServerError",
     "TopicError",
@@ -98,6 +103,50 @@ class UnsupportedError(ConfigError):
 class MessageTooLargeError(ConfigError):
     """A record larger than ``max_message_bytes``; nothing was sent."""
 
+    def __init__(self, message: str, *, size: int | None = None, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+        """The record's size in bytes (key, value and headers)."""
+        self.limit = limit
+        """The ``max_message_bytes`` it exceeds."""
+
+
+class SerializationError(ConfigError):
+    """A ``key_serializer`` or ``value_serializer`` failed, or returned something other than bytes
+    or str; nothing was sent (Kafka's SerializationException)."""
+
+
+class DeserializationError(FacadeError):
+    """A record's key or value could not be deserialized (Kafka's RecordDeserializationException).
+
+    It concerns that record only: ``poll()`` hands the record out, and reading the failed field
+    (``message.key`` / ``message.value``) raises this error, which ``message.error`` also holds.
+    Give the record to ``consumer.fail(message, error)`` to skip it; with ``max_deliveries`` it
+    then moves to the dead-letter topic with its stored bytes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        field: str | None = None,
+        data: bytes | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        """Topic of the record."""
+        self.partition = partition
+        """Its partition."""
+        self.offset = offset
+        """Its offset."""
+        self.field = field
+        """"key" or "value": what could not be deserialized."""
+        self.data = data
+        """The stored bytes that could not be deserialized."""
+
 
 class TopicError(FacadeError):
     """A topic-level problem."""
@@ -105,6 +154,11 @@ class TopicError(FacadeError):
 
 class UnknownTopicError(TopicError):
     """The topic does not exist."""
+
+    def __init__(self, message: str, *, topic: str | None = None) -> None:
+        super().__init__(message)
+        self.topic = topic
+        """The topic's name, where known."""
 
 
 class TopicExistsError(TopicError):
@@ -183,13 +237,25 @@ class ReadOnlyError(BrokerError):
 
 
 class NotEnoughReplicasError(BrokerError):
-    """acks="all": fewer replicas than required confirmed the write in time.
-
-    The write is on the primary but may be lost if it fails now; the producer retries (under
-    its idempotent sequence, so nothing is doubled) until ``delivery_timeout_ms``.
+    """Too few replicas: with acks="all", fewer replicas than required confirmed the write in time
+    (the write is on the primary but may be lost if it fails now); or the primary refuses writes
+    altogether because fewer replicas than its ``min-replicas-to-write`` are in sync (NOREPLICAS:
+    nothing was written). The producer retries (under its idempotent sequence, so nothing is
+    doubled) until ``delivery_timeout_ms``.
     """
 
     retriable = True
+
+    def __init__(
+        self, message: str, *, confirmed: int | None = None, required: int | None = None, timeout_ms: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.confirmed = confirmed
+        """acks="all": replicas that confirmed the write (None: the server refused it, NOREPLICAS)."""
+        self.required = required
+        """acks="all": replicas the producer waited for."""
+        self.timeout_ms = timeout_ms
+        """acks="all": how long it waited (``replica_timeout_ms``)."""
 
 
 class ServerBusyError(BrokerError):
@@ -297,10 +363,27 @@ def _from_server(exc: BaseException, lead: str, text: str) -> FacadeError:
         return OutOfMemoryError(
             f"{lead}the server is out of memory ({text}); raise maxmemory, trim topics or add capacity"
         )
+    # The server's own refusal (min-replicas-to-write); produce.lua's NOREPLICAS (acks="all" before
+    # the append) is one of our script errors below, with its own text.
+    if "Not enough good replicas" in text:
+        return NotEnoughReplicasError(
+            f"{lead}the primary refuses writes: fewer replicas than its min-replicas-to-write are connected "
+            "and within min-replicas-max-lag seconds of it (NOREPLICAS; nothing was written); check the "
+            "replicas, or lower min-replicas-to-write on the server"
+        )
     if code in _SCRIPT_ERRORS:
         # Our Lua scripts reply "CODE human text"; the code picks the class, the text is the message.
-        return _SCRIPT_ERRORS[code](f"{lead}{text.split(' ', 1)[-1]}")
-    return BrokerError(f"{lead}{text}")
+        return _SCRIPT_ERRORS[code](f"{lead}{_without_script_location(text.split(' ', 1)[-1])}")
+    return BrokerError(f"{lead}{_without_script_location(text)}")
+
+
+_SCRIPT_LOCATION = re.compile(r"\s*script: [^\n]*?on @user_script:\d+\.?\s*$")
+
+
+def _without_script_location(text: str) -> str:
+    """A command's error inside a script without the server's " script: <sha>, on
+    @user_script:432." suffix: line numbers of facade's Lua say nothing to its users."""
+    return _SCRIPT_LOCATION.sub("", text)
 
 
 def tls_failure(exc: BaseException) -> ssl.SSLError | None:

@@ -2,7 +2,8 @@
 
 Keyed records go to ``toPositive(murmur2(key)) % partitions``, exactly as Kafka's Java client (and
 kafka-python) choose, so a key lands on the same partition number in facade and in Kafka.
-Keyless records use sticky partitioning (KIP-480): they fill a batch on one partition, then move on.
+Keyless records use sticky partitioning (KIP-480) by default: they fill a batch on one partition,
+then move on; or, with ``partitioner="round-robin"``, each goes to the next partition in turn.
 """
 
 from __future__ import annotations
@@ -80,3 +81,24 @@ class StickyPartitioner:
             return
         nxt = self._rng.randrange(partitions - 1)
         self._current[topic] = nxt if nxt < partition else nxt + 1
+
+
+class RoundRobinPartitioner:
+    """Keyless placement, record by record: each record of a topic goes to the next partition in
+    turn (0, 1, 2, ..., then 0 again), so keyless records spread evenly whatever the batching.
+    Unlike Kafka's RoundRobinPartitioner, keyed records are not affected: they keep going to
+    their key's partition, and so stay in order."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def partition(self, topic: str, partitions: int) -> int:
+        """The partition for the next keyless record of ``topic``."""
+        current = self._next.get(topic, 0) % partitions
+        self._next[topic] = current + 1
+        return current
+
+    def batch_sent(self, topic: str, partition: int, partitions: int) -> None:
+        """Nothing to do: the rotation is per record, not per batch."""

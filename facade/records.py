@@ -114,6 +114,12 @@ class Message(NamedTuple):
         """The (topic, partition) this record came from."""
         return TopicPartition(self.topic, self.partition)
 
+    @property
+    def error(self) -> Any:
+        """None, or the :class:`facade.DeserializationError` of a record whose key or value the
+        consumer's deserializer could not read (reading that field raises it too)."""
+        return None
+
 
 for _name, _doc in {
     "topic": "Topic it was read from.",

@@ -1,4 +1,5 @@
-"""Where the broker is: one URL parser for every deployment shape (pure: no I/O).
+"""Where the broker is: one URL parser for every deployment shape (no network I/O: TLS files are
+read, to be checked, but nothing connects).
 
 Accepted URLs:
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -325,6 +327,7 @@ def _tls_options(params: dict[str, str], url: str) -> TlsOptions:
             f"{given} without {missing} in {redact(url)}: a client certificate needs both the "
             "certificate (ssl_certfile) and its private key (ssl_keyfile)"
         )
+    _check_pem(ca_certs, certfile, keyfile, params, url)
     cert_reqs = params.get("ssl_cert_reqs", "required").lower()
     if cert_reqs not in _CERT_REQS:
         raise InvalidUrlError(
@@ -346,6 +349,37 @@ def _tls_options(params: dict[str, str], url: str) -> TlsOptions:
                 "not verified cannot vouch for a host name; drop one of the two"
             )
     return TlsOptions(ca_certs, certfile, keyfile, cert_reqs, check_hostname)
+
+
+def _check_pem(ca_certs: str | None, certfile: str | None, keyfile: str | None, params: dict[str, str], url: str) -> None:
+    """Load the TLS files as the handshake will, so that a file of the wrong kind is reported for
+    what it is now (not later as a refused handshake that points elsewhere)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_certs is not None:
+        try:
+            context.load_verify_locations(cafile=ca_certs)
+        except (ssl.SSLError, ValueError) as exc:
+            raise InvalidUrlError(
+                f"ssl_ca_certs={params['ssl_ca_certs']}: not a PEM file of CA certificates ({_ssl_reason(exc)}) in "
+                f"{redact(url)}; give the CA's certificate (-----BEGIN CERTIFICATE-----)"
+            ) from None
+    if certfile is not None and keyfile is not None:
+        try:
+            # A callback, not None: an encrypted key must fail here, not prompt on the terminal.
+            context.load_cert_chain(certfile, keyfile, password=lambda: b"")
+        except (ssl.SSLError, ValueError) as exc:
+            raise InvalidUrlError(
+                f"ssl_certfile={params['ssl_certfile']} with ssl_keyfile={params['ssl_keyfile']}: not a PEM "
+                f"certificate and its unencrypted private key ({_ssl_reason(exc)}) in {redact(url)}"
+            ) from None
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return str(reason).replace("_", " ").lower()
+    # OpenSSL's "[SSL] PEM lib (_ssl.c:3905)" says nothing more than this.
+    return "not PEM, an encrypted key, or a key that does not match the certificate"
 
 
 def _port(text: str, url: str) -> int:

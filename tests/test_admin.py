@@ -57,8 +57,9 @@ def test_create_describe_list_delete(admin, raw, url):
     admin.delete_topic("orders")
     assert admin.list_topics() == []
     assert not [k for k in raw.keys("facade:{orders/*")]
-    with pytest.raises(UnknownTopicError, match="topics create orders"):
+    with pytest.raises(UnknownTopicError, match=r"create_topic\('orders', partitions=N\)") as info:
         admin.describe_topic("orders")
+    assert info.value.topic == "orders"
 
 
 def test_create_twice_refused_and_nothing_changes(admin, raw):

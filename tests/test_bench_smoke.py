@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = {"produce", "idempotence_cost", "consume", "consume_commit_async", "produce_async"}
+FIGURES = {
+    "produce", "idempotence_cost", "consume", "consume_commit_async", "metrics_cost_produce", "metrics_cost_consume",
+    "metrics_cpu_produce", "metrics_cpu_consume", "produce_linger0", "produce_async",
+}  # fmt: skip
 
 
 def test_bench_quick(tmp_path: Path, server_spec: tuple[str, tuple[int, ...], bool]) -> None:
@@ -50,6 +53,9 @@ def test_bench_quick(tmp_path: Path, server_spec: tuple[str, tuple[int, ...], bo
         assert lat["received"] == lat["sent"] and 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
     assert [(g["partitions"], g["messages"]) for g in targets["growth"]] == [(1, 2000), (8, 2000)]
     assert all(g["stored"] == g["messages"] for g in targets["growth"])
+    for name in ("produce", "consume"):
+        cost = targets["metrics_overhead"][name]["median_cost"]
+        assert 0 < cost < 1, (name, cost)  # measured (the 5 % target is a full run's, not a smoke run's)
 
 
 def test_bench_refuses_bad_options() -> None:

@@ -241,6 +241,33 @@ def test_a_record_delivered_again_after_its_commit_succeeded_is_caught(tmp_path)
     assert len(found["duplicate"]) == 3 and "m0.1's commit" in found["duplicate"][0], found
 
 
+def _handed_out_late(tmp_path, at: float, *between: dict, key: int = 3) -> None:
+    """m0.1 delivers 0-2; m1.1 takes over at 2.0, delivers 0-3 and commits 4; then m0.1, never
+    told, hands out record ``key`` at ``at`` (what it read while it owned the partition)."""
+    producer(tmp_path, *RECORDS)
+    write(tmp_path, "m0.1", start(0.5), *(d(1.0 + i / 100, *r) for i, r in enumerate(RECORDS[:3])),
+          *between, d(at, *RECORDS[key]))  # fmt: skip
+    write(tmp_path, "m1.1", start(1.5), *(d(2.0 + i / 100, *r) for i, r in enumerate(RECORDS[:4])),
+          commit(2.1, 2.11, 0, 4), *(d(2.2 + i / 100, *r) for i, r in enumerate(RECORDS[4:])))  # fmt: skip
+
+
+def test_a_zombie_continuing_its_run_within_the_window_is_excused_and_counted(tmp_path):
+    _handed_out_late(tmp_path, 2.5)
+    result = check(load(tmp_path), WINDOW)
+    assert {c: a for c, a in result.anomalies.items() if a} == {}
+    assert result.figures["zombie deliveries within the window (excused)"] == 1
+
+
+def test_a_zombie_beyond_the_window_or_after_a_callback_or_going_back_is_judged(tmp_path):
+    for name in ("late", "told", "back"):
+        (tmp_path / name).mkdir()
+    _handed_out_late(tmp_path / "late", 2.0 + WINDOW + 1)
+    _handed_out_late(tmp_path / "told", 2.5, sig(2.3, "lost", 0))
+    _handed_out_late(tmp_path / "back", 2.5, key=1)
+    for name in ("late", "told", "back"):
+        assert "duplicate" in anomalies(tmp_path / name), name
+
+
 def test_redelivery_after_a_refused_commit_is_not_a_duplicate(tmp_path):
     _committed_then_redelivered(tmp_path, "failed")
     assert anomalies(tmp_path) == {}

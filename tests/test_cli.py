@@ -9,6 +9,7 @@ command gets ``--url`` or runs the embedded broker under the test's own FACADE_H
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import free_port, wait_until
 from facade.cli import main, render
-from facade.cli.clients import parse_header, split_key, stdin_lines
+from facade.cli.produce import Line, parse_header, split_key, stdin_lines
 from rich.console import Console
 
 from facade import Admin, Consumer, Headers, Producer, partition_for_key
@@ -171,9 +172,31 @@ def test_colour_follows_no_color(monkeypatch):
 def test_parsing_helpers():
     assert parse_header("a=b=c") == ("a", "b=c")
     assert parse_header("empty=") == ("empty", "")
-    assert split_key(b"user-1:a:b", b":", "line 1") == (b"user-1", b"a:b")
-    assert split_key(b":v", b":", "line 1") == (b"", b"v")
-    assert list(stdin_lines([b"a\n", b"b\r\n", b"\n", b"last"])) == [b"a", b"b", b"", b"last"]
+    assert split_key(b"user-1:a:b", b":") == (b"user-1", b"a:b")
+    assert split_key(b":v", b":") == (b"", b"v")
+    assert split_key(b"v", b":") is None
+    lines = list(stdin_lines(io.BytesIO(b"a\nb\r\n\nlast"), 10))
+    assert [(x.number, x.data) for x in lines] == [(1, b"a"), (2, b"b"), (3, b""), (4, b"last")]
+
+
+def test_stdin_lines_skip_long_lines_without_holding_them():
+    data = b"ok\n" + b"x" * 11 + b"\n" + b"y" * 10 + b"\r\n" + b"z" * 300_000 + b"\nafter\n" + b"w" * 11
+    lines = list(stdin_lines(io.BytesIO(data), 10))
+    assert lines == [
+        Line(1, b"ok", 2), Line(2, None, 11), Line(3, b"y" * 10, 10), Line(4, None, 300_000), Line(5, b"after", 5),
+        Line(6, None, 11),
+    ]  # fmt: skip
+
+    class Counting(io.BytesIO):
+        largest = 0
+
+        def readline(self, size=-1):
+            chunk = super().readline(size)
+            Counting.largest = max(Counting.largest, len(chunk))
+            return chunk
+
+    assert [x.size for x in stdin_lines(Counting(b"a" * 5_000_000 + b"\nb\n"), 1000)] == [5_000_000, 1]
+    assert Counting.largest <= 65_536  # never more than a chunk in memory
 
 
 @pytest.mark.parametrize(
@@ -217,7 +240,7 @@ def test_topics_lifecycle(url):
     ok("--url", url, "topics", "create", "a.b_c-d", "-p", "1")
 
     listed = json.loads(ok("--url", url, "topics", "list", "--json").stdout)
-    assert [(t["name"], t["partitions"], t["retention_ms"], t["max_len"]) for t in listed] == [
+    assert [(t["name"], t["partition_count"], t["retention_ms"], t["max_len"]) for t in listed] == [
         ("a.b_c-d", 1, None, None),
         ("posts", 3, 60000, 500),
     ]
@@ -258,15 +281,16 @@ def test_describe_lists_groups(url):
 
 def test_topic_errors(url):
     ok("--url", url, "topics", "create", "t", "--partitions", "2")
-    assert_one_line_error(run("--url", url, "topics", "create", "t", "--partitions", "2"), "already exists")
+    assert_one_line_error(
+        run("--url", url, "topics", "create", "t", "--partitions", "2"), "already exists", "--if-not-exists"
+    )
     assert_one_line_error(
         run("--url", url, "topics", "create", "bad name", "--partitions", "1"), "invalid topic name"
     )
-    assert_one_line_error(run("--url", url, "topics", "create", "x", "--partitions", "0"), "partition count")
-    assert_one_line_error(run("--url", url, "topics", "create", "x", "--partitions", "5000"), "1024")
-    assert_one_line_error(
-        run("--url", url, "topics", "create", "x", "-p", "1", "--retention-ms", "0"), "retention_ms"
-    )
+    # Out-of-range options are usage errors (exit 2) that name the option.
+    for args in (["--partitions", "0"], ["--partitions", "5000"], ["-p", "1", "--retention-ms", "0"]):
+        result = run("--url", url, "topics", "create", "x", *args)
+        assert result.exit_code == 2 and "Invalid value for '--" in result.stderr, result.output
     assert_one_line_error(run("--url", url, "topics", "describe", "missing"), "'missing' does not exist")
     assert_one_line_error(run("--url", url, "topics", "delete", "missing"), "does not exist")
     assert_one_line_error(
@@ -390,7 +414,7 @@ def test_produce_unknown_topic_and_create(url):
     assert_one_line_error(run("--url", url, "produce", "bad/name", "v"), "invalid topic name")
     ok("--url", url, "produce", "fresh", "v1", "v2", "--create")
     topics = json.loads(ok("--url", url, "topics", "list", "--json").stdout)
-    assert [(t["name"], t["partitions"]) for t in topics] == [("fresh", 1)]
+    assert [(t["name"], t["partition_count"]) for t in topics] == [("fresh", 1)]
     assert [m["value"] for m in consume_all(url, "fresh", "g")] == ["v1", "v2"]
 
 
@@ -503,8 +527,10 @@ def test_consume_errors(url):
     assert run("--url", url, "consume", "t", "-g", "g", "--format", "xml").exit_code == 2
 
 
-def test_ctrl_c_commits_what_was_printed_and_leaves_the_group(url):
-    """SIGINT to a running `facade consume`: clean exit 0, printed records committed, group left."""
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_commits_what_was_printed_and_leaves_the_group(url, signum, status):
+    """SIGINT to a running `facade consume`: exit 130 as documented (SIGTERM: 143), printed
+    records committed, group left."""
     with Admin(url) as admin:
         admin.create_topic("t", 2)
     with Producer(url) as p:
@@ -518,13 +544,13 @@ def test_ctrl_c_commits_what_was_printed_and_leaves_the_group(url):
     )
     try:
         lines = [proc.stdout.readline() for _ in range(6)]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err and "Processed a total of 6 messages" in err
     assert sorted(json.loads(line)["value"] for line in lines) == [f"v{i}" for i in range(6)]
     assert out == ""

@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 from conftest import free_port, wait_until
 from facade.cli import clients as cli_clients
 from facade.cli import groups_view, main, render
+from facade.cli import produce as cli_produce
 from facade.cli.dlq import dead_letters_json, dead_letters_table
 from facade.cli.progress import progress
 from rich.console import Console
@@ -161,17 +162,17 @@ def test_progress_only_on_a_terminal():
 
 def test_produce_shows_progress_only_for_a_big_file_on_stdin(tmp_path):
     big = tmp_path / "big"
-    big.write_bytes((b"x" * 99 + b"\n") * (cli_clients.PROGRESS_MIN_BYTES // 100 + 1))
+    big.write_bytes((b"x" * 99 + b"\n") * (cli_produce.PROGRESS_MIN_BYTES // 100 + 1))
     small = tmp_path / "small"
     small.write_bytes(b"a\nb\n")
     with open(big, "rb") as fh:
-        assert cli_clients._remaining_file_bytes(fh) == big.stat().st_size
+        assert cli_produce._remaining_file_bytes(fh) == big.stat().st_size
         fh.seek(10)
-        assert cli_clients._remaining_file_bytes(fh) == big.stat().st_size - 10  # from where stdin stands
+        assert cli_produce._remaining_file_bytes(fh) == big.stat().st_size - 10  # from where stdin stands
     with open(small, "rb") as fh:
-        assert cli_clients._remaining_file_bytes(fh) is None
+        assert cli_produce._remaining_file_bytes(fh) is None
     with subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as cat:
-        assert cli_clients._remaining_file_bytes(cat.stdout) is None  # a pipe has no size
+        assert cli_produce._remaining_file_bytes(cat.stdout) is None  # a pipe has no size
         cat.stdin.close()
 
 
@@ -332,8 +333,11 @@ def test_reset_offsets_errors(url):
     assert run(*base, "--to-earliest", "--to-latest").exit_code == 2
     assert run(*base, "--shift-by", "x").exit_code == 2
     assert run("--url", url, "groups", "reset-offsets", "g", "--to-earliest").exit_code == 2  # --topic
-    one_line_error(run(*base, "--to-datetime", "yesterday"), "bad date-time")
-    one_line_error(run(*base, "--by-duration", "15 minutes"), "bad duration")
+    # A malformed value is a usage error naming the option, as an out-of-range number is (exit 2).
+    bad_time = run(*base, "--to-datetime", "yesterday")
+    assert bad_time.exit_code == 2 and "Invalid value for --to-datetime: bad date-time 'yesterday'" in bad_time.stderr
+    bad_duration = run(*base, "--by-duration", "15 minutes")
+    assert bad_duration.exit_code == 2 and "Invalid value for --by-duration: bad duration" in bad_duration.stderr
     assert "'abc' is not a valid integer" in run(*base, "--to-offset", "abc").output
     assert run(*base, "--to-offset", "abc").exit_code == 2 and run(*base, "--to-offset", "-1").exit_code == 2
     one_line_error(run("--url", url, "groups", "reset-offsets", "g", "--topic", "missing", "--to-earliest"),
@@ -401,8 +405,9 @@ def test_consume_passes_the_group_options(url, monkeypatch):
     assert seen["group_instance_id"] == "worker-1"
     for bad in (["--guarantee", "twice"], ["--session-timeout-ms", "50"], ["--max-deliveries", "0"]):
         assert run("--url", url, "consume", "t", "-g", "g", *bad).exit_code == 2
-    one_line_error(run("--url", url, "consume", "t", "-g", "g", "--group-instance-id", "a b",
-                       "--idle-timeout-ms", "100"), "group_instance_id")  # fmt: skip
+    bad_id = run("--url", url, "consume", "t", "-g", "g", "--group-instance-id", "a b", "--idle-timeout-ms", "100")
+    assert bad_id.exit_code == 2 and "Invalid value for --group-instance-id: 'a b'" in bad_id.stderr
+    assert "group_instance_id" not in bad_id.stderr  # the CLI's option, not the SDK's argument
 
 
 def test_static_member_stays_in_the_group_until_its_session_ends(url):
@@ -577,8 +582,8 @@ def test_server_start_usage_errors(tmp_path):
     assert run("server", "start", "--data-dir", d, "--replicas-per-shard", "1").exit_code == 2
     assert run("server", "start", "--data-dir", d, "--cluster-shards", "2", "--sentinels", "1").exit_code == 2
     assert run("server", "start", "--data-dir", d, "--replicas", "99").exit_code == 2
-    one_line_error(run("server", "status", "--data-dir", d), "no topology or cluster")
-    assert "Nothing runs" in ok("server", "stop", "--data-dir", d).stdout
+    one_line_error(run("server", "status", "--data-dir", d), f"{d} does not exist; start a topology there")
+    one_line_error(run("server", "stop", "--data-dir", d), f"{d} does not exist: nothing to stop")
     one_line_error(run("server", "start", "--data-dir", d, "--replicas", "0", "--sentinels", "1"), "replica")
 
 
@@ -612,7 +617,7 @@ def test_server_topology_start_status_stop(tmp_path):
         assert "Stopped the topology" in ok("server", "stop", "--data-dir", d).stdout
     stopped = json.loads(ok("server", "status", "--data-dir", d, "--json").stdout)
     assert stopped["primary"]["pid"] is None and "stopped" in ok("server", "status", "--data-dir", d).stdout
-    assert "Nothing runs" in ok("server", "stop", "--data-dir", d).stdout
+    assert f"The topology in {d} is not running." in ok("server", "stop", "--data-dir", d).stdout
 
 
 @pytest.mark.slow

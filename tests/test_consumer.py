@@ -366,3 +366,34 @@ def test_group_metadata_and_positions(url):
         tp = TopicPartition("t", 0)
         assert c.position(tp) == 5 and c.committed() == {tp: None}
         assert c.beginning_offsets([tp]) == {tp: 0} and c.end_offsets([tp]) == {tp: 5}
+
+
+def test_the_url_comes_first_as_in_producer_and_admin_and_the_old_orders_still_work(url):
+    setup_topic(url, "t", 1)
+    with Producer(url) as p:
+        p.send("t", b"hello")
+    forms = [
+        lambda: Consumer(url, "t", "g1", auto_offset_reset="earliest", **FAST),
+        lambda: Consumer(url, ["t"], group="g2", auto_offset_reset="earliest", **FAST),
+        lambda: Consumer("t", "g3", url, auto_offset_reset="earliest", **FAST),
+        lambda: Consumer(["t"], group="g4", url=url, auto_offset_reset="earliest", **FAST),
+        lambda: Consumer(topics="t", group="g5", url=url, auto_offset_reset="earliest", **FAST),
+    ]
+    for make in forms:
+        with make() as c:
+            assert c.topics == ("t",) and c.group.startswith("g")
+            got = []
+            wait_until(lambda: got.extend(c.poll(timeout_ms=100)) or got, timeout=15)  # noqa: B023
+            assert [m.value for m in got] == [b"hello"]
+    with pytest.raises(TypeError, match="multiple values for argument 'group'"):
+        Consumer("t", "g", url, group="g")
+    with pytest.raises(TypeError, match=r"missing group: Consumer\(url, topics, group\)"):
+        Consumer(url, "t")
+    with pytest.raises(TypeError, match="at most 3 positional"):
+        Consumer(url, "t", "g", "extra")
+
+
+def test_none_first_means_the_embedded_broker(facade_home):
+    with Consumer(None, "t", "g", **FAST) as c:
+        assert (c.topics, c.group) == (("t",), "g")
+    assert (facade_home / "server.pid").exists()

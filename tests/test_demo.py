@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 from facade.cli.demo_view import (
+    Kill,
     MemberView,
     Snapshot,
     Violation,
     build_outcome,
+    kill_lines,
     live_view,
     order_violations,
+    owned,
     summary_view,
 )
 from rich.console import Console
@@ -35,8 +38,12 @@ def rendered(renderable) -> str:
 
 
 def run_demo(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    """The installed script, stdout a pipe (not a terminal), as in CI."""
-    return subprocess.run([FACADE, *args], check=False, capture_output=True, text=True, timeout=timeout)
+    """The installed script, stdout a pipe (not a terminal), as in CI. The environment is passed
+    explicitly: under pytest the process environment (not os.environ) carries COLUMNS=80, which
+    would wrap the summary's rows."""
+    return subprocess.run(
+        [FACADE, *args], check=False, capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
+    )
 
 
 def assert_success(done: subprocess.CompletedProcess) -> None:
@@ -44,7 +51,7 @@ def assert_success(done: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in done.stderr
     out = done.stdout
     assert "demo summary" in out and "per-key order" in out
-    assert "OK: every post reached the group" in out
+    assert "OK: member-2 was killed, its partitions moved, and nothing was lost: every post reached the group" in out
     lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 3}
     assert " OK " in lines["per-key order"]
     assert lines["lost"].split("│")[2].strip() == "0"
@@ -54,6 +61,19 @@ def assert_success(done: subprocess.CompletedProcess) -> None:
     members = [k for k in lines if k.startswith("consumed by member-")]
     assert len(members) == 3
     assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
+    # A member was killed mid-run; its partitions moved to the others, and nothing was lost.
+    killed = lines["consumed by member-2"].split("│")[3].strip()
+    assert re.fullmatch(r"killed at \d+\.\ds, owning partitions? \d+(, \d+)*", killed), killed
+    had = {int(p) for p in killed.split("owning partition")[1].lstrip("s ").split(", ")}
+    failover = lines["failover"].split("│")
+    assert re.fullmatch(r"\d+\.\ds", failover[2].strip()), failover
+    moved = {int(p) for p in re.findall(r"\d+", failover[3].split(" to member-")[0])}
+    assert moved <= had and "after the kill" in failover[3]
+    for name in ("member-1", "member-3"):
+        note = lines[f"consumed by {name}"].split("│")[3].strip()
+        assert re.fullmatch(r"owns (no partition|partitions? \d+(, \d+)*) at the end", note), note  # a list
+    assert "killed member-2 (SIGKILL)" in done.stderr and "after the kill" in done.stderr
+    assert "RuntimeWarning" not in done.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,10 +138,39 @@ def test_live_view_shows_members_and_partitions():
         lengths=(10, 20, 30),
     )
     text = rendered(live_view(snap))
-    for needle in ("producing", "2.5s / 10s", "500", "member-1", "host-1-abc", "0,1", "joining...", "30"):
+    for needle in ("producing", "2.5s / 10s", "500", "member-1", "host-1-abc", "0, 1", "joining...", "30"):
         assert needle in text, needle
     assert re.search(r"\b0\s+10\s+member-1\b", text)  # partition 0: length 10, owned by member-1
     assert re.search(r"\b2\s+30\s+-", text)  # partition 2: nobody owns it
+
+
+def test_a_kill_and_where_the_partitions_went():
+    assert owned(()) == "no partition" and owned((2,)) == "partition 2" and owned((0, 3)) == "partitions 0, 3"
+    waiting = Kill("member-2", 4.0, (1, 3))
+    assert kill_lines(waiting) == [
+        " 4.0s  member-2 killed (SIGKILL), owning partitions 1, 3",
+        "       its partitions move once its session times out",
+    ]
+    moved = Kill("member-2", 4.0, (1, 3), 7.25, {1: "member-1", 3: "member-3"})
+    assert moved.takeover_s == 3.25
+    assert kill_lines(moved)[1] == " 7.2s  partition 1 to member-1, partition 3 to member-3, 3.2s after the kill"
+    produced = [("a", 1), ("a", 2)]
+    common = {
+        "topic": "posts", "group": "g", "broker": "b", "elapsed_s": 9, "produced": produced,
+        "received": {"member-1": produced, "member-2": [("a", 1)]}, "partitions": {"member-1": (1, 3)},
+    }  # fmt: skip
+    done = build_outcome(**common, kill=moved)
+    assert done.ok and done.duplicates == 1
+    text = rendered(summary_view(done))
+    assert "killed at 4.0s, owning partitions 1, 3" in text and "owns partitions 1, 3 at the end" in text
+    assert "3.2s" in text and "what the killed member had received but not committed" in text
+    assert "OK: member-2 was killed, its partitions moved, and nothing was lost" in text
+    stuck = build_outcome(**common, kill=waiting)
+    assert not stuck.ok and "FAILED: member-2's partitions never moved." in rendered(summary_view(stuck))
+    snap = Snapshot(topic="posts", group="g", broker="b", phase="producing", elapsed_s=5, duration_s=10,
+                    produced=9, members=(MemberView("member-2", "m2", (1, 3), 4, killed=True),), kill=moved)  # fmt: skip
+    live = rendered(live_view(snap))
+    assert "killed" in live and "(had 1, 3)" in live and "3.2s after the kill" in live
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +213,7 @@ def test_demo_ctrl_c_prints_the_summary(url):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=dict(os.environ),
     )
     try:
         for line in proc.stderr:

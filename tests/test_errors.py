@@ -22,6 +22,7 @@ from facade.errors import (
     ConfigError,
     ConnectionFailedError,
     FacadeError,
+    NotEnoughReplicasError,
     OutOfMemoryError,
     PermissionDeniedError,
     ReadOnlyError,
@@ -220,3 +221,21 @@ def test_real_script_error_reply(url, code, cls):
         out = convert(lambda: script(args=[code]))
     assert type(out) is cls
     assert str(out) == "some text" or (code == "NOPERM" and str(out).startswith("some text; grant"))
+
+
+def test_a_primary_without_enough_replicas_is_named_without_script_line_numbers(server_factory):
+    server = server_factory("--min-replicas-to-write", "1")
+    with server.client() as r:
+        plain = convert(lambda: r.set("k", "v"))
+        script = r.register_script("return redis.call('SET', KEYS[1], 'v')")
+        inside = convert(lambda: script(keys=["k"]))
+        r.config_set("min-replicas-to-write", 0)
+        r.set("n", "x")
+        failing = r.register_script("return redis.call('INCR', KEYS[1])")
+        with pytest.raises(redis.ResponseError, match="@user_script"):  # what the server says
+            failing(keys=["n"])
+        other = convert(lambda: failing(keys=["n"]))
+    for error in (plain, inside):
+        assert type(error) is NotEnoughReplicasError and error.retriable
+        assert "min-replicas-to-write" in str(error) and "@user_script" not in str(error)
+    assert type(other) is errors.BrokerError and "@user_script" not in str(other) and "not an integer" in str(other)

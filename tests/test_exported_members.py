@@ -29,7 +29,7 @@ def test_all_is_exactly_the_public_names(module):
 
 
 def test_public_modules_say_what_they_export():
-    for name in ("acl", "benchmark", "local"):
+    for name in ("acl", "benchmark", "exporter", "local", "tracing"):
         module = getattr(facade, name)
         assert name in facade.__all__ and module.__name__ == f"facade.{name}"
         assert (module.__doc__ or "").strip() and module.__all__

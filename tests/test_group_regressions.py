@@ -306,3 +306,35 @@ def test_records_of_one_key_never_come_after_a_later_one_was_committed(url):
     assert [m.offset for m in rest] == list(range(committed, 30))  # nothing older comes back
     counts = Counter(m.value for m in delivered + rest)
     assert len(counts) == 30 and max(counts.values()) == 1
+
+
+def test_records_read_before_a_freeze_past_the_session_are_not_handed_out_after_it(url):
+    """Chaos seed 31: a member stopped (SIGSTOP) while its read was in flight resumed after its
+    session ended and handed out what it had read, although another member had taken the
+    partition and committed past it. Now poll asks the group first and hands out nothing."""
+    with Admin(url) as a:
+        a.create_topic("t", 1)
+    produce(url, "t", 10)
+    with Consumer("t", "g", url, **QUICK, enable_auto_commit=False) as c:
+        wait_until(lambda: c.poll(timeout_ms=50, max_records=1) or c.assignment(), timeout=10)
+        c.seek_to_beginning()
+        m, fetcher = c._membership, c._fetcher
+        real = fetcher.fetch
+
+        def read_then_freeze(limit):
+            taken = real(limit)
+            m._closed = True  # no heartbeats: as if the whole process were stopped
+            time.sleep(1.6)  # past the 1 s session
+            m._closed = False
+            return taken
+
+        fetcher.fetch = read_then_freeze
+        got = c.poll(timeout_ms=200)
+        fetcher.fetch = real
+        assert got == []  # the session ended while frozen: nothing read then is handed out
+        # It rejoins and gets the partition back, from the committed offset (none: the start).
+        again = []
+        deadline = time.monotonic() + 15
+        while len(again) < 10 and time.monotonic() < deadline:
+            again += c.poll(timeout_ms=100)
+        assert [x.offset for x in again] == list(range(10))

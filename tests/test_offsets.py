@@ -274,3 +274,33 @@ def test_the_next_offset_survives_a_crash_and_restart_from_the_aof(server_factor
         assert p.send("t", "c").get(timeout=5).offset == 12
     with Consumer("t", "g", server.url, **FAST) as c:
         assert [(m.offset, m.value) for m in take(c, 2)] == [(10, b"a"), (12, b"c")]
+
+
+def test_offsets_are_dense_and_gap_free_under_concurrent_producers(url):
+    import threading
+
+    with Admin(url) as a:
+        a.create_topic("t", 2)
+    got: list[list[tuple[int, int]]] = [[] for _ in range(4)]
+
+    def produce(i: int) -> None:
+        with Producer(url, linger_ms=1) as p:
+            futs = [p.send("t", f"{i}:{n}", partition=n % 2) for n in range(500)]
+            p.flush()
+            got[i] = [(f.result().partition, f.result().offset) for f in futs]
+
+    threads = [threading.Thread(target=produce, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    acked = sorted(x for each in got for x in each)
+    assert acked == sorted((p, o) for p in range(2) for o in range(1000))  # each offset once, no gap
+    # Each producer's records keep their order within a partition.
+    for each in got:
+        for p in range(2):
+            mine = [o for q, o in each if q == p]
+            assert mine == sorted(mine)
+    with Consumer("t", "g", url, **FAST) as c:
+        read = take(c, 2000, timeout=30)
+    assert sorted((m.partition, m.offset) for m in read) == acked

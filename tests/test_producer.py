@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+from conftest import wait_until
 from kafka_reference import kafka_partition
 
 from facade import (
@@ -121,7 +122,7 @@ def test_too_large_refused_before_sending(url, raw):
 
 def test_unknown_topic_error_says_how_to_create(url, raw):
     with Producer(url) as p, pytest.raises(
-        UnknownTopicError, match=r"facade topics create nope --partitions N.*auto_create"
+        UnknownTopicError, match=r"create_topic\('nope', partitions=N\).*auto_create=True"
     ):
         p.send("nope", b"x")
     assert raw.dbsize() == 0
@@ -342,3 +343,71 @@ def test_full_buffers_go_out_in_the_background_in_order(url, raw):
     for partition in range(3):
         values = [int(f[b"value"]) for _, f in raw.xrange(keys.stream("t", partition))]
         assert values == sorted(values)
+
+
+# ---------------------------------------------------------------------------------------------
+# linger_ms=0: records sent while a round trip is in flight go out together in the next one
+
+
+def produce_calls(raw) -> int:
+    return raw.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+def test_linger_0_sends_at_once_and_batches_what_arrives_during_a_round_trip(url, raw):
+    make_topic(url, "z", 1)
+    with Producer(url, linger_ms=0) as p:
+        p.send_and_wait("z", b"warm-up")  # topic metadata read, scripts loaded
+        raw.config_resetstat()
+        raw.execute_command("CLIENT", "PAUSE", 3000, "WRITE")  # the first round trip waits 3 s
+        started = time.monotonic()
+        futures = [p.send("z", b"%d" % i) for i in range(1000)]
+        looped = time.monotonic() - started
+        assert not futures[0].done() and looped < 2.5  # send() never waited for the round trip
+        # No flush: the sender itself sends what was buffered once the first reply is back.
+        wait_until(lambda: all(f.done() for f in futures), timeout=20)
+    assert [f.result().offset for f in futures] == list(range(1, 1001))
+    assert [f[b"value"] for _, f in raw.xrange(keys.stream("z", 0))][1:] == [b"%d" % i for i in range(1000)]
+    assert produce_calls(raw) <= 3  # the first record alone, then the other 999 together
+
+
+def test_linger_0_from_many_threads_keeps_each_senders_order_and_strands_nothing(url, raw):
+    make_topic(url, "m", 3)
+    futures: dict[str, list] = {}
+    with Producer(url, linger_ms=0) as p:
+
+        def sender(name: str) -> None:
+            futures[name] = [p.send("m", f"{name}:{i}", key=name) for i in range(300)]
+
+        threads = [threading.Thread(target=sender, args=(f"s{t}",)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # Without flush() every record is stored: none waits for a send() that never comes.
+        wait_until(lambda: all(f.done() for fs in futures.values() for f in fs), timeout=30)
+        for name, fs in futures.items():
+            offsets = [f.result().offset for f in fs]
+            assert offsets == sorted(offsets) and len({f.result().partition for f in fs}) == 1
+        stored = [f[b"value"].decode() for part in range(3) for _, f in raw.xrange(keys.stream("m", part))]
+    assert len(stored) == 2400
+    for name in futures:
+        assert [int(v.split(":")[1]) for v in stored if v.startswith(f"{name}:")] == list(range(300))
+
+
+def test_linger_0_under_asyncio_batches_too(url, raw):
+    import asyncio
+
+    import facade.aio
+
+    make_topic(url, "a", 1)
+
+    async def main() -> list:
+        async with facade.aio.Producer(url, linger_ms=0) as p:
+            await p.send_and_wait("a", b"warm-up")
+            raw.config_resetstat()
+            raw.execute_command("CLIENT", "PAUSE", 1000, "WRITE")
+            futures = [await p.send("a", b"%d" % i) for i in range(500)]
+            return [md.offset for md in await asyncio.wait_for(asyncio.gather(*futures), 20)]
+
+    assert asyncio.run(main()) == list(range(1, 501))
+    assert produce_calls(raw) <= 3

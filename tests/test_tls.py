@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -443,9 +445,62 @@ def test_server_requires_a_client_certificate_asyncio(tls_servers, certs):
 
 def test_plain_redis_url_on_a_tls_port_fails_fast(tls_server):
     start = time.monotonic()
-    with pytest.raises(ConnectionFailedError), Admin(f"redis://127.0.0.1:{tls_server.port}") as admin:
+    with pytest.raises(ConnectionFailedError) as info, Admin(f"redis://127.0.0.1:{tls_server.port}") as admin:
         admin.list_topics()
     assert time.monotonic() - start < 5
+    assert f"127.0.0.1:{tls_server.port} speaks TLS: use rediss://127.0.0.1:{tls_server.port}" in str(info.value)
+    assert info.value.retriable is False
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    """An HTTP server on a free loopback port, in a thread."""
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_an_http_port_is_not_a_redis_server(http_port, scheme):
+    result = cli("--url", f"{scheme}://127.0.0.1:{http_port}", "topics", "list")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"error: listing topics: 127.0.0.1:{http_port} is an HTTP server, not a Redis server: check the host and port"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_rediss_to_a_plain_redis_port_says_so_in_one_line(redis_server):
+    """A plain Redis server does not answer a TLS handshake at all: the handshake times out, then
+    the client asks the port in plain text and says what it found."""
+    result = cli("--url", f"rediss://127.0.0.1:{redis_server.port}", "topics", "list")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"error: listing topics: 127.0.0.1:{redis_server.port} is a Redis server without TLS (it answers plain "
+        f"commands, not a TLS handshake): use redis://127.0.0.1:{redis_server.port}, or the server's TLS port"
+    )
+
+
+def test_a_ca_file_that_is_not_pem_is_not_blamed_on_the_client_certificate(tls_server, certs, tmp_path):
+    junk = tmp_path / "ca.txt"
+    junk.write_text("this is not a certificate\n")
+    result = cli("--url", tls_url(tls_server.port, certs, ca=junk), "topics", "list")
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert line.startswith(f"error: ssl_ca_certs={junk}: not a PEM file of CA certificates"), line
+    assert "client certificate" not in line and "ssl_certfile" not in line.split("?")[0]
 
 
 def test_producer_refused_by_tls_gives_up_at_once(tls_server, certs):

@@ -287,14 +287,48 @@ def test_unix_socket_path_may_contain_at_sign():
 # --- TLS options (docs/tls.md) ------------------------------------------------------------------
 
 
+# A self-signed certificate and its key (made once with openssl; never used to connect: the
+# parser loads TLS files as the handshake would, to report a file of the wrong kind at once).
+CERT = """-----BEGIN CERTIFICATE-----
+MIIBhDCCASmgAwIBAgIUcz96XNKfbP2MJqi8pz56VdWs+iMwCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLZmFjYWRlLXRlc3QwIBcNMjYxMTI5MTY1NTUxWhgPMjEyNjEx
+MDUxNjU1NTFaMBYxFDASBgNVBAMMC2ZhY2FkZS10ZXN0MFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEn25JogLH11gh6SYgSeKCaopcu/VLI0u8SGXf58f3EVMMabdP
+5f+EB7j14nLkfm9KF4FaQajL1bHRJJRzsjsUEaNTMFEwHQYDVR0OBBYEFKAi/Erv
+PAQxKgr9ndH0TkZwlFqSMB8GA1UdIwQYMBaAFKAi/ErvPAQxKgr9ndH0TkZwlFqS
+MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAJV1evDwytQBLmkz
+36AEA0o0VZu0cIEMdlLLCnm1Y7Q7AiEA4wmQ7lbBjsDXe8e14WmdJfMz0fQrbg0W
+cNopDz5MxaE=
+-----END CERTIFICATE-----
+"""
+KEY = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgbjB7kEknPfRQwCc7
+qvb/a64x98VhFyViWs2IcN7ves2hRANCAASfbkmiAsfXWCHpJiBJ4oJqily79Usj
+S7xIZd/nx/cRUwxpt0/l/4QHuPXicuR+b0oXgVpBqMvVsdEklHOyOxQR
+-----END PRIVATE KEY-----
+"""
+
+
 @pytest.fixture
 def pem(tmp_path):
-    """Three readable files standing for a CA bundle, a client certificate and its key (the parser
-    checks that they can be read, not what they hold)."""
+    """Three readable PEM files: a CA bundle, a client certificate and its key."""
     files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
-    for path in files.values():
-        path.write_text("-----BEGIN CERTIFICATE-----\n")
+    files["ca"].write_text(CERT)
+    files["cert"].write_text(CERT)
+    files["key"].write_text(KEY)
     return files
+
+
+def test_tls_files_of_the_wrong_kind_are_refused_for_what_they_are(pem, tmp_path):
+    """Not reported later as a refused handshake that blames the client certificate."""
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(InvalidUrlError, match=rf"ssl_ca_certs={junk}: not a PEM file of CA certificates \(no certificate"):
+        parse_url(f"rediss://h?ssl_ca_certs={junk}")
+    with pytest.raises(InvalidUrlError, match="not a PEM certificate and its unencrypted private key"):
+        parse_url(f"rediss://h?ssl_certfile={pem['cert']}&ssl_keyfile={junk}")
+    with pytest.raises(InvalidUrlError, match="not a PEM certificate and its unencrypted private key"):
+        parse_url(f"rediss://h?ssl_certfile={pem['key']}&ssl_keyfile={pem['key']}")
 
 
 @pytest.mark.parametrize("scheme", ["rediss", "rediss+sentinel", "rediss+cluster"])
@@ -337,7 +371,7 @@ def test_tls_option_values_are_case_insensitive_and_cert_reqs_none_turns_off_the
 def test_tls_file_paths_are_made_absolute_and_percent_decoded(pem, tmp_path, monkeypatch):
     odd = tmp_path / "a dir+x" / "ca 1.pem"
     odd.parent.mkdir()
-    odd.write_text("x")
+    odd.write_text(CERT)
     assert parse_url(f"rediss://h?ssl_ca_certs={quote(str(odd))}").tls_options.ca_certs == str(odd)
     monkeypatch.chdir(tmp_path)
     assert parse_url("rediss://h?ssl_ca_certs=ca.pem").tls_options.ca_certs == str(pem["ca"])

@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 
-from .. import keys, scripts
+from .. import keys, offsets, scripts
 from ..cluster import partition_nodes
 from ..descriptions import MigrationReport, PartitionStats, ReplicaSet, ServerDescription
 from ..errors import ConfigError, PermissionDeniedError, TopicExistsError, from_redis
@@ -36,10 +36,16 @@ def _text(v: bytes | str | None) -> str | None:
 
 
 class Admin:
-    """Manage topics. ``url``: the broker (None: ``$FACADE_URL``, else the embedded broker)."""
+    """Manage topics. ``url``: the broker (None: ``$FACADE_URL``, else the embedded broker).
 
-    def __init__(self, url: str | None = None) -> None:
-        self._conn = Connection(url)
+    ``reconnect_timeout_ms``: with a Sentinel URL, how long a call waits for the new primary
+    during a failover (the sentinels answer, but name no primary yet or one that is down) before
+    it fails, as a consumer's ``reconnect_timeout_ms``."""
+
+    def __init__(self, url: str | None = None, *, reconnect_timeout_ms: int = 30_000) -> None:
+        if isinstance(reconnect_timeout_ms, bool) or not isinstance(reconnect_timeout_ms, int) or reconnect_timeout_ms < 0:
+            raise ConfigError(f"reconnect_timeout_ms must be an integer >= 0, got {reconnect_timeout_ms!r}")
+        self._conn = Connection(url, failover_wait_s=reconnect_timeout_ms / 1000)
 
     async def __aenter__(self) -> Admin:
         return self
@@ -138,6 +144,23 @@ class Admin:
         live members. Safe to run again after an interruption; a topic already at the current
         layout is left alone (``already``). Idempotent-producer and dedup windows restart."""
         return await migrate.migrate_topic(self._conn, name)
+
+
+    async def read_records(self, partition: TopicPartition, offset: int = 0, max_records: int = 100) -> list[Message]:
+        """Up to ``max_records`` stored records of ``partition`` from ``offset`` on (the log start
+        when ``offset`` is below it), without a consumer group: nothing is committed or changes
+        (what a message browser shows; ``list_offsets`` finds the offset for a time)."""
+        if not isinstance(partition, TopicPartition):
+            raise ConfigError(f"partition must be a TopicPartition, got {type(partition).__name__}")
+        offsets.validate(offset, "offset")
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or not 1 <= max_records <= 10_000:
+            raise ConfigError(f"max_records must be an integer from 1 to 10000, got {max_records!r}")
+        cfg = await self._conn.topic(partition.topic)
+        if not 0 <= partition.partition < cfg.partitions:
+            raise ConfigError(
+                f"topic {partition.topic!r} has partitions 0 to {cfg.partitions - 1}, not {partition.partition}"
+            )
+        return await logs.read_records(self._conn, partition, offset, max_records)
 
     async def delete_records(self, offsets_before: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Kafka's DeleteRecords: remove each partition's records before the given offset (-1: all

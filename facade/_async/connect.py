@@ -6,12 +6,18 @@ are parsed in facade/url.py (pure); this is where they meet sockets.
 Sentinel clients: the pool asks the sentinels for the primary at every new connection, on every
 reconnect inside a command (which redis-py 8 would send back to the old address), and every
 ``url.PRIMARY_CHECK_INTERVAL_S`` even while its connections work, because a deposed primary that
-still runs gives no error at all. Closing the client closes the sentinel connections too.
+still runs gives no error at all. Closing the client closes the sentinel connections too. While a
+failover is under way (the sentinels answer but name no primary, or name one that refuses
+connections) a new connection waits for the new primary up to the client's ``failover_wait_s``:
+nothing was sent on it yet, so any command can wait. When no sentinel answers at all, that is a
+wrong URL or stopped sentinels, and it fails at once, in one line (NoSentinelError).
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 from typing import Any
 
 from redis import asyncio as redis_io
@@ -26,6 +32,7 @@ from redis.asyncio.sentinel import (
 from redis.exceptions import (
     AuthenticationError,
     ConnectionError,
+    InvalidResponse,
     RedisClusterException,
     RedisError,
     TimeoutError,
@@ -37,7 +44,12 @@ from ..local import embedded
 from ..url import BrokerUrl, parse_url
 from . import _backend
 
-__all__ = ["create_client", "node_client", "resolve_url"]
+__all__ = ["NoSentinelError", "create_client", "diagnose", "node_client", "probe", "resolve_url"]
+
+
+class NoSentinelError(MasterNotFoundError):
+    """No sentinel of a Sentinel URL answered: a wrong URL, or the sentinels are down (not a
+    failover, which the sentinels would be reporting)."""
 
 
 def resolve_url(url: str | None = None) -> BrokerUrl:
@@ -47,8 +59,10 @@ def resolve_url(url: str | None = None) -> BrokerUrl:
     return parse_url(url if url is not None else embedded.ensure())
 
 
-def create_client(url: BrokerUrl, *, retry: Any) -> Any:
+def create_client(url: BrokerUrl, *, retry: Any, failover_wait_s: float = 0.0) -> Any:
     """A redis-py client for ``url``; ``retry`` is redis-py's Retry object for its own reconnects.
+    ``failover_wait_s``: how long a new connection to a Sentinel-managed primary waits for one
+    during a failover (0: fail at once, for callers that retry on their own).
 
     The one place that knows how each URL scheme becomes a client. A cluster client follows
     MOVED/ASK redirects and refreshes its slot map on its own; the blocking one reads the map now
@@ -70,11 +84,78 @@ def create_client(url: BrokerUrl, *, retry: Any) -> Any:
             redis_class=SentinelRedis,
             connection_pool_class=FollowingSentinelPool,
             retry=retry,
+            failover_wait_s=failover_wait_s,
             **url.server_kwargs(),
         )
         client.sentinel_manager = manager
         return client
     return redis_io.Redis(**url.client_kwargs(), retry=retry)
+
+
+def probe(host: str, port: int, timeout: float = 1.0) -> str | None:
+    """What listens at ``host:port``, asked in plain text with a line that both a Redis server
+    (an inline ``PING`` with an argument) and an HTTP server (a request line) answer: "redis",
+    "http", "tls" (a TLS alert, or a TLS handshake that completes), or None (no answer, or one
+    of neither kind). Blocking and short: only for the first failure of a client that never
+    worked, to say what is wrong."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"PING HTTP/1.0\r\n\r\n")
+            data = sock.recv(64)
+    except OSError:
+        data = b""
+    if data[:1] in (b"+", b"-", b"$"):
+        return "redis"
+    if data.startswith(b"HTTP/") or data.lstrip()[:1] == b"<":  # a status line, or an HTML page
+        return "http"
+    if data[:1] == b"\x15":
+        return "tls"
+    try:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with socket.create_connection((host, port), timeout=timeout) as raw, context.wrap_socket(raw):
+            return "tls"
+    except ssl.SSLError as exc:
+        # A TLS server that ends the handshake with an alert (it wants a client certificate).
+        return "tls" if "ALERT" in str(exc.reason or "") else None
+    except (OSError, ValueError):
+        return None
+
+
+# OpenSSL's reasons for a handshake answered by something that does not speak TLS.
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
+            "UNEXPECTED_RECORD", "UNKNOWN_PROTOCOL"}  # fmt: skip
+
+
+def diagnose(url: BrokerUrl, exc: BaseException) -> str | None:
+    """For the first failure of a client that never worked with a one-server URL: when the other
+    end is not the kind of server the URL expects (a plain Redis port for ``rediss://``, an HTTP
+    server, a TLS port for ``redis://``), a sentence saying so; else None."""
+    if url.scheme not in ("redis", "rediss"):
+        return None
+    failure = tls_failure(exc)
+    if isinstance(failure, ssl.SSLCertVerificationError) or isinstance(exc, AuthenticationError):
+        return None  # a TLS server that is not trusted, or a password refused: a server of the right kind
+    suspicious = isinstance(exc, (InvalidResponse, ConnectionError, TimeoutError)) or failure is not None
+    if not suspicious:
+        return None
+    host, port = url.hosts[0]
+    found = probe(host, port)
+    where = f"{host}:{port}"
+    if found == "http":
+        return f"{where} is an HTTP server, not a Redis server: check the host and port"
+    if url.tls and found == "redis":
+        return (
+            f"{where} is a Redis server without TLS (it answers plain commands, not a TLS handshake): use "
+            f"redis://{where}, or the server's TLS port"
+        )
+    if not url.tls and found == "tls":
+        return f"{where} speaks TLS: use rediss://{where}"
+    if isinstance(exc, InvalidResponse) or (url.tls and found is None and getattr(failure, "reason", None) in _NOT_TLS):
+        what = "a TLS Redis server" if url.tls else "a Redis server"
+        return f"{where} is not {what} (it answered with something else: {exc}); check the host and port"
+    return None
 
 
 def node_client(url: BrokerUrl, name: str, *, retry: Any) -> Any:
@@ -84,30 +165,48 @@ def node_client(url: BrokerUrl, name: str, *, retry: Any) -> Any:
     return redis_io.Redis(host=host, port=int(port), retry=retry, **url.cluster_kwargs())
 
 
+def _address(sentinel: Any) -> str:
+    kwargs = sentinel.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
 class FacadeSentinel(Sentinel):
-    """redis-py's Sentinel, except that sentinels refusing our credentials (or our TLS settings)
-    is an AuthenticationError (or a TLS ConnectionError), not "no master found", which redis-py
-    folds them into and which looks retriable."""
+    """redis-py's Sentinel, except for what "no master found" hides: sentinels refusing our
+    credentials (or our TLS settings) are an AuthenticationError (or a TLS ConnectionError); no
+    sentinel answering at all is a NoSentinelError with a one-line message (redis-py's lists
+    every client object); sentinels that answer without naming a healthy primary (a failover) are
+    a MasterNotFoundError saying so."""
 
     async def discover_master(self, service_name: str) -> Any:
-        try:
-            return await super().discover_master(service_name)
-        except MasterNotFoundError as exc:
-            refusals = []
-            for sentinel in self.sentinels:
-                try:
-                    await sentinel.ping()
-                except AuthenticationError as auth:
-                    refusals.append(auth)
-                except RedisError as error:
-                    if tls_failure(error) is None:
-                        break  # an unreachable sentinel: not (only) a matter of credentials
-                    refusals.append(error)  # TLS refused: the URL's ssl_* options are wrong
-            if refusals and len(refusals) == len(self.sentinels):
-                # A TLS refusal keeps its ssl.SSLError as the cause (raising here would replace
-                # its context), which is how from_redis recognises it.
-                raise refusals[0] from (tls_failure(refusals[0]) or exc)
-            raise
+        answered = 0
+        failures: list[BaseException] = []
+        for i, sentinel in enumerate(self.sentinels):
+            try:
+                masters = await sentinel.sentinel_masters()
+            except (ConnectionError, TimeoutError) as exc:
+                failures.append(exc)
+                continue
+            answered += 1
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                self.sentinels[0], self.sentinels[i] = sentinel, self.sentinels[0]  # ask it first next time
+                forced = getattr(self, "_force_master_ip", None)
+                return (forced if forced is not None else state["ip"]), state["port"]
+        where = ", ".join(_address(s) for s in self.sentinels)
+        if not answered:
+            refusals = [e for e in failures if isinstance(e, AuthenticationError) or tls_failure(e) is not None]
+            if refusals and len(refusals) == len(failures):
+                # A TLS refusal keeps its ssl.SSLError as the cause, which is how from_redis
+                # recognises it (and names the ssl_* option to check).
+                raise refusals[0] from tls_failure(refusals[0])
+            reason = str(failures[0]) if failures else "no sentinels"
+            raise NoSentinelError(
+                f"no sentinel answered at {where} ({reason}); check the URL and that the sentinels run"
+            )
+        raise MasterNotFoundError(
+            f"the sentinels at {where} name no healthy primary for service {service_name!r}: a failover is "
+            "under way, or the service name is wrong"
+        )
 
 
 class PrimaryConnection(SentinelManagedConnection):
@@ -119,6 +218,10 @@ class PrimaryConnection(SentinelManagedConnection):
     """
 
     _discovered = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.failover_wait_s: float = kwargs.pop("failover_wait_s", 0.0)
+        super().__init__(**kwargs)
 
     async def connect_to(self, address: Any) -> None:
         self._discovered = True  # the address was just asked for
@@ -132,6 +235,28 @@ class PrimaryConnection(SentinelManagedConnection):
             self.host, self.port = await self.connection_pool.get_master_address()
         return await super().connect_check_health(*args, **kwargs)
 
+    async def connect(self) -> Any:
+        # During a failover the sentinels name no primary, or one that refuses connections:
+        # ask them again until failover_wait_s (nothing was sent on this connection yet).
+        deadline = _backend.monotonic() + self.failover_wait_s
+        pause = 0.1
+        while True:
+            try:
+                return await super().connect()
+            except (ConnectionError, TimeoutError) as exc:
+                if (
+                    isinstance(exc, (NoSentinelError, AuthenticationError))
+                    or tls_failure(exc) is not None
+                    or not self.connection_pool.is_master
+                ):
+                    raise
+                if _backend.monotonic() + pause > deadline:
+                    if not self.failover_wait_s:
+                        raise
+                    raise type(exc)(f"{exc} (no primary took connections for {self.failover_wait_s:g} s)") from exc
+            await _backend.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
 
 class PrimarySSLConnection(PrimaryConnection, SSLConnection):
     """PrimaryConnection over TLS."""
@@ -144,9 +269,11 @@ class FollowingSentinelPool(SentinelConnectionPool):
 
     _next_check = 0.0
 
-    def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+    def __init__(self, service_name: str, sentinel_manager: Any, failover_wait_s: float = 0.0, **kwargs: Any) -> None:
         kwargs["connection_class"] = PrimarySSLConnection if kwargs.pop("ssl", False) else PrimaryConnection
         super().__init__(service_name, sentinel_manager, **kwargs)
+        # How long a new connection waits for a primary while the sentinels name none that answers.
+        self.connection_kwargs["failover_wait_s"] = failover_wait_s
 
     async def _follow_primary(self) -> None:
         now = _backend.monotonic()

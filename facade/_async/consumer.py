@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, overload
 
-from .. import codec, keys, scripts
+from .. import codec, keys, metrics, scripts, serializers, tracing
 from ..config import ConsumerConfig, build
 from ..errors import CommitFailedError, ConfigError, FacadeError, UnsupportedError
 from ..offsets import offset_of
@@ -53,6 +53,35 @@ _WAIT_SLICE_S = 0.25
 _GENERATION_CHECK_S = 0.5
 
 
+def _arguments(args: tuple[Any, ...], named: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """``(topics, group, url)`` from Consumer's positional arguments, in either order
+    (``url, topics, group`` or ``topics, group, url``), and its keywords (taken out of ``named``).
+    The URL-first order is recognised by its first argument: a URL (``scheme://``, which no topic
+    name can contain), or None for the embedded broker."""
+    given = {name: named.pop(name) for name in ("topics", "group", "url") if name in named}
+    if len(args) > 3:
+        raise TypeError(f"Consumer() takes at most 3 positional arguments ({len(args)} given)")
+    def is_url(value: Any) -> bool:
+        return isinstance(value, str) and "://" in value
+
+    # None first is the embedded broker's URL, unless a URL comes in url's own place (then it is
+    # a missing topic list, which the checks below report).
+    url_first = bool(args) and (
+        is_url(args[0]) or (args[0] is None and "url" not in given and not (len(args) == 3 and is_url(args[2])))
+    )
+    for name, value in zip(("url", "topics", "group") if url_first else ("topics", "group", "url"), args):
+        if name in given:
+            raise TypeError(f"Consumer() got multiple values for argument {name!r}")
+        given[name] = value
+    missing = [name for name in ("topics", "group") if name not in given]
+    if missing:
+        raise TypeError(
+            f"Consumer() is missing {' and '.join(missing)}: Consumer(url, topics, group), "
+            "Consumer(topics, group, url) or Consumer(topics, group=..., url=...)"
+        )
+    return given["topics"], given["group"], given.get("url")
+
+
 class Consumer:
     """Read topics as one member of consumer group ``group``.
 
@@ -66,8 +95,14 @@ class Consumer:
     ``on_revoke`` still works); ``on_lost(partitions)`` when they were taken away without a
     revoke (its session ended; commits are refused then), default ``on_revoke``. Options are
     those of :class:`facade.ConsumerConfig`.
+
+    The URL may come first, as ``Producer(url)`` and ``Admin(url)`` take it:
+    ``Consumer(url, topics, group)``; ``Consumer(topics, group, url)`` and keywords
+    (``Consumer("posts", group="g", url=url)``) work too. ``url``: the broker (None:
+    ``$FACADE_URL``, else the embedded broker).
     """
 
+    @overload
     def __init__(
         self,
         topics: str | Iterable[str],
@@ -79,7 +114,32 @@ class Consumer:
         on_revoke: Callable[[set[TopicPartition]], Any] | None = None,
         on_lost: Callable[[set[TopicPartition]], Any] | None = None,
         **options: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        url: str | None,
+        topics: str | Iterable[str],
+        group: str,
+        *,
+        config: ConsumerConfig | None = None,
+        on_assign: Callable[[set[TopicPartition]], Any] | None = None,
+        on_revoke: Callable[[set[TopicPartition]], Any] | None = None,
+        on_lost: Callable[[set[TopicPartition]], Any] | None = None,
+        **options: Any,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        *args: Any,
+        config: ConsumerConfig | None = None,
+        on_assign: Callable[[set[TopicPartition]], Any] | None = None,
+        on_revoke: Callable[[set[TopicPartition]], Any] | None = None,
+        on_lost: Callable[[set[TopicPartition]], Any] | None = None,
+        **options: Any,
     ) -> None:
+        topics, group, url = _arguments(args, options)
         if isinstance(topics, str):
             names = [topics]
         elif isinstance(topics, Iterable) and not isinstance(topics, (bytes, bytearray)):
@@ -109,6 +169,8 @@ class Consumer:
         )  # fmt: skip
         self._fetcher = Fetcher(self._conn, self._reader, self.group, self.config, self._sub)
         self._committer = Committer(self._conn, self.group, self.config, self._sub, self._topics, self._fetcher)
+        self._key_deserializer = serializers.deserializer(self.config.key_deserializer, "key_deserializer")
+        self._value_deserializer = serializers.deserializer(self.config.value_deserializer, "value_deserializer")
         self._buffer: list[Message] = []
         self._errors: dict[tuple[TopicPartition, int], str] = {}
         self._next_claim = 0.0
@@ -116,6 +178,8 @@ class Consumer:
         self._next_auto_commit = _backend.monotonic() + self.config.auto_commit_interval_ms / 1000
         self._outage_since: float | None = None
         self._closed = False
+        self._metrics = metrics.ConsumerMetrics(self.config.client_id, self.group, self.topics) if self.config.metrics else metrics.OFF
+        self._tracing = tracing.ConsumerTracing(self.config.client_id, self.group) if self.config.tracing else tracing.OFF
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -146,6 +210,12 @@ class Consumer:
         return GroupMetadata(
             self.group, self._membership.generation, self._membership.member_id, self.config.group_instance_id
         )
+
+    def metrics(self) -> dict[str, Any]:
+        """What this consumer did (with ``metrics=True``; {} otherwise), as plain data: records
+        and bytes handed out per topic, poll sizes, end-to-end latency, errors, rebalances,
+        commits and fenced commits."""
+        return self._metrics.as_dict() if self._metrics.enabled else {}
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this member currently owns."""
@@ -188,6 +258,7 @@ class Consumer:
             self._fetcher.lost = set()
             await self._lose(lost & set(self._sub.owned))
         target = m.assignment()
+        self._metrics.generation(m.generation)
         if target is not None:
             revoked = set(self._sub.owned) - target
             if revoked:
@@ -228,6 +299,7 @@ class Consumer:
             try:
                 await self._committer.commit_now(wanted, self._ride_out)
             except CommitFailedError as exc:  # taken over already: the new owner has them
+                self._metrics.fenced()
                 log.warning("facade consumer %s: %s", self.member_id, exc)
         else:
             await self._flush_async_commits(partitions)
@@ -282,20 +354,32 @@ class Consumer:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"max_records must be a positive integer, got {max_records!r}")
         deadline = _backend.monotonic() + timeout_ms / 1000
+        started_ns = tracing.now_ns()
         self._membership.poll_started()
         try:
             while True:
                 try:
                     await self._coordinate()
-                    records = await self._hand_out(await self._fetcher.fetch(limit))
+                    taken = await self._fetcher.fetch(limit)
+                    if taken and self._membership.unsure():
+                        # Stopped while reading (SIGSTOP, a paused VM) for most of a session: ask
+                        # the group first; if the session ended, what was read goes to the next
+                        # owner (from the committed offset) instead of being handed out here.
+                        await self._membership.confirm()
+                        if not self._membership.joined or self._membership.fatal is not None:
+                            continue
+                    records = await self._hand_out(taken)
                     self._outage_since = None
                     if records:
+                        self._metrics.consumed(records)
+                        self._tracing.received(records, started_ns)
                         return records
                     remaining = deadline - _backend.monotonic()
                     if remaining <= 0:
                         return []
                     await self._wait(remaining)
                 except FacadeError as exc:
+                    self._metrics.error(exc)
                     if not exc.retriable or self._conn.unreachable(exc):
                         raise
                     if self._outage(exc):
@@ -353,6 +437,11 @@ class Consumer:
             if dead:
                 await self._committer.dead_letter(state, dead, {m.offset: self._errors.pop((tp, m.offset), "") for m in dead},
                                                   self._ride_out)  # fmt: skip
+        if self._key_deserializer is not None or self._value_deserializer is not None:
+            # After the dead letters (they keep the stored bytes); a failure is the record's own.
+            c = self.config
+            out = [serializers.deserialize(m, self._key_deserializer, c.key_deserializer, self._value_deserializer,
+                                           c.value_deserializer) for m in out]  # fmt: skip
         return out
 
     async def _wait(self, seconds: float) -> None:
@@ -419,7 +508,12 @@ class Consumer:
         if asynchronous:
             self._committer.commit_later(wanted)
             return
-        await self._committer.commit_now(wanted, self._ride_out)
+        try:
+            await self._committer.commit_now(wanted, self._ride_out)
+        except CommitFailedError:
+            self._metrics.fenced()
+            raise
+        self._metrics.committed()
         self._outage_since = None
 
     def fail(self, message: Message, error: BaseException | str | None = None) -> None:

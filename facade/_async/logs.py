@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from .. import keys, offsets, scripts
+from .. import codec, keys, offsets, scripts
 from ..errors import UnknownTopicError, from_redis
-from ..records import OffsetAndTimestamp, TopicPartition
+from ..records import Message, OffsetAndTimestamp, TopicPartition
 from .client import Connection
 
-__all__ = ["LogOffsets", "delete_before", "log_offsets", "offsets_for_times"]
+__all__ = ["LogOffsets", "delete_before", "log_offsets", "offsets_for_times", "read_records"]
 
 
 class LogOffsets(NamedTuple):
@@ -92,3 +92,38 @@ async def delete_before(conn: Connection, tp: TopicPartition, before: int) -> in
         )
         if int(reply[1]):
             return int(reply[0])
+
+
+async def read_records(conn: Connection, tp: TopicPartition, start: int, limit: int) -> list[Message]:
+    """Up to ``limit`` stored records of ``tp`` from offset ``start`` on (from the log start when
+    ``start`` is below it), read with XRANGE: no consumer group, nothing changes. Finding
+    ``start`` is a binary search over the ms part of the entry IDs (offsets and ms both only grow
+    along the stream), as lua/_lib.lua's find_entry does: at most ~45 single-entry reads."""
+    stream = keys.stream(tp.topic, tp.partition)
+    context = f"reading {tp.topic}[{tp.partition}]"
+    first = await conn.read(context, "XRANGE", stream, "-", "+", "COUNT", 1)
+    if not first:
+        return []
+    lo, first_offset = offsets.split_id(_id(first[0][0]))
+    begin = "-"
+    if start > first_offset:
+        last = await conn.read(context, "XREVRANGE", stream, "+", "-", "COUNT", 1)
+        hi, last_offset = offsets.split_id(_id(last[0][0]))
+        if start > last_offset:
+            return []
+        # The largest ms whose first entry at or after it has an offset <= start: record
+        # ``start``, if stored, has that ms.
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            probe = await conn.read(context, "XRANGE", stream, f"{mid}-0", "+", "COUNT", 1)
+            if offsets.split_id(_id(probe[0][0]))[1] <= start:
+                lo = mid
+            else:
+                hi = mid - 1
+        begin = f"{lo}-{start}"
+    entries = await conn.read(context, "XRANGE", stream, begin, "+", "COUNT", limit)
+    return [codec.decode(tp.topic, tp.partition, eid, fields) for eid, fields in entries]
+
+
+def _id(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -122,7 +122,7 @@ class Membership:
 
     def _metadata(self) -> dict[str, Any]:
         return {"topics": list(self.topics), "strategy": self.config.assignment_strategy, "host": _HOST,
-                "client_id": "facade"}  # fmt: skip
+                "client_id": self.config.client_id}  # fmt: skip
 
     async def join(self) -> None:
         """Start a new session in the group (and the heartbeat, the first time)."""

@@ -13,10 +13,12 @@ from typing import Any
 from redis.exceptions import RedisClusterException, RedisError
 
 from .. import keys, offsets, scripts
+from ..cluster import partition_nodes
 from ..descriptions import GroupCursor, PartitionStats, ReplicaDescription, ServerDescription
 from ..errors import from_redis
 from ..records import TopicConfig, TopicPartition
 from .client import Connection
+from .logs import parse_stream_info
 
 _SECTIONS = ("server", "memory", "replication")
 
@@ -37,11 +39,12 @@ def run_pipeline(conn: Connection, pipe: Any, context: str) -> list[Any]:
         raise from_redis(exc, context, cluster=conn.cluster) from exc
 
 
-def _infos(conn: Connection) -> list[tuple[dict[str, Any], ...]]:
-    """(server, memory, replication) INFO sections of the server, or of each cluster primary."""
+def _infos(conn: Connection) -> tuple[list[str], list[tuple[dict[str, Any], ...]]]:
+    """Names ("host:port"; "" for one server) and (server, memory, replication) INFO sections of
+    the server, or of each cluster primary."""
     context = "reading server info"
     if not conn.cluster:
-        return [tuple([conn.command(context, "INFO", section) for section in _SECTIONS])]
+        return [""], [tuple([conn.command(context, "INFO", section) for section in _SECTIONS])]
     per_node: dict[str, list[dict[str, Any]]] = {}
     for section in _SECTIONS:
         reply = conn.command(context, "INFO", section, target_nodes="primaries")
@@ -49,7 +52,8 @@ def _infos(conn: Connection) -> list[tuple[dict[str, Any], ...]]:
             reply = {"": reply}  # one primary: redis-py hands back its reply alone
         for node, info in reply.items():
             per_node.setdefault(node, []).append(info)
-    return [tuple(sections) for _, sections in sorted(per_node.items())]
+    ordered = sorted(per_node.items())
+    return [node for node, _ in ordered], [tuple(sections) for _, sections in ordered]
 
 
 def _sentinel(conn: Connection) -> tuple[str | None, int | None]:
@@ -72,14 +76,14 @@ def _sentinel(conn: Connection) -> tuple[str | None, int | None]:
 
 def describe_server(conn: Connection) -> ServerDescription:
     """The server (a cluster: its primaries summed), with the sentinels' view for Sentinel URLs."""
-    nodes = _infos(conn)
+    names, nodes = _infos(conn)
     server_info, memory, replication = nodes[0]
     if "valkey_version" in server_info:
         version = f"valkey {server_info['valkey_version']}"
     else:
         version = f"{server_info.get('server_name') or 'redis'} {server_info.get('redis_version', '?')}"
     replicas = []
-    for _, _, repl in nodes:
+    for node, (_, _, repl) in zip(names, nodes):
         master_offset = int(repl.get("master_repl_offset") or 0)
         for name, value in sorted(repl.items()):
             if name.startswith("slave") and name[5:].isdigit() and isinstance(value, dict):
@@ -90,6 +94,7 @@ def describe_server(conn: Connection) -> ServerDescription:
                         str(value.get("state", "?")),
                         None if offset is None else max(0, master_offset - int(offset)),
                         _int(value.get("lag")),
+                        node if len(nodes) > 1 else "",
                     )
                 )
     role = str(replication.get("role", "?"))
@@ -113,6 +118,7 @@ def describe_server(conn: Connection) -> ServerDescription:
         sentinel_primary=sentinel_primary,
         config_epoch=epoch,
         run_id=",".join(str(n[0].get("run_id") or "") for n in nodes),
+        primaries=len(nodes),
     )
 
 
@@ -127,6 +133,10 @@ def partition_stats(conn: Connection, configs: Iterable[TopicConfig]) -> list[Pa
         pipe.xinfo_stream(keys.stream(t, p))
         pipe.xinfo_groups(keys.stream(t, p))
     results = run_pipeline(conn, pipe, "reading streams")
+    counts: dict[str, int] = {}
+    for t, p in parts:
+        counts[t] = max(counts.get(t, 0), p + 1)
+    shards = {t: partition_nodes(conn, t, n) for t, n in counts.items()}
     out = []
     for i, (topic, partition) in enumerate(parts):
         info, ginfo = results[2 * i], results[2 * i + 1]
@@ -141,6 +151,7 @@ def partition_stats(conn: Connection, configs: Iterable[TopicConfig]) -> list[Pa
                 read = int(added) - int(g["lag"])
             cursors.append(GroupCursor(g["name"], _int(read)))
         first, last = info.get("first-entry"), info.get("last-entry")
+        log = parse_stream_info(info) if info else None
         out.append(
             PartitionStats(
                 topic,
@@ -150,6 +161,9 @@ def partition_stats(conn: Connection, configs: Iterable[TopicConfig]) -> list[Pa
                 offsets.offset_of(last[0]) if last else None,
                 int(added) if added is not None else length,
                 tuple(sorted(cursors, key=lambda c: c.group)),
+                log.start if log else 0,
+                log.end if log else 0,
+                shards[topic].get(partition),
             )
         )
     return out

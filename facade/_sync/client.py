@@ -23,12 +23,20 @@ from redis.exceptions import (
 )
 
 from .. import cluster, keys
-from ..errors import BrokerTimeoutError, ConfigError, FacadeError, TopicError, UnknownTopicError, from_redis
+from ..errors import (
+    BrokerTimeoutError,
+    ConfigError,
+    ConnectionFailedError,
+    FacadeError,
+    TopicError,
+    UnknownTopicError,
+    from_redis,
+)
 from ..records import CREATE_TIME, TopicConfig
 from ..scripts import Scripts
 from ..url import BrokerUrl
 from . import _backend
-from .connect import create_client, node_client, resolve_url
+from .connect import NoSentinelError, create_client, diagnose, node_client, resolve_url
 
 # A consumer waiting on several partitions of a cluster looks for new records this often (s): one
 # XREAD cannot span several slots.
@@ -72,12 +80,14 @@ def topic_to_json(cfg: TopicConfig) -> str:
 class Connection:
     """A client for one broker URL, with the Lua scripts registered and errors converted."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, failover_wait_s: float = 0.0) -> None:
         self.url: BrokerUrl = resolve_url(url)
         # One quick reconnect inside redis-py (a pooled connection the server closed); every other
         # retry is facade's own, under the idempotent producer's sequences.
         self._retry = Retry(ExponentialBackoff(0.2, 0.02), 1)
-        self.redis = create_client(self.url, retry=self._retry)
+        # failover_wait_s: a new connection to a Sentinel-managed primary waits this long for one
+        # during a failover (connect.py); producers and consumers retry on their own instead.
+        self.redis = create_client(self.url, retry=self._retry, failover_wait_s=failover_wait_s)
         self.scripts = Scripts(self.redis)
         self.cluster: bool = cluster.is_cluster(self.redis)
         """Whether the broker is a Redis Cluster (docs/cluster.md)."""
@@ -85,6 +95,7 @@ class Connection:
         # Whether any command ever succeeded: retries ride out failures of a working connection,
         # but a server that was never reached fails fast.
         self.connected = False
+        self._diagnosed = False  # whether a failure before any success was looked into (_error)
         self.closed = False
 
     def close(self) -> None:
@@ -98,7 +109,16 @@ class Connection:
 
     def _error(self, exc: BaseException, context: str) -> FacadeError:
         """``exc`` as a FacadeError (errors.from_redis, told whether this is a cluster and whether
-        a TLS connection never worked yet)."""
+        a TLS connection never worked yet). The first failure of a client that never worked asks
+        what listens there (connect.diagnose): a server of another kind is one line saying so,
+        and not retried."""
+        if not self.connected and not self._diagnosed and isinstance(exc, RedisError):
+            self._diagnosed = True
+            found = diagnose(self.url, exc)
+            if found is not None:
+                error = ConnectionFailedError(f"{context}: {found}")
+                error.retriable = False  # the same port answers the same way
+                return error
         return from_redis(exc, context, cluster=self.cluster, tls_hint=self.url.tls and not self.connected)
 
     def _check_open(self) -> None:
@@ -346,11 +366,14 @@ class Connection:
         failovers, lost replies)."""
         if self.connected:
             return False
+        # Behind Sentinel, a primary that refuses connections is a failover under way (the
+        # sentinels named it): only sentinels that do not answer mean a wrong URL.
+        never = (NoSentinelError,) if self.url.sentinel else (ConnectionRefusedError, FileNotFoundError, socket.gaierror)
         seen: set[int] = set()
         cause: BaseException | None = exc
         while cause is not None and id(cause) not in seen:
             seen.add(id(cause))
-            if isinstance(cause, (ConnectionRefusedError, FileNotFoundError, socket.gaierror)):
+            if isinstance(cause, never):
                 return True
             cause = cause.__cause__ or cause.__context__
         return False
@@ -393,8 +416,9 @@ class Connection:
         raw = self.read(f"reading topic {name}", "HGET", keys.TOPICS, name)
         if raw is None:
             raise UnknownTopicError(
-                f"topic {name!r} does not exist; create it with `facade topics create {name} --partitions N` "
-                "or Admin().create_topic(), or let the producer create it (auto_create=True / --create)"
+                f"topic {name!r} does not exist; create it with Admin().create_topic({name!r}, partitions=N), "
+                "or let the producer create it (auto_create=True)",
+                topic=name,
             )
         cfg = topic_from_json(raw)
         if cfg.layout < keys.LAYOUT_VERSION and not any_layout:

@@ -11,7 +11,9 @@ and in order, so records of one partition keep the order in which ``send()`` was
 A full buffer goes out in the background (a thread, or a task under asyncio), like Kafka's sender
 thread: ``send()`` goes on filling the next buffer while the server appends the last one. One
 round trip is in flight at a time; the next waits for it, which keeps per-partition order and
-bounds memory to two buffers.
+bounds memory to two buffers. With ``linger_ms=0`` a record goes out at once unless a round trip
+is in flight; then it waits for that one and goes out with every record sent meanwhile, as from
+Kafka's sender with linger.ms=0: under load, records batch themselves.
 
 Idempotence (on by default, as in Kafka 3): each producer has a random producer id, and each batch
 carries the sequence number of its first record on that partition. ``produce`` appends a batch
@@ -24,11 +26,12 @@ that error, and the producer takes a new producer id (sequences start again at 0
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import codec, offsets, scripts
+from .. import codec, metrics, offsets, scripts, serializers, tracing
 from ..accumulator import Batch
 from ..config import ProducerConfig, build
 from ..descriptions import ReplicaSet
@@ -41,7 +44,7 @@ from ..errors import (
     UnknownTopicError,
     UnsupportedError,
 )
-from ..partitioner import StickyPartitioner, partition_for_key
+from ..partitioner import RoundRobinPartitioner, StickyPartitioner, partition_for_key
 from ..records import RecordMetadata, TopicConfig, TopicPartition
 from . import _backend, replication
 from .client import Connection, TopicCache
@@ -72,7 +75,8 @@ class Producer:
 
     ``url``: the broker (None: ``$FACADE_URL``, else the embedded broker). Options are those of
     :class:`facade.ProducerConfig` (``acks``, ``linger_ms``, ``batch_size``, ``max_message_bytes``,
-    ``auto_create``, ...), given as keywords or as ``config=``.
+    ``auto_create``, ``key_serializer``, ``value_serializer``, ``partitioner``, ...), given as
+    keywords or as ``config=``.
     """
 
     def __init__(self, url: str | None = None, *, config: ProducerConfig | None = None, **options: Any) -> None:
@@ -81,15 +85,27 @@ class Producer:
         self._topics = TopicCache(self._conn, self.config.metadata_max_age_ms)
         self._lock = _backend.BufferLock()  # guards the buffers (a no-op under asyncio)
         self._send_lock = _backend.Lock()  # one batch in flight at a time: keeps per-partition order
-        self._inflight: Any = None  # a background _transmit (a full buffer), joined before the next
+        self._inflight: Any = None  # a background _drain (a full buffer), joined before the next
+        # linger_ms=0: a _drain in flight that will also send what is buffered meanwhile.
+        self._draining = False
         self._batches: dict[tuple[str, int], Batch] = {}
         self._buffered = 0
-        self._sticky = StickyPartitioner()
+        self._keyless = StickyPartitioner() if self.config.partitioner == "sticky" else RoundRobinPartitioner()
+        self._key_serializer = serializers.serializer(self.config.key_serializer, "key_serializer")
+        self._value_serializer = serializers.serializer(self.config.value_serializer, "value_serializer")
         self._timer: Any = None
         self._closed = False
         self._replicas: ReplicaSet | None = None  # acks="all": the configured replicas, re-read
         self._replicas_checked_at = float("-inf")  # every metadata_max_age_ms
+        self._metrics = metrics.ProducerMetrics(self.config.client_id) if self.config.metrics else metrics.OFF
+        # None when off: send() then pays one test per record, not two calls.
+        self._tracing = tracing.ProducerTracing(self.config.client_id) if self.config.tracing else None
         self._new_producer_id()
+
+    def metrics(self) -> dict[str, Any]:
+        """What this producer did (with ``metrics=True``; {} otherwise), as plain data: records
+        and bytes stored, retries and errors per topic, batch size and latency histograms."""
+        return self._metrics.as_dict() if self._metrics.enabled else {}
 
     def _new_producer_id(self) -> None:
         self.producer_id = uuid.uuid4().hex[:16] if self.config.idempotent else ""
@@ -116,8 +132,8 @@ class Producer:
     def send(
         self,
         topic: str,
-        value: bytes | str,
-        key: bytes | str | None = None,
+        value: Any,
+        key: Any = None,
         headers: Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None = None,
         partition: int | None = None,
         dedup_id: bytes | str | None = None,
@@ -125,16 +141,25 @@ class Producer:
     ) -> Any:
         """Buffer one record; returns a future that resolves to its :class:`RecordMetadata`.
 
-        The record goes to ``partition`` if given, else to Kafka's murmur2 partition of ``key``,
-        else (with a ``dedup_id``) of the dedup id, else to the current sticky partition.
+        ``value`` and ``key`` are bytes or str, or whatever ``value_serializer`` /
+        ``key_serializer`` turn into bytes. The record goes to ``partition`` if given, else to
+        Kafka's murmur2 partition of the (serialized) ``key``, else (with a ``dedup_id``) of the
+        dedup id, else where the ``partitioner`` puts keyless records (sticky by default).
         ``dedup_id``: a record sent again with the same id within ``dedup_window_ms`` is not
         stored twice (its future gives the first one's offset). ``timestamp_ms``: the record's
         create time (default: now; ignored by LogAppendTime topics). Raises at once (sending nothing)
-        for a bad type, a record over ``max_message_bytes``, an unknown topic or partition, or a
-        closed producer.
+        for a bad type, a serializer that failed, a record over ``max_message_bytes``, an unknown
+        topic or partition, or a closed producer.
         """
         if self._closed:
             raise ConfigError("the producer is closed; create a new one")
+        if self._value_serializer is not None:
+            value = serializers.serialize(self._value_serializer, self.config.value_serializer, value, "value", topic)
+        if key is not None and self._key_serializer is not None:
+            key = serializers.serialize(self._key_serializer, self.config.key_serializer, key, "key", topic)
+        span = None
+        if self._tracing is not None:
+            headers, span = self._tracing.send(topic, key, headers, partition)
         fields, size = codec.encode(key, value, headers, self.config.max_message_bytes)
         if timestamp_ms is not None:
             offsets.validate_timestamp(timestamp_ms, "timestamp_ms")
@@ -155,18 +180,23 @@ class Producer:
             # A repeat must reach the partition that remembers its dedup id.
             partition = partition_for_key(dedup, cfg.partitions)
         else:
-            partition = self._sticky.partition(topic, cfg.partitions)
+            partition = self._keyless.partition(topic, cfg.partitions)
         with self._lock:
             batch = self._batches.get((topic, partition))
             if batch is None:
                 batch = self._batches[(topic, partition)] = Batch(cfg, _backend.new_future())
+                self._metrics.batch_opened(batch)
             fut = _backend.RecordFuture(batch.future, batch.add(fields, dedup, timestamp_ms))
+            if span is not None:
+                self._tracing.sent(span, batch.future, fut._index)  # type: ignore[union-attr]
             self._buffered += size + _RECORD_OVERHEAD
-            ready = self._buffered >= self.config.batch_size or self.config.linger_ms == 0
-            if not ready and self._timer is None:
+            ready = self._buffered >= self.config.batch_size
+            if self.config.linger_ms == 0:
+                ready = ready or not self._draining  # else the round trip in flight takes it next
+            elif not ready and self._timer is None:
                 self._timer = _backend.Timer(self.config.linger_ms / 1000, self._linger_expired)
         if ready:
-            self._send_buffered(background=self.config.linger_ms > 0)
+            self._send_buffered(background=True)
         if self.config.acks == 0:
             # No reply awaited: the record counts as sent once buffered (Kafka's acks=0).
             return _backend.RecordFuture(_NO_REPLY_FUTURE.get(topic, partition), 0)
@@ -175,8 +205,8 @@ class Producer:
     def send_and_wait(
         self,
         topic: str,
-        value: bytes | str,
-        key: bytes | str | None = None,
+        value: Any,
+        key: Any = None,
         headers: Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None = None,
         partition: int | None = None,
         dedup_id: bytes | str | None = None,
@@ -211,6 +241,8 @@ class Producer:
         """Send what is buffered, after the transmission in flight; wait for it to be done, or
         (``background``) only for the one before it."""
         with self._send_lock:
+            with self._lock:
+                self._draining = False  # the round trip in flight ends the drain: this call takes over
             inflight, self._inflight = self._inflight, None
             if inflight is not None:
                 _backend.join(inflight)
@@ -219,13 +251,33 @@ class Producer:
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
+                self._draining = background and bool(batches) and self.config.linger_ms == 0
             if not batches:
                 return
             if background:
-                self._inflight = _backend.spawn(self._transmit, batches)
+                self._inflight = _backend.spawn(self._drain, batches)
                 _backend.sleep(0)  # let it send its request now
             else:
                 self._transmit(batches)
+
+    def _drain(self, batches: dict[tuple[str, int], Batch]) -> None:
+        """Send ``batches``; while draining (linger_ms=0), then everything buffered during that
+        round trip, and so on until nothing was (Kafka's sender loop). _send_buffered stops it by
+        clearing ``_draining``: one round trip in flight at a time."""
+        try:
+            while True:
+                self._transmit(batches)
+                with self._lock:
+                    if not self._draining:
+                        return
+                    batches, self._batches, self._buffered = self._batches, {}, 0
+                    if not batches:
+                        self._draining = False
+                        return
+        except BaseException:
+            with self._lock:
+                self._draining = False  # the next send() starts a round trip of its own
+            raise
 
     def _transmit(self, batches: dict[tuple[str, int], Batch]) -> None:
         for tp, b in batches.items():
@@ -239,7 +291,9 @@ class Producer:
             try:
                 tail, needed = self._confirmation()
                 calls = [self._produce_call(topic, partition, b, needed) for (topic, partition), b in pending.items()]
+                started = time.perf_counter()
                 results = self._conn.pipeline(calls, "producing", tail)
+                self._metrics.request(started, len(calls))
                 if tail:
                     results = self._confirmed(results[:-1], results[-1], needed)
             except FacadeError as exc:
@@ -249,6 +303,7 @@ class Producer:
                 retriable = isinstance(result, FacadeError) and result.retriable
                 if retriable and _backend.monotonic() < deadline:
                     retry[tp] = b  # same producer id and sequence: a batch that did land is not doubled
+                    self._metrics.retried(tp[0], b)
                     continue
                 unknown = unknown or retriable or isinstance(result, OutOfOrderSequenceError)
                 self._complete(tp, b, result)
@@ -314,7 +369,10 @@ class Producer:
         error = NotEnoughReplicasError(
             f"only {got} of the {needed} replicas required by acks='all' confirmed the write within "
             f"{self.config.replica_timeout_ms} ms; it is on the primary but could be lost in a failover "
-            f"(retried until delivery_timeout_ms). Required: {self._bar(needed)}"
+            f"(retried until delivery_timeout_ms). Required: {self._bar(needed)}",
+            confirmed=int(got),
+            required=needed,
+            timeout_ms=self.config.replica_timeout_ms,
         )
         return [r if isinstance(r, Exception) else error for r in results]
 
@@ -353,7 +411,9 @@ class Producer:
             if self.config.acks == 0:
                 log.warning("facade producer (acks=0): %d records to %s[%d] were lost: %s",
                             b.n, topic, partition, result)
+            self._metrics.batch_done(topic, b, result)
             _backend.fail(b.future, result)
         else:
+            self._metrics.batch_done(topic, b, None)
             _backend.resolve(b.future, (topic, partition, scripts.Produced.parse(result), b))
-        self._sticky.batch_sent(topic, partition, b.topic.partitions)
+        self._keyless.batch_sent(topic, partition, b.topic.partitions)

@@ -3,7 +3,7 @@
     embedded()                               the broker clients use with no URL (a unix socket)
     start_sentinel(data_dir, replicas=2, sentinels=3, ...)   a primary, replicas and sentinels
     start_cluster(data_dir, shards=3, replicas_per_shard=0, ...)   a Redis Cluster
-    status(data_dir=None)  stop(data_dir=None)  kind(data_dir)
+    status(data_dir=None)  stop(data_dir=None)  kind(data_dir)  describe_dir(data_dir)
 
 ``data_dir=None`` means the embedded broker; a data directory holds a Sentinel topology or a
 cluster, told apart by its state file. Every status has ``kind`` ("embedded", "sentinel",
@@ -18,6 +18,7 @@ cluster.py (what each starts and how it links it).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ..errors import ServerError
@@ -35,6 +36,7 @@ __all__ = [
     "Status",
     "TopologyStatus",
     "cluster",
+    "describe_dir",
     "embedded",
     "kind",
     "ping",
@@ -80,15 +82,38 @@ def start_cluster(data_dir: str | os.PathLike[str], **options: Any) -> ClusterSt
     return cluster.start(data_dir, **options)
 
 
+def describe_dir(data_dir: str | os.PathLike[str]) -> str:
+    """What ``data_dir`` holds, in words, when it holds no topology or cluster (for the error that
+    says so): missing, a file, empty, the embedded broker's home, or which files."""
+    root = Path(data_dir)
+    if not root.exists():
+        return f"{data_dir} does not exist"
+    if not root.is_dir():
+        return f"{data_dir} is a file, not a directory"
+    names = sorted(p.name for p in root.iterdir())
+    if not names:
+        return f"{data_dir} is empty"
+    if {"server.lock", "server.pid", "facade.sock"} & set(names) and "data" in names:
+        return (
+            f"{data_dir} holds the embedded broker's files (it is a FACADE_HOME, not a topology): run the "
+            f"command without --data-dir, with FACADE_HOME={data_dir}"
+        )
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    states = " or ".join(m.STATE_FILE for m in _KINDS.values())
+    return f"{data_dir} holds no topology or cluster (no {states}); it has {shown}"
+
+
 def status(data_dir: str | os.PathLike[str] | None = None) -> Status:
-    """The embedded broker's status, or that of what ``data_dir`` holds (ServerError: nothing)."""
+    """The embedded broker's status, or that of what ``data_dir`` holds (ServerError: nothing,
+    saying what is there instead)."""
     if data_dir is None:
         return embedded.status()
     found = kind(data_dir)
     if found is None:
-        raise ServerError(
-            f"no topology or cluster in {data_dir}; start one with `facade server start --data-dir {data_dir}`"
-        )
+        root = Path(data_dir)
+        fresh = not root.exists() or (root.is_dir() and not any(root.iterdir()))
+        hint = f"; start a topology there with `facade server start --data-dir {data_dir}`" if fresh else ""
+        raise ServerError(f"{describe_dir(data_dir)}{hint}")
     return _KINDS[found].status(data_dir)
 
 

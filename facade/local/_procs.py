@@ -262,8 +262,12 @@ def node_pid(directory: Path, remembered: int | None = None) -> int | None:
 @contextlib.contextmanager
 def lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created with its directory): one start or stop at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")  # noqa: SIM115 - closed below, after the lock is released
+    except OSError as exc:
+        raise ServerError(f"cannot use {path.parent} ({exc.strerror or exc}); choose a directory this user can write") from None
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -56,14 +56,26 @@ class EmbeddedInfo:
 
 
 def facade_home() -> Path:
-    """``$FACADE_HOME``, else the user data dir (``$XDG_DATA_HOME/facade`` or ``~/.local/share/facade``)."""
+    """``$FACADE_HOME``, else the user data dir (``$XDG_DATA_HOME/facade`` or ``~/.local/share/facade``).
+
+    ServerError (one line) when that path exists but is not a directory."""
     home = os.environ.get("FACADE_HOME")
     if home:
-        return Path(home).expanduser().resolve()
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "facade"
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "facade"
+        path = Path(home).expanduser().resolve()
+        where = f"FACADE_HOME={home}"
+    elif sys.platform == "darwin":
+        path = Path.home() / "Library" / "Application Support" / "facade"
+        where = str(path)
+    else:
+        data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        path = Path(data) / "facade"
+        where = str(path)
+    if path.exists() and not path.is_dir():
+        raise ServerError(
+            f"{where} is a file, not a directory: the embedded broker keeps its data and socket in a "
+            "directory; point FACADE_HOME at one (it is created if missing)"
+        )
+    return path
 
 
 def _socket_path(home: Path) -> Path:

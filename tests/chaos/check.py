@@ -15,6 +15,14 @@ order
     after a later record of its key was committed, unless a seek or reset came in between.
 duplicate
     A record delivered after a successful commit covering it, with no seek or reset in between.
+
+For ``order`` and ``duplicate`` the documented double-processing window is excused, and counted
+(figure ``zombie_deliveries_in_window``): a process whose run of a partition another process
+took over may still hand out records it read while it owned the partition, continuing its own
+run (offsets going up from its last, no callback, fencing or refused commit in between), for
+up to the window of running time (``window_s``, as for ``split``; time stopped by SIGSTOP does not
+count) after the takeover. Such deliveries change nothing in the partition's judged history.
+Beyond the window, or not continuing its own run, they are judged as any other.
 split
     Two processes receiving one partition's records at overlapping times, for longer than the
     window (``window_s``: session timeout plus one batch's processing time), not counting time a
@@ -46,7 +54,7 @@ from typing import Any
 from .anomaly import CLASSES, Anomaly, fmt
 from .history import TP, Commit, Delivery, Excuse, History, Records, Signal
 from .offsets import BEFORE_ALL, Key, show
-from .ownership import check_split, check_static, check_zombie, tenures
+from .ownership import _running, check_split, check_static, check_zombie, tenures
 
 __all__ = ["CLASSES", "Anomaly", "Result", "check"]
 
@@ -106,8 +114,14 @@ def _timeline(h: History, tp: TP) -> Iterator[tuple[str, Any]]:
 class _Sweep:
     """One partition's history in time order, judged for ``order`` and ``duplicate``."""
 
-    def __init__(self, tp: TP, kn: Records) -> None:
+    def __init__(self, tp: TP, kn: Records, window_s: float = 0.0,
+                 pauses: dict[str, list[tuple[float, float]]] | None = None) -> None:  # fmt: skip
         self.tp, self.kn = tp, kn
+        self.window_s, self.pauses = window_s, pauses or {}
+        self.superseded: dict[str, float] = {}  # process -> when another took its run over
+        self.last_of: dict[str, Key] = {}  # each process's last offset delivered
+        self.signalled: set[str] = set()  # processes with a callback/fencing since their last delivery
+        self.in_window = 0
         self.order: list[Anomaly] = []
         self.dups: list[Anomaly] = []
         self.handovers = 0
@@ -128,6 +142,7 @@ class _Sweep:
         self.broken = True
 
     def signal(self, s: Signal) -> None:
+        self.signalled.add(s.proc)
         if s.proc == self.owner:
             self.broken = True
 
@@ -146,14 +161,34 @@ class _Sweep:
                 if seq > self.key_max.get(k, (-1, c))[0]:
                     self.key_max[k] = (seq, c)
                 self.covered += 1
-        if c.outcome == "failed" and c.proc == self.owner:
-            self.broken = True
+        if c.outcome == "failed":
+            self.signalled.add(c.proc)
+            if c.proc == self.owner:
+                self.broken = True
 
     def _order(self, d: Delivery, what: str, procs: tuple[str, ...], **detail: Any) -> None:
         where = f"{fmt(self.tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}"
         self.order.append(Anomaly("order", f"{where}: {what}", d.t, procs, {"tp": list(self.tp), **detail}))
 
+    def _zombie_in_window(self, d: Delivery) -> bool:
+        """A superseded process continuing its own run within the window (see the module doc)."""
+        since = self.superseded.get(d.proc)
+        if since is None or d.proc == self.owner or d.proc in self.signalled:
+            return False
+        if d.key <= self.last_of.get(d.proc, BEFORE_ALL):
+            return False
+        return _running(since, d.t, sorted(self.pauses.get(d.proc, []))) <= self.window_s
+
     def deliver(self, d: Delivery) -> None:
+        if self._zombie_in_window(d):
+            self.in_window += 1
+            self.last_of[d.proc] = d.key
+            return
+        if self.owner is not None and self.owner != d.proc:
+            self.superseded[self.owner] = d.t
+        self.superseded.pop(d.proc, None)
+        self.signalled.discard(d.proc)
+        self.last_of[d.proc] = d.key
         fresh = self.owner != d.proc or self.broken
         if fresh:
             self.handovers += self.owner is not None and self.owner != d.proc
@@ -202,20 +237,22 @@ class _Sweep:
 
 
 def check_order_and_duplicates(
-    h: History, known: dict[TP, Records]
-) -> tuple[list[Anomaly], list[Anomaly], int]:
-    """One pass per partition: order (tenures, restarts, per-key) and duplicate after commit."""
+    h: History, known: dict[TP, Records], window_s: float = 0.0
+) -> tuple[list[Anomaly], list[Anomaly], int, int]:
+    """One pass per partition: order (tenures, restarts, per-key) and duplicate after commit;
+    also the zombie deliveries excused as inside the window."""
     order: list[Anomaly] = []
     dups: list[Anomaly] = []
-    handovers = 0
+    handovers = in_window = 0
     for tp in sorted({d.tp for d in h.deliveries}):
-        sweep = _Sweep(tp, known[tp])
+        sweep = _Sweep(tp, known[tp], window_s, h.pauses)
         for kind, x in _timeline(h, tp):
             getattr(sweep, kind)(x)
         order += sweep.order
         dups += sweep.dups
         handovers += sweep.handovers
-    return order, dups, handovers
+        in_window += sweep.in_window
+    return order, dups, handovers, in_window
 
 
 def check_orphan(h: History) -> list[Anomaly]:
@@ -263,7 +300,7 @@ Check = Callable[[History], dict[str, list[Anomaly]]]
 def check(h: History, window_s: float, extra: tuple[Check, ...] = ()) -> Result:
     """Every check over one history; ``extra`` checks (of other workloads) add their classes."""
     known = Records.of(h)
-    order, dups, handovers = check_order_and_duplicates(h, known)
+    order, dups, handovers, in_window = check_order_and_duplicates(h, known, window_s)
     tens = tenures(h, known)
     anomalies = {
         "lost": check_lost(h, known),
@@ -291,6 +328,7 @@ def check(h: History, window_s: float, extra: tuple[Check, ...] = ()) -> Result:
         "commits failed otherwise": commits["error"],
         "commits asynchronous (outcome unknown)": commits["async"],
         "handovers": handovers,
+        "zombie deliveries within the window (excused)": in_window,
         "tenures": sum(len(v) for v in tens.values()),
         "seeks": sum(1 for e in h.excuses if e.kind == "seek"),
         "offset resets": sum(1 for e in h.excuses if e.kind == "reset"),
