@@ -295,8 +295,8 @@ def produce(
                     if parts is None:
                         shown = value[:80].decode("utf-8", "replace")
                         bad_line = (
-                            f"no key separator {key_separator!r} in {where} {line.number}: {shown!r} (every "
-                            f"message needs KEY{key_separator}VALUE with --key-separator)"
+                            f"no key separator {key_separator!r} in {where} {line.number}: {shown!r} (with "
+                            "--key-separator every message is a key, the separator, then the value)"
                         )
                         tally.stopped_at = line.number
                         break

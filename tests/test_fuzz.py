@@ -14,7 +14,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from facade.cli import main
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from kafka_reference import kafka_partition
 
@@ -242,6 +242,7 @@ line_text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r
 @settings(max_examples=50)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=3),
        st.lists(line_text, min_size=1, max_size=4))  # fmt: skip
+@example("\x1e", ["k\x1ev", "no separator here"])  # a separator str.splitlines() breaks at, in the error
 def test_cli_key_separator(redis_server, names, raw, separator, lines):
     before = raw.xlen(keys.stream(names["cli"], 0))
     result = _cli(
