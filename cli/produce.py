@@ -243,7 +243,7 @@ def produce(
         raise click.UsageError("use either --key or --key-separator, not both")
     if key_separator == "":
         raise click.BadParameter("must not be empty", param_hint="--key-separator")
-    header_map = dict(parse_header(h) for h in headers) or None
+    header_map = [parse_header(h) for h in headers] or None  # a name may repeat, as in Kafka
     sep = key_separator.encode() if key_separator is not None else None
     fixed_key = key.encode() if key is not None else None
 
