@@ -21,10 +21,9 @@ from rich.live import Live
 from facade import Admin, FacadeError, local, parse_datetime_ms, parse_duration_ms, redact_url
 
 from . import Settings, main, render
+from .browser_view import browser_frame, browser_rows
 from .dashboard_data import Collector, Page, Snapshot, offset_for_time, read_page
 from .dashboard_view import (
-    browser_frame,
-    browser_rows,
     frame,
     ordered_groups,
     pick_group,

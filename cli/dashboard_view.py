@@ -4,164 +4,51 @@ Nothing here talks to a broker or a terminal. :func:`frame` lays one screen out 
 height and width: busy parts first (the topic with traffic selected, groups with members or lag
 listed before idle ones), rows shared among the sections so that a frame fits 80x24, every row
 of a section reachable by moving the selection (the window follows it), and from WIDE columns on
-two columns side by side so a 160x45 terminal is filled. :func:`browser_frame` draws the message
-browser; :func:`alerts` decides what needs attention and is tested on its own.
+two columns side by side so a 160x45 terminal is filled. The message browser is drawn by
+cli/browser_view.py; what needs attention is decided in cli/dashboard_alerts.py.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .dashboard_data import GroupPartitionRow, GroupView, Page, Snapshot, TopicView
+from .dashboard_alerts import (
+    MEMORY_CRIT,
+    MEMORY_WARN,
+    PENDING_OLD_MS,
+    age_text,
+    alerts,
+    human_bytes,
+    human_count,
+    human_rate,
+)
+from .dashboard_data import GroupPartitionRow, GroupView, Snapshot, TopicView
 from .render import format_ms
 
 __all__ = [
-    "Alert",
-    "alerts",
-    "browser_frame",
-    "browser_rows",
     "frame",
-    "human_bytes",
-    "human_count",
+    "header",
+    "new_table",
     "ordered_groups",
     "pick_group",
     "pick_topic",
     "share_rows",
     "snapshot_json",
     "sparkline",
-    "value_text",
 ]
 
-PENDING_OLD_MS = 30_000
-"""A record delivered this long ago and still not committed needs attention."""
-MEMORY_WARN = 0.80
-MEMORY_CRIT = 0.90
-REPLICA_LAG_WARN_S = 10
 MAX_ALERT_LINES = 3
 """Alert lines a frame shows before "+N more" (with a limited height)."""
 KEYS_HELP = "q quit  t/T topic  g/G group  m members  b browse  p pause  r refresh"
 WIDE = 140
 """From this many columns on, the frame is two columns side by side."""
-
-
-@dataclass(frozen=True)
-class Alert:
-    """Something that needs attention."""
-
-    level: str
-    """"crit" (red) or "warn" (yellow)."""
-    text: str
-
-
-# ---------------------------------------------------------------------------------------------
-# Numbers
-
-
-def human_count(n: int | None) -> str:
-    """12345 -> "12345", 1234567 -> "1.2M" (short enough for narrow columns)."""
-    if n is None:
-        return "-"
-    if abs(n) < 100_000:
-        return str(n)
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)  # pragma: no cover - unreachable
-
-
-def human_rate(r: float | None) -> str:
-    """Messages per second: "-" when unknown, else "0", "12.5", "3.4k"."""
-    if r is None:
-        return "-"
-    if r < 0.05:
-        return "0"
-    if r < 1000:
-        return f"{r:.1f}"
-    return human_count(int(r))
-
-
-def human_bytes(n: int | None) -> str:
-    """Bytes as "512B", "1.5KB", "2.0MB", "3.1GB"."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)}B" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}TB"  # pragma: no cover - unreachable
-
-
-def _age(ms: int | None) -> str:
-    return "-" if ms is None else format_ms(ms - ms % 1000 if ms >= 1000 else ms)
-
-
-# ---------------------------------------------------------------------------------------------
-# What needs attention
-
-
-def alerts(s: Snapshot) -> list[Alert]:
-    """Everything in ``s`` that needs attention, the most serious first."""
-    out: list[Alert] = []
-    if s.error:
-        out.append(Alert("crit", f"cannot read the broker: {s.error}"))
-    srv = s.server
-    if srv is not None:
-        if srv.maxmemory and srv.used_memory >= MEMORY_WARN * srv.maxmemory:
-            level = "crit" if srv.used_memory >= MEMORY_CRIT * srv.maxmemory else "warn"
-            pct = 100 * srv.used_memory / srv.maxmemory
-            out.append(Alert(level, f"memory {pct:.0f}% of maxmemory: producers fail when it is full"))
-        if srv.maxmemory_policy not in ("noeviction", "?"):
-            out.append(
-                Alert("crit", f"maxmemory-policy is {srv.maxmemory_policy}: the server may evict records")
-            )
-        if srv.role == "slave":
-            out.append(Alert("warn", f"connected to a replica of {srv.primary_link}: writes are refused"))
-        for r in srv.replicas:
-            if r.state != "online":
-                out.append(Alert("warn", f"replica {r.address} is {r.state}"))
-            elif r.lag_s is not None and r.lag_s >= REPLICA_LAG_WARN_S:
-                out.append(Alert("warn", f"replica {r.address} last acknowledged {r.lag_s}s ago"))
-    for g in s.groups:
-        if not g.members and (g.lag or g.pending):
-            out.append(Alert("warn", f"group {g.group} has no members and lag {human_count(g.lag)}"))
-        elif g.lag_delta is not None and g.lag_delta > 0 and g.lag:
-            out.append(
-                Alert(
-                    "warn",
-                    f"lag of group {g.group} is growing (+{human_count(g.lag_delta)} to {human_count(g.lag)})",
-                )
-            )
-        old = [
-            p
-            for p in g.partitions
-            if p.oldest_pending_ms is not None and p.oldest_pending_ms >= PENDING_OLD_MS
-        ]
-        if old:
-            worst = max(old, key=lambda p: p.oldest_pending_ms or 0)
-            out.append(
-                Alert(
-                    "warn",
-                    f"group {g.group}: a record on {worst.topic}:{worst.partition} uncommitted for "
-                    f"{_age(worst.oldest_pending_ms)} (appended, not committed)",
-                )
-            )
-    for t in s.topics:
-        if t.is_dead_letters and t.messages:
-            out.append(Alert("warn", f"{t.messages} dead letter{'s' if t.messages != 1 else ''} in {t.name}"))
-    for e in s.events[-2:]:
-        out.append(Alert("warn", e))
-    out.sort(key=lambda a: a.level != "crit")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +170,7 @@ def _with_more(table: Table, rows: list[tuple[Any, ...]], above: int, below: int
     return Group(table, Text(f"{'  '.join(parts)}  ({what})", "dim", no_wrap=True, overflow="ellipsis"))
 
 
-def _table(*columns: tuple[str, str]) -> Table:
+def new_table(*columns: tuple[str, str]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold", expand=False)
     for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
@@ -300,7 +187,7 @@ def _names(names: Sequence[str], room: int = 22) -> str:
     return head + text[: room - len(head) - 1] + "…"
 
 
-def _header(s: Snapshot, paused: bool, mode: str = "") -> Text:
+def header(s: Snapshot, paused: bool, mode: str = "") -> Text:
     clock = time.strftime("%H:%M:%S", time.localtime(s.taken_ms / 1000))
     return Text.assemble(
         ("facade dashboard", "bold"), "  ", s.broker, "  ", clock,
@@ -351,7 +238,7 @@ def _topics_table(s: Snapshot, selected: TopicView | None, limit: int | None) ->
     if not topics:
         return Text("no topics", "dim")
     lag_by_topic = _topic_lags(s)
-    table = _table(
+    table = new_table(
         ("TOPIC", "left"), ("PARTS", "right"), ("MESSAGES", "right"), ("IN/s", "right"),
         ("OUT/s", "right"), ("LAG", "right"), ("GROUPS", "left"),
     )  # fmt: skip
@@ -385,7 +272,7 @@ def _partitions_table(topic: TopicView | None, group: GroupView | None, limit: i
         ("  group ", "bold"), (group.group, "bold cyan") if reads and group else ("(none selected reads it)", "dim"),
     )  # fmt: skip
     title.no_wrap, title.overflow = True, "ellipsis"
-    table = _table(
+    table = new_table(
         ("P", "right"), ("LENGTH", "right"), ("FIRST", "right"), ("LAST", "right"), ("OWNER", "left"),
         ("LAG", "right"), ("PEND", "right"), ("OLDEST", "right"),
     )  # fmt: skip
@@ -407,7 +294,7 @@ def _partitions_table(topic: TopicView | None, group: GroupView | None, limit: i
                 (_short_member(g.owner) if g.owner else Text("-", "yellow")) if g else "-",
                 human_count(g.lag) if g else "-",
                 str(g.pending) if g else "-",
-                Text(_age(g.oldest_pending_ms) if g else "-", "yellow" if old else ""),
+                Text(age_text(g.oldest_pending_ms) if g else "-", "yellow" if old else ""),
             )
         )
     return Group(title, _with_more(table, *_fit(rows, limit), "busiest first"))
@@ -424,7 +311,7 @@ def _short_member(member_id: str) -> str:
 def _groups_table(s: Snapshot, selected: GroupView | None, limit: int | None, history: int) -> RenderableType:
     if not s.groups:
         return Text("no consumer groups", "dim")
-    table = _table(
+    table = new_table(
         ("GROUP", "left"), ("MEM", "right"), ("GEN", "right"), ("TOPICS", "left"), ("LAG", "right"),
         ("TREND", "right"), ("LAG HISTORY", "left"), ("PEND", "right"), ("OLDEST", "right"),
     )  # fmt: skip
@@ -447,7 +334,7 @@ def _groups_table(s: Snapshot, selected: GroupView | None, limit: int | None, hi
                 Text(trend, "yellow" if growing else ""),
                 Text(sparkline(g.lag_history, history), "yellow" if growing else "cyan"),
                 str(g.pending),
-                Text(_age(oldest), "yellow" if oldest is not None and oldest >= PENDING_OLD_MS else ""),
+                Text(age_text(oldest), "yellow" if oldest is not None and oldest >= PENDING_OLD_MS else ""),
             )
         )
     return _with_more(table, *_fit(rows, limit, keep), "g/G: group")
@@ -460,7 +347,7 @@ def _members_table(group: GroupView | None, limit: int | None) -> RenderableType
     title.no_wrap, title.overflow = True, "ellipsis"
     if not group.members:
         return Group(title, Text("no live members", "yellow" if group.lag else "dim"))
-    table = _table(("MEMBER", "left"), ("CLIENT ID", "left"), ("HOST", "left"), ("PARTITIONS", "left"))
+    table = new_table(("MEMBER", "left"), ("CLIENT ID", "left"), ("HOST", "left"), ("PARTITIONS", "left"))
     for column, least in zip(table.columns, (14, 9, 8)):
         column.min_width = least  # the partition list gives way first
     rows = [
@@ -482,7 +369,7 @@ def _progress_table(group: GroupView | None, limit: int | None) -> RenderableTyp
         return Text("")
     title = Text.assemble(("progress of ", "bold"), (group.group, "bold cyan"), "  lag ", human_count(group.lag))
     title.no_wrap, title.overflow = True, "ellipsis"
-    table = _table(
+    table = new_table(
         ("TOPIC:P", "left"), ("COMMITTED", "right"), ("LAG", "right"), ("PEND", "right"), ("OLDEST", "right"),
         ("OWNER", "left"),
     )  # fmt: skip
@@ -492,7 +379,7 @@ def _progress_table(group: GroupView | None, limit: int | None) -> RenderableTyp
             _offset(p.committed),
             human_count(p.lag),
             str(p.pending),
-            _age(p.oldest_pending_ms),
+            age_text(p.oldest_pending_ms),
             _short_member(p.owner) if p.owner else Text("-", "yellow" if p.lag else "dim"),
         )
         for p in sorted(group.partitions, key=lambda p: (-(p.lag or 0), p.topic, p.partition))
@@ -552,7 +439,7 @@ def frame(
     what the lower panel of a narrow screen shows, "partitions" or "members" (``m``)."""
     shown_topic = pick_topic(s, topic)
     shown_group = pick_group(s, shown_topic, group)
-    lines = [_header(s, paused), _server_line(s), *_alert_lines(s, height is not None)]
+    lines = [header(s, paused), _server_line(s), *_alert_lines(s, height is not None)]
     if height is not None:
         for line in lines:  # one screen row each, whatever the width: the row budget counts on it
             line.no_wrap = True
@@ -615,85 +502,6 @@ def _pad(room: int | None, *columns: list[int]) -> list[Text]:
         return []
     used = max(sum(c) + (3 if len(c) > 2 and c[2] else 0) for c in columns) + 5
     return [Text("")] * max(0, room - used)
-
-
-# ---------------------------------------------------------------------------------------------
-# The message browser
-
-
-def value_text(value: bytes | None, as_base64: bool) -> Text:
-    """A key or value as text when it is printable UTF-8 (and ``as_base64`` is off), else as
-    base64 marked ``b64:``."""
-    if value is None:
-        return Text("-", "dim")
-    if not as_base64:
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None and (text.isprintable() or not text.strip("\t\n\r ")):
-            return Text(text.replace("\n", "⏎"))
-    return Text("b64:" + base64.b64encode(value).decode(), "magenta")
-
-
-def _time(ms: int) -> str:
-    if ms < 0:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
-
-
-BROWSER_KEYS = "[ ] partition  n/↓ next  N/↑ previous  o offset  @ time  e end  x base64  b/esc back  q quit"
-
-
-def browser_frame(
-    s: Snapshot,
-    page: Page | None,
-    *,
-    height: int | None = None,
-    width: int | None = None,
-    as_base64: bool = False,
-    prompt: str | None = None,
-    paused: bool = False,
-) -> RenderableType:
-    """The message browser: a page of one partition's records (offset, time, key, value as text
-    or base64, headers), with where it stands in the partition and a prompt line."""
-    head = _header(s, paused, "browse")
-    head.no_wrap, head.overflow = True, "ellipsis"
-    if page is None:
-        return Group(head, Text("no topic to browse", "dim"))
-    where = Text.assemble(
-        ("topic ", "bold"), (page.topic, "bold cyan"), ("  partition ", "bold"),
-        (f"{page.partition}", "bold cyan"), f" of 0..{page.partitions - 1}",
-        f"  offsets {page.log_start}..{page.log_end - 1 if page.log_end else '-'}",
-        f"  showing {page.records[0].offset}..{page.records[-1].offset}" if page.records else "  (no records here)",
-        ("  base64" if as_base64 else "  text", "dim"),
-    )  # fmt: skip
-    where.no_wrap, where.overflow = True, "ellipsis"
-    table = _table(("OFFSET", "right"), ("TIME", "left"), ("KEY", "left"), ("VALUE", "left"), ("HEADERS", "left"))
-    table.columns[2].max_width = 24
-    table.columns[3].ratio = 2  # what room is left goes to the value, a third of it to the headers
-    table.columns[4].ratio = 1
-    table.expand = width is not None
-    for r in page.records:
-        headers = " ".join(f"{n}={value_text(v, as_base64).plain}" for n, v in r.headers)
-        table.add_row(str(r.offset), _time(r.timestamp_ms), value_text(r.key, as_base64), value_text(r.value, as_base64),
-                      Text(headers or "-", "dim"))  # fmt: skip
-    bottom = Text(prompt, "bold yellow") if prompt is not None else Text(BROWSER_KEYS, "dim")
-    bottom.no_wrap, bottom.overflow = True, "ellipsis"
-    parts: list[RenderableType] = [head, where]
-    if page.error:
-        parts.append(Text(page.error, "bold red", no_wrap=True, overflow="ellipsis"))
-    parts += [Text(""), table]
-    if height is not None:
-        used = len(parts) - 1 + 1 + len(page.records)
-        parts += [Text("")] * max(0, height - used - 1)
-    parts.append(bottom)
-    return Group(*parts)
-
-
-def browser_rows(height: int) -> int:
-    """Records a browser page shows on a screen ``height`` rows tall."""
-    return max(1, height - 6)
 
 
 def snapshot_json(s: Snapshot) -> dict[str, Any]:

@@ -24,7 +24,9 @@ from click.testing import CliRunner, Result
 from conftest import free_port, wait_until
 from facade.cli import dashboard as dashboard_cmd
 from facade.cli import main
+from facade.cli.browser_view import browser_frame, value_text
 from facade.cli.dashboard import LiveState, press, split_keys
+from facade.cli.dashboard_alerts import alerts, human_bytes, human_count
 from facade.cli.dashboard_data import (
     Collector,
     GroupPartitionRow,
@@ -42,18 +44,13 @@ from facade.cli.dashboard_data import (
     read_page,
 )
 from facade.cli.dashboard_view import (
-    alerts,
-    browser_frame,
     frame,
-    human_bytes,
-    human_count,
     ordered_groups,
     pick_group,
     pick_topic,
     share_rows,
     snapshot_json,
     sparkline,
-    value_text,
 )
 from rich.console import Console
 
