@@ -155,7 +155,7 @@ _CONSUMER = (
             "+hexists", "+hmget", "+hgetall", "+hincrby", "+zadd", "+zrem", "+zscore", "+zrangebyscore",
             # poll's blocking wait (XREAD BLOCK), offsets_for_times and committed().
             "+xread", "+xrange", "+xrevrange",
-            # Reads of new records fenced by WATCH on the owner keys (client.GuardedReader).
+            # Reads of new records fenced by WATCH on the owner keys (guarded.GuardedReader).
             "+watch",
         ),
     ),

@@ -179,7 +179,8 @@ def test_guarded_reads_happen_only_while_the_member_owns_the_partition(url):
     # New records are read by XREADGROUP inside MULTI/EXEC, WATCHing the owner key, instead of
     # by the fetch script: an owner change between two reads aborts the read (nothing is
     # delivered or committed), exactly what the script's FENCED check guarantees.
-    from facade._sync.client import Connection, GuardedReader
+    from facade._sync.client import Connection
+    from facade._sync.guarded import GuardedReader
 
     setup(url, n=10)
     stream, own, off = keys.stream("t", 0), keys.owners("t", 0), keys.committed("t", 0)

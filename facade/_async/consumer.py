@@ -35,9 +35,10 @@ from ..records import (
 )
 from ..subscription import PartitionState, Subscription
 from . import _backend, logs
-from .client import Connection, GuardedReader, TopicCache
+from .client import Connection, TopicCache
 from .committer import Committer
 from .fetcher import Fetcher
+from .guarded import GuardedReader
 from .membership import Membership
 
 log = logging.getLogger("facade")

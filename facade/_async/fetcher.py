@@ -2,7 +2,7 @@
 
 This module is the asyncio source of truth; facade/_sync/fetcher.py is generated from it.
 
-Reads go through client.GuardedReader where it can (at-least-once, one server: a WATCH-fenced
+Reads go through guarded.GuardedReader where it can (at-least-once, one server: a WATCH-fenced
 MULTI/EXEC with no script), else through lua/fetch.lua. Either way a read also carries what
 rides along: an asynchronous commit, the offset of the last record handed to the application
 (so that a handover counts deliveries right), and records given back with fail(). After a poll
@@ -24,7 +24,8 @@ from ..errors import CommitFailedError, FacadeError, UnknownTopicError
 from ..records import TopicPartition
 from ..subscription import PartitionState, Subscription
 from . import _backend
-from .client import Connection, GuardedReader
+from .client import Connection
+from .guarded import GuardedReader
 
 __all__ = ["Fetcher"]
 
