@@ -17,6 +17,9 @@ from .checks import warn_if_evicting
 MAX_PARTITIONS = 1024
 # A dead-letter topic is named <topic>.dlq (facade.keys.dead_letter_topic).
 DLQ_SUFFIX = ".dlq"
+# Bounds of the topic's idempotence settings (facade/_async/topics.py).
+MAX_DEDUP_IDS = 10_000_000
+MAX_DEDUP_WINDOW_MS = 10 * 365 * 86_400_000
 
 
 @main.group()
@@ -64,6 +67,23 @@ def topics() -> None:
     "broker's append time (Kafka's message.timestamp.type).",
 )
 @click.option(
+    "--dedup-window-ms",
+    type=click.IntRange(1, MAX_DEDUP_WINDOW_MS),
+    default=120_000,
+    show_default=True,
+    metavar="MS",
+    help="How long a record's dedup id (send(dedup_id=...)) is remembered: a repeat within MS, "
+    "from any producer, is dropped. The topic's setting, the same for every producer.",
+)
+@click.option(
+    "--dedup-max-ids",
+    type=click.IntRange(1, MAX_DEDUP_IDS),
+    default=100_000,
+    show_default=True,
+    metavar="N",
+    help="Dedup ids remembered at most per partition (the oldest are forgotten first).",
+)
+@click.option(
     "--if-not-exists",
     is_flag=True,
     help="If the topic exists, leave it as it is and succeed (a warning says where its settings "
@@ -78,6 +98,8 @@ def create(
     max_len: int | None,
     ack_retention: bool,
     timestamp_type: str,
+    dedup_window_ms: int,
+    dedup_max_ids: int,
     if_not_exists: bool,
 ) -> None:
     """Create topic NAME with N partitions.
@@ -112,6 +134,8 @@ def create(
                 max_len=max_len,
                 ack_retention=ack_retention,
                 timestamp_type=timestamp_type,
+                dedup_window_ms=dedup_window_ms,
+                dedup_max_ids=dedup_max_ids,
             )
         except TopicExistsError:
             if not if_not_exists:
@@ -148,7 +172,7 @@ def list_(settings: Settings, as_json: bool) -> None:
     """List topics with their partition count, retention and size limit.
 
     --json prints [{"name", "partition_count", "retention_ms", "max_len", "created_ms",
-    "ack_retention"}]: the same object as `topics describe --json`, which adds
+    "ack_retention", "timestamp_type", "dedup_window_ms", "dedup_max_ids"}]: the same object as `topics describe --json`, which adds
     "partitions" (one object per partition) and "groups".
 
     \b
