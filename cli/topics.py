@@ -179,8 +179,9 @@ def list_(settings: Settings, as_json: bool) -> None:
     """List topics with their partition count, retention and size limit.
 
     --json prints [{"name", "partition_count", "retention_ms", "max_len", "created_ms",
-    "ack_retention", "timestamp_type", "dedup_window_ms", "dedup_max_ids"}]: the same object as `topics describe --json`, which adds
-    "partitions" (one object per partition) and "groups".
+    "ack_retention", "timestamp_type", "dedup_window_ms", "dedup_max_ids"}]: the same
+    object as `topics describe --json`, which adds "partitions" (one object per
+    partition) and "groups".
 
     \b
     Example:

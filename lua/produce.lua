@@ -42,10 +42,11 @@
 --          the text lists the replicas in sync);
 --          OUTOFORDER when the sequence skips ahead or goes back past the last batch (nothing
 --          appended; the producer starts a new producer id).
--- Idle producer ids and old dedup ids are expired a few at a time on each call (at most 16 ids,
--- 64 dedup ids, plus the batch's own count over the cap), each by the expiry time stored with it:
--- memory stays bounded, and no producer's settings shorten another's. A producer id's expiry
--- time is its own producer's (ARGV[6]); a dedup id's comes from the topic's window (ARGV[7]).
+-- Idle producer ids and old dedup ids are expired a few at a time on each call (at most 16
+-- producer ids, 64 expired dedup ids, and n + 64 dedup ids over the cap), each by the expiry time
+-- stored with it: memory stays bounded, and no producer's settings shorten another's. A producer
+-- id's expiry time is its own producer's (ARGV[6]); a dedup id's comes from the topic's window
+-- (ARGV[7]).
 local stream, pstate, pindex, dedup, dedupx, off = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local max_len, retention_ms, acked = ARGV[1], ARGV[2], ARGV[3] == 'acked'
 local pid, first_seq, pid_expiry = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])

@@ -149,8 +149,8 @@ class Producer:
         Kafka's murmur2 partition of the (serialized) ``key``, else (with a ``dedup_id``) of the
         dedup id, else where the ``partitioner`` puts keyless records (sticky by default).
         ``dedup_id``: a record sent again with the same id, by any producer, within the topic's
-        ``dedup_window_ms`` is not stored twice (its future gives the first one's offset). ``timestamp_ms``: the record's
-        create time (default: now; ignored by LogAppendTime topics). Raises at once (sending nothing)
+        ``dedup_window_ms`` is not stored twice (its future gives the first one's offset).
+        ``timestamp_ms``: the record's create time (default: now; ignored by LogAppendTime topics). Raises at once (sending nothing)
         for a bad type, a serializer that failed, a record over ``max_message_bytes``, an unknown
         topic or partition, or a closed producer.
         """
