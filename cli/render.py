@@ -258,6 +258,8 @@ def topic_json(cfg: TopicConfig) -> dict[str, Any]:
         "created_ms": cfg.created_ms,
         "ack_retention": cfg.ack_retention,
         "timestamp_type": cfg.timestamp_type,
+        "dedup_window_ms": cfg.dedup_window_ms,
+        "dedup_max_ids": cfg.dedup_max_ids,
     }
 
 
@@ -319,6 +321,7 @@ def description_view(desc: TopicDescription) -> RenderableType:
         ("  Created: ", "bold"), format_time_ms(c.created_ms),
         ("  Ack retention: ", "bold"), "on" if c.ack_retention else "off",
         ("  Timestamps: ", "bold"), c.timestamp_type,
+        ("\nDedup ids: ", "bold"), f"{format_ms(c.dedup_window_ms)} window, at most {c.dedup_max_ids} per partition",
     )  # fmt: skip
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("PARTITION", justify="right")

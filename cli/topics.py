@@ -17,6 +17,9 @@ from .checks import warn_if_evicting
 MAX_PARTITIONS = 1024
 # A dead-letter topic is named <topic>.dlq (facade.keys.dead_letter_topic).
 DLQ_SUFFIX = ".dlq"
+# Defaults and bounds of the topic's dedup settings (facade.TopicConfig, facade/_async/topics.py).
+DEFAULT_DEDUP_IDS, MAX_DEDUP_IDS = 100_000, 10_000_000
+DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS = 120_000, 10 * 365 * 86_400_000
 
 
 @main.group()
@@ -64,6 +67,19 @@ def topics() -> None:
     "broker's append time (Kafka's message.timestamp.type).",
 )
 @click.option(
+    "--dedup-window-ms",
+    type=click.IntRange(1, MAX_DEDUP_WINDOW_MS),
+    metavar="MS",
+    help="How long a record's dedup id (send(dedup_id=...)) is remembered: a repeat within MS, "
+    "from any producer, is dropped (default: 120000). The topic's setting, the same for every producer.",
+)
+@click.option(
+    "--dedup-max-ids",
+    type=click.IntRange(1, MAX_DEDUP_IDS),
+    metavar="N",
+    help="Dedup ids remembered at most per partition, the oldest forgotten first (default: 100000).",
+)
+@click.option(
     "--if-not-exists",
     is_flag=True,
     help="If the topic exists, leave it as it is and succeed (a warning says where its settings "
@@ -78,6 +94,8 @@ def create(
     max_len: int | None,
     ack_retention: bool,
     timestamp_type: str,
+    dedup_window_ms: int | None,
+    dedup_max_ids: int | None,
     if_not_exists: bool,
 ) -> None:
     """Create topic NAME with N partitions.
@@ -112,6 +130,8 @@ def create(
                 max_len=max_len,
                 ack_retention=ack_retention,
                 timestamp_type=timestamp_type,
+                dedup_window_ms=dedup_window_ms or DEFAULT_DEDUP_WINDOW_MS,
+                dedup_max_ids=dedup_max_ids or DEFAULT_DEDUP_IDS,
             )
         except TopicExistsError:
             if not if_not_exists:
@@ -120,7 +140,7 @@ def create(
                     "--if-not-exists to accept an existing topic"
                 ) from None
             existing = admin.topic(name)
-            _say_differences(existing, partitions, retention_ms, max_len, ack_retention)
+            _say_differences(existing, partitions, retention_ms, max_len, ack_retention, dedup_window_ms, dedup_max_ids)
             s = "" if existing.partitions == 1 else "s"
             click.echo(f"Topic {name} exists already ({existing.partitions} partition{s}); nothing changed.")
             return
@@ -130,12 +150,23 @@ def create(
 
 
 def _say_differences(
-    cfg: TopicConfig, partitions: int, retention_ms: int | None, max_len: int | None, ack_retention: bool
+    cfg: TopicConfig,
+    partitions: int,
+    retention_ms: int | None,
+    max_len: int | None,
+    ack_retention: bool,
+    dedup_window_ms: int | None,
+    dedup_max_ids: int | None,
 ) -> None:
     asked = {"--partitions": partitions, "--retention-ms": retention_ms, "--max-len": max_len,
-             "--ack-retention": ack_retention}  # fmt: skip
+             "--ack-retention": ack_retention, "--dedup-window-ms": dedup_window_ms,
+             "--dedup-max-ids": dedup_max_ids}  # fmt: skip
+    for option in ("--dedup-window-ms", "--dedup-max-ids"):  # compared only when given
+        if asked[option] is None:
+            del asked[option]
     has = {"--partitions": cfg.partitions, "--retention-ms": cfg.retention_ms, "--max-len": cfg.max_len,
-           "--ack-retention": cfg.ack_retention}  # fmt: skip
+           "--ack-retention": cfg.ack_retention, "--dedup-window-ms": cfg.dedup_window_ms,
+           "--dedup-max-ids": cfg.dedup_max_ids}  # fmt: skip
     differ = [f"{option} {has[option]} (asked for {asked[option]})" for option in asked if asked[option] != has[option]]
     if differ:
         click.echo(f"facade: warning: topic {cfg.name} exists with other settings: {', '.join(differ)}", err=True)
@@ -148,8 +179,9 @@ def list_(settings: Settings, as_json: bool) -> None:
     """List topics with their partition count, retention and size limit.
 
     --json prints [{"name", "partition_count", "retention_ms", "max_len", "created_ms",
-    "ack_retention"}]: the same object as `topics describe --json`, which adds
-    "partitions" (one object per partition) and "groups".
+    "ack_retention", "timestamp_type", "dedup_window_ms", "dedup_max_ids"}]: the same
+    object as `topics describe --json`, which adds "partitions" (one object per
+    partition) and "groups".
 
     \b
     Example:

@@ -74,10 +74,10 @@ class ProducerConfig:
     retry_backoff_ms: int = 100
     """First pause between retries; it doubles up to 1 s."""
     producer_id_expiry_ms: int = 86_400_000
-    """The broker forgets a producer id unused this long (its dedup state is freed)."""
-    dedup_window_ms: int = 120_000
-    """``send(dedup_id=...)``: a repeat of a dedup id sent by this producer within this window is
-    dropped (how many ids a partition keeps at most is the topic's ``dedup_max_ids``)."""
+    """The broker forgets this producer's id (its last batch, which a retry is matched against)
+    once unused this long. Each producer id keeps its own expiry: another producer's shorter one
+    never drops it. (How long ``send(dedup_id=...)`` ids are remembered is the topic's setting,
+    ``TopicConfig.dedup_window_ms`` / ``dedup_max_ids``, the same for every producer.)"""
     client_id: str = "facade"
     """Kafka's client.id: names this client in its metrics (``client_id`` label) and spans."""
     metrics: bool = False
@@ -113,7 +113,6 @@ class ProducerConfig:
         _int("delivery_timeout_ms", self.delivery_timeout_ms, 0)
         _int("retry_backoff_ms", self.retry_backoff_ms, 0, 60_000)
         _int("producer_id_expiry_ms", self.producer_id_expiry_ms, 1000)
-        _int("dedup_window_ms", self.dedup_window_ms, 1)
         serializers.serializer(self.key_serializer, "key_serializer")
         serializers.serializer(self.value_serializer, "value_serializer")
         if self.partitioner not in ("sticky", "round-robin"):
@@ -225,10 +224,22 @@ def _client_options(config: Any) -> None:
             raise ConfigError(f"{flag} must be True or False, got {getattr(config, flag)!r}")
 
 
+_TOPIC_SETTINGS = {
+    name: f"{name} is the topic's setting, not a producer's (every producer of a topic shares its dedup "
+    f"ids, so one producer's value would cut short the others'): give it when creating the topic, "
+    f"Admin().create_topic(name, {name}=...) or `facade topics create NAME --{name.replace('_', '-')} N`"
+    for name in ("dedup_window_ms", "dedup_max_ids")
+}
+"""Options that were, or look like, client options but belong to the topic: the error for each."""
+
+
 def build(cls: Callable[..., Any], config: Any, options: dict[str, Any]) -> Any:
     """``config`` (or the defaults) with ``options`` applied; unknown option names are refused."""
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(options) - known)
+    for name in unknown:
+        if name in _TOPIC_SETTINGS:
+            raise ConfigError(_TOPIC_SETTINGS[name])
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     if config is None:

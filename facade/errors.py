@@ -363,6 +363,13 @@ def _from_server(exc: BaseException, lead: str, text: str) -> FacadeError:
         return OutOfMemoryError(
             f"{lead}the server is out of memory ({text}); raise maxmemory, trim topics or add capacity"
         )
+    # Past busy-reply-threshold (lua-time-limit), a server running a long script or function refuses
+    # every other command with BUSY before running it: repeating it is safe.
+    if code == "BUSY":
+        return ServerBusyError(
+            f"{lead}the server is busy running a long script or function and refused this command, which did "
+            f"not run ({text.split(' ', 1)[-1]}); it is safe to repeat: producers retry until delivery_timeout_ms"
+        )
     # The server's own refusal (min-replicas-to-write); produce.lua's NOREPLICAS (acks="all" before
     # the append) is one of our script errors below, with its own text.
     if "Not enough good replicas" in text:
@@ -439,8 +446,6 @@ _SCRIPT_ERRORS: dict[str, type[FacadeError]] = {
     "GROUPKIND": GroupError,
     "NOOFFSET": OffsetOutOfRangeError,
     "OUTOFRANGE": OffsetOutOfRangeError,
-    # A long script runs on the server: this command was refused, not run.
-    "BUSY": ServerBusyError,
     "OUTOFORDER": OutOfOrderSequenceError,
     "NOPERM": PermissionDeniedError,
     # A primary under min-replicas-to-write without enough good replicas (e.g. just promoted).

@@ -158,6 +158,10 @@ class TopicConfig:
     """Record timestamps: "CreateTime" (the producer's, default) or "LogAppendTime" (the broker's)."""
     dedup_max_ids: int = 100_000
     """``send(dedup_id=...)`` ids remembered at most per partition (the oldest are forgotten first)."""
+    dedup_window_ms: int = 120_000
+    """``send(dedup_id=...)``: how long (ms) a dedup id is remembered after the record first sent
+    with it was stored; a repeat within that time, from any producer, is dropped. The topic's, so
+    that no producer's settings shorten another's (topics stored without it read as 120 s)."""
 
 
 @dataclass(frozen=True)

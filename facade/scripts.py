@@ -114,7 +114,11 @@ def produce(
     replicas: int = 0,
 ) -> Call:
     """Append ``count`` records (``records``: the plain or general form of produce.lua); with
-    ``replicas`` > 0 only if that many replicas are in sync (acks="all")."""
+    ``replicas`` > 0 only if that many replicas are in sync (acks="all").
+
+    ``producer_id_expiry_ms`` is the calling producer's own (it only ever sets its own id's
+    expiry); ``dedup_window_ms`` and ``dedup_max_ids`` must be the topic's (TopicConfig), the same
+    for every caller: they decide how long everyone's dedup ids are remembered."""
     return Call(
         "produce",
         keys.produce_keys(tp.topic, tp.partition),

@@ -12,9 +12,11 @@
 -- ARGV[3]  "acked": trim nothing some consumer group still needs (ack-aware retention), or ""
 -- ARGV[4]  producer id, "" for a non-idempotent producer
 -- ARGV[5]  sequence number of the batch's first record (per producer and partition, from 0)
--- ARGV[6]  producer id expiry (ms): this producer's state is kept that long after its last batch
--- ARGV[7]  dedup window (ms): each dedup id stored now is remembered that long
--- ARGV[8]  dedup ids kept at most on this partition (the topic's setting; oldest dropped first)
+-- ARGV[6]  producer id expiry (ms): the calling producer's own setting; sets only its own id's
+--          expiry time (now + this), never another id's
+-- ARGV[7]  dedup window (ms), the topic's setting (the same for every caller): each dedup id
+--          stored now is remembered that long
+-- ARGV[8]  dedup ids kept at most on this partition, the topic's setting (oldest dropped first)
 -- ARGV[9]  n: number of records that follow
 -- ARGV[10] "plain" when every record is a key and a value only (no headers, no dedup id), "" if not
 -- ARGV[11] create times (CreateTime topics) as runs "<ms> <count> <ms> <count> ..." covering the n
@@ -40,8 +42,11 @@
 --          the text lists the replicas in sync);
 --          OUTOFORDER when the sequence skips ahead or goes back past the last batch (nothing
 --          appended; the producer starts a new producer id).
--- Idle producer ids and old dedup ids are expired a few at a time on each call, each by its own
--- expiry time: memory stays bounded, and no producer's settings shorten another's.
+-- Idle producer ids and old dedup ids are expired a few at a time on each call (at most 16
+-- producer ids, 64 expired dedup ids, and n + 64 dedup ids over the cap), each by the expiry time
+-- stored with it: memory stays bounded, and no producer's settings shorten another's. A producer
+-- id's expiry time is its own producer's (ARGV[6]); a dedup id's comes from the topic's window
+-- (ARGV[7]).
 local stream, pstate, pindex, dedup, dedupx, off = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local max_len, retention_ms, acked = ARGV[1], ARGV[2], ARGV[3] == 'acked'
 local pid, first_seq, pid_expiry = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])

@@ -3,7 +3,9 @@
 With ``drop_probability`` p, each chunk the server sends back is, instead of being forwarded,
 the moment the proxy cuts that connection: the request already reached the server and took
 effect, but the client never sees the reply (the case a producer must retry without doubling).
-``max_drops`` bounds how many replies are lost in all. Only ever connects to 127.0.0.1.
+``max_drops`` bounds how many replies are lost in all. While ``refuse_new`` is set, new client
+connections are closed at once (the server stays out of reach: a client's retries fail until it is
+cleared). Only ever connects to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class ReplyDropProxy:
         self.rng = random.Random(seed)
         self.max_drops = max_drops
         self.drops = 0
+        self.refuse_new = False
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -46,6 +49,9 @@ class ReplyDropProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.refuse_new:
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:

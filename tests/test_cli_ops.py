@@ -571,6 +571,21 @@ def test_topics_create_ack_retention(url):
     assert "Ack retention: on" in ok("--url", url, "topics", "describe", "t").stdout
 
 
+def test_topics_create_dedup_settings(url):
+    ok("--url", url, "topics", "create", "t", "-p", "1", "--dedup-window-ms", "5000", "--dedup-max-ids", "7")
+    ok("--url", url, "topics", "create", "u", "-p", "1")
+    listed = {t["name"]: t for t in json.loads(ok("--url", url, "topics", "list", "--json").stdout)}
+    assert (listed["t"]["dedup_window_ms"], listed["t"]["dedup_max_ids"]) == (5000, 7)
+    assert (listed["u"]["dedup_window_ms"], listed["u"]["dedup_max_ids"]) == (120_000, 100_000)
+    assert "Dedup ids: 5s window, at most 7 per partition" in ok("--url", url, "topics", "describe", "t").stdout
+    assert run("--url", url, "topics", "create", "v", "-p", "1", "--dedup-window-ms", "0").exit_code == 2
+    assert ok("--url", url, "topics", "create", "t", "-p", "1", "--if-not-exists").stderr == ""
+    again = ok("--url", url, "topics", "create", "t", "-p", "1", "--if-not-exists", "--dedup-window-ms", "6000")
+    assert again.stderr.strip() == (
+        "facade: warning: topic t exists with other settings: --dedup-window-ms 5000 (asked for 6000)"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # server: local topologies (--data-dir)
 

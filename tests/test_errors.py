@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import threading
 
 import pytest
 import redis
 import redis.exceptions as rexc
-from conftest import free_port
+from conftest import free_port, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -27,6 +28,7 @@ from facade.errors import (
     PermissionDeniedError,
     ReadOnlyError,
     RebalanceInProgressError,
+    ServerBusyError,
     TopicExistsError,
     UnknownMemberError,
     UnknownTopicError,
@@ -53,6 +55,8 @@ PUBLIC_ERRORS = [getattr(errors, n) for n in errors.__all__ if inspect.isclass(g
         (rexc.ResponseError("NOPERM this user has no permissions"), PermissionDeniedError),
         (rexc.ResponseError("READONLY You can't write against a read only replica."), ReadOnlyError),
         (rexc.ResponseError("OOM command not allowed"), OutOfMemoryError),
+        (rexc.ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL."), ServerBusyError),
+        (rexc.ResponseError("BUSYGROUP Consumer Group name already exists"), BrokerError),
         # Our Lua scripts' codes.
         (rexc.ResponseError("FENCED this member no longer owns facade:{t/0}:log"), CommitFailedError),
         (rexc.ResponseError("NOTOPIC partition stream facade:{t/0}:log does not exist"), UnknownTopicError),
@@ -86,6 +90,9 @@ def test_context_leads_the_message_and_hints_follow():
     assert "check the user and password" in str(from_redis(rexc.AuthenticationError("invalid password")))
     assert "maxmemory" in str(from_redis(rexc.OutOfMemoryError("x")))
     assert "outcome is unknown" in str(from_redis(rexc.TimeoutError("x")))
+    busy = from_redis(rexc.ResponseError("BUSY Valkey is busy running a script. You can only call SCRIPT KILL."), "producing")
+    assert str(busy).startswith("producing: the server is busy running a long script") and busy.retriable
+    assert "did not run (Valkey is busy running a script. You can only call SCRIPT KILL.)" in str(busy)
 
 
 def test_empty_message_falls_back_to_the_class_name():
@@ -203,6 +210,38 @@ def test_real_out_of_memory(server_factory):
     server = server_factory("--maxmemory", "1", "--maxmemory-policy", "noeviction")
     with server.client() as r:
         assert type(convert(lambda: r.set("k", "v"))) is OutOfMemoryError
+
+
+# Spins for ARGV[1] ms of server time, writing nothing: a long script holding the server.
+SPIN = """
+local t = redis.call('TIME')
+local stop = t[1] * 1000 + t[2] / 1000 + tonumber(ARGV[1])
+repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop
+return 1
+"""
+
+
+def refused_as_busy(r: redis.Redis) -> bool:
+    try:
+        r.get("probe")
+    except rexc.ResponseError as exc:
+        return str(exc).startswith("BUSY")
+    return False
+
+
+def test_real_busy_server(server_factory):
+    # Past busy-reply-threshold, a server running a long script refuses other commands with BUSY.
+    server = server_factory("--busy-reply-threshold", "50")
+    with server.client() as r, server.client() as other:
+        hold = threading.Thread(target=r.eval, args=(SPIN, 0, 800))
+        hold.start()
+        try:
+            wait_until(lambda: refused_as_busy(other), timeout=5, what="the server answers BUSY")
+            out = convert(lambda: other.set("k", "v"))
+        finally:
+            hold.join()
+        assert other.get("k") is None  # the refused SET did not run
+    assert type(out) is ServerBusyError and out.retriable
 
 
 def test_real_read_only_replica(server_factory):

@@ -12,11 +12,20 @@ from collections import Counter
 
 import pytest
 import redis
+from conftest import wait_until
 from proxy import ReplyDropProxy
 
 from facade import Admin, Producer, keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def values(url, topic, partition=0):
+    r = redis.Redis.from_url(url)
+    try:
+        return [fields[b"value"] for _, fields in r.xrange(keys.stream(topic, partition))]
+    finally:
+        r.close()
 
 
 def stored(url, topic, partitions):
@@ -81,8 +90,8 @@ def test_control_without_idempotence_shows_duplicates(url, redis_server):
 
 def test_dedup_id_drops_repeats_within_the_window(url):
     with Admin(url) as a:
-        a.create_topic("d", 3)
-    with Producer(url, dedup_window_ms=60_000) as p:
+        a.create_topic("d", 3, dedup_window_ms=60_000)
+    with Producer(url) as p:
         first = p.send_and_wait("d", b"order-1", dedup_id="order-1")
         again = p.send_and_wait("d", b"order-1 resent", dedup_id="order-1")
         other = p.send_and_wait("d", b"order-2", dedup_id="order-2")
@@ -97,9 +106,12 @@ def test_dedup_id_drops_repeats_within_the_window(url):
 
 def test_dedup_window_and_memory_are_bounded(url):
     with Admin(url) as a:
-        a.create_topic("w", 1, dedup_max_ids=50)  # the cap is the topic's: no producer can lower it
-    with Producer(url, dedup_window_ms=200) as p:
+        # The window and the cap are the topic's: no producer can shorten or lower them.
+        a.create_topic("w", 1, dedup_max_ids=50, dedup_window_ms=200)
+    with Producer(url) as p:
         a1 = p.send_and_wait("w", b"a", dedup_id="a")
+        with Producer(url) as other:  # within the window, from another producer: dropped
+            assert other.send_and_wait("w", b"a", dedup_id="a").offset == a1.offset
         time.sleep(0.3)
         a2 = p.send_and_wait("w", b"a", dedup_id="a")  # past the window: stored again
         assert a2.offset != a1.offset
@@ -108,6 +120,27 @@ def test_dedup_window_and_memory_are_bounded(url):
     r = redis.Redis.from_url(url)
     assert r.zcard(keys.dedup_index("w", 0)) <= 50
     assert r.hlen(keys.dedup("w", 0)) <= 50
+    r.close()
+
+
+def test_a_topic_stored_before_the_dedup_settings_existed_gets_the_defaults(url):
+    import json
+
+    with Admin(url) as a:
+        a.create_topic("old", 1)
+    r = redis.Redis.from_url(url)
+    stored = json.loads(r.hget(keys.TOPICS, "old"))
+    del stored["dedup_window_ms"], stored["dedup_max_ids"]  # as an older version wrote it
+    r.hset(keys.TOPICS, "old", json.dumps(stored))
+    with Admin(url) as a:
+        cfg = a.topic("old")
+    assert (cfg.dedup_window_ms, cfg.dedup_max_ids) == (120_000, 100_000)
+    with Producer(url) as p, Producer(url) as other:
+        first = p.send_and_wait("old", b"a", dedup_id="once")
+        assert other.send_and_wait("old", b"a", dedup_id="once").offset == first.offset
+    assert r.xlen(keys.stream("old", 0)) == 1
+    expires = r.zscore(keys.dedup_index("old", 0), "once")
+    assert 110_000 < expires - time.time() * 1000 <= 120_000  # the default window
     r.close()
 
 
@@ -137,32 +170,39 @@ def test_idle_producer_ids_expire(url):
 
 
 def test_another_producers_settings_never_shorten_this_ones_idempotence(url, redis_server):
-    # A default producer's batch whose reply was lost is retried after another producer, with a
-    # 1 s expiry, wrote to the same partition: the retry must still be recognised.
-    from facade import scripts
-
+    """Issue 14 item 4. A default producer shares a partition with one whose producer id expires
+    after 1 s (the shortest allowed). The default producer's batch whose reply was lost is retried
+    only after the other one appended, idled past its 1 s and appended again (its call expires idle
+    producer ids): the retry is still recognised, stored once, with its original offset. A dedup id
+    the default producer stored is recognised when the other producer sends it, and the other way
+    round. Verified to fail when produce.lua expires idle producer ids by the caller's expiry
+    (``ZRANGEBYSCORE pidx -inf now - ARGV[6]`` over last-use times: the retry is stored twice)."""
     with Admin(url) as a:
-        a.create_topic("x", 1, dedup_max_ids=1000)
-    r = redis.Redis.from_url(url)
-    s = scripts.Scripts(r)
-    tp = keys.stream("x", 0)
-    with Producer(url) as default:
-        default.send_and_wait("x", b"first")
-        call = scripts.produce(
-            __import__("facade").TopicPartition("x", 0), max_len=None, retention_ms=None, acked=False,
-            producer_id=default.producer_id, first_seq=1, producer_id_expiry_ms=default.config.producer_id_expiry_ms,
-            dedup_window_ms=120_000, dedup_max_ids=1000, count=1, plain=True, times="", records=[b"k", b"lost reply"],
-        )  # fmt: skip
-        s.produce(keys=call.keys, args=call.args)  # stored; its reply "lost"
-        time.sleep(1.2)
-        with Producer(url, producer_id_expiry_ms=1000, dedup_window_ms=1) as short:
-            short.send_and_wait("x", b"other", dedup_id="d1")
-            time.sleep(1.1)
-            short.send_and_wait("x", b"other again", dedup_id="d2")
-        again = s.produce(keys=call.keys, args=call.args)  # the retry
-        assert int(again[1]) == 1  # recognised as the same batch: not stored twice
-    assert [f[b"value"] for _, f in r.xrange(tp)].count(b"lost reply") == 1
-    r.close()
+        a.create_topic("x", 1)
+    proxy = ReplyDropProxy(redis_server.port)
+    try:
+        with Producer(proxy.url, linger_ms=0, retry_backoff_ms=20, metadata_max_age_ms=600_000) as default:
+            first = default.send_and_wait("x", b"first", dedup_id="order-1")
+            pid = default.producer_id
+            proxy.p, proxy.max_drops, proxy.refuse_new = 1.0, 1, True  # lose the next reply, stay cut off
+            lost = default.send("x", b"lost reply")
+            wait_until(lambda: proxy.drops == 1 and b"lost reply" in values(url, "x"), timeout=10)
+            with Producer(url, linger_ms=0, producer_id_expiry_ms=1000) as short:
+                short.send_and_wait("x", b"other")
+                time.sleep(1.2)
+                short.send_and_wait("x", b"other again")  # expires the ids idle past *their* expiry
+                again = short.send_and_wait("x", b"repeat of order-1", dedup_id="order-1")
+                mine = short.send_and_wait("x", b"order-2", dedup_id="order-2")
+            assert again.offset == first.offset
+            proxy.refuse_new = False  # the retry gets through now
+            retried = lost.result(timeout=30)
+            assert default.producer_id == pid  # the outcome was known: no new producer id
+            assert default.send_and_wait("x", b"repeat of order-2", dedup_id="order-2").offset == mine.offset
+    finally:
+        proxy.close()
+    stored = values(url, "x")
+    assert stored == [b"first", b"lost reply", b"other", b"other again", b"order-2"]
+    assert retried.offset == 1  # the original offset of the batch whose reply was lost
 
 
 def test_retried_batch_returns_original_offsets(url):

@@ -87,7 +87,6 @@ def test_record_size_at_and_past_max_message_bytes(url, raw, limit):
         ("batch_size", 1, 0),
         ("auto_create_partitions", 1024, 1025),
         ("producer_id_expiry_ms", 1000, 999),
-        ("dedup_window_ms", 1, 0),
         ("linger_ms", 60_000, 60_001),
     ],
 )
@@ -191,6 +190,31 @@ def test_dedup_ids_at_and_past_dedup_max_ids(url, raw):
         assert p.send_and_wait("t", b"again", dedup_id="d0").offset != first[0]  # stored again
         assert p.send_and_wait("t", b"again", dedup_id="d4").offset == first[4]  # still remembered
     assert raw.xlen(keys.stream("t", 0)) == 7
+
+
+@pytest.mark.parametrize(
+    "option,at,past",
+    [
+        ("dedup_max_ids", 10_000_000, 10_000_001),
+        ("dedup_max_ids", 1, 0),
+        ("dedup_window_ms", 10 * 365 * 86_400_000, 10 * 365 * 86_400_000 + 1),
+        ("dedup_window_ms", 1, 0),
+    ],
+)
+def test_topic_dedup_setting_bounds(url, raw, option, at, past):
+    with Admin(url) as a:
+        assert getattr(a.create_topic("at", 1, **{option: at}), option) == at
+        assert getattr(a.topic("at"), option) == at
+        with pytest.raises(ConfigError, match=f"{option} must be an integer between"):
+            a.create_topic("past", 1, **{option: past})
+    assert raw.hkeys(keys.TOPICS) == [b"at"]  # the refused topic left nothing behind
+
+
+@pytest.mark.parametrize("option", ["dedup_window_ms", "dedup_max_ids"])
+def test_dedup_settings_are_the_topics_not_a_producers(url, option):
+    # A producer's own dedup window or cap would cut short every other producer's dedup ids.
+    with pytest.raises(ConfigError, match=f"{option} is the topic's setting.*create_topic"):
+        Producer(url, **{option: 1})
 
 
 def test_dedup_id_length(url, raw):

@@ -216,6 +216,58 @@ def test_dead_server_fails_futures(server_factory):
         p.close()  # nothing buffered: closing needs no server
 
 
+# Spins for ARGV[1] ms of server time, writing nothing: a long script holding the server.
+LONG_SCRIPT = """
+local t = redis.call('TIME')
+local stop = t[1] * 1000 + t[2] / 1000 + tonumber(ARGV[1])
+repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop
+return 1
+"""
+
+
+def refused_as_busy(r: redis.Redis) -> bool:
+    try:
+        r.get("probe")
+    except redis.ResponseError as exc:
+        return str(exc).startswith("BUSY")
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "not-idempotent"])
+def test_records_sent_while_a_long_script_holds_the_server_are_retried_and_stored_once(server_factory, idempotent):
+    # Issue 14 item 5. Past busy-reply-threshold a server running a long script answers BUSY to
+    # every other command, without running it: the producer retries (ServerBusyError is retriable)
+    # until delivery_timeout_ms instead of failing the records, and a retry cannot double a record,
+    # with or without idempotence (nothing ran). Verified to fail with BUSY mapped to a plain
+    # BrokerError (not retriable): every record sent meanwhile failed.
+    srv = server_factory("--busy-reply-threshold", "50")
+    make_topic(srv.url, "b", 3)
+    with srv.client() as r, srv.client() as probe:
+        hold = threading.Thread(target=r.eval, args=(LONG_SCRIPT, 0, 1500))
+        with Producer(srv.url, linger_ms=0, idempotent=idempotent, retry_backoff_ms=20, metrics=True) as p:
+            p.send_and_wait("b", b"before", key="k0")  # connected, topic known
+            pid = p.producer_id
+            hold.start()
+            try:
+                wait_until(lambda: refused_as_busy(probe), timeout=5, what="the server answers BUSY")
+                futures = [p.send("b", f"v{i}", key=f"k{i % 7}") for i in range(30)]
+                p.flush()
+                outcomes = [f.exception(timeout=30) or f.result() for f in futures]
+            finally:
+                hold.join()
+            failed = [repr(o) for o in outcomes if isinstance(o, BaseException)]
+            assert failed == []  # none failed: each was retried until the script was over
+            assert p.metrics()["record_retry_total"]["b"] >= 1  # the records were refused at least once
+            assert p.producer_id == pid  # BUSY leaves no doubt about the outcome: same producer id
+        busy_replies = r.info("errorstats")["errorstat_BUSY"]["count"]
+        stored = [f[b"value"].decode() for q in range(3) for _, f in entries(r, "b", q)]
+    assert busy_replies >= 2  # the probe's and the producer's
+    assert sorted(stored) == sorted(["before"] + [f"v{i}" for i in range(30)])  # each once
+    assert len({(m.partition, m.offset) for m in outcomes}) == 30
+
+
 def test_closed_producer_refuses(url):
     make_topic(url, "x", 1)
     p = Producer(url)

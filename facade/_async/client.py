@@ -54,6 +54,7 @@ def topic_from_json(raw: bytes | str) -> TopicConfig:
         ack_retention=bool(d.get("ack_retention", False)),
         timestamp_type=d.get("timestamp_type") or CREATE_TIME,
         dedup_max_ids=int(d.get("dedup_max_ids") or 100_000),
+        dedup_window_ms=int(d.get("dedup_window_ms") or 120_000),
     )
 
 
@@ -70,6 +71,7 @@ def topic_to_json(cfg: TopicConfig) -> str:
             "ack_retention": cfg.ack_retention,
             "timestamp_type": cfg.timestamp_type,
             "dedup_max_ids": cfg.dedup_max_ids,
+            "dedup_window_ms": cfg.dedup_window_ms,
         },
         separators=(",", ":"),
     )

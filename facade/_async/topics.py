@@ -16,11 +16,18 @@ from .client import Connection, topic_from_json, topic_to_json
 __all__ = ["create_topic", "init_partitions"]
 
 
-def _opt_int(name: str, value: Any, low: int) -> int | None:
+# Upper bounds of the idempotence settings: memory per partition, and a window whose expiry
+# times (server ms + window) stay exact integers in Lua's doubles.
+MAX_DEDUP_IDS = 10_000_000
+MAX_DEDUP_WINDOW_MS = 10 * 365 * 86_400_000  # 10 years
+
+
+def _opt_int(name: str, value: Any, low: int, high: int | None = None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low} or None, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{name} must be an integer {bound} or None, got {value!r}")
     return value
 
 
@@ -41,6 +48,7 @@ async def create_topic(
     ack_retention: bool = False,
     timestamp_type: str = CREATE_TIME,
     dedup_max_ids: int = 100_000,
+    dedup_window_ms: int = 120_000,
 ) -> TopicConfig:
     """Create a topic through ``conn`` (Admin.create_topic, and producers with auto_create)."""
     keys.validate_name(name)
@@ -58,7 +66,8 @@ async def create_topic(
         keys.LAYOUT_VERSION,
         ack_retention,
         timestamp_type,
-        _opt_int("dedup_max_ids", dedup_max_ids, 1) or 100_000,
+        _opt_int("dedup_max_ids", dedup_max_ids, 1, MAX_DEDUP_IDS) or 100_000,
+        _opt_int("dedup_window_ms", dedup_window_ms, 1, MAX_DEDUP_WINDOW_MS) or 120_000,
     )
     if await conn.command(f"creating topic {name}", "HEXISTS", keys.TOPICS, name):
         raise TopicExistsError(f"topic {name!r} already exists; see `facade topics describe {name}`")

@@ -68,6 +68,7 @@ class Admin:
         ack_retention: bool = False,
         timestamp_type: str = "CreateTime",
         dedup_max_ids: int = 100_000,
+        dedup_window_ms: int = 120_000,
         exist_ok: bool = False,
     ) -> TopicConfig:
         """Create topic ``name`` with ``partitions`` streams (1..1024).
@@ -76,13 +77,15 @@ class Admin:
         ``max_len`` keeps about that many records per partition; with ``ack_retention`` neither
         drops a record some consumer group has not committed. ``timestamp_type``: "CreateTime"
         (records keep the producer's timestamp) or "LogAppendTime" (the broker's append time).
-        ``dedup_max_ids``: dedup ids remembered per partition. TopicExistsError if it exists,
-        unless ``exist_ok`` (then the existing topic's settings are returned).
+        ``dedup_max_ids`` (1 to 10,000,000): ``send(dedup_id=...)`` ids remembered per partition;
+        ``dedup_window_ms`` (1 ms to 10 years): how long each is remembered. Both are the topic's:
+        every producer's repeats are judged by them. TopicExistsError if it exists, unless
+        ``exist_ok`` (then the existing topic's settings are returned).
         """
         try:
             return create_topic(
                 self._conn, name, partitions, retention_ms=retention_ms, max_len=max_len, ack_retention=ack_retention,
-                timestamp_type=timestamp_type, dedup_max_ids=dedup_max_ids,
+                timestamp_type=timestamp_type, dedup_max_ids=dedup_max_ids, dedup_window_ms=dedup_window_ms,
             )  # fmt: skip
         except TopicExistsError:
             if not exist_ok:

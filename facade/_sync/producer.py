@@ -21,6 +21,10 @@ only if its sequence follows the last one; a retry of the last batch (its reply 
 nothing and returns the original offsets. A failed round trip is retried with the same sequences
 until ``delivery_timeout_ms``; if it still fails, the outcome is unknown, the records fail with
 that error, and the producer takes a new producer id (sequences start again at 0).
+
+How long the broker keeps that state is never another producer's business: a producer id's state
+expires ``producer_id_expiry_ms`` (this producer's own setting) after its last batch, and a dedup
+id ``dedup_window_ms`` (the topic's setting, TopicConfig) after it was stored.
 """
 
 from __future__ import annotations
@@ -145,9 +149,9 @@ class Producer:
         ``key_serializer`` turn into bytes. The record goes to ``partition`` if given, else to
         Kafka's murmur2 partition of the (serialized) ``key``, else (with a ``dedup_id``) of the
         dedup id, else where the ``partitioner`` puts keyless records (sticky by default).
-        ``dedup_id``: a record sent again with the same id within ``dedup_window_ms`` is not
-        stored twice (its future gives the first one's offset). ``timestamp_ms``: the record's
-        create time (default: now; ignored by LogAppendTime topics). Raises at once (sending nothing)
+        ``dedup_id``: a record sent again with the same id, by any producer, within the topic's
+        ``dedup_window_ms`` is not stored twice (its future gives the first one's offset).
+        ``timestamp_ms``: the record's create time (default: now; ignored by LogAppendTime topics). Raises at once (sending nothing)
         for a bad type, a serializer that failed, a record over ``max_message_bytes``, an unknown
         topic or partition, or a closed producer.
         """
@@ -393,7 +397,7 @@ class Producer:
             producer_id=self.producer_id,
             first_seq=b.first_seq,
             producer_id_expiry_ms=c.producer_id_expiry_ms,
-            dedup_window_ms=c.dedup_window_ms,
+            dedup_window_ms=cfg.dedup_window_ms,
             dedup_max_ids=cfg.dedup_max_ids,
             count=b.n,
             plain=b.plain,
