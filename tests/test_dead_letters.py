@@ -15,6 +15,8 @@ import time
 
 import pytest
 import redis
+from click.testing import CliRunner
+from facade.cli import main
 
 from facade import Admin, Consumer, Producer, TopicConfig, keys, scripts
 from facade._sync.client import topic_to_json
@@ -167,6 +169,13 @@ def test_a_topic_name_too_long_for_its_dead_letter_topic_is_refused_at_creation(
         a.create_topic("x" * 245, 1)  # its dead-letter topic has 249 characters: fine
         a.create_topic("x" * 245 + ".dlq", 1)  # that dead-letter topic itself
         assert sorted(len(t.name) for t in a.list_topics()) == [245, 249]
+
+
+def test_the_cli_refuses_such_a_name_in_one_line_saying_the_limit(url):
+    result = CliRunner().invoke(main, ["--url", url, "topics", "create", "z" * 247, "-p", "1"], catch_exceptions=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: invalid topic name"), result.stderr
+    assert "247 characters long" in lines[0] and "at most 245 characters" in lines[0] and "shorten it by 2" in lines[0]
 
 
 def legacy_topic(url: str, name: str) -> None:
