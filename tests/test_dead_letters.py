@@ -121,6 +121,20 @@ def test_a_handler_that_keeps_raising_on_a_record_sends_it_to_the_dead_letters(u
     assert dead_letters(url) == [(0, 3, b"")]
 
 
+def test_the_broker_refuses_dead_letters_the_client_wrongly_asks_for(url, caplog):
+    setup(url, ["a", "poison", "c"])
+    with Consumer("t", "g", url, max_deliveries=1, **FAST) as c:
+        got = take(c, 3)
+        c.fail(got[1], "bad")
+        c._sub.owned[got[0].topic_partition].failures[2] = 7  # a client bug: "c" never failed
+        again = take(c, 1)
+        c.commit()
+    # The broker dead-letters only "poison" (failed once); "c" is handed out instead.
+    assert [(m.value, m.delivery_count) for m in again] == [(b"c", 1)]
+    assert dead_letters(url) == [(1, 2, b"bad")]
+    assert "handed out instead of dead-lettered" in caplog.text
+
+
 _CRASHING_MEMBER = textwrap.dedent("""
     import os, sys, time
     from facade import Consumer
@@ -168,6 +182,10 @@ def test_a_topic_name_too_long_for_its_dead_letter_topic_is_refused_at_creation(
         assert a.list_topics() == []
         a.create_topic("x" * 245, 1)  # its dead-letter topic has 249 characters: fine
         a.create_topic("x" * 245 + ".dlq", 1)  # that dead-letter topic itself
+        assert sorted(len(t.name) for t in a.list_topics()) == [245, 249]
+    with Producer(url, auto_create=True) as p, pytest.raises(InvalidNameError, match="at most 245 characters"):
+        p.send("w" * 246, "v")  # a topic the producer would create is checked the same way
+    with Admin(url) as a:
         assert sorted(len(t.name) for t in a.list_topics()) == [245, 249]
 
 

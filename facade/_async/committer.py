@@ -260,9 +260,9 @@ class Committer:
         delivery skips them); the committed offset is left to the application's commits.
 
         transact.lua takes only records whose failures on the broker reached max_deliveries; when
-        it refuses some, nothing moves, this member's counts are corrected from the broker's, and
-        the offsets it refused are returned (the caller hands them out instead). Returns the
-        offsets of the records to hand out: none when all moved."""
+        it refuses some, nothing moves, this member's counts are corrected from the broker's, the
+        others are sent again, and the offsets it refused are returned (the caller hands them out
+        instead). Returns the offsets of the records to hand out: none when all moved."""
         tp = state.tp
         name = keys.dead_letter_topic(tp.topic)
         source = await self._topics.get(tp.topic)
@@ -292,7 +292,9 @@ class Committer:
             log.warning("facade: the broker counts fewer failures for %s[%d] offsets %s than max_deliveries=%d; "
                         "they are handed out instead of dead-lettered", tp.topic, tp.partition,
                         ", ".join(str(o) for o, _ in refused), self._config.max_deliveries)  # fmt: skip
-            return {o for o, failures in refused if failures is not None}
+            back = {o for o, failures in refused if failures is not None}
+            rest = [m for m in dead if m.offset not in {o for o, _ in refused}]
+            return back | (await self.dead_letter(state, rest, errors, ride_out) if rest else set())
         for m in dead:
             state.failures[m.offset] = -1
         log.warning("facade: %d record(s) of %s[%d] failed %d times; moved to %s", len(dead), tp.topic, tp.partition,
