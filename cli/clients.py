@@ -156,7 +156,7 @@ def _commit(consumer: Consumer) -> None:
     "--max-deliveries",
     type=click.IntRange(min=1, max=1_000_000),
     metavar="N",
-    help="Move a record delivered more than N times (its consumer keeps crashing on it) to TOPIC.dlq.",
+    help="Move a record that failed N times (its consumer crashed while holding it alone) to TOPIC.dlq.",
 )
 @click.pass_obj
 def consume(

@@ -1,7 +1,7 @@
 """``facade dlq``: the dead-letter topic ``<topic>.dlq`` of a topic: list it, replay it.
 
 A consumer with ``max_deliveries`` (``facade consume --max-deliveries N``) moves a record that
-keeps coming back to ``<topic>.dlq`` with headers naming its origin (``dlq.topic``,
+failed N times (the consumer crashed while holding it alone) to ``<topic>.dlq`` with headers naming its origin (``dlq.topic``,
 ``dlq.partition``, ``dlq.offset``, ``dlq.delivery_count``, ``dlq.error``).
 """
 

@@ -159,8 +159,10 @@ class ConsumerConfig:
     like at-least-once, plus a processed mark that skips any record committed before, even after
     a seek or offset reset; commit(outputs=...) appends outputs atomically with the commit."""
     max_deliveries: int | None = None
-    """Move a record that failed this many times (``fail()``, or its consumer crashed while
-    handling it) to the dead-letter topic instead of handing it out again (None: never)."""
+    """Move a record that failed this many times (``fail()``, or its consumer crashed while it
+    held that record alone) to the dead-letter topic instead of handing it out again (None:
+    never). Records read again behind a failed one, prefetched, or held during a clean close or
+    revoke never count (docs/guarantees.md, "Dead letters")."""
     reconnect_timeout_ms: int = 30_000
     """How long poll() and commit() ride out a lost connection or a failover (retrying) before
     they raise."""

@@ -46,6 +46,9 @@ LAYOUT_VERSION = 2
 PREFIX = "facade"
 MAX_PARTITIONS = 1024
 MAX_NAME_LENGTH = 249
+DEAD_LETTER_SUFFIX = ".dlq"
+# A new topic's name leaves room for its dead-letter topic, <name>.dlq, within MAX_NAME_LENGTH.
+MAX_TOPIC_LENGTH = MAX_NAME_LENGTH - len(DEAD_LETTER_SUFFIX)
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,249}\Z")
 
@@ -80,10 +83,28 @@ def validate_name(name: object, what: str = "topic") -> str:
     return name
 
 
+def validate_new_topic(name: object) -> str:
+    """Return ``name`` if a topic may be created with it: a legal name (validate_name) that
+    leaves room for its dead-letter topic ``<name>.dlq`` (at most MAX_TOPIC_LENGTH characters),
+    or a dead-letter topic's name (ending in ``.dlq``: up to MAX_NAME_LENGTH). Else
+    InvalidNameError, decided here rather than at a consumer's first dead letter."""
+    topic = validate_name(name)
+    if len(topic) > MAX_TOPIC_LENGTH and not is_dead_letter_topic(topic):
+        raise InvalidNameError(
+            f"invalid topic name {topic[:40]!r}...: it is {len(topic)} characters long; a topic name may have "
+            f"at most {MAX_TOPIC_LENGTH} characters, so that its dead-letter topic (the name plus "
+            f"{DEAD_LETTER_SUFFIX!r}) fits the {MAX_NAME_LENGTH}-character limit; shorten it by "
+            f"{len(topic) - MAX_TOPIC_LENGTH}"
+        )
+    return topic
+
+
 def dead_letter_topic(topic: str) -> str:
-    """The dead-letter topic of ``topic``: ``<topic>.dlq``, or for names too long to take the
-    suffix, the first 236 characters, a hash of the whole name and ``.dlq`` (still unique)."""
-    name = f"{topic}.dlq"
+    """The dead-letter topic of ``topic``: ``<topic>.dlq``. For a name too long to take the suffix
+    (246-249 characters: a dead-letter topic's own, or a topic created before validate_new_topic
+    refused such names) the first 236 characters, 8 hex digits of the whole name's SHA-1 and
+    ``.dlq``: 249 characters, still one per topic, so dead-lettering never fails on the name."""
+    name = f"{topic}{DEAD_LETTER_SUFFIX}"
     if len(name) <= MAX_NAME_LENGTH:
         return name
     digest = hashlib.sha1(topic.encode()).hexdigest()[:8]
@@ -92,7 +113,7 @@ def dead_letter_topic(topic: str) -> str:
 
 def is_dead_letter_topic(topic: str) -> bool:
     """Whether ``topic`` is named as a dead-letter topic."""
-    return topic.endswith(".dlq")
+    return topic.endswith(DEAD_LETTER_SUFFIX)
 
 
 def validate_partitions(count: object) -> int:

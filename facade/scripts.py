@@ -201,8 +201,14 @@ class Claimed(NamedTuple):
         )
 
 
-def release(tp: TopicPartition, group: str, token: str) -> Call:
-    return Call("release", [keys.owners(tp.topic, tp.partition)], [group, token])
+def release(tp: TopicPartition, group: str, token: str, *, clean: bool = False) -> Call:
+    """Give up ``tp``; ``clean``: in good order (a revoke, close()), so a record handed out alone
+    did not crash the consumer (see release.lua)."""
+    return Call(
+        "release",
+        [keys.owners(tp.topic, tp.partition), keys.deliveries(tp.topic, tp.partition)],
+        [group, token, "clean" if clean else ""],
+    )
 
 
 def fetch(
@@ -327,7 +333,10 @@ def transact(
     mark: bool,
     dead: Sequence[int],
     outputs: Sequence[Output],
+    need: int | None = None,
 ) -> Call:
+    """``dead``: offsets moved to the dead letters, each of which must have failed ``need``
+    (max_deliveries) times; the script refuses the whole call otherwise (Transacted.refused)."""
     streams: list[str] = []
     body: list[Any] = [len(outputs)]
     for out in outputs:
@@ -342,19 +351,27 @@ def transact(
         [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition),
          keys.committed(tp.topic, tp.partition), keys.processed(tp.topic, tp.partition),
          keys.deliveries(tp.topic, tp.partition), *streams],
-        [group, token, txn, "" if commit is None else commit, "mark" if mark else "", len(dead), *dead, *body],
+        [group, token, txn, "" if commit is None else commit, "mark" if mark else "", "" if need is None else need,
+         len(dead), *dead, *body],
     )  # fmt: skip
 
 
 class Transacted(NamedTuple):
-    """transact.lua's reply: the outputs' offsets, or that this transaction was applied before."""
+    """transact.lua's reply: the outputs' offsets, or that this transaction was applied before,
+    or the offsets it refused to dead-letter (nothing written then)."""
 
     offsets: list[int]
     applied_before: bool
+    refused: tuple[tuple[int, int | None], ...] = ()
+    """(offset, its failures so far, None when dead-lettered already) of each record not due for
+    the dead letters."""
 
     @classmethod
     def parse(cls, reply: Any) -> Transacted:
-        return cls([int(x) for x in reply[0]], bool(int(reply[1])))
+        if int(reply[1]) == 2:
+            words = _text(reply[2]).split()
+            return cls([], False, tuple((int(o), None if f == "d" else int(f)) for o, f in zip(words[::2], words[1::2])))
+        return cls([int(x) for x in reply[0]], int(reply[1]) == 1)
 
 
 # -- groups --------------------------------------------------------------------------------------

@@ -306,6 +306,27 @@ local function add_failure(dlv, group, at, floor)
   write_pairs(dlv, field, list, floor, 1)
 end
 
+-- The record handed out alone ("<offset>s") did not crash its consumer: it came back for more
+-- (its next read), or gave the partition up in good order (release "clean"). The mark stays a
+-- delivery (a handover counts it once more) but no longer a failure.
+local function survived(dlv, group)
+  local n = string.match(redis.call('HGET', dlv, group) or '', '^(%d+)s$')
+  if n then redis.call('HSET', dlv, group, n) end
+end
+
+-- Whether the record at ``at`` failed at least ``need`` times (fail(), or a crash while it was
+-- handed out alone) and is not dead-lettered yet: only such a record may go to the dead letters.
+-- Returns that, and its failure count ("d" when dead-lettered already, 0 when none is recorded).
+local function due_for_dead_letters(dlv, group, at, need)
+  for _, p in ipairs(read_pairs(redis.call('HGET', dlv, group .. ':f'))) do
+    if tonumber(p[1]) == at then
+      if p[2] == 'd' then return false, 'd' end
+      return tonumber(p[2]) >= need, p[2]
+    end
+  end
+  return false, '0'
+end
+
 -- The application failed the record at ``at`` (fail()): a failure, and a delivery that ended.
 local function record_failure(dlv, group, at)
   add_failure(dlv, group, at, nil)

@@ -15,7 +15,9 @@
 -- ARGV[5]  commit: "" or an offset to commit first (commit(asynchronous=True) rides on reads)
 -- ARGV[6]  handed: "" to leave it; "read" when the records this call returns are handed to the
 --          application now ("reads": one at a time, while finding a record that crashes its
---          consumer); or "<offset>": the last offset handed to the application so far
+--          consumer); or "<offset>": the last offset handed to the application so far. With
+--          "read"/"reads" the application is back for more, so a record it was handed alone
+--          before ("<offset>s") did not crash it: that mark stops counting as a failure first.
 -- ARGV[7]  failed: offsets the application failed (fail()), space-separated, or "": each counts
 --          towards max_deliveries
 -- ARGV[8]  "noack" (at-most-once): the records read are committed in the same step, else ""
@@ -41,6 +43,9 @@ if redis.call('EXISTS', stream) == 0 then
 end
 if commit ~= '' then
   redis.call('HSET', off, group, commit)
+end
+if handed == 'read' or handed == 'reads' then
+  survived(dlv, group)
 end
 local lowest = nil
 for at in string.gmatch(failed, '%d+') do

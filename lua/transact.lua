@@ -14,13 +14,18 @@
 --          is a retry after a lost reply and changes nothing
 -- ARGV[4]  commit: the input offset to commit, or "" to leave the committed offset alone
 -- ARGV[5]  "mark" to raise the processed mark to that offset too (exactly-once), else ""
--- ARGV[6]  d: number of input offsets moved to the dead letters, then those d offsets
+-- ARGV[6]  need: the consumer's max_deliveries when records are moved to the dead letters, else ""
+-- ARGV[7]  d: number of input offsets moved to the dead letters, then those d offsets; each must
+--          have failed at least ``need`` times (fail(), or a crash while handed out alone)
 -- then     o: number of outputs, then per output: KEYS index of its stream (6…), max_len ("" none),
 --          retention_ms ("" none), create time in ms ("" for a LogAppendTime topic), f (field
 --          count), f field names and values ("key" if keyed, "value", then "h:<name>" headers)
 --
 -- Returns: {offsets, 0}: the o output offsets, in order; or {{}, 1} when this transaction was
---          applied before (nothing is written again).
+--          applied before (nothing is written again); or {{}, 2, "<offset> <failures> ..."} when
+--          some of the d offsets are not due for the dead letters (failures: their count, "d"
+--          when dead-lettered already): nothing is written. The dead letters take only records
+--          the application failed or that crashed it, whatever the caller asks.
 -- Errors:  FENCED (nothing happens); NOTOPIC when an output stream is missing (checked before
 --          anything is written).
 -- Only where all these keys live on one server (a single Redis, or a Sentinel-managed primary):
@@ -39,9 +44,18 @@ for k = 6, #KEYS do
     return redis.error_reply('NOTOPIC partition stream ' .. KEYS[k] .. ' does not exist')
   end
 end
+local need = tonumber(ARGV[6])
+local d = tonumber(ARGV[7])
+if d > 0 then
+  local refused = {}
+  for k = 8, 7 + d do
+    local due, failures = due_for_dead_letters(dlv, group, tonumber(ARGV[k]), need or math.huge)
+    if not due then refused[#refused + 1] = ARGV[k] .. ' ' .. failures end
+  end
+  if #refused > 0 then return {{}, 2, table.concat(refused, ' ')} end
+end
 local now = now_ms()
-local d = tonumber(ARGV[6])
-local i = 7 + d
+local i = 8 + d
 local o = tonumber(ARGV[i])
 i = i + 1
 local offsets, points, trims = {}, {}, {}
@@ -73,7 +87,7 @@ end
 if d > 0 then
   -- dead records are skipped when delivered again (until the committed offset passes them)
   local list = read_pairs(redis.call('HGET', dlv, group .. ':f'))
-  for k = 7, 6 + d do
+  for k = 8, 7 + d do
     local found = false
     for _, p in ipairs(list) do
       if tonumber(p[1]) == tonumber(ARGV[k]) then p[2] = 'd' found = true end

@@ -26,6 +26,21 @@ def test_a_seeded_chaos_run_finds_no_anomaly(server_spec, tmp_path):
     assert r.anomalies == 0, report
 
 
+@pytest.mark.timeout(300)
+def test_a_poison_run_dead_letters_exactly_the_poison_records(server_spec, tmp_path):
+    """The poison-record workload (tests/chaos/dead_letters.py) beside the group, with faults: only
+    records the application failed or that crashed it reach the dead letters, all of them."""
+    r = run(RunConfig(seed=3, duration_s=20, poison=2, server_binary=server_spec[0], workdir=tmp_path / "run"))
+    report = render([summarize(r)])
+    print(report)
+    f = r.result.figures
+    poisoned = f["poison workload: poison records acknowledged"]
+    assert poisoned >= 5 and f["poison workload: dead-lettered"] == poisoned, report
+    assert f["poison workload: crash events"] > 0 and f["poison workload: fail events"] > 0, report
+    assert f["poison workload: d events"] > 300, report
+    assert r.anomalies == 0, report
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("classes", controls.GROUPS, ids="-".join)
 def test_every_broken_member_is_caught(server_spec, tmp_path, classes):

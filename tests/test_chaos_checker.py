@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from chaos import dead_letters
 from chaos.check import check
 from chaos.events import LogError, read_log
 from chaos.history import load
@@ -68,7 +69,7 @@ def producer(directory: Path, *records: tuple) -> None:
 
 
 def anomalies(directory: Path, window: float = WINDOW) -> dict[str, list[str]]:
-    result = check(load(directory), window)
+    result = check(load(directory), window, extra=(dead_letters.check,))
     return {cls: [a.what for a in items] for cls, items in result.anomalies.items() if items}
 
 
@@ -420,3 +421,56 @@ def test_stream_id_offsets_go_through_the_same_checks(tmp_path):
     write(tmp_path, "m0.1", start(1), d(1.1, *records[0]), d(1.2, *records[2]), d(1.3, *records[3]))
     found = anomalies(tmp_path)
     assert set(found) == {"lost", "order"} and "skipped 1 uncommitted record" in found["order"][0], found
+
+
+# -- the poison-record workload (dead letters) ---------------------------------------------------
+
+POISON, HEALTHY = ("k0:90", "k0:171"), ("k0:0", "k0:1")  # by chaos.poison.poison(): poison or not
+
+
+def dead_letter_run(directory: Path, dead: list[str], *, processed=HEALTHY, failed=POISON) -> dict[str, list[str]]:
+    """A poison workload's logs: every value of POISON and HEALTHY acknowledged, ``processed``
+    and ``failed`` as the worker logged them, ``dead`` the dead-letter topic at the end."""
+    values = [*POISON, *HEALTHY]
+
+    def fields(i: int, value: str) -> dict:
+        k, _, s = value.rpartition(":")
+        return {"topic": "chaos-poison", "p": 0, "o": i, "k": k, "s": int(s), "n": 1}
+
+    write(directory, "pp.1", start(0, "poison-producer"),
+          *({"ev": "ack", "t": 0.1, **fields(i, v)} for i, v in enumerate(values)))  # fmt: skip
+    write(directory, "x0.1", start(0.2, "poison"),
+          *({"ev": "d", "t": 0.3, **fields(values.index(v), v)} for v in processed),
+          *({"ev": "fail", "t": 0.3, **fields(values.index(v), v)} for v in failed))  # fmt: skip
+    records = [[0, values.index(v), v, 3, ""] for v in dead]
+    write(directory, "runner", {"ev": "dlq", "t": 1.0, "topic": "chaos-poison", "drained": True, "records": records})
+    return anomalies(directory)
+
+
+def test_exactly_the_poison_records_in_the_dead_letters_is_no_anomaly(tmp_path):
+    assert dead_letter_run(tmp_path, list(POISON)) == {}
+
+
+def test_a_healthy_record_in_the_dead_letters_is_caught_and_traced_to_who_failed_it(tmp_path):
+    found = dead_letter_run(tmp_path, [*POISON, HEALTHY[0]], processed=HEALTHY[1:], failed=[*POISON, HEALTHY[0]])
+    assert list(found) == ["dlq-innocent"] and "k0:0" in found["dlq-innocent"][0], found
+    result = check(load(tmp_path), WINDOW, extra=(dead_letters.check,))
+    assert result.anomalies["dlq-innocent"][0].procs == ("x0.1",)
+
+
+def test_a_poison_record_processed_or_never_dead_lettered_is_caught(tmp_path):
+    found = dead_letter_run(tmp_path, [POISON[1]], processed=[*HEALTHY, POISON[0]], failed=[POISON[1]])
+    assert list(found) == ["dlq-missing"] and "processed as healthy by x0.1" in found["dlq-missing"][0], found
+
+
+def test_a_record_dead_lettered_twice_or_a_healthy_one_never_processed_is_caught(tmp_path):
+    found = dead_letter_run(tmp_path, [*POISON, POISON[0]], processed=HEALTHY[1:])
+    assert sorted(found) == ["dlq-lost", "dlq-twice"], found
+    assert "k0:0" in found["dlq-lost"][0] and "k0:90" in found["dlq-twice"][0]
+
+
+def test_a_run_without_the_poison_workload_has_no_dead_letter_classes(tmp_path):
+    producer(tmp_path, *RECORDS)
+    write(tmp_path, "m0.1", start(0), *(d(0.5, *r) for r in RECORDS))
+    result = check(load(tmp_path), WINDOW, extra=(dead_letters.check,))
+    assert not set(result.anomalies) & set(dead_letters.CLASSES)

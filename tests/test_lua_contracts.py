@@ -619,11 +619,65 @@ def test_dead_lettering_marks_records_dead_without_committing(r, lua):
     init(lua, dlq)
     produce(lua, [(b"k", b"v")] * 3)
     lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 3, handed="read"))
+    lua(scripts.fetch(TP, G, "a|1", 0, start=1, failed=[1]))  # fail(): its first failure
     out = [scripts.Output(keys.stream(dlq.topic, 0), None, None, None, [b"value", b"v"])]
-    lua(scripts.transact(TP, G, "a|1", "t1", commit=None, mark=False, dead=[1], outputs=out))
+    done = lua(scripts.transact(TP, G, "a|1", "t1", commit=None, mark=False, dead=[1], outputs=out, need=1))
+    assert scripts.Transacted.parse(done) == scripts.Transacted([0], False)
     assert r.hget(OFF, G) is None and r.xlen(keys.stream(dlq.topic, 0)) == 1
     claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "a|1", "earliest", False)))
     assert claimed.failures == {1: -1}
+
+
+def test_dead_letters_take_only_records_that_failed_max_deliveries_times(r, lua):
+    dlq = TopicPartition("orders.dlq", 0)
+    init(lua)
+    init(lua, dlq)
+    produce(lua, [(b"k", b"v")] * 5)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 5, handed="read"))
+    lua(scripts.fetch(TP, G, "a|1", 5, start=2, failed=[2], handed="read"))  # 2 fails; 3, 4 read again
+    lua(scripts.fetch(TP, G, "a|1", 5, start=2, failed=[2], handed="read"))
+    out = [scripts.Output(keys.stream(dlq.topic, 0), None, None, None, [b"value", b"v"])]
+
+    def dead_letter(offsets, txn, need=2):
+        call = scripts.transact(TP, G, "a|1", txn, commit=None, mark=False, dead=offsets, outputs=out * len(offsets),
+                                need=need)  # fmt: skip
+        return scripts.Transacted.parse(lua(call))
+
+    # Records read again behind a failed one, or failed fewer times than asked, are refused, and
+    # nothing is written: the dead letters take only what the application failed (or crashed on).
+    assert dead_letter([2, 3], "t1").refused == ((3, 0),)
+    assert dead_letter([2], "t2", need=3).refused == ((2, 2),)
+    assert dead_letter([2], "t3", need=None).refused == ((2, 2),)
+    assert r.xlen(keys.stream(dlq.topic, 0)) == 0 and r.hget(DLV, f"{G}:f") == b"2 2"
+    assert dead_letter([2], "t4") == scripts.Transacted([0], False)
+    assert dead_letter([2], "t5").refused == ((2, None),)  # dead already: not twice
+    assert r.xlen(keys.stream(dlq.topic, 0)) == 1
+
+
+def test_a_clean_release_leaves_a_record_handed_out_alone_a_delivery_not_a_failure(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 3)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 1, handed="reads"))
+    assert lua(scripts.release(TP, G, "a|1", clean=True)) == 1  # close() or a revoke: no crash
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "", "earliest", False)))
+    assert claimed.redelivered == ((0, 0),) and claimed.failures == {}
+    lua(scripts.fetch(TP, G, "b|2", 1, handed="reads"))
+    assert lua(scripts.release(TP, G, "b|2")) == 1  # going down with an exception: a crash
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "c|3", "", "earliest", False)))
+    assert claimed.redelivered == ((0, 0), (0, 0)) and claimed.failures == {0: 1}
+
+
+def test_a_record_handed_out_alone_did_not_crash_a_consumer_that_reads_again(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")])
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 1, handed="reads"))
+    lua(scripts.fetch(TP, G, "a|1", 1, handed="read"))  # the next poll: nothing new, but it came back
+    claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "b|2", "a|1", "earliest", False)))
+    assert claimed.redelivered == ((0, 0),) and claimed.failures == {}
 
 
 # --- group membership --------------------------------------------------------------------------

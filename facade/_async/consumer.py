@@ -187,8 +187,11 @@ class Consumer:
     async def __aenter__(self) -> Consumer:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # Leaving the block with an exception (a handler that raised) is a crash for delivery
+        # counting: a record handed out alone then counts towards max_deliveries.
+        crashed = exc_type is not None and not issubclass(exc_type, (KeyboardInterrupt, SystemExit))
+        await self._close(clean=not crashed)
 
     def __aiter__(self) -> Consumer:
         return self
@@ -226,12 +229,15 @@ class Consumer:
         """Commit (with auto-commit), give up every partition (``on_revoke`` runs first), leave the
         group, close connections. Records not committed go to the next owner. A static member
         (``group_instance_id``) stays in the group until its session times out."""
+        await self._close(clean=True)
+
+    async def _close(self, *, clean: bool) -> None:
         if self._closed:
             return
         try:
             await self._fetcher.settle()
             if self._membership.joined and self._membership.fatal is None:
-                await self._revoke(set(self._sub.owned))
+                await self._revoke(set(self._sub.owned), clean=clean)
                 await self._membership.leave()
         finally:
             self._closed = True
@@ -287,8 +293,9 @@ class Consumer:
         if won and self._on_assign is not None:
             await _backend.maybe_await(self._on_assign(set(won)))
 
-    async def _revoke(self, partitions: set[TopicPartition]) -> None:
-        """Give up partitions the assignment moved away: on_revoke, auto-commit, release."""
+    async def _revoke(self, partitions: set[TopicPartition], *, clean: bool = True) -> None:
+        """Give up partitions the assignment moved away: on_revoke, auto-commit, release (clean:
+        this consumer was not crashed by what it was handed; see release.lua)."""
         if not partitions:
             return
         await self._fetcher.settle()
@@ -305,7 +312,7 @@ class Consumer:
         else:
             await self._flush_async_commits(partitions)
         owned = [(tp, s.token) for tp in sorted(partitions) if (s := self._drop(tp)) is not None]
-        await self._membership.release(owned)
+        await self._membership.release(owned, clean=clean)
 
     async def _flush_async_commits(self, partitions: set[TopicPartition]) -> None:
         pending = {tp: (s.async_commit, "") for tp, s in self._sub.owned.items() if tp in partitions and s.async_commit is not None}
@@ -425,19 +432,21 @@ class Consumer:
             if not state.redelivered and not state.failures:
                 out += [codec.decode(topic, partition, eid, flat) for eid, flat in entries]
                 continue
-            dead = []
+            mine = []
             for eid, flat in entries:
                 m = codec.decode(topic, partition, eid, flat, state.delivery_count(offset_of(eid)))
-                failures = state.failure_count(m.offset)
-                if failures < 0:
-                    continue  # moved to the dead letters before
-                if limit is not None and failures >= limit:
-                    dead.append(m)
-                else:
-                    out.append(m)
+                if state.failure_count(m.offset) >= 0:  # else moved to the dead letters before
+                    mine.append(m)
+            dead = [m for m in mine if limit is not None and state.failure_count(m.offset) >= limit]
+            kept: set[int] = set()
             if dead:
-                await self._committer.dead_letter(state, dead, {m.offset: self._errors.pop((tp, m.offset), "") for m in dead},
-                                                  self._ride_out)  # fmt: skip
+                errors = {m.offset: self._errors.get((tp, m.offset), "") for m in dead}
+                kept = await self._committer.dead_letter(state, dead, errors, self._ride_out)
+                for m in dead:
+                    if m.offset not in kept:
+                        self._errors.pop((tp, m.offset), None)
+            moved = {m.offset for m in dead} - kept
+            out += [m for m in mine if m.offset not in moved]
         if self._key_deserializer is not None or self._value_deserializer is not None:
             # After the dead letters (they keep the stored bytes); a failure is the record's own.
             c = self.config

@@ -2,8 +2,9 @@
 
 This module is the asyncio source of truth; facade/_sync/dlq.py is generated from it.
 
-A consumer with ``max_deliveries`` moves a record delivered more often than that to
-``<topic>.dlq`` (same partition number), with headers naming its origin: ``dlq.topic``,
+A consumer with ``max_deliveries`` moves a record that failed that many times (``fail()``, or a
+crash while its consumer held it alone) to ``<topic>.dlq`` (same partition number; for names too
+long for the suffix, keys.dead_letter_topic's hashed name), with headers naming its origin: ``dlq.topic``,
 ``dlq.partition``, ``dlq.offset``, ``dlq.delivery_count`` and ``dlq.error``.
 """
 

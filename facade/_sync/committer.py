@@ -240,6 +240,7 @@ class Committer:
         return scripts.transact(
             state.tp, self._group, state.token, f"{self._id}#t{next(self._txn)}",
             commit=commit, mark=self._mark and commit is not None, dead=dead, outputs=outputs,
+            need=self._config.max_deliveries if dead else None,
         )  # fmt: skip
 
     def _run(self, calls: list[scripts.Call], ride_out: Any) -> list[Any]:
@@ -253,9 +254,16 @@ class Committer:
             except FacadeError as exc:
                 ride_out(exc)
 
-    def dead_letter(self, state: PartitionState, dead: list[Message], errors: dict[int, str], ride_out: Any) -> None:
+    def dead_letter(
+        self, state: PartitionState, dead: list[Message], errors: dict[int, str], ride_out: Any
+    ) -> set[int]:
         """Move records to the dead-letter topic, atomically with marking them dead (a later
-        delivery skips them); the committed offset is left to the application's commits."""
+        delivery skips them); the committed offset is left to the application's commits.
+
+        transact.lua takes only records whose failures on the broker reached max_deliveries; when
+        it refuses some, nothing moves, this member's counts are corrected from the broker's, the
+        others are sent again, and the offsets it refused are returned (the caller hands them out
+        instead). Returns the offsets of the records to hand out: none when all moved."""
         tp = state.tp
         name = keys.dead_letter_topic(tp.topic)
         source = self._topics.get(tp.topic)
@@ -278,10 +286,21 @@ class Committer:
         result = (self._run([call], ride_out))[0]
         if isinstance(result, Exception):
             raise result
+        refused = scripts.Transacted.parse(result).refused
+        if refused:
+            for offset, failures in refused:
+                state.failures[offset] = -1 if failures is None else failures
+            log.warning("facade: the broker counts fewer failures for %s[%d] offsets %s than max_deliveries=%d; "
+                        "they are handed out instead of dead-lettered", tp.topic, tp.partition,
+                        ", ".join(str(o) for o, _ in refused), self._config.max_deliveries)  # fmt: skip
+            back = {o for o, failures in refused if failures is not None}
+            rest = [m for m in dead if m.offset not in {o for o, _ in refused}]
+            return back | (self.dead_letter(state, rest, errors, ride_out) if rest else set())
         for m in dead:
             state.failures[m.offset] = -1
         log.warning("facade: %d record(s) of %s[%d] failed %d times; moved to %s", len(dead), tp.topic, tp.partition,
                     self._config.max_deliveries, name)  # fmt: skip
+        return set()
 
 
 def _names(tps: Iterable[TopicPartition]) -> str:

@@ -348,8 +348,9 @@ class Membership:
                     won[tp] = claimed
         return won
 
-    def release(self, owned: list[tuple[TopicPartition, str]]) -> None:
-        """Give up partitions (each only if the token is still the owner: a CAS)."""
+    def release(self, owned: list[tuple[TopicPartition, str]], *, clean: bool = False) -> None:
+        """Give up partitions (each only if the token is still the owner: a CAS); ``clean``: in
+        good order, so a record handed out alone did not crash this consumer (release.lua)."""
         if owned:
-            calls = [scripts.release(tp, self.group, token) for tp, token in owned]
+            calls = [scripts.release(tp, self.group, token, clean=clean) for tp, token in owned]
             self._conn.pipeline(calls, f"releasing partitions of group {self.group}")

@@ -51,8 +51,10 @@ def create_topic(
     dedup_max_ids: int = 100_000,
     dedup_window_ms: int = 120_000,
 ) -> TopicConfig:
-    """Create a topic through ``conn`` (Admin.create_topic, and producers with auto_create)."""
-    keys.validate_name(name)
+    """Create a topic through ``conn`` (Admin.create_topic, producers with auto_create, relays,
+    consumers creating a dead-letter topic). The name must leave room for ``<name>.dlq``
+    (keys.validate_new_topic)."""
+    keys.validate_new_topic(name)
     keys.validate_partitions(partitions)
     if not isinstance(ack_retention, bool):
         raise ConfigError(f"ack_retention must be True or False, got {ack_retention!r}")

@@ -19,10 +19,15 @@ lists the options; ``__main__`` has more examples). Modules, one idea each:
 ``anomaly``   the classes of anomaly, and one anomaly
 ``check``     the checker: lost, order, duplicate, orphan, and the verdict over all classes
 ``ownership`` tenures, and the ownership checks: split, zombie
+``poison``    the poison-record workload's consumer (max_deliveries; fails or crashes on poison
+              records) and its broken modes
+``dead_letters`` that workload's checks (the dead-letter topic holds exactly the poison records:
+              dlq-innocent, dlq-missing, dlq-twice, dlq-lost) and its drain
 ``run``       one run, start to verdict
 ``report``    figures, as JSON and text
 
-New workloads (a relay, a dead-letter consumer) fit the same mould: a worker module that logs in
+The poison-record workload (``--poison N``, :mod:`dead_letters`) is built this way; new workloads
+(a relay, say) fit the same mould: a worker module that logs in
 this format with a ``start`` event naming its role, a reader for that role in
 ``history.READERS`` (every process's raw events are kept in ``History.events`` too), checks passed
 to ``check.check(..., extra=...)`` that add their own anomaly classes, and slots for its processes

@@ -8,6 +8,7 @@ From the repository root (with facade installed):
     python -m tests.chaos --server-binary /usr/bin/redis-server --report out.json
     python -m tests.chaos --control all --faults none --duration 30   # the checker must catch each
                                                                    # (two runs: the phantom runs alone)
+    python -m tests.chaos --seed 3 --duration 60 --poison 2       # with the poison-record workload
     python -m tests.chaos --check /tmp/chaos-xxxx                  # check an earlier run's logs again
 
 Exit status: 0 no anomaly (and every control caught), 1 anomalies (or a control not caught),
@@ -21,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import controls
+from . import controls, dead_letters
 from .check import CLASSES
 from .faults import KINDS
 from .run import RunConfig, check_dir, remove, run
@@ -80,10 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--control",
-        type=_choice(CLASSES, "class"),
+        type=_choice(CLASSES + dead_letters.CLASSES, "class"),
         default=(),
         help=f"add a broken member per class, which must be caught ('all' or comma-separated: {', '.join(CLASSES)})",
     )
+    ap.add_argument(
+        "--poison",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add the poison-record workload with N consumers (max_deliveries; its dead-letter topic must "
+        "hold exactly the poison records)",
+    )
+    ap.add_argument("--max-deliveries", type=int, default=2, help="of the poison-record workload's consumers")
     ap.add_argument("--split-window-ms", type=int, help="default: session + one slow batch + 1 s")
     ap.add_argument("--report", type=Path, help="write the report as JSON here")
     ap.add_argument("--workdir", type=Path, help="keep the logs here (default: a temporary directory)")
@@ -128,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             fault_interval_s=args.fault_interval,
             faults=args.faults,
             controls=group,
+            poison=args.poison,
+            max_deliveries=args.max_deliveries,
             window_s=args.split_window_ms / 1000 if args.split_window_ms else None,
             workdir=workdir,
         )

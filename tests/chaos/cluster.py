@@ -26,7 +26,8 @@ from .server import Broker
 @dataclass
 class Slot:
     name: str
-    role: str = "member"  # member | joiner (joins, leaves, never restarted) | producer
+    role: str = "member"  # member | joiner (joins, leaves, never restarted) | producer | poison
+    # (a worker of the dead-letter workload: tests/chaos/poison.py) | poison-producer
     static: bool = False
     mode: str = "normal"
     slow: bool = False  # start with the slow handler on
@@ -87,6 +88,7 @@ class Cluster:
         self.workers: dict[str, Worker] = {}
         self.current: dict[str, Worker] = {}  # slot -> its newest process
         self.restart_at: dict[str, float] = {}  # slot -> when to start it again (monotonic)
+        self.poison: dict[str, Any] = {}  # the dead-letter workload's topic, group and options
 
     # -- starting --------------------------------------------------------------------------
 
@@ -125,6 +127,27 @@ class Cluster:
             "--seed",
             str(self.seed * 1000 + index),
         )
+
+    def start_poison_producer(self, topic: str, rate: float) -> Worker:
+        """The dead-letter workload's producer: its log names role ``poison-producer``."""
+        slot = self.slots.setdefault("pp", Slot("pp", role="poison-producer", wanted=False))
+        return self.start_worker(
+            slot, "poison-producer", "producer", topic, "--keys", str(self.s.keys), "--rate", str(rate),
+            "--seed", str(self.seed * 1000 + 999), "--role", "poison-producer",
+        )  # fmt: skip
+
+    def start_poison(self, slot: Slot) -> Worker:
+        """A worker of the dead-letter workload (tests/chaos/poison.py) for ``slot``."""
+        p = self.poison
+        self.restart_at.pop(slot.name, None)
+        return self.start_worker(
+            slot, "poison", "poison", p["group"], p["topic"], "--mode", slot.mode,
+            "--max-deliveries", str(p["max_deliveries"]), "--session-ms", str(p["session_ms"]),
+            "--heartbeat-ms", str(max(10, p["session_ms"] // 10)),
+        )  # fmt: skip
+
+    def start_slot(self, slot: Slot) -> Worker:
+        return self.start_poison(slot) if slot.role == "poison" else self.start_member(slot)
 
     def add_slot(self, name: str, **options: Any) -> Slot:
         slot = Slot(name, **options)
@@ -170,6 +193,10 @@ class Cluster:
     def producers(self) -> list[Worker]:
         return [w for w in self.workers.values() if w.role == "producer" and w.alive]
 
+    def of_role(self, role: str) -> list[Worker]:
+        """Live workers of ``role`` (poison, poison-producer, ...)."""
+        return [w for w in self.workers.values() if w.role == role and w.alive]
+
     def supervise(self) -> None:
         """Note exits, and restart slots that want to run once their restart time has come."""
         now = time.monotonic()
@@ -177,14 +204,15 @@ class Cluster:
             if w.exited is None and not procs.alive(w.popen):
                 w.exited = procs.reap(w.popen, timeout=1)
                 self.runlog.write("exited", proc=w.name, code=w.exited)
-                if self.current.get(w.slot.name) is w and w.slot.wanted and w.role == "member":
-                    self.restart_at.setdefault(w.slot.name, now + 1.0)
+                if self.current.get(w.slot.name) is w and w.slot.wanted and w.role in ("member", "poison"):
+                    # A worker that crashed on a poison record comes back soon, as a supervisor would.
+                    self.restart_at.setdefault(w.slot.name, now + (0.2 if w.role == "poison" else 1.0))
         for name, when in list(self.restart_at.items()):
             slot = self.slots[name]
             cur = self.current.get(name)
             if when <= now and slot.wanted and not (cur is not None and cur.alive):
                 self.runlog.write("restart", slot=name)
-                self.start_member(slot)
+                self.start_slot(slot)
 
     # -- acting on processes ---------------------------------------------------------------
 

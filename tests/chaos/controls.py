@@ -15,8 +15,10 @@ from typing import Any
 from .check import Result
 from .history import History
 from .member import CONTROLS
+from .poison import CONTROLS as POISON_CONTROLS
 
-MODE_FOR = {cls: mode for mode, cls in CONTROLS.items()}
+# Controls of the poison-record workload are workers of that workload (tests/chaos/poison.py).
+MODE_FOR = {cls: mode for mode, cls in (*CONTROLS.items(), *POISON_CONTROLS.items())}
 
 SLOT_OPTIONS: dict[str, dict[str, Any]] = {
     "commit-then-crash": {"crash_after": 3},
@@ -30,7 +32,7 @@ TARGETED: dict[str, list[tuple[float, str, dict[str, Any]]]] = {
 
 # Controls that can share a run. The phantom reads every record through a group of its own, so
 # beside it nothing would ever look lost or late: it runs alone.
-GROUPS = (("split",), ("lost", "order", "duplicate", "zombie", "orphan"))
+GROUPS = (("split",), ("lost", "order", "duplicate", "zombie", "orphan"), ("dlq-innocent", "dlq-missing"))
 
 
 def groups(classes: tuple[str, ...]) -> list[tuple[str, ...]]:

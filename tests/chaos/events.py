@@ -23,11 +23,20 @@ group members
     delivered after it; ``fenced`` {err}; ``error`` {where, err}; ``pause`` {tps} (a control
     consumer that stops reading partitions); ``stop`` {}.
 
+the poison-record workload (tests/chaos/poison.py, dead_letters.py)
+    its producer logs as a producer does, with role ``poison-producer``; its consumers
+    ``start`` {role: "poison", ...}, ``assign``/``revoke``/``lost``, ``d`` {topic, p, o, k, s, n}
+    (a healthy record processed; ``n`` its delivery_count), ``fail`` {same} (a poison record
+    given back with fail()), ``crash`` {same} (about to die on a poison record), ``commit``
+    {outcome, err}, ``error``, ``stop``.
+
 the runner
     ``config`` {...}; ``fault`` {kind, ...}; ``reset`` {t0, t1, topic, outcome, targets: [[p,
     target], ...], err}: an offset reset of the whole group (the next record delivered is the
     first after ``target``); ``quiet`` {}: faults stopped and undone; ``lag`` {lag: [[topic, p,
-    lag], ...]}; ``drain`` {quiet, deadline, drained, lag: [[topic, p, lag], ...]}.
+    lag], ...]}; ``drain`` {quiet, deadline, drained, lag: [[topic, p, lag], ...]};
+    ``dlq`` {topic, drained, records: [[p, offset, value, delivery_count, error], ...]}: the poison
+    workload's dead-letter topic at the end (``offset`` is the source record's).
 """
 
 from __future__ import annotations

@@ -32,13 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keys", type=int, default=20)
     ap.add_argument("--rate", type=float, default=100.0, help="records per second")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--role", default="producer", help="the role its log names (poison-producer: the dead-letter workload's)")
     args = ap.parse_args(argv)
 
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     rng = random.Random(args.seed)
     log = EventLog(args.log)
-    log.write("start", role="producer", proc=args.name, pid=os.getpid(), topic=args.topic)
+    log.write("start", role=args.role, proc=args.name, pid=os.getpid(), topic=args.topic)
     keys = [f"{args.name}k{i}" for i in range(args.keys)]
     seqs = dict.fromkeys(keys, 0)
     outstanding: list[tuple[str, int, object]] = []

@@ -48,6 +48,7 @@ def summarize(r: RunResult) -> dict[str, Any]:
             "split_window_s": r.config.window_s_,
             "faults": list(r.config.faults),
             "controls": list(r.config.controls),
+            "poison_consumers": r.config.poison_,
         },
         "timings": r.timings,
         "faults": dict(sorted(r.faults.items())),

@@ -12,7 +12,10 @@
    acknowledgements.
 6. Drain: until every acknowledged record was delivered and the group's lag (``describe_group``)
    is 0 everywhere, or until the orphan deadline + ``grace_s``.
-7. Stop everything, read the logs back and check them.
+7. With the poison-record workload (``poison``: its own topic, producer and group of consumers
+   with ``max_deliveries``; tests/chaos/dead_letters.py): wait until each of its acknowledged
+   records was processed or dead-lettered, stop its consumers, log the dead-letter topic.
+8. Stop everything, read the logs back and check them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 import facade.server
 from facade import Admin, FacadeError
 
-from . import controls
+from . import controls, dead_letters
 from .check import Result, check
 from .cluster import Cluster, Settings
 from .events import EventLog, Tail, read_log
@@ -61,7 +64,18 @@ class RunConfig:
     window_s: float | None = None  # split window; default: session + one slow batch + 1 s
     grace_s: float = 10.0  # waited past the orphan deadline before what is missing counts as lost
     calm_s: float | None = None  # default: the split window + 2 s, at most session + 8 s
+    poison: int = 0  # consumers of the poison-record workload (0: no such workload, unless a control)
+    poison_rate: float = 20.0  # records per second to its topic
+    max_deliveries: int = 2
+    poison_session_ms: int = 1000  # its consumers' session: each poison crash costs about one
+    poison_drain_s: float = 60.0  # waited for its records to be processed or dead-lettered
     workdir: Path | None = None
+
+    @property
+    def poison_(self) -> int:
+        """Healthy consumers of the poison-record workload (at least one beside a control of it)."""
+        aimed = any(c in dead_letters.CLASSES for c in self.controls)
+        return max(self.poison, 1 if aimed else 0)
 
     @property
     def slow_ms_(self) -> int:
@@ -169,9 +183,34 @@ def _slots(cfg: RunConfig, cluster: Cluster, rng: random.Random) -> None:
     # A third of the members are static, a third commit asynchronously.
     for i in range(rng.randint(*cfg.members)):
         cluster.add_slot(f"m{i}", static=i % 3 == 1, async_commits=i % 3 == 2)
+    for i in range(cfg.poison_):
+        cluster.add_slot(f"x{i}", role="poison")
     for cls in cfg.controls:
         mode = controls.MODE_FOR[cls]
-        cluster.add_slot(controls.slot_name(cls), mode=mode, **controls.SLOT_OPTIONS.get(mode, {}))
+        role = "poison" if cls in dead_letters.CLASSES else "member"
+        cluster.add_slot(controls.slot_name(cls), mode=mode, role=role, **controls.SLOT_OPTIONS.get(mode, {}))
+
+
+def _poison_end(cfg: RunConfig, cluster: Cluster, runlog: EventLog) -> dict[str, float]:
+    """Wait until the workload's records were processed or dead-lettered, stop its consumers, and
+    log its dead-letter topic (``dlq``)."""
+    began = time.monotonic()
+    acked = set()
+    for w in cluster.workers.values():
+        if w.role == "poison-producer" and w.log.exists():
+            acked |= {(e["k"], int(e["s"])) for e in read_log(w.log)[0] if e["ev"] == "ack"}
+    logs = [w.log for w in cluster.workers.values() if w.role == "poison"]
+    done = dead_letters.processed_or_dead(
+        cluster.broker.url, logs, acked, cfg.poison_drain_s, tick=cluster.supervise
+    )
+    for slot in cluster.slots.values():
+        if slot.role == "poison":
+            slot.wanted = False
+    cluster.stop(cluster.of_role("poison"), timeout=30)
+    runlog.write(
+        "dlq", topic=dead_letters.POISON_TOPIC, drained=done, records=dead_letters.snapshot(cluster.broker.url)
+    )
+    return {"poison_drain_s": round(time.monotonic() - began, 2)}
 
 
 def run(cfg: RunConfig) -> RunResult:
@@ -202,11 +241,21 @@ def run(cfg: RunConfig) -> RunResult:
     try:
         with Admin(cluster.broker.url) as admin:
             admin.create_topic(TOPIC, partitions=cfg.partitions)
+            if cfg.poison_:
+                admin.create_topic(dead_letters.POISON_TOPIC, partitions=4)
+        cluster.poison = {
+            "topic": dead_letters.POISON_TOPIC,
+            "group": dead_letters.POISON_GROUP,
+            "max_deliveries": cfg.max_deliveries,
+            "session_ms": cfg.poison_session_ms,
+        }
         _slots(cfg, cluster, rng)
         for slot in list(cluster.slots.values()):
-            cluster.start_member(slot)
+            cluster.start_slot(slot)
         for i in range(cfg.producers):
             cluster.start_producer(i)
+        if cfg.poison_:
+            cluster.start_poison_producer(dead_letters.POISON_TOPIC, cfg.poison_rate)
         timings["setup_s"] = round(time.monotonic() - began, 2)
 
         start = time.monotonic()
@@ -240,16 +289,18 @@ def run(cfg: RunConfig) -> RunResult:
             time.sleep(0.05)
         timings["calm_s"] = round(cfg.calm_s_, 2)
         stopping = time.monotonic()
-        cluster.stop(cluster.producers(), timeout=60)
+        cluster.stop(cluster.producers() + cluster.of_role("poison-producer"), timeout=60)
         timings["producers_stop_s"] = round(time.monotonic() - stopping, 2)
         timings.update(_drain(cfg, cluster, runlog, quiet))
+        if cfg.poison_:
+            timings.update(_poison_end(cfg, cluster, runlog))
     finally:
         try:
             cluster.shutdown()
         finally:
             runlog.close()
     history = load(workdir)
-    result = check(history, cfg.window_s_)
+    result = check(history, cfg.window_s_, extra=(dead_letters.check,))
     timings["total_s"] = round(time.monotonic() - began, 2)
     caught = {cls: controls.caught(cls, result, history) for cls in cfg.controls}
     return RunResult(cfg, binary, workdir, result, history, injector.counts, timings, caught)
@@ -259,7 +310,9 @@ def check_dir(directory: Path, window_s: float | None = None) -> tuple[History, 
     """Check the logs of an earlier run again (the window defaults to the one it used)."""
     history = load(directory)
     return history, check(
-        history, window_s if window_s is not None else float(history.config.get("window_s", 10))
+        history,
+        window_s if window_s is not None else float(history.config.get("window_s", 10)),
+        extra=(dead_letters.check,),
     )
 
 
