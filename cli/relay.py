@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import facade
-from facade import Admin, FacadeError, UnknownTopicError, keys
+from facade import Admin, ConfigError, FacadeError, UnknownTopicError, keys
 
 from . import CliError, Settings, main
 from .progress import progress
@@ -117,7 +117,9 @@ def relay(
                 max_messages=max_messages,
                 on_batch=on_batch,
             )
-        except FacadeError:
+        except FacadeError as exc:
+            if isinstance(exc, ConfigError):
+                raise  # refused before anything was read
             s = "" if done[0] == 1 else "s"
             click.echo(
                 f"Relayed {done[0]} record{s} from {source} to {destination} before the error below; "
