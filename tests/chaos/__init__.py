@@ -19,12 +19,17 @@ lists the options; ``__main__`` has more examples). Modules, one idea each:
 ``anomaly``   the classes of anomaly, and one anomaly
 ``check``     the checker: lost, order, duplicate, orphan, and the verdict over all classes
 ``ownership`` tenures, and the ownership checks: split, zombie
+``relay``     the relay worker (``facade.relay`` itself, or a broken relay for the controls)
+``relay_check`` the relay workload's checker: lost, duplicate, order, stuck in the destination
+``relay_run`` one run of the relay workload (``python -m tests.chaos --workload relay``)
 ``run``       one run, start to verdict
 ``report``    figures, as JSON and text
 
-New workloads (a relay, a dead-letter consumer) fit the same mould: a worker module that logs in
-this format with a ``start`` event naming its role, a reader for that role in
-``history.READERS`` (every process's raw events are kept in ``History.events`` too), checks passed
-to ``check.check(..., extra=...)`` that add their own anomaly classes, and slots for its processes
-in ``run`` (``Cluster`` starts any worker module through a proxy route of its own).
+New workloads (a dead-letter consumer, say) fit the mould the relay workload follows: a worker
+module that logs in this format with a ``start`` event naming its role (its raw events are kept in
+``History.events``; a reader for that role in ``history.READERS`` can type them), its own checks
+(``check.check`` judges deliveries to group members; the relay's checks judge the destination,
+and group runs can take extra checks with ``check.check(..., extra=...)``), and a runner that puts
+its processes in ``Cluster`` slots (``relay_run.RelayCluster`` starts relays where members would
+be, so restarts and the single-process faults of ``faults.Injector`` apply to them unchanged).
 """
