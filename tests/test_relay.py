@@ -188,3 +188,21 @@ def test_a_read_run_twice_after_a_lost_reply_skips_no_record(url, monkeypatch, g
     assert got == list(range(10))
     if guarantee == "exactly-once":
         assert len(reads) >= 2  # (at-least-once reads with a guarded MULTI/EXEC, not this script)
+
+
+def test_the_cli_dead_letters_an_output_over_16_mib_and_says_so(url):
+    with Admin(url) as a:
+        a.create_topic("src", 1)
+        a.create_topic("dst", 1)
+    huge = b"h" * (9 * 1024 * 1024)  # keyed by itself, its output is 18 MiB
+    with Producer(url, max_message_bytes=10 * 1024 * 1024) as p:
+        for value in (b"a", huge, b"c"):
+            p.send("src", value, key=b"k")
+    args = ["--url", url, "relay", "src", "dst", "-g", "r", "--key-from", "value", "--idle-timeout-ms", "500"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Relayed 2 records from src to dst" in result.stderr
+    assert "; 1 could not be copied and went to src.dlq." in result.stderr
+    assert [v for _, v, _ in stored(url, "dst", 1)] == [b"a", b"c"]
+    (dead,) = stored(url, "src.dlq", 1)
+    assert dead[1] == huge and b"src[0] offset 1 cannot be copied to dst" in dead[2]["dlq.error"]
