@@ -206,3 +206,40 @@ def test_the_cli_dead_letters_an_output_over_16_mib_and_says_so(url):
     assert [v for _, v, _ in stored(url, "dst", 1)] == [b"a", b"c"]
     (dead,) = stored(url, "src.dlq", 1)
     assert dead[1] == huge and b"src[0] offset 1 cannot be copied to dst" in dead[2]["dlq.error"]
+
+
+def test_a_large_commit_with_outputs_sent_twice_stores_each_output_once(url, monkeypatch):
+    """commit(outputs=...) of 800 outputs with headers from one partition needs two transact
+    chunks. They used to go in one round trip: sent again after a lost reply (redis-py resends a
+    pipeline whose connection dropped; the committer retries a failed round trip), the first
+    chunk's id was no longer the partition's last, so both chunks were applied again: 1,600
+    outputs. Each round trip now holds one chunk per partition."""
+    import facade._sync.client as client_module
+    from facade import Consumer, OutputRecord
+
+    n = 800
+    with Admin(url) as a:
+        a.create_topic("in", 1)
+        a.create_topic("out", 1)
+    with Producer(url) as p:
+        for i in range(n):
+            p.send("in", f"v{i}", key="k", headers={"a": "1", "b": "2"})
+    real, rounds = client_module.Connection.pipeline, []
+
+    def twice(self, calls, context, tail=()):
+        if calls and calls[0][0] == "transact":
+            rounds.append(len(calls))
+            real(self, calls, context, tail)  # ran, its reply lost: sent again
+        return real(self, calls, context, tail)
+
+    monkeypatch.setattr(client_module.Connection, "pipeline", twice)
+    with Consumer("in", "g", url, guarantee="exactly-once", auto_offset_reset="earliest", enable_auto_commit=False,
+                  **FAST) as c:  # fmt: skip
+        got: list = []
+        deadline = time.monotonic() + 10
+        while len(got) < n and time.monotonic() < deadline:
+            got += c.poll(timeout_ms=200, max_records=n - len(got))
+        c.commit([OutputRecord(m, "out", m.value, m.key, m.headers) for m in got])
+    assert [v for _, v, _ in stored(url, "out", 1)] == [f"v{i}".encode() for i in range(n)]
+    assert len(rounds) == 2  # two chunks, one round trip each
+    assert committed(url, "g", "in") == {0: n}
