@@ -18,7 +18,7 @@ both sides. exactly_once=False: at-least-once (outputs confirmed, then inputs co
 in between doubles).
 
 The producer batches: ``linger_ms`` 5 and the whole poll (up to 500 records) sent before one
-flush, so a batch costs one produce round trip per destination server, not one per record.
+flush, so a batch costs about one produce round trip per destination server, not one per record.
 
 A record whose output cannot be stored at all (larger than ``max_message_bytes``, say with
 ``key_from="value"``) goes to the source's dead-letter topic with an error naming it, and the
