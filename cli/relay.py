@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import facade
-from facade import Admin, ConfigError, FacadeError, UnknownTopicError, keys
+from facade import Admin, ConfigError, FacadeError, UnknownTopicError
 
 from . import CliError, Settings, main
 from .progress import progress
@@ -128,7 +128,7 @@ def relay(
             )
             raise
     s = "" if stats.copied == 1 else "s"
-    dead = f"; {stats.dead_lettered} could not be copied and went to {keys.dead_letter_topic(source)}" if stats.dead_lettered else ""
+    dead = f"; {stats.dead_lettered} could not be copied and went to {stats.dead_letter_topic}" if stats.dead_lettered else ""
     click.echo(
         f"Relayed {stats.copied} record{s} from {source} to {destination} in {stats.elapsed_s:.1f}s{dead}.",
         err=True,

@@ -61,6 +61,8 @@ class RelayStats:
     dead_lettered: int = 0
     """Records that could not be copied (an output over ``max_message_bytes``), moved to the
     source's dead-letter topic with the error, and committed."""
+    dead_letter_topic: str = ""
+    """Where those records go: the source's dead-letter topic (``<source>.dlq``)."""
 
 
 def key_function(key_from: str | None) -> Callable[[Message], bytes | None]:
@@ -157,7 +159,7 @@ async def relay(
             await consumer.close()
         finally:
             await producer.close()
-    return RelayStats(copied, _backend.monotonic() - started, dead_lettered)
+    return RelayStats(copied, _backend.monotonic() - started, dead_lettered, keys.dead_letter_topic(source))
 
 
 async def _copy(

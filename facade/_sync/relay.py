@@ -62,6 +62,8 @@ class RelayStats:
     dead_lettered: int = 0
     """Records that could not be copied (an output over ``max_message_bytes``), moved to the
     source's dead-letter topic with the error, and committed."""
+    dead_letter_topic: str = ""
+    """Where those records go: the source's dead-letter topic (``<source>.dlq``)."""
 
 
 def key_function(key_from: str | None) -> Callable[[Message], bytes | None]:
@@ -158,7 +160,7 @@ def relay(
             consumer.close()
         finally:
             producer.close()
-    return RelayStats(copied, _backend.monotonic() - started, dead_lettered)
+    return RelayStats(copied, _backend.monotonic() - started, dead_lettered, keys.dead_letter_topic(source))
 
 
 def _copy(
