@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import facade
-from facade import Admin, UnknownTopicError
+from facade import Admin, ConfigError, FacadeError, UnknownTopicError
 
 from . import CliError, Settings, main
 from .progress import progress
@@ -72,6 +72,12 @@ def relay(
     continues where it stopped; several with one group share SRC's partitions. A count
     of copied records goes to stderr at the end.
 
+    A record of SRC is committed only once its copy is stored. If a copy cannot be stored
+    (DST out of memory past the delivery timeout, say), the command stops with the error and
+    those records stay uncommitted: run it again to copy them. A record whose copy would be
+    larger than 16 MiB (--key-from value on a huge value) goes to SRC.dlq with the error,
+    and the relay goes on.
+
     \b
     Example:
       facade relay posts posts-archive --group archiver --idle-timeout-ms 5000 --create
@@ -92,20 +98,38 @@ def relay(
             cfg = admin.create_topic(destination, src.partitions, exist_ok=True)
             s = "" if cfg.partitions == 1 else "s"
             click.echo(f"Created topic {destination} with {cfg.partitions} partition{s} (as {source}).", err=True)
+    done = [0]
+
+    def on_batch(copied: int) -> None:
+        done[0] = copied
+        bar.set(copied)
+
     with progress(f"relaying {source} -> {destination}") as bar:
-        stats = facade.relay(
-            source,
-            destination,
-            group,
-            settings.url,
-            exactly_once=exactly_once,
-            key_from=key_from,
-            idle_timeout_ms=idle_timeout_ms,
-            max_messages=max_messages,
-            on_batch=bar.set,
-        )
+        try:
+            stats = facade.relay(
+                source,
+                destination,
+                group,
+                settings.url,
+                exactly_once=exactly_once,
+                key_from=key_from,
+                idle_timeout_ms=idle_timeout_ms,
+                max_messages=max_messages,
+                on_batch=on_batch,
+            )
+        except FacadeError as exc:
+            if isinstance(exc, ConfigError):
+                raise  # refused before anything was read
+            s = "" if done[0] == 1 else "s"
+            click.echo(
+                f"Relayed {done[0]} record{s} from {source} to {destination} before the error below; "
+                "the records of the failed batch are not committed: run the same command again to copy them.",
+                err=True,
+            )
+            raise
     s = "" if stats.copied == 1 else "s"
+    dead = f"; {stats.dead_lettered} could not be copied and went to {stats.dead_letter_topic}" if stats.dead_lettered else ""
     click.echo(
-        f"Relayed {stats.copied} record{s} from {source} to {destination} in {stats.elapsed_s:.1f}s.",
+        f"Relayed {stats.copied} record{s} from {source} to {destination} in {stats.elapsed_s:.1f}s{dead}.",
         err=True,
     )

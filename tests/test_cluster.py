@@ -9,7 +9,9 @@ What is proved here, each with a count that would show the failure:
   NODE) while producing and consuming: nothing lost, nothing doubled, in the topic or in delivery;
 - admin create/describe/alter/delete, groups describe/reset/delete;
 - relay(atomic=False) is exactly-once (replays and kill -9 included); commit(outputs=...) across
-  slots is refused with a message that names the way out, and works when the slots happen to agree.
+  slots is refused with a message that names the way out, and works when the slots happen to agree;
+- a relay whose destination shard is out of memory commits no input whose output was not stored
+  (SDK and CLI), and says so.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from click.testing import CliRunner
 from cluster_helpers import migrate_slot, node, slot_owner
 from conftest import wait_until
+from facade.cli import main as cli_main
+from redis.crc import key_slot
 
 import facade.cluster as fc
 from facade import (
@@ -36,6 +41,7 @@ from facade import (
     ConfigError,
     ConnectionFailedError,
     Consumer,
+    OutOfMemoryError,
     OutputRecord,
     Producer,
     UnsupportedError,
@@ -560,6 +566,92 @@ def test_relay_atomic_false_survives_kill9_on_a_cluster(cluster, curl):
     lost, duplicated = total - len(got), sum(n - 1 for n in got.values())
     print(f"\ncluster relay (dedup ids) with {kills} kill -9: lost={lost} duplicated={duplicated}")
     assert (lost, duplicated) == (0, 0)
+
+
+def _shard_of(cluster, topic: str, partition: int = 0) -> int:
+    """Port of the primary holding ``topic[partition]``."""
+    return slot_owner(primaries(cluster), key_slot(keys.stream(topic, partition).encode()))
+
+
+def _elsewhere(cluster, than: str, prefix: str) -> str:
+    """A topic name whose partition 0 lives on another shard than ``than``'s."""
+    return next(f"{prefix}{i}" for i in range(200) if _shard_of(cluster, f"{prefix}{i}") != _shard_of(cluster, than))
+
+
+def _committed(url: str, group: str) -> int | None:
+    with Admin(url) as a:
+        return a.describe_group(group).partitions[0].committed
+
+
+@pytest.mark.parametrize("exactly_once", [True, False], ids=["dedup-ids", "at-least-once"])
+def test_a_relay_commits_no_input_whose_output_was_not_stored(cluster, curl, exactly_once):
+    """The destination's shard runs out of memory (maxmemory, noeviction) after the first batch,
+    for longer than delivery_timeout_ms: the relay raises the error, and the inputs committed are
+    exactly the outputs stored. (It used to commit the failed batch and report it copied.)"""
+    n = 501
+    dst = _elsewhere(cluster, "src", "dst")
+    with Admin(curl) as a:
+        a.create_topic("src", 1)
+        a.create_topic(dst, 1)
+    with Producer(curl) as p:
+        for i in range(n):
+            p.send("src", f"k:{i}", key="k")
+    first: list[int] = []
+
+    def fill_destination(copied: int) -> None:
+        if not first:
+            first.append(copied)
+            with node(_shard_of(cluster, dst)) as r:
+                r.config_set("maxmemory", 1)  # every write refused with OOM from now on
+
+    try:
+        with pytest.raises(OutOfMemoryError, match="out of memory"):
+            relay("src", dst, "r", curl, exactly_once=exactly_once, idle_timeout_ms=500, on_batch=fill_destination,
+                  producer_options={"delivery_timeout_ms": 1000}, consumer_options=FAST)  # fmt: skip
+    finally:
+        with node(_shard_of(cluster, dst)) as r:
+            r.config_set("maxmemory", 0)
+    assert 0 < first[0] < n
+    assert _committed(curl, "r") == first[0] == len(values(cluster, dst, 1))
+    # With memory back, a restart copies the rest: every record once, in order.
+    assert relay("src", dst, "r", curl, exactly_once=exactly_once, idle_timeout_ms=500,
+                 consumer_options=FAST).copied == n - first[0]  # fmt: skip
+    assert values(cluster, dst, 1) == [f"k:{i}" for i in range(n)]
+    assert _committed(curl, "r") == n
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_cli_relay_stops_uncommitted_when_the_destination_is_out_of_memory(cluster, curl):
+    """`facade relay --at-least-once` with the destination's shard out of memory for longer than
+    the producer's delivery timeout (30 s): exit status 1, the error, an honest count, and the
+    record not committed; run again once memory is back, it is copied."""
+    dst = _elsewhere(cluster, "src", "dst")
+    with Admin(curl) as a:
+        a.create_topic("src", 1)
+        a.create_topic(dst, 1)
+    with Producer(curl) as p:
+        for i in range(5):
+            p.send("src", f"k:{i}", key="k")
+    args = ["--url", curl, "relay", "src", dst, "-g", "r", "--at-least-once", "--idle-timeout-ms", "500"]
+    first = CliRunner().invoke(cli_main, args, catch_exceptions=False)
+    assert first.exit_code == 0 and "Relayed 5 records" in first.stderr, first.output
+    with Producer(curl) as p:
+        p.send("src", "k:5", key="k")
+    with node(_shard_of(cluster, dst)) as r:
+        r.config_set("maxmemory", 1)
+    try:
+        failed = CliRunner().invoke(cli_main, args, catch_exceptions=False)
+    finally:
+        with node(_shard_of(cluster, dst)) as r:
+            r.config_set("maxmemory", 0)
+    assert failed.exit_code == 1, failed.output
+    assert "Relayed 0 records from src to " in failed.stderr and "not committed" in failed.stderr
+    assert "out of memory" in failed.stderr
+    assert _committed(curl, "r") == 5 and len(values(cluster, dst, 1)) == 5
+    again = CliRunner().invoke(cli_main, args, catch_exceptions=False)
+    assert again.exit_code == 0 and "Relayed 1 record " in again.stderr, again.output
+    assert values(cluster, dst, 1) == [f"k:{i}" for i in range(6)]
 
 
 def test_dead_lettering_across_slots_is_refused_clearly(curl):

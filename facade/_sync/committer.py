@@ -155,7 +155,8 @@ class Committer:
 
     def commit_outputs(self, outputs: Iterable[OutputRecord], ride_out: Any) -> None:
         """Append ``outputs`` and commit their source partitions' positions, each source
-        partition in one transaction (all or nothing), chunked when large."""
+        partition in one transaction (all or nothing); when large, in chunks, each committing up to
+        its last source record, sent one after another (a failed chunk stops its partition)."""
         by_source: dict[TopicPartition, list[OutputRecord]] = {}
         for out in outputs:
             if not isinstance(out, OutputRecord):
@@ -173,30 +174,47 @@ class Committer:
                 )
         if self._fetcher.carries_commit():
             self._fetcher.settle()
-        calls: list[scripts.Call] = []
-        sources: list[tuple[PartitionState, int]] = []
+        # Round j carries the j-th chunk of each source partition: a partition's chunks go one
+        # round trip after another, each sent only once the one before it was applied. So every
+        # round trip holds at most one transaction per partition, and a round trip sent again
+        # (a lost reply; redis-py also resends a pipeline whose connection dropped after sending)
+        # finds each partition's last transaction id to be its own and writes nothing twice.
+        rounds: list[list[tuple[PartitionState, int, scripts.Call]]] = []
         for tp, outs in by_source.items():
             state = self._sub.owned[tp]
-            for chunk, commit in self._chunks(state, outs):
-                calls.append(self._transact(state, commit, [], chunk))
-                sources.append((state, commit))
-        for call in calls:
-            self._conn.check_slots(f"committing outputs of group {self._group}", call.keys)
-        results = self._run(calls, ride_out)
-        fenced = {state.tp for (state, _), r in zip(sources, results) if isinstance(r, CommitFailedError)}
-        for (state, commit), result in zip(sources, results):
-            if not isinstance(result, Exception) and self._sub.get(state.tp) is state:
-                state.committed = commit
-                state.async_commit = None
+            for j, (chunk, commit) in enumerate(self._chunks(state, outs)):
+                if j == len(rounds):
+                    rounds.append([])
+                rounds[j].append((state, commit, self._transact(state, commit, [], chunk)))
+        for round_ in rounds:
+            for _, _, call in round_:
+                self._conn.check_slots(f"committing outputs of group {self._group}", call.keys)
+        fenced: set[TopicPartition] = set()
+        stopped: set[TopicPartition] = set()  # a chunk failed: the partition's later chunks are not sent
+        first_error: Exception | None = None
+        for round_ in rounds:
+            round_ = [x for x in round_ if x[0].tp not in stopped]
+            if not round_:
+                break
+            results = self._run([call for _, _, call in round_], ride_out)
+            for (state, commit, _), result in zip(round_, results):
+                if isinstance(result, Exception):
+                    stopped.add(state.tp)
+                    if isinstance(result, CommitFailedError):
+                        fenced.add(state.tp)
+                    elif first_error is None:
+                        first_error = result
+                elif self._sub.get(state.tp) is state:
+                    state.committed = commit
+                    state.async_commit = None
         if fenced:
             self._fetcher.lost |= fenced
             raise CommitFailedError(
                 f"commit refused for {_names(fenced)}: this member no longer owns them; none of their outputs "
                 "was written, and the new owner reads their records again"
             )
-        for r in results:
-            if isinstance(r, Exception):
-                raise r
+        if first_error is not None:
+            raise first_error
 
     def _chunks(self, state: PartitionState, outs: list[OutputRecord]) -> list[tuple[list[scripts.Output], int]]:
         """Outputs in source-offset order, in chunks of one transaction each: each chunk commits

@@ -270,9 +270,13 @@ class Fetcher:
                     state.fetched = r.start
                 continue
             first = offsets.offset_of(entries[0][0])
-            if first > expected and self._config.auto_offset_reset != "earliest":
-                # The records from ``expected`` on were trimmed by retention meanwhile: as Kafka,
-                # auto_offset_reset decides (the script resolves "latest" / refuses with "none").
+            if first > expected and (r.start is None or self._config.auto_offset_reset != "earliest"):
+                # Records before ``first`` were not handed to this member. Either a read whose
+                # reply was lost moved the group's position past them (redis-py sends a pipeline
+                # again when its connection drops after sending), or retention trimmed them
+                # meanwhile. Read again from ``expected``: the script reads what is there, and for
+                # what was trimmed, auto_offset_reset decides, as in Kafka ("earliest" then reads
+                # from the log start: that read passes ``start``, and its gap is accepted).
                 state.restart = expected
                 continue
             last = entries[-1][0]

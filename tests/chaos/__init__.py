@@ -23,13 +23,19 @@ lists the options; ``__main__`` has more examples). Modules, one idea each:
               records) and its broken modes
 ``dead_letters`` that workload's checks (the dead-letter topic holds exactly the poison records:
               dlq-innocent, dlq-missing, dlq-twice, dlq-lost) and its drain
+``relay``     the relay worker (``facade.relay`` itself, or a broken relay for the controls)
+``relay_check`` the relay workload's checker: lost, duplicate, order, stuck in the destination
+``relay_run`` one run of the relay workload (``python -m tests.chaos --workload relay``)
 ``run``       one run, start to verdict
 ``report``    figures, as JSON and text
 
-The poison-record workload (``--poison N``, :mod:`dead_letters`) is built this way; new workloads
-(a relay, say) fit the same mould: a worker module that logs in
-this format with a ``start`` event naming its role, a reader for that role in
-``history.READERS`` (every process's raw events are kept in ``History.events`` too), checks passed
-to ``check.check(..., extra=...)`` that add their own anomaly classes, and slots for its processes
-in ``run`` (``Cluster`` starts any worker module through a proxy route of its own).
+New workloads fit the mould the poison-record (``--poison N``) and relay (``--workload relay``)
+workloads follow: a worker module that logs in this format with a ``start`` event naming its role
+(its raw events are kept in ``History.events``; a reader for that role in ``history.READERS`` can
+type them), its own checks (``check.check`` judges deliveries to group members and takes extra
+checks with ``check.check(..., extra=...)``, which add their own anomaly classes; the relay's
+checks judge the destination), and slots for its processes in ``Cluster`` (``Cluster`` starts any
+worker module through a proxy route of its own; ``relay_run.RelayCluster`` starts relays where
+members would be, so restarts and the single-process faults of ``faults.Injector`` apply to them
+unchanged).
 """

@@ -10,6 +10,9 @@ From the repository root (with facade installed):
                                                                    # (two runs: the phantom runs alone)
     python -m tests.chaos --seed 3 --duration 60 --poison 2       # with the poison-record workload
     python -m tests.chaos --check /tmp/chaos-xxxx                  # check an earlier run's logs again
+    python -m tests.chaos --workload relay --seed 3 --runs 5 --duration 60   # relays under faults
+    python -m tests.chaos --workload relay --dedup-ids --duration 60         # relay(atomic=False)
+    python -m tests.chaos --workload relay --control all --faults none --duration 15   # broken relays
 
 Exit status: 0 no anomaly (and every control caught), 1 anomalies (or a control not caught),
 2 a usage error.
@@ -99,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, help="keep the logs here (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep the logs of runs without anomalies too")
     ap.add_argument("--check", type=Path, metavar="DIR", help="only check the logs of an earlier run")
+    ap.add_argument("--workload", choices=("group", "relay"), default="group",
+                    help="group: consumer group members (default); relay: facade.relay processes (tests/chaos/relay_run.py)")  # fmt: skip
+    ap.add_argument("--relays", type=int, default=3, help="relay workload: relay processes")
+    ap.add_argument("--dedup-ids", action="store_true", help="relay workload: relay(atomic=False), as on Redis Cluster")
     args = ap.parse_args(argv)
+    if args.workload == "relay":
+        return _relays(args)
 
     from .report import render, summarize
 
@@ -153,6 +162,37 @@ def main(argv: list[str] | None = None) -> int:
             remove(r.workdir)
     if len(summaries) > 1:
         print(render(summaries))
+    if args.report:
+        args.report.write_text(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2) + "\n")
+    return 1 if failed else 0
+
+
+def _relays(args: argparse.Namespace) -> int:
+    from . import relay_check, relay_run
+
+    if args.control == CLASSES:  # "all"
+        args.control = relay_check.CONTROLLED
+    bad = [c for c in args.control if c not in relay_check.CONTROLLED]
+    if bad:
+        print(f"relay controls are {', '.join(relay_check.CONTROLLED)}, not {', '.join(bad)}", file=sys.stderr)
+        return 2
+    faults = tuple(k for k in relay_run.KINDS if k in args.faults or k.removesuffix("-many") in args.faults)
+    failed, summaries = False, []
+    for i in range(args.runs):
+        cfg = relay_run.RelayRunConfig(
+            seed=args.seed + i, duration_s=args.duration, server_binary=args.server_binary,
+            atomic=not args.dedup_ids, relays=args.relays, partitions=args.partitions, producers=args.producers,
+            rate=args.rate, session_ms=args.session_ms, heartbeat_ms=args.heartbeat_ms,
+            fault_interval_s=args.fault_interval, faults=faults, controls=args.control,
+            workdir=args.workdir / f"relay-seed-{args.seed + i}" if args.workdir else None,
+        )  # fmt: skip
+        r = relay_run.run(cfg)
+        print(relay_run.render(r), flush=True)
+        summaries.append(relay_run.summary(r))
+        bad_run = r.anomalies > 0 and not cfg.controls or not all(r.controls.values())
+        failed |= bad_run
+        if not bad_run and not args.keep and not args.workdir:
+            remove(r.workdir)
     if args.report:
         args.report.write_text(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2) + "\n")
     return 1 if failed else 0
