@@ -10,6 +10,7 @@ import threading
 import pytest
 import redis
 import redis.exceptions as rexc
+from busy import LONG_SCRIPT, refused_as_busy
 from conftest import free_port, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -212,28 +213,11 @@ def test_real_out_of_memory(server_factory):
         assert type(convert(lambda: r.set("k", "v"))) is OutOfMemoryError
 
 
-# Spins for ARGV[1] ms of server time, writing nothing: a long script holding the server.
-SPIN = """
-local t = redis.call('TIME')
-local stop = t[1] * 1000 + t[2] / 1000 + tonumber(ARGV[1])
-repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop
-return 1
-"""
-
-
-def refused_as_busy(r: redis.Redis) -> bool:
-    try:
-        r.get("probe")
-    except rexc.ResponseError as exc:
-        return str(exc).startswith("BUSY")
-    return False
-
-
 def test_real_busy_server(server_factory):
     # Past busy-reply-threshold, a server running a long script refuses other commands with BUSY.
     server = server_factory("--busy-reply-threshold", "50")
     with server.client() as r, server.client() as other:
-        hold = threading.Thread(target=r.eval, args=(SPIN, 0, 800))
+        hold = threading.Thread(target=r.eval, args=(LONG_SCRIPT, 0, 800))
         hold.start()
         try:
             wait_until(lambda: refused_as_busy(other), timeout=5, what="the server answers BUSY")

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+from busy import LONG_SCRIPT, refused_as_busy
 from conftest import wait_until
 from kafka_reference import kafka_partition
 
@@ -214,23 +215,6 @@ def test_dead_server_fails_futures(server_factory):
             fut.result()
     finally:
         p.close()  # nothing buffered: closing needs no server
-
-
-# Spins for ARGV[1] ms of server time, writing nothing: a long script holding the server.
-LONG_SCRIPT = """
-local t = redis.call('TIME')
-local stop = t[1] * 1000 + t[2] / 1000 + tonumber(ARGV[1])
-repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop
-return 1
-"""
-
-
-def refused_as_busy(r: redis.Redis) -> bool:
-    try:
-        r.get("probe")
-    except redis.ResponseError as exc:
-        return str(exc).startswith("BUSY")
-    return False
 
 
 @pytest.mark.slow

@@ -359,21 +359,28 @@ def test_round_trip_with_a_client_certificate(rediss):
     assert round_trip(rediss) == list(range(30))
 
 
-def test_round_trip_asyncio(rediss):
+def _aio_round_trip(url: str, topic: str, partitions: int, count: int, keys: int) -> list[int]:
+    """Create ``topic``, send ``count`` records over ``keys`` keys and read them back in a group,
+    all with the asyncio clients; the values' numbers, sorted."""
+
     async def main() -> list[int]:
-        async with facade.aio.Admin(rediss) as admin:
-            await admin.create_topic("events", 2)
-        async with facade.aio.Producer(rediss, linger_ms=0) as p:
-            for i in range(20):
-                await p.send("events", f"v{i}", key=f"k{i % 3}")
+        async with facade.aio.Admin(url) as admin:
+            await admin.create_topic(topic, partitions)
+        async with facade.aio.Producer(url, linger_ms=0) as p:
+            for i in range(count):
+                await p.send(topic, f"v{i}", key=f"k{i % keys}")
             await p.flush()
         got: list = []
-        async with facade.aio.Consumer("events", "g", rediss, auto_offset_reset="earliest", **FAST) as c:
-            while len(got) < 20:
+        async with facade.aio.Consumer(topic, "g", url, auto_offset_reset="earliest", **FAST) as c:
+            while len(got) < count:
                 got += await c.poll(timeout_ms=50)
         return sorted(int(m.value[1:]) for m in got)
 
-    assert asyncio.run(asyncio.wait_for(main(), 30)) == list(range(20))
+    return asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_round_trip_asyncio(rediss):
+    assert _aio_round_trip(rediss, "events", 2, 20, keys=3) == list(range(20))
 
 
 def test_localhost_is_in_the_certificate_too(rediss, tls_server, certs):
@@ -713,20 +720,7 @@ def test_cluster_round_trip_asyncio(tls_cluster, certs):
     _flush_cluster(tls_cluster, certs)
     url = tls_url(tls_cluster[1], certs, scheme="rediss+cluster")  # one node is enough to find the rest
 
-    async def main() -> list[int]:
-        async with facade.aio.Admin(url) as admin:
-            await admin.create_topic("aio-spread", 6)
-        async with facade.aio.Producer(url, linger_ms=0) as p:
-            for i in range(30):
-                await p.send("aio-spread", f"v{i}", key=f"k{i}")
-            await p.flush()
-        got: list = []
-        async with facade.aio.Consumer("aio-spread", "g", url, auto_offset_reset="earliest", **FAST) as c:
-            while len(got) < 30:
-                got += await c.poll(timeout_ms=50)
-        return sorted(int(m.value[1:]) for m in got)
-
-    assert asyncio.run(asyncio.wait_for(main(), 30)) == list(range(30))
+    assert _aio_round_trip(url, "aio-spread", 6, 30, keys=30) == list(range(30))
 
 
 @pytest.mark.parametrize("flavour", ["sync", "asyncio"])

@@ -22,8 +22,7 @@ import math
 import random
 import tempfile
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,11 @@ import facade.server
 from facade import Admin, FacadeError, TopicPartition
 
 from . import relay_check
-from .check import Result
 from .cluster import Cluster, Settings, Slot, Worker
 from .events import EventLog
 from .faults import Injector
-from .history import History, load
+from .history import load
+from .run import RunResult
 
 SRC, DST, GROUP = "relay-src", "relay-dst", "relay-group"
 
@@ -65,19 +64,10 @@ class RelayRunConfig:
 
 
 @dataclass
-class RelayRunResult:
-    config: RelayRunConfig
-    binary: str
-    workdir: Path
-    result: Result
-    history: History
-    faults: Counter
-    timings: dict[str, float]
-    controls: dict[str, bool] = field(default_factory=dict)  # class -> caught
+class RelayRunResult(RunResult):
+    """A relay run's result: the group run's fields, with the relay workload's configuration."""
 
-    @property
-    def anomalies(self) -> int:
-        return self.result.total
+    config: RelayRunConfig  # type: ignore[assignment]
 
 
 class RelayCluster(Cluster):
