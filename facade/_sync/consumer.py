@@ -7,6 +7,7 @@ The parts (as aiokafka splits its consumer):
 
 - ``facade/subscription.py``: what this member owns, positions, delivery state (pure);
 - ``membership.py``: join, the background heartbeat, the assignment, claim and release;
+- ``rebalance.py``: following the group (claim what was gained, revoke or lose what went);
 - ``fetcher.py``: reads (guarded or scripted), prefetch, buffers;
 - ``committer.py``: commits (Kafka's cumulative committed offsets), outputs, dead letters.
 
@@ -41,13 +42,12 @@ from .committer import Committer
 from .fetcher import Fetcher
 from .guarded import GuardedReader
 from .membership import Membership
+from .rebalance import CLAIM_RETRY_S, Rebalance
 
 log = logging.getLogger("facade")
 
 __all__ = ["Consumer"]
 
-# How often a member retries claiming a partition whose previous owner has not released it yet.
-_CLAIM_RETRY_S = 0.05
 # The longest single wait for records: the poll loop then looks at the assignment again.
 _WAIT_SLICE_S = 0.25
 # How often an idle poll loop reads the group's generation, to follow a rebalance sooner than the
@@ -153,9 +153,6 @@ class Consumer:
         self.topics: tuple[str, ...] = tuple(sorted({keys.validate_name(t) for t in names}))
         self.group: str = keys.validate_name(group, "group")
         self.config: ConsumerConfig = build(ConsumerConfig, config, options)
-        self._on_assign = on_assign
-        self._on_revoke = on_revoke
-        self._on_lost = on_lost
         self._conn = Connection(url)
         if self.config.max_deliveries is not None and self._conn.cluster:
             raise UnsupportedError(
@@ -175,13 +172,15 @@ class Consumer:
         self._value_deserializer = serializers.deserializer(self.config.value_deserializer, "value_deserializer")
         self._buffer: list[Message] = []
         self._errors: dict[tuple[TopicPartition, int], str] = {}
-        self._next_claim = 0.0
         self._next_generation_check = 0.0
-        self._next_auto_commit = _backend.monotonic() + self.config.auto_commit_interval_ms / 1000
         self._outage_since: float | None = None
         self._closed = False
         self._metrics = metrics.ConsumerMetrics(self.config.client_id, self.group, self.topics) if self.config.metrics else metrics.OFF
         self._tracing = tracing.ConsumerTracing(self.config.client_id, self.group) if self.config.tracing else tracing.OFF
+        self._rebalance = Rebalance(
+            self.config, self._sub, self._membership, self._fetcher, self._committer, self._metrics, self._ride_out,
+            on_assign, on_revoke, on_lost,
+        )  # fmt: skip
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -238,7 +237,7 @@ class Consumer:
         try:
             self._fetcher.settle()
             if self._membership.joined and self._membership.fatal is None:
-                self._revoke(set(self._sub.owned), clean=clean)
+                self._rebalance.revoke(set(self._sub.owned), clean=clean)
                 self._membership.leave()
         finally:
             self._closed = True
@@ -247,103 +246,6 @@ class Consumer:
                 self._reader.close()
             finally:
                 self._conn.close()
-
-    # -- following the group -------------------------------------------------------------------
-
-    def _coordinate(self) -> None:
-        m = self._membership
-        if m.unsure():
-            m.confirm()  # before anything read earlier is handed out
-        if m.fatal is not None:
-            raise m.fatal
-        ended = m.take_ended()
-        if ended is not None and self._sub.owned:
-            self._lose(set(self._sub.owned))
-        if not m.joined:
-            m.join()
-        lost = self._fetcher.lost
-        if lost:
-            self._fetcher.lost = set()
-            self._lose(lost & set(self._sub.owned))
-        target = m.assignment()
-        self._metrics.generation(m.generation)
-        if target is not None:
-            revoked = set(self._sub.owned) - target
-            if revoked:
-                self._revoke(revoked)
-            missing = target - set(self._sub.owned)
-            if missing != self._sub.to_claim:
-                self._sub.to_claim = missing
-                self._next_claim = 0.0
-        if self._sub.to_claim and _backend.monotonic() >= self._next_claim:
-            self._claim()
-        if self.config.enable_auto_commit and _backend.monotonic() >= self._next_auto_commit:
-            self._next_auto_commit = _backend.monotonic() + self.config.auto_commit_interval_ms / 1000
-            if self.config.guarantee != "at-most-once":
-                self._committer.commit_later(self._committer.wanted(None))
-
-    def _claim(self) -> None:
-        self._next_claim = _backend.monotonic() + _CLAIM_RETRY_S
-        won = self._membership.claim(
-            sorted(self._sub.to_claim), self.config.auto_offset_reset, self.config.guarantee == "exactly-once"
-        )
-        token = self._membership.token
-        for tp, claimed in won.items():
-            self._sub.add(PartitionState(tp, token, claimed.position, claimed.position_id, claimed.redelivered,
-                                         claimed.failures))  # fmt: skip
-        if won and self._on_assign is not None:
-            _backend.maybe_await(self._on_assign(set(won)))
-
-    def _revoke(self, partitions: set[TopicPartition], *, clean: bool = True) -> None:
-        """Give up partitions the assignment moved away: on_revoke, auto-commit, release (clean:
-        this consumer was not crashed by what it was handed; see release.lua)."""
-        if not partitions:
-            return
-        self._fetcher.settle()
-        if self._on_revoke is not None:
-            _backend.maybe_await(self._on_revoke(set(partitions)))
-        self._fetcher.report(partitions)
-        if self.config.enable_auto_commit and self.config.guarantee != "at-most-once":
-            wanted = {tp: v for tp, v in self._committer.wanted(None).items() if tp in partitions}
-            try:
-                self._committer.commit_now(wanted, self._ride_out)
-            except CommitFailedError as exc:  # taken over already: the new owner has them
-                self._metrics.fenced()
-                log.warning("facade consumer %s: %s", self.member_id, exc)
-        else:
-            self._flush_async_commits(partitions)
-        owned = [(tp, s.token) for tp in sorted(partitions) if (s := self._drop(tp)) is not None]
-        self._membership.release(owned, clean=clean)
-
-    def _flush_async_commits(self, partitions: set[TopicPartition]) -> None:
-        pending = {tp: (s.async_commit, "") for tp, s in self._sub.owned.items() if tp in partitions and s.async_commit is not None}
-        if pending:
-            try:
-                self._committer.commit_now(pending, self._ride_out)  # type: ignore[arg-type]
-            except CommitFailedError as exc:
-                log.warning("facade consumer %s: %s", self.member_id, exc)
-
-    def _lose(self, partitions: set[TopicPartition]) -> None:
-        """Partitions taken away without a revoke (session ended, fenced, topic deleted): no
-        commit is possible; on_lost runs, and the next assignment says what to claim again."""
-        if not partitions:
-            return
-        self._fetcher.settle()
-        callback = self._on_lost or self._on_revoke
-        if callback is not None:
-            _backend.maybe_await(callback(set(partitions)))
-        owned = [(tp, s.token) for tp in sorted(partitions) if (s := self._drop(tp)) is not None]
-        try:
-            self._membership.release(owned)  # a CAS: harmless where a new owner holds them
-        except FacadeError:
-            pass
-        target = self._membership.assignment() or set()
-        self._sub.to_claim |= partitions & target
-        self._next_claim = 0.0
-
-    def _drop(self, tp: TopicPartition) -> PartitionState | None:
-        self._fetcher.forget(tp)
-        return self._sub.drop(tp)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -368,7 +270,7 @@ class Consumer:
         try:
             while True:
                 try:
-                    self._coordinate()
+                    self._rebalance.follow()
                     taken = self._fetcher.fetch(limit)
                     if taken and self._membership.unsure():
                         # Stopped while reading (SIGSTOP, a paused VM) for most of a session: ask
@@ -458,7 +360,7 @@ class Consumer:
     def _wait(self, seconds: float) -> None:
         """Sleep until new records may be there (a blocking read on owned streams), or
         ``seconds``, or the next look at the assignment."""
-        seconds = min(seconds, _CLAIM_RETRY_S if self._sub.to_claim else _WAIT_SLICE_S)
+        seconds = min(seconds, CLAIM_RETRY_S if self._sub.to_claim else _WAIT_SLICE_S)
         if self._membership.joined and _backend.monotonic() >= self._next_generation_check:
             self._next_generation_check = _backend.monotonic() + _GENERATION_CHECK_S
             generation = self._conn.command(
