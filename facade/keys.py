@@ -7,6 +7,8 @@ Layout version 2 (see docs/design.md, "Key layout"):
     facade:{meta}:replicas          hash   "ip:port" -> "1": replicas seen attached to this server
                                            (one server, not Sentinel or Cluster: acks="all" waits
                                            for each of them)
+    facade:{meta}:cluster_id        string the Kafka cluster id the gateways report (facade gateway)
+    facade:{meta}:producer_ids      string the last Kafka producer id handed out (InitProducerId)
     facade:{T/P}:log                stream partition P of topic T; entry IDs "<append ms>-<offset>"
     facade:{T/P}:own                hash   group id -> owner token "<member id>|<session nonce>"
     facade:{T/P}:off                hash   group id -> committed offset "<offset>[ <metadata>]"
@@ -52,6 +54,10 @@ _NAME = re.compile(r"[A-Za-z0-9._-]{1,249}\Z")
 TOPICS = f"{PREFIX}:{{meta}}:topics"
 GROUPS = f"{PREFIX}:{{meta}}:groups"
 REPLICAS = f"{PREFIX}:{{meta}}:replicas"
+CLUSTER_ID = f"{PREFIX}:{{meta}}:cluster_id"
+"""The Kafka cluster id every ``facade gateway`` on this Redis reports (set once, by the first)."""
+PRODUCER_IDS = f"{PREFIX}:{{meta}}:producer_ids"
+"""Counter of Kafka producer ids handed out by the gateways' InitProducerId (INCR)."""
 
 # Redis consumer name used inside every stream consumer group. Only one member owns a partition
 # at a time (the :own record fences the others), so the pending list belongs to the partition, not

@@ -1,0 +1,52 @@
+"""The dispatch table: Kafka API key -> the module that answers it.
+
+Every API lives in its own module under facade/gateway/ and exports ``API`` (a
+:class:`~facade.gateway.context.Api`). To add one, write the module and add it to
+``IMPLEMENTED`` (or replace its ``None`` in ``GROUP_APIS``): the server dispatches to it and
+ApiVersions advertises it, nothing else changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from . import api_versions, metadata
+from .context import Api
+
+IMPLEMENTED: dict[int, Api] = {
+    api.key: api
+    for api in (
+        api_versions.API,
+        metadata.API,
+    )
+}
+
+# ---- Consumer-group APIs: placeholders ---------------------------------------------------------
+# None: the key is known but not answered yet: a Kafka error in the request's own response shape
+# (COORDINATOR_NOT_AVAILABLE), never advertised by ApiVersions. Landing a group API is replacing
+# its None with the name of its module under facade/gateway/ (which exports ``API``): one line each.
+GROUP_APIS: dict[int, str | None] = {
+    11: None,  # JoinGroup       e.g. "join_group"
+    14: None,  # SyncGroup
+    12: None,  # Heartbeat
+    13: None,  # LeaveGroup
+    8: None,  # OffsetCommit
+    9: None,  # OffsetFetch
+    15: None,  # DescribeGroups
+    16: None,  # ListGroups
+    42: None,  # DeleteGroups
+}
+# -------------------------------------------------------------------------------------------------
+
+
+def _group_api(module: str) -> Api:
+    return importlib.import_module(f"{__package__}.{module}").API
+
+
+TABLE: dict[int, Api] = {**IMPLEMENTED, **{k: _group_api(m) for k, m in GROUP_APIS.items() if m is not None}}
+"""API key -> the API answering it."""
+
+PLACEHOLDERS: frozenset[int] = frozenset(k for k, m in GROUP_APIS.items() if m is None)
+"""API keys the gateway knows but does not answer yet: COORDINATOR_NOT_AVAILABLE, never a closed
+connection. Any other API kio knows and the table lacks (transactions, ACLs, ...) is answered
+with UNSUPPORTED_VERSION; a key nobody knows closes the connection, as Kafka does."""
