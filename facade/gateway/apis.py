@@ -26,15 +26,16 @@ IMPLEMENTED: dict[int, Api] = {
 # (COORDINATOR_NOT_AVAILABLE), never advertised by ApiVersions. Landing a group API is replacing
 # its None with the name of its module under facade/gateway/ (which exports ``API``): one line each.
 GROUP_APIS: dict[int, str | None] = {
-    11: None,  # JoinGroup       e.g. "join_group"
-    14: None,  # SyncGroup
-    12: None,  # Heartbeat
-    13: None,  # LeaveGroup
-    8: None,  # OffsetCommit
-    9: None,  # OffsetFetch
-    15: None,  # DescribeGroups
-    16: None,  # ListGroups
-    42: None,  # DeleteGroups
+    10: "find_coordinator",  # FindCoordinator
+    11: "join_group",  # JoinGroup
+    14: "sync_group",  # SyncGroup
+    12: "heartbeat",  # Heartbeat
+    13: "leave_group",  # LeaveGroup
+    8: "offset_commit",  # OffsetCommit
+    9: "offset_fetch",  # OffsetFetch
+    15: "describe_groups",  # DescribeGroups
+    16: "list_groups",  # ListGroups
+    42: "delete_groups",  # DeleteGroups
 }
 # -------------------------------------------------------------------------------------------------
 
