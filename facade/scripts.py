@@ -36,6 +36,12 @@ NAMES = (
     "trim_before",
     "first_uncommitted",
     "topic_migrate",
+    "kafka_join",
+    "kafka_join_wait",
+    "kafka_sync",
+    "kafka_heartbeat",
+    "kafka_leave",
+    "kafka_commit",
     "group_join",
     "group_heartbeat",
     "group_sync",
@@ -43,12 +49,6 @@ NAMES = (
     "group_alive",
     "group_lock",
     "group_delete",
-    "kafka_join",
-    "kafka_join_wait",
-    "kafka_sync",
-    "kafka_heartbeat",
-    "kafka_leave",
-    "kafka_commit",
 )
 PRELUDE = "_lib"
 
@@ -359,83 +359,6 @@ class Transacted(NamedTuple):
         return cls([int(x) for x in reply[0]], bool(int(reply[1])))
 
 
-# -- groups --------------------------------------------------------------------------------------
-
-
-def group_join(
-    group: str, member: str, nonce: str, metadata: dict[str, Any], session_ms: int, mode: str, protocol: str
-) -> Call:
-    """Join (``mode`` "" or "static") or ask for a new generation (``mode`` "rebalance")."""
-    return Call(
-        "group_join",
-        list(keys.group_keys(group)),
-        [member, nonce, json.dumps(metadata, separators=(",", ":"), sort_keys=True), session_ms, mode, protocol],
-    )
-
-
-def group_heartbeat(group: str, member: str, nonce: str, session_ms: int, known_generation: str) -> Call:
-    return Call("group_heartbeat", list(keys.group_keys(group)), [member, nonce, session_ms, known_generation])
-
-
-class Heartbeat(NamedTuple):
-    """group_heartbeat.lua's reply."""
-
-    generation: int
-    assignment_generation: str
-    """The generation of the current assignment, "" while the generation has none."""
-    assignment: dict[str, list[TopicPartition]] | None
-    """The current assignment when it changed for this member, else None."""
-    members: dict[str, dict[str, Any]]
-    """While there is no assignment: member -> metadata, for computing one."""
-    previous: dict[str, list[TopicPartition]]
-    """While there is no assignment: the last one (sticky strategies start from it)."""
-
-    @classmethod
-    def parse(cls, reply: Any) -> Heartbeat:
-        gen, agen, assignment, flat, previous = reply
-        members = {}
-        for i in range(0, len(flat), 2):
-            _, _, meta = _text(flat[i + 1]).partition(" ")
-            members[_text(flat[i])] = json.loads(meta)
-        return cls(
-            int(gen),
-            _text(agen),
-            parse_assignment(assignment) if assignment else None,
-            members,
-            parse_assignment(previous) if previous else {},
-        )
-
-
-def parse_assignment(raw: Any) -> dict[str, list[TopicPartition]]:
-    """member -> partitions, from an assignment's JSON."""
-    return {m: [TopicPartition(t, p) for t, p in tps] for m, tps in json.loads(raw).items()}
-
-
-def assignment_json(table: dict[str, list[TopicPartition]]) -> str:
-    return json.dumps({m: [[tp.topic, tp.partition] for tp in tps] for m, tps in sorted(table.items())},
-                      separators=(",", ":"))  # fmt: skip
-
-
-def group_sync(group: str, generation: int, table: dict[str, list[TopicPartition]]) -> Call:
-    return Call("group_sync", list(keys.group_keys(group))[:2], [generation, assignment_json(table)])
-
-
-def group_leave(group: str, member: str, nonce: str) -> Call:
-    return Call("group_leave", list(keys.group_keys(group)), [member, nonce])
-
-
-def group_alive(group: str, tokens: Sequence[str]) -> Call:
-    return Call("group_alive", list(keys.group_keys(group)), list(tokens))
-
-
-def group_lock(group: str, lock: bool, ms: int = 30_000) -> Call:
-    return Call("group_lock", list(keys.group_keys(group)), ["lock" if lock else "unlock", ms])
-
-
-def group_delete(group: str) -> Call:
-    return Call("group_delete", list(keys.kafka_group_keys(group)), [])
-
-
 # -- Kafka-protocol groups (facade gateway) ------------------------------------------------------
 # Each kafka_* script answers a list led by a Kafka error name ("none", "unknown_member_id", ...;
 # "wait": not ready, call again), which the gateway turns into the error code.
@@ -521,3 +444,80 @@ def kafka_commit(
         [*list(keys.kafka_group_keys(group))[:4], *(keys.committed(tp.topic, tp.partition) for tp, _, _ in offsets)],
         [group, member, instance, generation, *(x for _, offset, meta in offsets for x in (offset, meta))],
     )
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+def group_join(
+    group: str, member: str, nonce: str, metadata: dict[str, Any], session_ms: int, mode: str, protocol: str
+) -> Call:
+    """Join (``mode`` "" or "static") or ask for a new generation (``mode`` "rebalance")."""
+    return Call(
+        "group_join",
+        list(keys.group_keys(group)),
+        [member, nonce, json.dumps(metadata, separators=(",", ":"), sort_keys=True), session_ms, mode, protocol],
+    )
+
+
+def group_heartbeat(group: str, member: str, nonce: str, session_ms: int, known_generation: str) -> Call:
+    return Call("group_heartbeat", list(keys.group_keys(group)), [member, nonce, session_ms, known_generation])
+
+
+class Heartbeat(NamedTuple):
+    """group_heartbeat.lua's reply."""
+
+    generation: int
+    assignment_generation: str
+    """The generation of the current assignment, "" while the generation has none."""
+    assignment: dict[str, list[TopicPartition]] | None
+    """The current assignment when it changed for this member, else None."""
+    members: dict[str, dict[str, Any]]
+    """While there is no assignment: member -> metadata, for computing one."""
+    previous: dict[str, list[TopicPartition]]
+    """While there is no assignment: the last one (sticky strategies start from it)."""
+
+    @classmethod
+    def parse(cls, reply: Any) -> Heartbeat:
+        gen, agen, assignment, flat, previous = reply
+        members = {}
+        for i in range(0, len(flat), 2):
+            _, _, meta = _text(flat[i + 1]).partition(" ")
+            members[_text(flat[i])] = json.loads(meta)
+        return cls(
+            int(gen),
+            _text(agen),
+            parse_assignment(assignment) if assignment else None,
+            members,
+            parse_assignment(previous) if previous else {},
+        )
+
+
+def parse_assignment(raw: Any) -> dict[str, list[TopicPartition]]:
+    """member -> partitions, from an assignment's JSON."""
+    return {m: [TopicPartition(t, p) for t, p in tps] for m, tps in json.loads(raw).items()}
+
+
+def assignment_json(table: dict[str, list[TopicPartition]]) -> str:
+    return json.dumps({m: [[tp.topic, tp.partition] for tp in tps] for m, tps in sorted(table.items())},
+                      separators=(",", ":"))  # fmt: skip
+
+
+def group_sync(group: str, generation: int, table: dict[str, list[TopicPartition]]) -> Call:
+    return Call("group_sync", list(keys.group_keys(group))[:2], [generation, assignment_json(table)])
+
+
+def group_leave(group: str, member: str, nonce: str) -> Call:
+    return Call("group_leave", list(keys.group_keys(group)), [member, nonce])
+
+
+def group_alive(group: str, tokens: Sequence[str]) -> Call:
+    return Call("group_alive", list(keys.group_keys(group)), list(tokens))
+
+
+def group_lock(group: str, lock: bool, ms: int = 30_000) -> Call:
+    return Call("group_lock", list(keys.group_keys(group)), ["lock" if lock else "unlock", ms])
+
+
+def group_delete(group: str) -> Call:
+    return Call("group_delete", list(keys.kafka_group_keys(group)), [])
