@@ -30,10 +30,8 @@ async def _delete(ctx: RequestContext, group: str) -> ErrorCode:
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     schema = ctx.schema
-    results = tuple(
-        make(schema.DeletableGroupResult, group_id=g, error_code=await _delete(ctx, g)) for g in request.groups_names
-    )
-    return make(schema.DeleteGroupsResponse, results=results)
+    results = [make(schema.DeletableGroupResult, group_id=g, error_code=await _delete(ctx, g)) for g in request.groups_names]
+    return make(schema.DeleteGroupsResponse, results=tuple(results))
 
 
 API = Api(42, "DeleteGroups", 0, 2, handle)
