@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from conftest import wait_until
 from gateway_helpers import running_gateway
 
-import facade.gateway.coordinator as coordinator
 from facade import Admin, Consumer, Producer
 from facade.errors import GroupError
+from facade.gateway import coordinator
 
 ck = pytest.importorskip("confluent_kafka", reason="confluent-kafka is in the test extras")
 ck_admin = pytest.importorskip("confluent_kafka.admin", reason="confluent-kafka is in the test extras")
@@ -315,3 +315,55 @@ def test_kafka_python_and_aiokafka_members_share_a_group_with_a_confluent_one(ur
             thread.join(20)
             kp.close()
             members.consumers[0].close()
+
+
+CONSUMING_MEMBER = textwrap.dedent("""
+    import sys
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2], "client.id": "doomed",
+                  "session.timeout.ms": 6000, "heartbeat.interval.ms": 300, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "log_level": 0})
+    c.subscribe([sys.argv[3]])
+    while True:
+        m = c.poll(0.1)
+        if m is not None and not m.error():
+            print(m.partition(), m.offset(), flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_a_group_of_three_consumes_everything_through_a_leave_and_a_sigkill(url):
+    """Each record is handed to the group at least once, and every record committed is never
+    handed out again, while one member leaves and one is killed with SIGKILL."""
+    needs_fetch()
+    Admin(url).create_topic("work", 6)
+    _produce(url, "work", [50] * 6)
+    with running_gateway(url) as gw:
+        doomed = subprocess.Popen([sys.executable, "-c", CONSUMING_MEMBER, gw.bootstrap, "workers", "work"],
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            members = Members([confluent(gw, "workers", f"w{i}") for i in range(2)], "work")
+            seen: set[tuple[int, int]] = set()
+
+            def consume(which=(0, 1)):
+                for i in which:
+                    c = members.consumers[i]
+                    m = c.poll(0.05)
+                    if m is not None and not m.error():
+                        seen.add((m.partition(), m.offset()))
+                        c.commit(message=m, asynchronous=False)
+
+            wait_until(lambda: (consume(), len(Admin(url).describe_group("workers").members) == 3)[1], timeout=30,
+                       what="three members")  # fmt: skip
+            os.kill(doomed.pid, signal.SIGKILL)  # its partitions move once its session expires
+            doomed.wait(10)
+            members.consumers[1].close()  # and one leaves
+            wait_until(lambda: (consume((0,)), len(seen) == 300)[1], timeout=60, what="every record consumed")
+            d = Admin(url).describe_group("workers")
+            assert [m.client_id for m in d.members] == ["w0"]
+            assert sum(p.lag for p in d.partitions) == 0
+        finally:
+            if doomed.poll() is None:
+                doomed.kill()
+                doomed.wait(10)
+        members.consumers[0].close()
