@@ -132,6 +132,7 @@ def test_a_member_killed_with_sigkill_loses_its_partitions_when_its_session_expi
             if doomed.poll() is None:
                 doomed.kill()
                 doomed.wait(10)
+            doomed.stdout.close()
         for c in members.consumers:
             c.close()
 
@@ -366,4 +367,5 @@ def test_a_group_of_three_consumes_everything_through_a_leave_and_a_sigkill(url)
             if doomed.poll() is None:
                 doomed.kill()
                 doomed.wait(10)
+            doomed.stdout.close()
         members.consumers[0].close()
