@@ -369,3 +369,23 @@ def test_a_group_of_three_consumes_everything_through_a_leave_and_a_sigkill(url)
                 doomed.wait(10)
             doomed.stdout.close()
         members.consumers[0].close()
+
+
+def test_two_gateways_serve_one_group_with_the_cooperative_sticky_assignor(url):
+    Admin(url).create_topic("orders", 4)
+    with running_gateway(url) as a, running_gateway(url) as b:
+        coop = {"partition.assignment.strategy": "cooperative-sticky"}
+        members = Members([confluent(a, "shared", "on-a", **coop), confluent(b, "shared", "on-b", **coop)], "orders")
+        # incremental callbacks: track the assignment from the consumers themselves
+        def shares():
+            got = [sorted(p.partition for p in c.assignment()) for c in members.consumers]
+            return all(got) and sorted(sum(got, [])) == [0, 1, 2, 3]
+
+        members.until(shares, what="two members on two gateways share four partitions")
+        d = Admin(url).describe_group("shared")
+        assert {m.client_id for m in d.members} == {"on-a", "on-b"}
+        assert sorted(tp.partition for m in d.members for tp in m.partitions) == [0, 1, 2, 3]
+        members.consumers[1].close()
+        members.until(lambda: sorted(p.partition for p in members.consumers[0].assignment()) == [0, 1, 2, 3],
+                      which=(0,), what="the member on gateway a takes all")  # fmt: skip
+        members.consumers[0].close()
