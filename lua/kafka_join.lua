@@ -27,7 +27,10 @@
 --          "fenced_instance_id", "inconsistent_group_protocol" (a facade SDK group with live
 --          members, or a protocol type or assignors no member has in common),
 --          "coordinator_load_in_progress" (an operator resets offsets: retry),
---          "group_max_size_reached". Any join into a formed generation starts a rebalance.
+--          "group_max_size_reached". Any join into a formed generation starts a rebalance, except
+--          a static member's new process (group.instance.id, member id "") with unchanged
+--          protocols into a stable group whose leader it is not: it replaces the old member id,
+--          with its assignment, in the current generation (the old process is fenced).
 local state, members, deadlines, kafka, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, minted, require_known, instance = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local ptype, meta, session, rebalance = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -49,6 +52,27 @@ if member == '' then
   if instance ~= '' then
     local old = redis.call('HGET', kafka, 'i:' .. instance)
     if old then  -- a new process of this static instance: the old one is fenced from now on
+      local before = kafka_meta(members, old)
+      local s = redis.call('HMGET', state, 'phase', 'leader', 'ptype', 'generation')
+      if before and s[1] == 'stable' and s[2] ~= old and s[3] == ptype and
+          cjson.encode(before.kafka.protocols) == cjson.encode(cjson.decode(meta).kafka.protocols) then
+        -- A follower back with the same subscription while the group is stable: it takes the
+        -- old member's place and assignment in the current generation; no rebalance (Kafka's
+        -- static membership).
+        local assigned = redis.call('HGET', kafka, 'a:' .. old) or ''
+        kafka_forget(members, deadlines, kafka, old)
+        redis.call('HSET', members, minted, 'kafka ' .. meta)
+        redis.call('ZADD', deadlines, now + session, minted)
+        redis.call('HSET', kafka, 'j:' .. minted, s[4], 'a:' .. minted, assigned, 's:' .. minted, session,
+          'n:' .. minted, instance, 'i:' .. instance, minted)
+        local described = redis.call('HGET', state, 'assignment')
+        if described then
+          local table_ = cjson.decode(described)
+          table_[minted], table_[old] = table_[old], nil
+          redis.call('HSET', state, 'assignment', cjson.encode(table_))
+        end
+        return {'none', minted}
+      end
       kafka_forget(members, deadlines, kafka, old)
       count = redis.call('HLEN', members)
     end

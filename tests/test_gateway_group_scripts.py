@@ -7,6 +7,7 @@ Real clients drive the same scripts in tests/test_gateway_groups.py."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 import pytest
@@ -156,7 +157,26 @@ def test_a_static_members_new_process_fences_the_old_one(lua):
     assert join(lua, "", "s-2", instance="i1") == ("none", "s-2")  # restarted process, same instance
     assert beat(lua, "s-1", gen, instance="i1") == "fenced_instance_id"
     assert commit(lua, "s-1", gen, instance="i1") == "fenced_instance_id"
-    assert wait(lua, "s-2").generation == gen + 1
+    assert wait(lua, "s-2").generation == gen + 1  # it was the leader: the group rebalances
+
+
+def test_a_static_follower_back_with_the_same_subscription_keeps_the_generation_and_its_assignment(lua, r):
+    assert join(lua, "", "lead") == ("none", "lead")
+    assert join(lua, "", "f-1", instance="i1") == ("none", "f-1")
+    gen = wait(lua, "lead").generation
+    assert wait(lua, "f-1").generation == gen
+    sync(lua, "lead", gen, [("lead", b"L"), ("f-1", b"F")])
+    r.hset(STATE, "assignment", '{"f-1":[["t",1]],"lead":[["t",0]]}')
+    assert join(lua, "", "f-2", instance="i1") == ("none", "f-2")  # restarted within its session
+    back = wait(lua, "f-2")
+    assert (back.generation, back.leader, back.members) == (gen, "lead", [])
+    assert sync(lua, "f-2", gen) == b"F"  # the old process's assignment, no rebalance
+    assert beat(lua, "lead", gen) == "none"
+    assert beat(lua, "f-1", gen, instance="i1") == "fenced_instance_id"
+    assert sorted(r.hkeys(MEMBERS)) == [b"f-2", b"lead"]
+    assert json.loads(r.hget(STATE, "assignment")) == {"f-2": [["t", 1]], "lead": [["t", 0]]}
+    assert join(lua, "", "f-3", instance="i1", protocols=("roundrobin", "range")) == ("none", "f-3")
+    assert beat(lua, "lead", gen) == "rebalance_in_progress"  # a changed subscription rebalances
 
 
 def test_assignors_in_common_are_required_and_the_vote_picks_one(lua):

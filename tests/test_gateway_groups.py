@@ -51,6 +51,8 @@ class Members:
         self.consumers = consumers
         self.assigned: dict[int, list[int]] = {}
         self.errors: list = []
+        self.revocations: list[int] = []
+        """Which member had partitions revoked, in order."""
         for i, c in enumerate(consumers):
             c.subscribe([topic], on_assign=self._on_assign(i), on_revoke=self._on_revoke(i))
 
@@ -58,7 +60,11 @@ class Members:
         return lambda _c, parts: self.assigned.__setitem__(i, sorted(p.partition for p in parts))
 
     def _on_revoke(self, i):
-        return lambda _c, parts: self.assigned.__setitem__(i, [])
+        def revoke(_c, parts):
+            self.assigned[i] = []
+            self.revocations.append(i)
+
+        return revoke
 
     def poll(self, which=None) -> None:
         for i, c in enumerate(self.consumers):
@@ -388,4 +394,30 @@ def test_two_gateways_serve_one_group_with_the_cooperative_sticky_assignor(url):
         members.consumers[1].close()
         members.until(lambda: sorted(p.partition for p in members.consumers[0].assignment()) == [0, 1, 2, 3],
                       which=(0,), what="the member on gateway a takes all")  # fmt: skip
+        members.consumers[0].close()
+
+
+def test_a_static_member_restarted_within_its_session_gets_its_partitions_back_without_a_rebalance(url):
+    Admin(url).create_topic("orders", 4)
+    with running_gateway(url) as gw:
+        members = Members([confluent(gw, "static", "lead")], "orders")
+        members.until(lambda: members.covered((0,), 4), what="the leader alone")  # the leader stays the leader
+        static = confluent(gw, "static", "s", **{"group.instance.id": "s1"})
+        members.consumers.append(static)
+        static.subscribe(["orders"], on_assign=members._on_assign(1), on_revoke=members._on_revoke(1))
+        members.until(lambda: members.covered((0, 1), 4) and all(members.assigned.get(i) for i in (0, 1)),
+                      what="two members")  # fmt: skip
+        before = Admin(url).describe_group("static")
+        theirs = members.assigned[1]
+        members.revocations.clear()
+        members.consumers[1].close()  # a static member sends no LeaveGroup: its session stays
+        again = confluent(gw, "static", "s", **{"group.instance.id": "s1"})
+        got = []
+        again.subscribe(["orders"], on_assign=lambda _c, parts: got.extend(p.partition for p in parts))
+        wait_until(lambda: (again.poll(0.05), members.poll((0,)), got)[2], timeout=20, what="the restart is assigned")
+        assert sorted(got) == theirs
+        after = Admin(url).describe_group("static")
+        assert after.generation == before.generation and 0 not in members.revocations
+        assert {m.member_id for m in after.members} - {m.member_id for m in before.members}  # a new member id
+        again.close()
         members.consumers[0].close()
