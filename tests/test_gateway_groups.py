@@ -421,3 +421,27 @@ def test_a_static_member_restarted_within_its_session_gets_its_partitions_back_w
         assert {m.member_id for m in after.members} - {m.member_id for m in before.members}  # a new member id
         again.close()
         members.consumers[0].close()
+
+
+def test_kcat_balanced_consumer_joins_a_group_beside_a_confluent_member(url):
+    import shutil
+
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    if kcat is None:
+        pytest.skip("kcat is not installed (apt-get install kcat)")
+    Admin(url).create_topic("orders", 4)
+    with running_gateway(url) as gw:
+        members = Members([confluent(gw, "mixed", "conf")], "orders")
+        members.until(lambda: members.covered((0,), 4), what="alone first")
+        with subprocess.Popen([kcat, "-b", gw.bootstrap, "-G", "mixed", "-X", "client.id=kcat", "-X",
+                               "session.timeout.ms=6000", "-X", "log_level=0", "-q", "-o", "beginning", "orders"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:  # fmt: skip
+            try:
+                members.until(lambda: {m.client_id: len(m.partitions) for m in Admin(url).describe_group("mixed").members}
+                              == {"conf": 2, "kcat": 2} and len(members.assigned[0]) == 2, timeout=30,
+                              what="kcat takes half")  # fmt: skip
+            finally:
+                proc.terminate()  # kcat leaves its group on SIGTERM
+                proc.wait(10)
+        members.until(lambda: members.covered((0,), 4), timeout=20, what="kcat's half comes back")
+        members.consumers[0].close()
