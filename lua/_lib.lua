@@ -322,7 +322,8 @@ end
 -- CompletingRebalance, Stable), join_deadline (ms: the joining phase ends then, whoever has not
 -- rejoined is removed), initial ("1": the first join into an empty group waits that long for
 -- others), rebalance_ms (the largest rebalance timeout of the members), leader, ptype (protocol
--- type, "consumer"), pname (the chosen assignor). The generation grows only when a join phase
+-- type, "consumer"), pname (the chosen assignor), sync_deadline (ms: the leader's SyncGroup is
+-- due by then). The generation grows only when a join phase
 -- completes (Kafka's), not at each removal (the SDK's bump_generation), so commits of the
 -- current generation stay valid while a rebalance forms.
 
@@ -334,7 +335,7 @@ local function kafka_start_rebalance(state, now)
   end
   local wait = tonumber(redis.call('HGET', state, 'rebalance_ms') or '300000')
   redis.call('HSET', state, 'phase', 'joining', 'join_deadline', now + wait)
-  redis.call('HDEL', state, 'initial')
+  redis.call('HDEL', state, 'initial', 'sync_deadline')
 end
 
 -- Forget one member (expired, left, not rejoined in time, or replaced by a newer process of its
@@ -360,7 +361,8 @@ local function kafka_changed(state, members, now)
   if redis.call('HLEN', members) == 0 then
     local current = redis.call('HGET', state, 'assignment')
     if current then redis.call('HSET', state, 'previous', current) end
-    redis.call('HDEL', state, 'assignment', 'assignment_generation', 'leader', 'join_deadline', 'initial')
+    redis.call('HDEL', state, 'assignment', 'assignment_generation', 'leader', 'join_deadline', 'initial',
+      'sync_deadline')
     redis.call('HSET', state, 'phase', 'empty')
     redis.call('HINCRBY', state, 'generation', 1)
   elseif redis.call('HGET', state, 'phase') ~= 'joining' then
@@ -368,9 +370,13 @@ local function kafka_changed(state, members, now)
   end
 end
 
--- Remove members whose session deadline passed (at most 100 per call: bounded work).
+-- Remove members whose session deadline passed (at most 100 per call: bounded work), and a
+-- leader that did not send its SyncGroup within the rebalance timeout after the generation
+-- formed (sync_deadline): the others would wait for it forever.
 local function kafka_expire(state, members, deadlines, kafka, now)
   local dead = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, 100)
+  local s = redis.call('HMGET', state, 'phase', 'sync_deadline', 'leader')
+  if s[1] == 'syncing' and s[2] and tonumber(s[2]) < now and s[3] then dead[#dead + 1] = s[3] end
   for _, m in ipairs(dead) do kafka_forget(members, deadlines, kafka, m) end
   if #dead > 0 then kafka_changed(state, members, now) end
 end

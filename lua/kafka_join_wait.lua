@@ -16,7 +16,8 @@
 --          (the leader's answer only, else empty) is a flat list {id, instance id or "",
 --          base64 metadata for the chosen protocol, ...} of the generation's members.
 -- Protocol choice (Kafka's): among the assignors every member supports, each member votes for
--- the first of its own list; most votes wins (ties: the order of the leader's list).
+-- the first of its own list; most votes wins (ties: the order of the leader's list). The leader's
+-- SyncGroup is due within the rebalance timeout (else it is removed: _lib.lua kafka_expire).
 -- Bounded: completing walks the members once (a group has at most the gateway's max members).
 local state, members, deadlines, kafka = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member = ARGV[1]
@@ -58,7 +59,8 @@ if redis.call('HGET', state, 'phase') == 'joining' then
       redis.call('HSET', kafka, 'j:' .. m, gen)
       redis.call('HDEL', kafka, 'a:' .. m)
     end
-    redis.call('HSET', state, 'phase', 'syncing', 'leader', leader, 'pname', chosen)
+    local wait = tonumber(redis.call('HGET', state, 'rebalance_ms') or '300000')
+    redis.call('HSET', state, 'phase', 'syncing', 'leader', leader, 'pname', chosen, 'sync_deadline', now + wait)
     redis.call('HDEL', state, 'initial', 'join_deadline', 'join_cap')
   end
 end

@@ -40,6 +40,7 @@ if s[1] == 'syncing' and s[2] == member then
     if redis.call('HGET', kafka, 'j:' .. m) == generation then redis.call('HSET', kafka, 'a:' .. m, ARGV[i + 1]) end
   end
   redis.call('HSET', state, 'phase', 'stable', 'assignment_generation', generation)
+  redis.call('HDEL', state, 'sync_deadline')
   if described ~= '' then redis.call('HSET', state, 'assignment', described) end
   s[1] = 'stable'
 end

@@ -187,6 +187,19 @@ def test_assignors_in_common_are_required_and_the_vote_picks_one(lua):
     assert wait(lua, "a").protocol_name == "range"  # the only one both support
 
 
+def test_a_leader_that_never_syncs_is_removed_after_the_rebalance_timeout(lua, r):
+    assert join(lua, "", "a") == ("none", "a")
+    assert join(lua, "", "b") == ("none", "b")
+    gen = wait(lua, "a").generation
+    assert wait(lua, "b").generation == gen
+    assert sync(lua, "b", gen) == "wait"  # the leader (a) does not sync
+    r.hset(STATE, "sync_deadline", 1)  # the rebalance timeout passed
+    assert sync(lua, "b", gen) == "rebalance_in_progress"
+    assert beat(lua, "a", gen) == "unknown_member_id"
+    assert join(lua, "b") == ("none", "b")
+    assert wait(lua, "b").leader == "b"
+
+
 def test_the_initial_delay_waits_for_more_members(lua, r):
     assert join(lua, "", "a", delay=60_000, rebalance=60_000) == ("none", "a")
     assert wait(lua, "a") == "wait"  # alone, but the initial delay has not passed

@@ -32,6 +32,9 @@ MIN_SESSION_MS = 1_000
 MAX_SESSION_MS = 1_800_000
 """Accepted session timeouts (Kafka's group.min/max.session.timeout.ms are 6 s and 30 min; the
 gateway accepts from 1 s)."""
+MAX_REBALANCE_MS = 1_800_000
+"""Longest rebalance timeout accepted (Kafka's max.poll.interval.ms is 5 min by default); longer
+ones are cut to this: a JoinGroup or SyncGroup never waits longer."""
 POLL_FIRST_S = 0.01
 POLL_MAX_S = 0.1
 """How often a waiting JoinGroup/SyncGroup looks at the group: from 10 ms, doubling up to 100 ms."""

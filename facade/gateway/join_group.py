@@ -22,6 +22,7 @@ from .context import Api, RequestContext
 from .coordinator import (
     INITIAL_REBALANCE_DELAY_MS,
     MAX_MEMBERS,
+    MAX_REBALANCE_MS,
     MAX_SESSION_MS,
     MIN_SESSION_MS,
     code_of,
@@ -47,7 +48,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     if not group_ok(group):
         return answer(ErrorCode.invalid_group_id, request.member_id)
     session_ms = ms(request.session_timeout)
-    rebalance_ms = ms(request.rebalance_timeout) if version >= 1 else session_ms
+    rebalance_ms = min(ms(request.rebalance_timeout) if version >= 1 else session_ms, MAX_REBALANCE_MS)
     if not MIN_SESSION_MS <= session_ms <= MAX_SESSION_MS:
         return answer(ErrorCode.invalid_session_timeout, request.member_id)
     instance = getattr(request, "group_instance_id", None) or ""

@@ -11,7 +11,7 @@ from .. import scripts
 from ..records import TopicPartition
 from .consumer_protocol import CONSUMER, assignment_partitions
 from .context import Api, RequestContext
-from .coordinator import MAX_SESSION_MS, code_of, error, group_ok, wait
+from .coordinator import MAX_REBALANCE_MS, code_of, error, group_ok, wait
 from .protocol import ErrorCode, make
 
 
@@ -37,7 +37,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         group, request.member_id, getattr(request, "group_instance_id", None) or "", request.generation_id,
         ptype, pname, described, [(a.member_id, bytes(a.assignment)) for a in request.assignments],
     )  # fmt: skip
-    reply = await wait(ctx, call, f"syncing group {group}", MAX_SESSION_MS / 1000)
+    # The leader's SyncGroup is due within the rebalance timeout (else kafka_expire removes it
+    # and the group rebalances): waiting as long as the longest one allowed covers it.
+    reply = await wait(ctx, call, f"syncing group {group}", MAX_REBALANCE_MS / 1000)
     code = code_of(reply)
     if code == "wait":
         return make(schema.SyncGroupResponse, error_code=ErrorCode.rebalance_in_progress)
