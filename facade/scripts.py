@@ -49,6 +49,7 @@ NAMES = (
     "group_alive",
     "group_lock",
     "group_delete",
+    "log_read",
 )
 PRELUDE = "_lib"
 
@@ -521,3 +522,25 @@ def group_lock(group: str, lock: bool, ms: int = 30_000) -> Call:
 
 def group_delete(group: str) -> Call:
     return Call("group_delete", list(keys.kafka_group_keys(group)), [])
+
+
+# -- the Kafka gateway ---------------------------------------------------------------------------
+
+
+def log_read(tp: TopicPartition, offset: int, count: int, hint: str = "") -> Call:
+    """Up to ``count`` records of ``tp`` from ``offset`` on, outside any group, with the log's
+    bounds; ``hint``: the entry ID of record ``offset - 1`` if known (skips the search)."""
+    return Call("log_read", [keys.stream(tp.topic, tp.partition)], [offset, count, hint])
+
+
+class LogRead(NamedTuple):
+    """log_read.lua's reply: the log's bounds and raw entries ([ID, [field, value, ...]])."""
+
+    log_start: int
+    high_watermark: int
+    last_id: bytes
+    entries: list[Any]
+
+    @classmethod
+    def parse(cls, reply: Any) -> LogRead:
+        return cls(int(reply[0]), int(reply[1]), reply[2], reply[3])

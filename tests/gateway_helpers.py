@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,3 +57,28 @@ def running_gateway(url: str, **options: Any) -> Iterator[RunningGateway]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def consume_assigned(
+    bootstrap: str, partitions: list[tuple[str, int, int]], count: int, timeout: float = 20, **config: Any
+) -> list[Any]:
+    """``count`` records read with a confluent-kafka consumer assigned ``partitions`` ((topic,
+    partition, offset) each; no group protocol), in arrival order."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-no-commits", "enable.auto.commit": False,
+                         "enable.partition.eof": False, **config})  # fmt: skip
+    consumer.assign([TopicPartition(t, p, o) for t, p, o in partitions])
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                raise AssertionError(f"consumer error: {msg.error()}")
+            got.append(msg)
+    finally:
+        consumer.close()
+    return got

@@ -10,7 +10,22 @@ from __future__ import annotations
 
 import importlib
 
-from . import api_versions, metadata
+from . import (
+    api_versions,
+    create_partitions,
+    create_topics,
+    delete_records,
+    delete_topics,
+    describe_cluster,
+    describe_configs,
+    fetch,
+    find_coordinator,
+    init_producer_id,
+    list_offsets,
+    metadata,
+    produce,
+    sasl,
+)
 from .context import Api
 
 IMPLEMENTED: dict[int, Api] = {
@@ -18,6 +33,19 @@ IMPLEMENTED: dict[int, Api] = {
     for api in (
         api_versions.API,
         metadata.API,
+        produce.API,
+        fetch.API,
+        list_offsets.API,
+        init_producer_id.API,
+        find_coordinator.API,
+        create_topics.API,
+        delete_topics.API,
+        create_partitions.API,
+        describe_configs.API,
+        delete_records.API,
+        describe_cluster.API,
+        sasl.HANDSHAKE,
+        sasl.AUTHENTICATE,
     )
 }
 
@@ -26,7 +54,6 @@ IMPLEMENTED: dict[int, Api] = {
 # (COORDINATOR_NOT_AVAILABLE), never advertised by ApiVersions. Landing a group API is replacing
 # its None with the name of its module under facade/gateway/ (which exports ``API``): one line each.
 GROUP_APIS: dict[int, str | None] = {
-    10: "find_coordinator",  # FindCoordinator
     11: "join_group",  # JoinGroup
     14: "sync_group",  # SyncGroup
     12: "heartbeat",  # Heartbeat

@@ -1,6 +1,5 @@
-"""FindCoordinator (key 10): every gateway coordinates every group (group state lives in Redis),
-so each answers with itself: its node id and advertised address. Transactional ids get the same
-answer (whatever the gateway supports of transactions is answered by their own APIs)."""
+"""FindCoordinator (key 10): every group's coordinator is the gateway asked (group state lives in
+Redis, shared by all gateways). Transaction coordinators are refused (no Kafka transactions)."""
 
 from __future__ import annotations
 
@@ -9,20 +8,40 @@ from typing import Any
 from .context import Api, RequestContext
 from .protocol import ErrorCode, make
 
+GROUP, TRANSACTION = 0, 1
+
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     schema = ctx.schema
     host, port = ctx.gateway.advertised
-    node = ctx.node_id
-    if ctx.api_version < 4:
-        return make(schema.FindCoordinatorResponse, error_code=ErrorCode.none, error_message=None, node_id=node,
-                    host=host, port=port)  # fmt: skip
-    coordinators = tuple(
-        make(schema.Coordinator, key=key, node_id=node, host=host, port=port, error_code=ErrorCode.none,
-             error_message=None)
-        for key in request.coordinator_keys
+    key_type = getattr(request, "key_type", GROUP)
+    if key_type == GROUP:
+        code, message, node, h, p = ErrorCode.none, None, ctx.node_id, host, port
+    else:
+        code, message, node, h, p = (
+            ErrorCode.coordinator_not_available,
+            "transactions are not supported",
+            -1,
+            "",
+            -1,
+        )
+    if ctx.api_version >= 4:
+        coordinators = tuple(
+            make(
+                schema.Coordinator,
+                key=k,
+                node_id=node,
+                host=h,
+                port=p,
+                error_code=code,
+                error_message=message,
+            )
+            for k in request.coordinator_keys
+        )
+        return make(schema.FindCoordinatorResponse, coordinators=coordinators)
+    return make(
+        schema.FindCoordinatorResponse, error_code=code, error_message=message, node_id=node, host=h, port=p
     )
-    return make(schema.FindCoordinatorResponse, coordinators=coordinators)
 
 
 API = Api(10, "FindCoordinator", 0, 4, handle)

@@ -87,6 +87,8 @@ class Gateway:
         self.node_id = 0
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[Any]] = set()
+        self.extra: dict[str, Any] = {}
+        """Caches an API module keeps for the whole gateway (its own key), e.g. the replica count."""
         self.principals: dict[tuple[str, str], Session] = {}
         """SASL: one Redis connection per (user, password digest), shared by its sessions."""
 

@@ -1,0 +1,138 @@
+"""Fetch (key 1): records from the client's offsets, waiting for new ones without polling.
+
+Each partition is read by lua/log_read.lua (bounds and records in one step; pipelined, one round
+trip for the whole request); the raw entries become one uncompressed v2 record batch per
+partition (facade/gateway/batches.py) without a Python object per record. When nothing (or less
+than ``min_bytes``) is there, the request waits on ``XREAD BLOCK`` over the partitions' streams
+from the last IDs just read: the server wakes it the moment a record is appended, and
+``max_wait_ms`` bounds the wait (capped by ``Limits.max_fetch_wait_ms``). On a Redis Cluster,
+where one XREAD cannot span slots, the SDK's wait (Connection.wait_for_records) is used.
+
+Fetch sessions (KIP-227) are declined (session id 0): clients then send full fetch requests,
+which the gateway, holding no state, answers the same way. Each connection remembers, per
+partition, the entry ID of the last record it returned, so that a consumer reading on skips the
+search for its offset (the script checks the hint).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import keys, scripts
+from ..errors import FacadeError
+from ..records import LOG_APPEND_TIME, TopicConfig, TopicPartition
+from .batches import encode_batch
+from .context import Api, RequestContext
+from .errors import kafka_error
+from .protocol import ErrorCode, make
+
+BLOCK_SLICE_MS = 5_000
+"""Longest single XREAD BLOCK (below the Redis client's 10 s socket timeout); longer waits loop."""
+DEFAULT_RECORD_BYTES = 128
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    schema = ctx.schema
+    limits = ctx.gateway.limits
+    wait_ms = min(max(0, int(request.max_wait.total_seconds() * 1000)), limits.max_fetch_wait_ms)
+    deadline = time.monotonic() + wait_ms / 1000
+    hints: dict[TopicPartition, tuple[int, bytes, int]] = ctx.session.extra.setdefault("fetch_hints", {})
+
+    # What to read: (topic index, partition entry, config or an error code).
+    plan: list[tuple[str, Any, TopicConfig | None, ErrorCode]] = []
+    for topic in request.topics:
+        try:
+            cfg: TopicConfig | None = await ctx.topics.get(topic.topic)
+            code = ErrorCode.none
+        except FacadeError as exc:
+            cfg, code = None, kafka_error(exc)
+        for part in topic.partitions:
+            if cfg is not None and not 0 <= part.partition < cfg.partitions:
+                plan.append((topic.topic, part, None, ErrorCode.unknown_topic_or_partition))
+            else:
+                plan.append((topic.topic, part, cfg, code))
+
+    while True:
+        reads: list[scripts.Call] = []
+        for name, part, cfg, code in plan:
+            if cfg is None:
+                continue
+            tp = TopicPartition(name, part.partition)
+            hint = hints.get(tp)
+            avg = hint[2] if hint is not None else DEFAULT_RECORD_BYTES
+            count = max(1, min(limits.max_records_per_read, part.partition_max_bytes // max(avg, 16) + 1))
+            last_id = hint[1] if hint is not None and hint[0] == part.fetch_offset else b""
+            reads.append(scripts.log_read(tp, part.fetch_offset, count, last_id.decode() if last_id else ""))
+        replies = await ctx.conn.pipeline(reads, "fetching (Kafka gateway)") if reads else []
+        budget = request.max_bytes if request.max_bytes > 0 else 2**31 - 1
+        total = 0
+        waits: dict[str, bytes] = {}
+        out: dict[str, list[Any]] = {}
+        failed = False
+        r = 0
+        for name, part, cfg, code in plan:
+            parts = out.setdefault(name, [])
+            if cfg is None:
+                parts.append(_partition(schema, part.partition, code, -1, -1, b""))
+                failed = True
+                continue
+            reply = replies[r]
+            r += 1
+            if isinstance(reply, Exception):
+                ctx.topics.forget(name)
+                parts.append(_partition(schema, part.partition, kafka_error(reply), -1, -1, b""))
+                failed = True
+                continue
+            got = scripts.LogRead.parse(reply)
+            offset = part.fetch_offset
+            if not got.log_start <= offset <= got.high_watermark:
+                parts.append(_partition(schema, part.partition, ErrorCode.offset_out_of_range, got.high_watermark,
+                                        got.log_start, b""))  # fmt: skip
+                failed = True
+                continue
+            records = b""
+            if got.entries and (budget - total > 0 or total == 0):
+                room = min(part.partition_max_bytes, budget - total) if total else part.partition_max_bytes
+                records, packed, last = encode_batch(
+                    got.entries, cfg.timestamp_type == LOG_APPEND_TIME, max(room, 1)
+                )
+                total += len(records)
+                tp = TopicPartition(name, part.partition)
+                last_entry = got.entries[packed - 1][0]
+                hints[tp] = (last + 1, last_entry, max(16, len(records) // packed))
+            elif not got.entries:
+                waits[keys.stream(name, part.partition)] = got.last_id
+            parts.append(
+                _partition(schema, part.partition, ErrorCode.none, got.high_watermark, got.log_start, records)
+            )
+        remaining = deadline - time.monotonic()
+        if total >= max(1, request.min_bytes) or failed or remaining <= 0 or not waits:
+            break
+        await _wait(ctx, waits, remaining)  # then read again (and answer if the wait timed out)
+    responses = tuple(
+        make(schema.FetchableTopicResponse, topic=name, partitions=tuple(parts))
+        for name, parts in out.items()
+    )
+    return make(schema.FetchResponse, error_code=ErrorCode.none, session_id=0, responses=responses)
+
+
+def _partition(schema: Any, index: int, code: ErrorCode, hw: int, start: int, records: bytes) -> Any:
+    return make(schema.PartitionData, partition_index=index, error_code=code, high_watermark=hw,
+                last_stable_offset=hw, log_start_offset=start, aborted_transactions=None, records=records)  # fmt: skip
+
+
+async def _wait(ctx: RequestContext, streams: dict[str, bytes], seconds: float) -> None:
+    """Until one of ``streams`` (key -> last ID read) gets a newer entry, or ``seconds`` pass."""
+    conn = ctx.conn
+    if conn.cluster:
+        await conn.wait_for_records(
+            "waiting for records (Kafka gateway)", {k: v.decode() for k, v in streams.items()}, seconds
+        )
+        return
+    block = max(1, min(BLOCK_SLICE_MS, int(seconds * 1000)))
+    await conn.command("waiting for records (Kafka gateway)", "XREAD", "COUNT", 1, "BLOCK", block, "STREAMS",
+                       *streams.keys(), *streams.values())  # fmt: skip
+
+
+API = Api(1, "Fetch", 4, 12, handle)

@@ -1,0 +1,245 @@
+"""Produce (key 0): record batches appended through the SDK's produce.lua, all partitions of a
+request in one pipelined round trip.
+
+Mapping:
+
+- each Kafka record batch is one produce.lua call (the same script, hence the same ordering,
+  retention and idempotence guarantees as the SDK's producer);
+- an idempotent batch (producerId >= 0) runs under the facade producer id
+  ``kafka-<producerId>-<epoch>`` with the batch's baseSequence as first sequence: a retried last
+  batch is answered with its original offsets and not appended again; a sequence that repeats an
+  earlier batch answers DUPLICATE_SEQUENCE_NUMBER, one that skips ahead
+  OUT_OF_ORDER_SEQUENCE_NUMBER (nothing appended in both cases);
+- record timestamps are kept (CreateTime topics) or replaced by the append time
+  (LogAppendTime topics, whose append time the response carries);
+- null keys, values and header values stay null (facade/codec.py's markers);
+- acks=0 sends no response; acks=-1 (all) waits for every configured replica (WAIT after the
+  writes on the same connection) and answers NOT_ENOUGH_REPLICAS(_AFTER_APPEND) as Kafka does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+from typing import Any
+
+from .. import codec, scripts
+from .._async import replication
+from ..errors import FacadeError, OutOfOrderSequenceError, UnknownTopicError
+from ..records import LOG_APPEND_TIME, TopicConfig, TopicPartition
+from .batches import BatchError, ProducedBatch, parse_batches
+from .context import Api, RequestContext
+from .errors import kafka_error
+from .protocol import ErrorCode, make
+
+PRODUCER_ID_EXPIRY_MS = 7 * 24 * 3600 * 1000
+"""How long a Kafka producer id's last sequence is remembered per partition after its last batch
+(Kafka's transactional.id.expiration.ms / producer id expiry is 7 days)."""
+DEDUP_WINDOW_MS = 120_000  # unused by Kafka clients (no dedup ids), required by produce.lua
+MAX_BATCH_BYTES = 1_048_588
+"""Largest record batch accepted (Kafka's message.max.bytes default); larger: MESSAGE_TOO_LARGE."""
+REPLICAS_TTL_S = 10.0
+_SEQUENCES = re.compile(r"sent sequence (-?\d+) after (-?\d+)")
+
+
+def batch_call(tp: TopicPartition, cfg: TopicConfig, batch: ProducedBatch, replicas: int) -> scripts.Call:
+    """produce.lua's call for one Kafka batch."""
+    records = batch.records
+    plain = all(k is not None and v is not None and not h for _, k, v, h in records)
+    args: list[Any] = []
+    if plain:
+        for _, k, v, _ in records:
+            args += (k, v)
+    else:
+        for _, k, v, h in records:
+            fields: list[bytes] = []
+            if k is not None:
+                fields += (codec.KEY, k)
+            if v is None:
+                fields += (codec.NULL_VALUE, b"")
+            else:
+                fields += (codec.VALUE, v)
+            for name, hv in h:
+                if hv is None:
+                    fields += (codec.NULL_HEADER_PREFIX + name.encode(), b"")
+                else:
+                    fields += (codec.HEADER_PREFIX + name.encode(), hv)
+            args += ("", len(fields), *fields)
+    times = ""
+    if cfg.timestamp_type != LOG_APPEND_TIME:
+        runs = []
+        last, count = None, 0
+        for ts, _, _, _ in records:
+            ts = max(ts, 0)
+            if ts == last:
+                count += 1
+            else:
+                if count:
+                    runs.append(f"{last} {count}")
+                last, count = ts, 1
+        runs.append(f"{last} {count}")
+        times = " ".join(runs)
+    return scripts.produce(
+        tp,
+        max_len=cfg.max_len,
+        retention_ms=cfg.retention_ms,
+        acked=cfg.ack_retention,
+        producer_id=f"kafka-{batch.producer_id}-{batch.producer_epoch}" if batch.producer_id >= 0 else "",
+        first_seq=batch.base_sequence if batch.producer_id >= 0 else 0,
+        producer_id_expiry_ms=PRODUCER_ID_EXPIRY_MS,
+        dedup_window_ms=DEDUP_WINDOW_MS,
+        dedup_max_ids=cfg.dedup_max_ids,
+        count=len(records),
+        plain=plain,
+        times=times,
+        records=args,
+        replicas=replicas,
+    )
+
+
+async def _replicas_needed(ctx: RequestContext) -> int:
+    """acks=all: how many replicas must confirm (every configured one, as the SDK's default)."""
+    cache = ctx.gateway.extra.get("replicas")
+    now = time.monotonic()
+    if cache is None or now - cache[1] > REPLICAS_TTL_S:
+        found = await replication.configured_replicas(ctx.conn)
+        cache = (len(found.replicas), now)
+        ctx.gateway.extra["replicas"] = cache
+    return cache[0]
+
+
+def _sequence_error(exc: OutOfOrderSequenceError) -> ErrorCode:
+    m = _SEQUENCES.search(str(exc))
+    if m and int(m.group(1)) <= int(m.group(2)):
+        return ErrorCode.duplicate_sequence_number
+    return ErrorCode.out_of_order_sequence_number
+
+
+def _ms(value: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    schema = ctx.schema
+    if getattr(request, "transactional_id", None) is not None:
+        code = ErrorCode.transactional_id_authorization_failed
+        return _all_failed(schema, request, code, "transactions are not supported by facade gateway")
+    acks = request.acks
+    if acks not in (0, 1, -1):
+        return _all_failed(
+            schema, request, ErrorCode.invalid_required_acks, f"acks must be 0, 1 or -1, not {acks}"
+        )
+    replicas = await _replicas_needed(ctx) if acks == -1 else 0
+    # (topic index, partition index) -> a finished answer, or the indexes of its calls.
+    answers: dict[tuple[int, int], Any] = {}
+    calls: list[scripts.Call] = []
+    owners: list[tuple[int, int, TopicConfig]] = []
+    for ti, topic in enumerate(request.topic_data):
+        try:
+            cfg = await ctx.topics.get(topic.name)
+        except FacadeError as exc:
+            cfg, error = None, exc
+        for pi, part in enumerate(topic.partition_data):
+            if cfg is None:
+                answers[ti, pi] = (kafka_error(error), str(error))
+                continue
+            if not 0 <= part.index < cfg.partitions:
+                answers[ti, pi] = (
+                    ErrorCode.unknown_topic_or_partition,
+                    f"{topic.name} has {cfg.partitions} partitions",
+                )
+                continue
+            try:
+                batches = parse_batches(part.records or b"", MAX_BATCH_BYTES)
+            except BatchError as exc:
+                answers[ti, pi] = (ErrorCode(exc.code), str(exc))
+                continue
+            if any(b.transactional for b in batches):
+                answers[ti, pi] = (
+                    ErrorCode.transactional_id_authorization_failed,
+                    "transactional batches are not supported",
+                )
+                continue
+            first = len(calls)
+            tp = TopicPartition(topic.name, part.index)
+            for batch in batches:
+                calls.append(batch_call(tp, cfg, batch, replicas))
+                owners.append((ti, pi, cfg))
+            answers[ti, pi] = (first, len(calls))
+    results: list[Any] = []
+    confirmed = None
+    if calls:
+        tail = [("WAIT", replicas, max(1, int(request.timeout.total_seconds() * 1000)))] if replicas else []
+        replies = await ctx.conn.pipeline(calls, "producing (Kafka gateway)", tail)
+        results = replies[: len(calls)]
+        if tail:
+            confirmed = replies[-1]
+    if acks == 0:
+        return None
+    topics_out = []
+    for ti, topic in enumerate(request.topic_data):
+        parts_out = []
+        for pi, part in enumerate(topic.partition_data):
+            answer = answers[ti, pi]
+            if isinstance(answer[0], ErrorCode):
+                parts_out.append(_failed(schema, part.index, *answer))
+                continue
+            first, stop = answer
+            cfg = owners[first][2] if stop > first else None
+            outcome = _outcome(schema, part.index, results[first:stop], cfg, replicas, confirmed)
+            if outcome.error_code == ErrorCode.unknown_topic_or_partition:
+                ctx.topics.forget(topic.name)
+            parts_out.append(outcome)
+        topics_out.append(
+            make(schema.TopicProduceResponse, name=topic.name, partition_responses=tuple(parts_out))
+        )
+    return make(schema.ProduceResponse, responses=tuple(topics_out))
+
+
+def _outcome(
+    schema: Any, index: int, results: list[Any], cfg: TopicConfig | None, replicas: int, confirmed: Any
+) -> Any:
+    if not results:  # a partition with no batch at all
+        return make(schema.PartitionProduceResponse, index=index, error_code=ErrorCode.none, base_offset=-1)
+    for result in results:
+        if isinstance(result, OutOfOrderSequenceError):
+            return _failed(schema, index, _sequence_error(result), str(result))
+        if isinstance(result, UnknownTopicError):
+            return _failed(schema, index, ErrorCode.unknown_topic_or_partition, "the topic was deleted")
+        if isinstance(result, Exception):
+            code = kafka_error(result)
+            return _failed(schema, index, code, str(result))
+    if replicas and (isinstance(confirmed, Exception) or int(confirmed) < replicas):
+        return _failed(schema, index, ErrorCode.not_enough_replicas_after_append,
+                       f"only {confirmed} of {replicas} replicas confirmed the write in time")  # fmt: skip
+    first = scripts.Produced.parse(results[0])
+    append = _ms(first.append_ms) if cfg is not None and cfg.timestamp_type == LOG_APPEND_TIME else None
+    return make(schema.PartitionProduceResponse, index=index, error_code=ErrorCode.none, base_offset=first.offset(0),
+                log_append_time=append, log_start_offset=-1)  # fmt: skip
+
+
+def _failed(schema: Any, index: int, code: ErrorCode, message: str) -> Any:
+    return make(
+        schema.PartitionProduceResponse,
+        index=index,
+        error_code=code,
+        base_offset=-1,
+        error_message=message[:500],
+    )
+
+
+def _all_failed(schema: Any, request: Any, code: ErrorCode, message: str) -> Any:
+    if request.acks == 0:
+        return None
+    return make(
+        schema.ProduceResponse,
+        responses=tuple(
+            make(schema.TopicProduceResponse, name=t.name,
+                 partition_responses=tuple(_failed(schema, p.index, code, message) for p in t.partition_data))
+            for t in request.topic_data
+        ),
+    )  # fmt: skip
+
+
+API = Api(0, "Produce", 3, 11, handle)
