@@ -279,47 +279,63 @@ def needs_fetch() -> None:
         pytest.skip("needs the gateway's Fetch and ListOffsets APIs, not on this branch yet")
 
 
-def test_kafka_python_and_aiokafka_members_share_a_group_with_a_confluent_one(url):
+def test_kafka_python_and_aiokafka_members_consume_and_commit_in_one_group_with_a_confluent_one(url):
     aiokafka = pytest.importorskip("aiokafka", reason="aiokafka is in the test extras")
     needs_fetch()
+    import threading
+
     Admin(url).create_topic("mixed", 3)
-    Admin(url).reset_offsets("mixed", "mixed", to_earliest=True, execute=True)  # committed offsets: no ListOffsets
+    _produce(url, "mixed", [20, 20, 20])
+    seen: dict[str, set[tuple[int, int]]] = {"conf": set(), "kp": set(), "aio": set()}
     with running_gateway(url) as gw:
         members = Members([confluent(gw, "mixed", "conf")], "mixed")
         kp = kafka.KafkaConsumer("mixed", bootstrap_servers=gw.bootstrap, group_id="mixed", client_id="kp",
-                                 enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=300)  # fmt: skip
+                                 enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=300,
+                                 auto_offset_reset="earliest", max_poll_records=2)  # fmt: skip
 
-        async def aio_member(stop: asyncio.Event, seen: list):
+        async def aio_member(stop: asyncio.Event, assigned: list):
             c = aiokafka.AIOKafkaConsumer("mixed", bootstrap_servers=gw.bootstrap, group_id="mixed", client_id="aio",
-                                          enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=300)  # fmt: skip
+                                          enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=300,
+                                          auto_offset_reset="earliest", max_poll_records=2)  # fmt: skip
             await c.start()
             try:
                 while not stop.is_set():
-                    await c.getmany(timeout_ms=100)
-                    seen[:] = sorted(tp.partition for tp in c.assignment())
+                    batches = await c.getmany(timeout_ms=100, max_records=2)
+                    seen["aio"].update((r.partition, r.offset) for rs in batches.values() for r in rs)
+                    if batches:
+                        await c.commit()
+                    assigned[:] = sorted(tp.partition for tp in c.assignment())
             finally:
                 await c.stop()
 
-        import threading
-
         loop = asyncio.new_event_loop()
         stop = asyncio.Event()
-        aio_seen: list[int] = []
-        thread = threading.Thread(target=loop.run_until_complete, args=(aio_member(stop, aio_seen),), daemon=True)
+        aio_assigned: list[int] = []
+        thread = threading.Thread(target=loop.run_until_complete, args=(aio_member(stop, aio_assigned),), daemon=True)
         thread.start()
         try:
-            def all_three():
-                kp.poll(timeout_ms=50)
-                mine = sorted(tp.partition for tp in kp.assignment())
+            def step():
+                records = [r for rs in kp.poll(timeout_ms=50).values() for r in rs]
+                seen["kp"].update((r.partition, r.offset) for r in records)
+                if records:
+                    kp.commit()
+                m = members.consumers[0].poll(0.05)
+                if m is not None and not m.error():
+                    seen["conf"].add((m.partition(), m.offset()))
+                    members.consumers[0].commit(message=m, asynchronous=False)
                 d = Admin(url).describe_group("mixed")
-                return (len(d.members) == 3 and all(m.partitions for m in d.members)
-                        and sorted(members.assigned.get(0, []) + mine + aio_seen) == [0, 1, 2])  # fmt: skip
+                mine = sorted(tp.partition for tp in kp.assignment())
+                return (len(d.members) == 3 and sorted(members.assigned.get(0, []) + mine + aio_assigned) == [0, 1, 2]
+                        and set().union(*seen.values()) == {(p, o) for p in range(3) for o in range(20)}
+                        and sum(p.lag for p in d.partitions) == 0)  # fmt: skip
 
-            members.until(all_three, timeout=45, what="three clients of three libraries share three partitions")
+            wait_until(step, timeout=60, what="three libraries consumed and committed every record")
             assert {m.client_id for m in Admin(url).describe_group("mixed").members} == {"conf", "kp", "aio"}
+            assert all(seen.values())  # each library consumed some
         finally:
             loop.call_soon_threadsafe(stop.set)
             thread.join(20)
+            loop.close()
             kp.close()
             members.consumers[0].close()
 
