@@ -26,7 +26,7 @@ Layout version 2 (see docs/design.md, "Key layout"):
     facade:{g/G}:state              hash   generation, assignment, assignment_generation, previous,
                                            protocol, locked_until; Kafka-protocol groups also
                                            phase, join_deadline, join_cap, initial, rebalance_ms,
-                                           leader, ptype, pname, sync_deadline
+                                           leader, ptype, pname, sync_deadline, waiting
     facade:{g/G}:kafka              hash   Kafka-protocol groups (facade gateway), per member:
                                            j:<id> join ("w" or generation), a:<id> assignment
                                            bytes, n:<id> instance id, s:<id> session ms;

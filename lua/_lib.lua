@@ -323,7 +323,8 @@ end
 -- rejoined is removed), initial ("1": the first join into an empty group waits that long for
 -- others), rebalance_ms (the largest rebalance timeout of the members), leader, ptype (protocol
 -- type, "consumer"), pname (the chosen assignor), sync_deadline (ms: the leader's SyncGroup is
--- due by then). The generation grows only when a join phase
+-- due by then), waiting (how many members wait in JoinGroup: a hint that spares a walk of the
+-- members at each look; kafka_join_wait checks it before forming). The generation grows only when a join phase
 -- completes (Kafka's), not at each removal (the SDK's bump_generation), so commits of the
 -- current generation stay valid while a rebalance forms.
 
@@ -340,7 +341,8 @@ end
 
 -- Forget one member (expired, left, not rejoined in time, or replaced by a newer process of its
 -- static instance). The caller then calls kafka_changed once.
-local function kafka_forget(members, deadlines, kafka, m)
+local function kafka_forget(state, members, deadlines, kafka, m)
+  if redis.call('HGET', kafka, 'j:' .. m) == 'w' then redis.call('HINCRBY', state, 'waiting', -1) end
   local instance = redis.call('HGET', kafka, 'n:' .. m)
   if instance and redis.call('HGET', kafka, 'i:' .. instance) == m then
     redis.call('HDEL', kafka, 'i:' .. instance)
@@ -362,7 +364,7 @@ local function kafka_changed(state, members, now)
     local current = redis.call('HGET', state, 'assignment')
     if current then redis.call('HSET', state, 'previous', current) end
     redis.call('HDEL', state, 'assignment', 'assignment_generation', 'leader', 'join_deadline', 'initial',
-      'sync_deadline')
+      'sync_deadline', 'waiting')
     redis.call('HSET', state, 'phase', 'empty')
     redis.call('HINCRBY', state, 'generation', 1)
   elseif redis.call('HGET', state, 'phase') ~= 'joining' then
@@ -377,7 +379,7 @@ local function kafka_expire(state, members, deadlines, kafka, now)
   local dead = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, 100)
   local s = redis.call('HMGET', state, 'phase', 'sync_deadline', 'leader')
   if s[1] == 'syncing' and s[2] and tonumber(s[2]) < now and s[3] then dead[#dead + 1] = s[3] end
-  for _, m in ipairs(dead) do kafka_forget(members, deadlines, kafka, m) end
+  for _, m in ipairs(dead) do kafka_forget(state, members, deadlines, kafka, m) end
   if #dead > 0 then kafka_changed(state, members, now) end
 end
 

@@ -60,7 +60,7 @@ if member == '' then
         -- old member's place and assignment in the current generation; no rebalance (Kafka's
         -- static membership).
         local assigned = redis.call('HGET', kafka, 'a:' .. old) or ''
-        kafka_forget(members, deadlines, kafka, old)
+        kafka_forget(state, members, deadlines, kafka, old)
         redis.call('HSET', members, minted, 'kafka ' .. meta)
         redis.call('ZADD', deadlines, now + session, minted)
         redis.call('HSET', kafka, 'j:' .. minted, s[4], 'a:' .. minted, assigned, 's:' .. minted, session,
@@ -73,7 +73,7 @@ if member == '' then
         end
         return {'none', minted}
       end
-      kafka_forget(members, deadlines, kafka, old)
+      kafka_forget(state, members, deadlines, kafka, old)
       count = redis.call('HLEN', members)
     end
   elseif require_known then
@@ -109,6 +109,7 @@ local longest = tonumber(redis.call('HGET', state, 'rebalance_ms') or '0')
 if count == 0 or rebalance > longest then longest = rebalance end
 redis.call('HSET', state, 'protocol', 'kafka', 'ptype', ptype, 'rebalance_ms', longest)
 redis.call('HSET', members, member, 'kafka ' .. meta)
+if redis.call('HGET', kafka, 'j:' .. member) ~= 'w' then redis.call('HINCRBY', state, 'waiting', 1) end
 redis.call('HSET', kafka, 'j:' .. member, 'w', 's:' .. member, session)
 if instance ~= '' then
   redis.call('HSET', kafka, 'i:' .. instance, member, 'n:' .. member, instance)

@@ -18,7 +18,8 @@
 -- Protocol choice (Kafka's): among the assignors every member supports, each member votes for
 -- the first of its own list; most votes wins (ties: the order of the leader's list). The leader's
 -- SyncGroup is due within the rebalance timeout (else it is removed: _lib.lua kafka_expire).
--- Bounded: completing walks the members once (a group has at most the gateway's max members).
+-- Bounded: a look is O(1) until the generation may form; forming walks the members once (a group
+-- has at most the gateway's max members).
 local state, members, deadlines, kafka = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member = ARGV[1]
 local now = now_ms()
@@ -26,15 +27,19 @@ kafka_expire(state, members, deadlines, kafka, now)
 if redis.call('HEXISTS', members, member) == 0 then return {'unknown_member_id'} end
 kafka_touch(deadlines, kafka, member, now)
 
-if redis.call('HGET', state, 'phase') == 'joining' then
+local phase = redis.call('HMGET', state, 'phase', 'join_deadline', 'initial', 'waiting')
+local deadline, initial = tonumber(phase[2] or '0'), phase[3] == '1'
+-- The members are walked only when the generation may form: the count of waiting members says
+-- all are there (checked by the walk), or the deadline passed.
+if phase[1] == 'joining' and (now >= deadline or
+    (not initial and tonumber(phase[4] or '0') >= redis.call('HLEN', members))) then
   local waiting, missing = {}, {}
   for _, m in ipairs(redis.call('HKEYS', members)) do
     if redis.call('HGET', kafka, 'j:' .. m) == 'w' then waiting[#waiting + 1] = m else missing[#missing + 1] = m end
   end
-  local deadline = tonumber(redis.call('HGET', state, 'join_deadline') or '0')
-  local initial = redis.call('HGET', state, 'initial') == '1'
-  if now >= deadline or (#missing == 0 and not initial) then
-    for _, m in ipairs(missing) do kafka_forget(members, deadlines, kafka, m) end
+  redis.call('HSET', state, 'waiting', #waiting)
+  if now >= deadline or #missing == 0 then
+    for _, m in ipairs(missing) do kafka_forget(state, members, deadlines, kafka, m) end
     -- the leader stays if it rejoined; else the first member that did
     local leader = redis.call('HGET', state, 'leader')
     if not leader or redis.call('HGET', kafka, 'j:' .. leader) ~= 'w' then leader = member end
@@ -59,6 +64,7 @@ if redis.call('HGET', state, 'phase') == 'joining' then
       redis.call('HSET', kafka, 'j:' .. m, gen)
       redis.call('HDEL', kafka, 'a:' .. m)
     end
+    redis.call('HSET', state, 'waiting', 0)
     local wait = tonumber(redis.call('HGET', state, 'rebalance_ms') or '300000')
     redis.call('HSET', state, 'phase', 'syncing', 'leader', leader, 'pname', chosen, 'sync_deadline', now + wait)
     redis.call('HDEL', state, 'initial', 'join_deadline', 'join_cap')

@@ -22,7 +22,7 @@ for i = 1, #ARGV - 1, 2 do
   if err then
     out[#out + 1] = {err, member}
   else
-    kafka_forget(members, deadlines, kafka, member)
+    kafka_forget(state, members, deadlines, kafka, member)
     removed = removed + 1
     out[#out + 1] = {'none', member}
   end

@@ -118,6 +118,16 @@ def test_the_generation_forms_when_every_member_rejoined_and_the_leader_assigns(
     assert commit(lua, "c", nxt.generation) == "none"
 
 
+def test_the_count_of_waiting_members_is_checked_before_a_generation_forms(lua, r):
+    gen = stable_pair(lua)
+    assert join(lua, "a") == ("none", "a")
+    assert int(r.hget(STATE, "waiting")) == 1
+    r.hset(STATE, "waiting", 5)  # a wrong count (the hint) never forms a generation without b
+    assert wait(lua, "a") == "wait" and int(r.hget(STATE, "waiting")) == 1
+    assert join(lua, "b") == ("none", "b")
+    assert wait(lua, "a").generation == gen + 1 and int(r.hget(STATE, "waiting")) == 0
+
+
 def test_members_that_do_not_rejoin_in_time_are_removed(lua, r):
     gen = stable_pair(lua)
     assert join(lua, "a") == ("none", "a")  # a rejoins; b never does
