@@ -461,3 +461,28 @@ def test_kcat_balanced_consumer_joins_a_group_beside_a_confluent_member(url):
                 proc.wait(10)
         members.until(lambda: members.covered((0,), 4), timeout=20, what="kcat's half comes back")
         members.consumers[0].close()
+
+
+@pytest.mark.slow
+def test_a_group_on_a_redis_cluster_commits_across_shards(server_spec, tmp_path):
+    from facade.local import cluster as cluster_topology
+
+    status = cluster_topology.start(tmp_path / "cluster", shards=3, binary=server_spec[0])
+    admin = Admin(status.url)
+    try:
+        admin.create_topic("spread", 6)
+        TP = ck.TopicPartition
+        with running_gateway(status.url) as gw:
+            members = Members([confluent(gw, "spread-group", f"c{i}") for i in range(2)], "spread")
+            members.until(lambda: members.covered((0, 1), 6), what="two members on a cluster")
+            c = members.consumers[0]
+            c.commit(offsets=[TP("spread", p, 0) for p in range(6)], asynchronous=False)
+            assert [p.offset for p in c.committed([TP("spread", p) for p in range(6)], timeout=10)] == [0] * 6
+            d = admin.describe_group("spread-group")
+            assert len(d.members) == 2 and {p.partition: p.committed for p in d.partitions} == dict.fromkeys(range(6), 0)
+            members.consumers[1].close()
+            members.until(lambda: members.covered((0,), 6), which=(0,), what="one member takes all")
+            c.close()
+    finally:
+        admin.close()
+        cluster_topology.stop(tmp_path / "cluster")
