@@ -120,32 +120,48 @@ def _ms(value: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
 
 
-async def handle(ctx: RequestContext, request: Any) -> Any:
+class _Plan:
+    """One Produce request taken apart: the answers known already, and its produce.lua calls."""
+
+    def __init__(self) -> None:
+        # (topic index, partition index) -> (error code, message), or the range of its calls.
+        self.answers: dict[tuple[int, int], Any] = {}
+        self.calls: list[scripts.Call] = []
+        self.configs: list[TopicConfig] = []  # per call
+        self.replicas = 0
+        self.done: Any = _PENDING  # a whole response already decided (refused request)
+
+
+_PENDING = object()
+
+
+async def _plan(ctx: RequestContext, request: Any) -> _Plan:
+    plan = _Plan()
     schema = ctx.schema
     if getattr(request, "transactional_id", None) is not None:
-        code = ErrorCode.transactional_id_authorization_failed
-        return _all_failed(schema, request, code, "transactions are not supported by facade gateway")
+        plan.done = _all_failed(
+            schema, request, ErrorCode.unsupported_version, "Kafka transactions are not supported"
+        )
+        return plan
     acks = request.acks
     if acks not in (0, 1, -1):
-        return _all_failed(
+        plan.done = _all_failed(
             schema, request, ErrorCode.invalid_required_acks, f"acks must be 0, 1 or -1, not {acks}"
         )
-    replicas = await _replicas_needed(ctx) if acks == -1 else 0
-    # (topic index, partition index) -> a finished answer, or the indexes of its calls.
-    answers: dict[tuple[int, int], Any] = {}
-    calls: list[scripts.Call] = []
-    owners: list[tuple[int, int, TopicConfig]] = []
+        return plan
+    plan.replicas = await _replicas_needed(ctx) if acks == -1 else 0
     for ti, topic in enumerate(request.topic_data):
         try:
-            cfg = await ctx.topics.get(topic.name)
+            cfg: TopicConfig | None = await ctx.topics.get(topic.name)
+            error: Exception | None = None
         except FacadeError as exc:
             cfg, error = None, exc
         for pi, part in enumerate(topic.partition_data):
             if cfg is None:
-                answers[ti, pi] = (kafka_error(error), str(error))
+                plan.answers[ti, pi] = (kafka_error(error), str(error))
                 continue
             if not 0 <= part.index < cfg.partitions:
-                answers[ti, pi] = (
+                plan.answers[ti, pi] = (
                     ErrorCode.unknown_topic_or_partition,
                     f"{topic.name} has {cfg.partitions} partitions",
                 )
@@ -153,41 +169,40 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             try:
                 batches = parse_batches(part.records or b"", MAX_BATCH_BYTES)
             except BatchError as exc:
-                answers[ti, pi] = (ErrorCode(exc.code), str(exc))
+                plan.answers[ti, pi] = (ErrorCode(exc.code), str(exc))
                 continue
             if any(b.transactional for b in batches):
-                answers[ti, pi] = (
-                    ErrorCode.transactional_id_authorization_failed,
+                plan.answers[ti, pi] = (
+                    ErrorCode.unsupported_version,
                     "transactional batches are not supported",
                 )
                 continue
-            first = len(calls)
+            first = len(plan.calls)
             tp = TopicPartition(topic.name, part.index)
             for batch in batches:
-                calls.append(batch_call(tp, cfg, batch, replicas))
-                owners.append((ti, pi, cfg))
-            answers[ti, pi] = (first, len(calls))
-    results: list[Any] = []
-    confirmed = None
-    if calls:
-        tail = [("WAIT", replicas, max(1, int(request.timeout.total_seconds() * 1000)))] if replicas else []
-        replies = await ctx.conn.pipeline(calls, "producing (Kafka gateway)", tail)
-        results = replies[: len(calls)]
-        if tail:
-            confirmed = replies[-1]
-    if acks == 0:
+                plan.calls.append(batch_call(tp, cfg, batch, plan.replicas))
+                plan.configs.append(cfg)
+            plan.answers[ti, pi] = (first, len(plan.calls))
+    return plan
+
+
+def _respond(ctx: RequestContext, request: Any, plan: _Plan, results: list[Any], confirmed: Any) -> Any:
+    if plan.done is not _PENDING:
+        return plan.done
+    if request.acks == 0:
         return None
+    schema = ctx.schema
     topics_out = []
     for ti, topic in enumerate(request.topic_data):
         parts_out = []
         for pi, part in enumerate(topic.partition_data):
-            answer = answers[ti, pi]
+            answer = plan.answers[ti, pi]
             if isinstance(answer[0], ErrorCode):
                 parts_out.append(_failed(schema, part.index, *answer))
                 continue
             first, stop = answer
-            cfg = owners[first][2] if stop > first else None
-            outcome = _outcome(schema, part.index, results[first:stop], cfg, replicas, confirmed)
+            cfg = plan.configs[first] if stop > first else None
+            outcome = _outcome(schema, part.index, results[first:stop], cfg, plan.replicas, confirmed)
             if outcome.error_code == ErrorCode.unknown_topic_or_partition:
                 ctx.topics.forget(topic.name)
             parts_out.append(outcome)
@@ -195,6 +210,34 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             make(schema.TopicProduceResponse, name=topic.name, partition_responses=tuple(parts_out))
         )
     return make(schema.ProduceResponse, responses=tuple(topics_out))
+
+
+async def handle_batch(ctxs: list[RequestContext], requests: list[Any]) -> list[Any]:
+    """Answer several Produce requests of one connection with one Redis pipeline: their calls in
+    request order (so a partition's batches are appended in the order they were sent), then one
+    WAIT if any asked for acks=all. Responses in request order (None for acks=0)."""
+    plans = [await _plan(ctx, request) for ctx, request in zip(ctxs, requests)]
+    calls = [call for plan in plans for call in plan.calls]
+    replicas = max(plan.replicas for plan in plans)
+    confirmed = None
+    replies: list[Any] = []
+    if calls:
+        timeout_ms = max(int(r.timeout.total_seconds() * 1000) for r in requests)
+        tail = [("WAIT", replicas, max(1, timeout_ms))] if replicas else []
+        replies = await ctxs[0].conn.pipeline(calls, "producing (Kafka gateway)", tail)
+        if tail:
+            confirmed = replies[-1]
+    out = []
+    at = 0
+    for ctx, request, plan in zip(ctxs, requests, plans):
+        n = len(plan.calls)
+        out.append(_respond(ctx, request, plan, replies[at : at + n], confirmed))
+        at += n
+    return out
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    return (await handle_batch([ctx], [request]))[0]
 
 
 def _outcome(
