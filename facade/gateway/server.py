@@ -308,7 +308,7 @@ class Gateway:
                 for c in ctxs
             ]
         return [
-            None if r is None else protocol.frame(c.correlation_id, protocol.encode(r), c.api_version >= 9)
+            None if r is None else protocol.frame(c.correlation_id, r, c.api_version >= 9)
             for c, r in zip(ctxs, responses)
         ]
 
