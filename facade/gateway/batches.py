@@ -141,40 +141,65 @@ def parse_batches(data: bytes, max_batch_bytes: int) -> list[ProducedBatch]:
 
 
 def _records(body: bytes, count: int, base_ts: int) -> list[Any]:
+    # Varints of one byte (lengths up to 63, small deltas) are decoded inline: most are.
     records = []
     pos = 0
     varint = _zigzag_varint
     try:
         for _ in range(count):
-            length, pos = varint(body, pos)
+            b = body[pos]
+            if b < 0x80:
+                length = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                length, pos = varint(body, pos)
             stop = pos + length
             pos += 1  # attributes
-            ts_delta, pos = varint(body, pos)
-            _, pos = varint(body, pos)  # offset delta: offsets are the partition's, given in order
-            n, pos = varint(body, pos)
+            b = body[pos]
+            if b < 0x80:
+                ts_delta = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                ts_delta, pos = varint(body, pos)
+            # offset delta: offsets are the partition's, given in order
+            pos = pos + 1 if body[pos] < 0x80 else varint(body, pos)[1]
+            b = body[pos]
+            if b < 0x80:
+                n = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                n, pos = varint(body, pos)
             if n < 0:
                 key = None
             else:
                 key = body[pos : pos + n]
                 pos += n
-            n, pos = varint(body, pos)
+            b = body[pos]
+            if b < 0x80:
+                n = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                n, pos = varint(body, pos)
             if n < 0:
                 value = None
             else:
                 value = body[pos : pos + n]
                 pos += n
-            nh, pos = varint(body, pos)
             headers = []
-            for _ in range(nh):
-                n, pos = varint(body, pos)
-                name = body[pos : pos + n].decode("utf-8")
-                pos += n
-                n, pos = varint(body, pos)
-                if n < 0:
-                    headers.append((name, None))
-                else:
-                    headers.append((name, body[pos : pos + n]))
+            if body[pos] == 0:
+                pos += 1
+            else:
+                nh, pos = varint(body, pos)
+                for _ in range(nh):
+                    n, pos = varint(body, pos)
+                    name = body[pos : pos + n].decode("utf-8")
                     pos += n
+                    n, pos = varint(body, pos)
+                    if n < 0:
+                        headers.append((name, None))
+                    else:
+                        headers.append((name, body[pos : pos + n]))
+                        pos += n
             if pos != stop or n < -1:
                 raise BatchError("a record's length does not match its fields", 2)
             records.append((base_ts + ts_delta, key, value, headers))
@@ -230,11 +255,19 @@ def encode_batch(entries: list[Any], log_append_time: bool, max_bytes: int) -> t
         offset = int(eid[dash + 1 :])
         if log_append_time and ms != base_ms:
             break
-        key = None
-        value = b""
-        ts = ms
-        headers = []
         n = len(flat)
+        headers = []
+        # The shapes facade stores most (codec.py): keyed or not, CreateTime ("ts") or not.
+        if n == 6 and flat[0] == _KEY and flat[2] == _VALUE and flat[4] == _TS:
+            key, value, ts = flat[1], flat[3], ms - int(flat[5])
+            n = 0
+        elif n == 4 and flat[0] == _VALUE and flat[2] == _TS:
+            key, value, ts = None, flat[1], ms - int(flat[3])
+            n = 0
+        else:
+            key = None
+            value = b""
+            ts = ms
         i = 0
         while i < n:
             f = flat[i]

@@ -49,6 +49,8 @@ async def _create(ctx: RequestContext, schema: Any, t: Any, validate_only: bool)
         return make(schema.CreatableTopicResult, name=t.name, error_code=ErrorCode.none, num_partitions=partitions,
                     replication_factor=1, configs=None)  # fmt: skip
     cfg = await ctx.admin.create_topic(t.name, partitions, **options)
+    if not hasattr(schema, "CreatableTopicConfigs"):  # before v5 the result carries no configs
+        return make(schema.CreatableTopicResult, name=t.name, error_code=ErrorCode.none)
     configs = tuple(
         make(schema.CreatableTopicConfigs, name=name, value=value, read_only=False, config_source=5 if default else 1,
              is_sensitive=False)

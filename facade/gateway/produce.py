@@ -19,8 +19,8 @@ Mapping:
 
 from __future__ import annotations
 
-import datetime
 import re
+import struct
 import time
 from typing import Any
 
@@ -31,7 +31,7 @@ from ..records import LOG_APPEND_TIME, TopicConfig, TopicPartition
 from .batches import BatchError, ProducedBatch, parse_batches
 from .context import Api, RequestContext
 from .errors import kafka_error
-from .protocol import ErrorCode, make
+from .protocol import ErrorCode
 
 PRODUCER_ID_EXPIRY_MS = 7 * 24 * 3600 * 1000
 """How long a Kafka producer id's last sequence is remembered per partition after its last batch
@@ -116,36 +116,47 @@ def _sequence_error(exc: OutOfOrderSequenceError) -> ErrorCode:
     return ErrorCode.out_of_order_sequence_number
 
 
-def _ms(value: int) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
+class _Plan:
+    """One Produce request taken apart: the answers known already, and its produce.lua calls."""
+
+    def __init__(self) -> None:
+        # (topic index, partition index) -> (error code, message), or the range of its calls.
+        self.answers: dict[tuple[int, int], Any] = {}
+        self.calls: list[scripts.Call] = []
+        self.configs: list[TopicConfig] = []  # per call
+        self.replicas = 0
+        self.done: Any = _PENDING  # a whole response already decided (refused request)
 
 
-async def handle(ctx: RequestContext, request: Any) -> Any:
-    schema = ctx.schema
+_PENDING = object()
+
+
+async def _plan(ctx: RequestContext, request: Any) -> _Plan:
+    plan = _Plan()
     if getattr(request, "transactional_id", None) is not None:
-        code = ErrorCode.transactional_id_authorization_failed
-        return _all_failed(schema, request, code, "transactions are not supported by facade gateway")
+        plan.done = _all_failed(
+            ctx.api_version, request, ErrorCode.unsupported_version, "Kafka transactions are not supported"
+        )
+        return plan
     acks = request.acks
     if acks not in (0, 1, -1):
-        return _all_failed(
-            schema, request, ErrorCode.invalid_required_acks, f"acks must be 0, 1 or -1, not {acks}"
+        plan.done = _all_failed(
+            ctx.api_version, request, ErrorCode.invalid_required_acks, f"acks must be 0, 1 or -1, not {acks}"
         )
-    replicas = await _replicas_needed(ctx) if acks == -1 else 0
-    # (topic index, partition index) -> a finished answer, or the indexes of its calls.
-    answers: dict[tuple[int, int], Any] = {}
-    calls: list[scripts.Call] = []
-    owners: list[tuple[int, int, TopicConfig]] = []
+        return plan
+    plan.replicas = await _replicas_needed(ctx) if acks == -1 else 0
     for ti, topic in enumerate(request.topic_data):
         try:
-            cfg = await ctx.topics.get(topic.name)
+            cfg: TopicConfig | None = await ctx.topics.get(topic.name)
+            error: Exception | None = None
         except FacadeError as exc:
             cfg, error = None, exc
         for pi, part in enumerate(topic.partition_data):
             if cfg is None:
-                answers[ti, pi] = (kafka_error(error), str(error))
+                plan.answers[ti, pi] = (kafka_error(error), str(error))
                 continue
             if not 0 <= part.index < cfg.partitions:
-                answers[ti, pi] = (
+                plan.answers[ti, pi] = (
                     ErrorCode.unknown_topic_or_partition,
                     f"{topic.name} has {cfg.partitions} partitions",
                 )
@@ -153,93 +164,155 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             try:
                 batches = parse_batches(part.records or b"", MAX_BATCH_BYTES)
             except BatchError as exc:
-                answers[ti, pi] = (ErrorCode(exc.code), str(exc))
+                plan.answers[ti, pi] = (ErrorCode(exc.code), str(exc))
                 continue
             if any(b.transactional for b in batches):
-                answers[ti, pi] = (
-                    ErrorCode.transactional_id_authorization_failed,
+                plan.answers[ti, pi] = (
+                    ErrorCode.unsupported_version,
                     "transactional batches are not supported",
                 )
                 continue
-            first = len(calls)
+            first = len(plan.calls)
             tp = TopicPartition(topic.name, part.index)
             for batch in batches:
-                calls.append(batch_call(tp, cfg, batch, replicas))
-                owners.append((ti, pi, cfg))
-            answers[ti, pi] = (first, len(calls))
-    results: list[Any] = []
-    confirmed = None
-    if calls:
-        tail = [("WAIT", replicas, max(1, int(request.timeout.total_seconds() * 1000)))] if replicas else []
-        replies = await ctx.conn.pipeline(calls, "producing (Kafka gateway)", tail)
-        results = replies[: len(calls)]
-        if tail:
-            confirmed = replies[-1]
-    if acks == 0:
+                plan.calls.append(batch_call(tp, cfg, batch, plan.replicas))
+                plan.configs.append(cfg)
+            plan.answers[ti, pi] = (first, len(plan.calls))
+    return plan
+
+
+def _respond(
+    ctx: RequestContext, request: Any, plan: _Plan, results: list[Any], confirmed: Any
+) -> bytes | None:
+    if request.acks == 0:
         return None
+    if plan.done is not _PENDING:
+        return plan.done
     topics_out = []
     for ti, topic in enumerate(request.topic_data):
         parts_out = []
         for pi, part in enumerate(topic.partition_data):
-            answer = answers[ti, pi]
+            answer = plan.answers[ti, pi]
             if isinstance(answer[0], ErrorCode):
-                parts_out.append(_failed(schema, part.index, *answer))
+                parts_out.append(_failed(part.index, *answer))
                 continue
             first, stop = answer
-            cfg = owners[first][2] if stop > first else None
-            outcome = _outcome(schema, part.index, results[first:stop], cfg, replicas, confirmed)
-            if outcome.error_code == ErrorCode.unknown_topic_or_partition:
+            cfg = plan.configs[first] if stop > first else None
+            outcome = _outcome(part.index, results[first:stop], cfg, plan.replicas, confirmed)
+            if outcome[1] == ErrorCode.unknown_topic_or_partition:
                 ctx.topics.forget(topic.name)
             parts_out.append(outcome)
-        topics_out.append(
-            make(schema.TopicProduceResponse, name=topic.name, partition_responses=tuple(parts_out))
-        )
-    return make(schema.ProduceResponse, responses=tuple(topics_out))
+        topics_out.append((topic.name, parts_out))
+    return encode_response(ctx.api_version, topics_out)
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_response(
+    version: int, topics: list[tuple[str, list[tuple[int, int, int, int, str | None]]]]
+) -> bytes:
+    """A ProduceResponse body (v3-v11) written directly: this is the reply to every produce
+    request, and kio's general writer cost more than the rest of the request's handling.
+    ``topics``: (name, [(partition, error code, base offset, log append time or -1, error
+    message or None)]). tests/test_gateway_codec.py checks it against kio's reader, every version."""
+    flexible = version >= 9
+    out = bytearray()
+
+    def array(n: int) -> None:
+        out.extend(_uvarint(n + 1) if flexible else struct.pack(">i", n))
+
+    array(len(topics))
+    for name, parts in topics:
+        raw = name.encode()
+        out.extend(_uvarint(len(raw) + 1) if flexible else struct.pack(">h", len(raw)))
+        out.extend(raw)
+        array(len(parts))
+        for index, code, base, append, message in parts:
+            out.extend(struct.pack(">ihqq", index, code, base, append))
+            if version >= 5:
+                out.extend(struct.pack(">q", -1))  # log start offset: not reported
+            if version >= 8:
+                array(0)  # record errors
+                if message is None:
+                    out.extend(b"\x00" if flexible else b"\xff\xff")
+                else:
+                    text = message.encode()[:500]
+                    out.extend(_uvarint(len(text) + 1) if flexible else struct.pack(">h", len(text)))
+                    out.extend(text)
+            if flexible:
+                out.append(0)  # tagged fields
+        if flexible:
+            out.append(0)
+    out.extend(struct.pack(">i", 0))  # throttle time
+    if flexible:
+        out.append(0)
+    return bytes(out)
+
+
+async def handle_batch(ctxs: list[RequestContext], requests: list[Any]) -> list[Any]:
+    """Answer several Produce requests of one connection with one Redis pipeline: their calls in
+    request order (so a partition's batches are appended in the order they were sent), then one
+    WAIT if any asked for acks=all. Responses in request order (None for acks=0)."""
+    plans = [await _plan(ctx, request) for ctx, request in zip(ctxs, requests)]
+    calls = [call for plan in plans for call in plan.calls]
+    replicas = max(plan.replicas for plan in plans)
+    confirmed = None
+    replies: list[Any] = []
+    if calls:
+        timeout_ms = max(int(r.timeout.total_seconds() * 1000) for r in requests)
+        tail = [("WAIT", replicas, max(1, timeout_ms))] if replicas else []
+        replies = await ctxs[0].conn.pipeline(calls, "producing (Kafka gateway)", tail)
+        if tail:
+            confirmed = replies[-1]
+    out = []
+    at = 0
+    for ctx, request, plan in zip(ctxs, requests, plans):
+        n = len(plan.calls)
+        out.append(_respond(ctx, request, plan, replies[at : at + n], confirmed))
+        at += n
+    return out
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    return (await handle_batch([ctx], [request]))[0]
 
 
 def _outcome(
-    schema: Any, index: int, results: list[Any], cfg: TopicConfig | None, replicas: int, confirmed: Any
-) -> Any:
+    index: int, results: list[Any], cfg: TopicConfig | None, replicas: int, confirmed: Any
+) -> tuple[int, int, int, int, str | None]:
     if not results:  # a partition with no batch at all
-        return make(schema.PartitionProduceResponse, index=index, error_code=ErrorCode.none, base_offset=-1)
+        return (index, ErrorCode.none, -1, -1, None)
     for result in results:
         if isinstance(result, OutOfOrderSequenceError):
-            return _failed(schema, index, _sequence_error(result), str(result))
+            return _failed(index, _sequence_error(result), str(result))
         if isinstance(result, UnknownTopicError):
-            return _failed(schema, index, ErrorCode.unknown_topic_or_partition, "the topic was deleted")
+            return _failed(index, ErrorCode.unknown_topic_or_partition, "the topic was deleted")
         if isinstance(result, Exception):
-            code = kafka_error(result)
-            return _failed(schema, index, code, str(result))
+            return _failed(index, kafka_error(result), str(result))
     if replicas and (isinstance(confirmed, Exception) or int(confirmed) < replicas):
-        return _failed(schema, index, ErrorCode.not_enough_replicas_after_append,
+        return _failed(index, ErrorCode.not_enough_replicas_after_append,
                        f"only {confirmed} of {replicas} replicas confirmed the write in time")  # fmt: skip
     first = scripts.Produced.parse(results[0])
-    append = _ms(first.append_ms) if cfg is not None and cfg.timestamp_type == LOG_APPEND_TIME else None
-    return make(schema.PartitionProduceResponse, index=index, error_code=ErrorCode.none, base_offset=first.offset(0),
-                log_append_time=append, log_start_offset=-1)  # fmt: skip
+    append = first.append_ms if cfg is not None and cfg.timestamp_type == LOG_APPEND_TIME else -1
+    return (index, ErrorCode.none, first.offset(0), append, None)
 
 
-def _failed(schema: Any, index: int, code: ErrorCode, message: str) -> Any:
-    return make(
-        schema.PartitionProduceResponse,
-        index=index,
-        error_code=code,
-        base_offset=-1,
-        error_message=message[:500],
+def _failed(index: int, code: ErrorCode, message: str) -> tuple[int, int, int, int, str | None]:
+    return (index, code, -1, -1, message)
+
+
+def _all_failed(version: int, request: Any, code: ErrorCode, message: str) -> bytes:
+    return encode_response(
+        version,
+        [(t.name, [_failed(p.index, code, message) for p in t.partition_data]) for t in request.topic_data],
     )
-
-
-def _all_failed(schema: Any, request: Any, code: ErrorCode, message: str) -> Any:
-    if request.acks == 0:
-        return None
-    return make(
-        schema.ProduceResponse,
-        responses=tuple(
-            make(schema.TopicProduceResponse, name=t.name,
-                 partition_responses=tuple(_failed(schema, p.index, code, message) for p in t.partition_data))
-            for t in request.topic_data
-        ),
-    )  # fmt: skip
 
 
 API = Api(0, "Produce", 3, 11, handle)

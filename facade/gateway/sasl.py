@@ -21,6 +21,7 @@ from .._async.admin import Admin
 from .._async.client import Connection, TopicCache
 from ..errors import FacadeError
 from .context import Api, RequestContext, Session
+from .packing import raw_stream_replies, use_hiredis_packing
 from .protocol import ErrorCode, make
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ async def authenticate(gateway: Gateway, session: Session, token: bytes) -> str 
     if shared is None:
         assert gateway.conn is not None
         conn = Connection(_with_credentials(gateway.conn.url.raw, user, password))
+        use_hiredis_packing(conn.redis)
+        raw_stream_replies(conn.redis)
         try:
             await conn.command("authenticating a Kafka client", "PING")
         except FacadeError as exc:

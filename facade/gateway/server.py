@@ -12,6 +12,7 @@ reaches another or the listener.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import ssl
 from typing import Any
@@ -24,6 +25,7 @@ from . import apis, protocol
 from .api_versions import unsupported_version_body
 from .context import Limits, RequestContext, Session, node_id_for
 from .errors import kafka_error
+from .packing import raw_stream_replies, use_hiredis_packing
 from .protocol import ErrorCode, ProtocolError
 
 __all__ = ["Gateway", "run"]
@@ -32,6 +34,56 @@ log = logging.getLogger("facade.gateway")
 
 _SASL_KEYS = (17, 36)  # SaslHandshake, SaslAuthenticate
 _CLOSE = object()
+MAX_COALESCED = 64
+"""Produce requests of one connection answered with one Redis pipeline, at most."""
+MAX_QUEUED_FRAMES = 128
+"""Frames read ahead of the one being answered, per connection (then reading waits)."""
+
+
+def _is_produce(buf: bytes) -> bool:
+    """Whether a frame is a Produce request of a version the gateway answers (v3-v11)."""
+    return buf[:2] == b"\x00\x00" and len(buf) >= 10 and 3 <= int.from_bytes(buf[2:4], "big") <= 11
+
+
+class _Frames:
+    """The frames read from one connection and not yet answered (a bounded FIFO)."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[bytes] = collections.deque()
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closed = False
+
+    async def put(self, buf: bytes) -> None:
+        while len(self._items) >= MAX_QUEUED_FRAMES:
+            self._room.clear()
+            await self._room.wait()
+        self._items.append(buf)
+        self._ready.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    async def get(self) -> bytes | None:
+        """The next frame; None once the connection ended and every frame was taken."""
+        while not self._items:
+            if self._closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        return self.pop()
+
+    def pop(self) -> bytes:
+        buf = self._items.popleft()
+        self._room.set()
+        return buf
+
+    def peek_is(self, test: Any) -> bool:
+        return bool(self._items) and test(self._items[0])
+
+
 TOPIC_CACHE_MS = 1_000
 """How long a topic's config is reused before it is read again (a new partition count or a
 deleted topic shows within this)."""
@@ -100,6 +152,8 @@ class Gateway:
     async def start(self) -> None:
         """Connect to Redis and start listening."""
         self.conn = Connection(self.url)
+        use_hiredis_packing(self.conn.redis)
+        raw_stream_replies(self.conn.redis)
         self.admin = Admin.over(self.conn)
         self.topics = TopicCache(self.conn, TOPIC_CACHE_MS)
         self.cluster_id = await self._cluster_id()
@@ -166,6 +220,48 @@ class Gateway:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         session = Session(peer, self.conn, self.admin, self.topics, authenticated=not self.sasl_plain)
+        frames = _Frames()
+        reading = asyncio.create_task(self._read_frames(reader, frames, peer))
+        try:
+            while True:
+                buf = await frames.get()
+                if buf is None:
+                    break
+                # Produce requests already waiting behind this one go to Redis together, in order
+                # (one pipeline): a client with many requests in flight is not served one round
+                # trip at a time.
+                batch = [buf]
+                if _is_produce(buf) and session.authenticated:
+                    while len(batch) < MAX_COALESCED and frames.peek_is(_is_produce):
+                        batch.append(frames.pop())
+                outs = (
+                    await self._answer_batch(session, batch)
+                    if len(batch) > 1
+                    else [await self._answer(session, buf)]
+                )
+                replies = [out for out in outs if out is not None and out is not _CLOSE]
+                if replies:
+                    writer.write(b"".join(replies))
+                    await writer.drain()
+                if _CLOSE in outs:
+                    break
+        except (ConnectionError, ssl.SSLError):
+            pass  # the client went away (or broke TLS): nothing to answer
+        except asyncio.CancelledError:
+            pass  # gateway closing
+        except Exception:
+            log.exception("closing %s after an unexpected error", peer)
+        finally:
+            reading.cancel()
+            self._sessions.discard(task)
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
+                pass
+
+    async def _read_frames(self, reader: asyncio.StreamReader, frames: _Frames, peer: str) -> None:
+        """Read whole frames into ``frames`` (None at the end: closed, or a size out of bounds)."""
         try:
             while True:
                 head = await reader.readexactly(4)
@@ -178,26 +274,43 @@ class Gateway:
                         self.limits.max_request_bytes,
                     )
                     break
-                buf = await reader.readexactly(size)
-                out = await self._answer(session, buf)
-                if out is _CLOSE:
-                    break
-                if out is not None:
-                    writer.write(out)
-                    await writer.drain()
+                await frames.put(await reader.readexactly(size))
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            pass  # the client went away (or broke TLS): nothing to answer
-        except asyncio.CancelledError:
-            pass  # gateway closing
-        except Exception:
-            log.exception("closing %s after an unexpected error", peer)
+            pass
         finally:
-            self._sessions.discard(task)
-            writer.close()
+            frames.close()
+
+    async def _answer_batch(self, session: Session, bufs: list[bytes]) -> list[Any]:
+        """Answers to several Produce frames, their writes in one pipeline (in frame order)."""
+        from . import produce
+
+        ctxs, requests = [], []
+        for buf in bufs:
             try:
-                await writer.wait_closed()
-            except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
-                pass
+                header = protocol.read_header(buf, protocol.is_flexible)
+                cls = protocol.request_class(header.api_key, header.api_version)
+                assert cls is not None
+                requests.append(protocol.decode(cls, buf, header.body_offset))
+            except Exception:  # noqa: BLE001 - kio raises several types: answer (or close) one by one
+                return [await self._answer(session, b) for b in bufs]
+            ctxs.append(RequestContext(self, session, header.api_key, header.api_version, header.correlation_id,
+                                       header.client_id))  # fmt: skip
+        try:
+            responses = await produce.handle_batch(ctxs, requests)
+        except Exception as exc:  # as _answer: each request gets the API error response
+            code = kafka_error(exc)
+            if code == ErrorCode.unknown_server_error:
+                log.exception("Produce from %s failed", session.peer)
+            return [
+                protocol.frame(
+                    c.correlation_id, protocol.error_response(0, c.api_version, code), c.api_version >= 9
+                )
+                for c in ctxs
+            ]
+        return [
+            None if r is None else protocol.frame(c.correlation_id, r, c.api_version >= 9)
+            for c, r in zip(ctxs, responses)
+        ]
 
     async def _answer(self, session: Session, buf: bytes) -> Any:
         """The reply frame to ``buf``, None for no reply, or _CLOSE."""
