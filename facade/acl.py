@@ -75,7 +75,10 @@ _LOG, _OWN, _DONE = f"{_P}:{{*}}:log", f"{_P}:{{*}}:own", f"{_P}:{{*}}:done"
 _OFF, _DLV = f"{_P}:{{*}}:off", f"{_P}:{{*}}:dlv"
 _PRODUCER_STATE = (f"{_P}:{{*}}:pid", f"{_P}:{{*}}:pidx", f"{_P}:{{*}}:dedup", f"{_P}:{{*}}:dedupx")
 _MIGRATION = (f"{_P}:{{*}}:mig", f"{_P}:{{*}}:old", f"{_P}:{{*}}:layout")
-_GROUP_KEYS = (f"{_P}:{{g/*}}:state", f"{_P}:{{g/*}}:members", f"{_P}:{{g/*}}:deadlines")
+_GROUP_KEYS = (f"{_P}:{{g/*}}:state", f"{_P}:{{g/*}}:members", f"{_P}:{{g/*}}:deadlines",
+               # Kafka clients' groups (facade gateway, kafka_* scripts): members' joins and
+               # assignments, member ids handed out.
+               f"{_P}:{{g/*}}:kafka", f"{_P}:{{g/*}}:pending")  # fmt: skip
 
 
 def _rw(*patterns: str) -> tuple[str, ...]:

@@ -403,3 +403,10 @@ local function kafka_check(state, members, kafka, member, instance, generation)
   end
   return nil
 end
+
+-- The member ids of a group (HGETALL, not HKEYS: the consumer role may not list a hash's keys).
+local function member_ids(members)
+  local flat, out = redis.call('HGETALL', members), {}
+  for i = 1, #flat, 2 do out[#out + 1] = flat[i] end
+  return out
+end

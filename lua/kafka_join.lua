@@ -93,7 +93,7 @@ local mine = cjson.decode(meta).kafka.protocols
 if count > 0 and redis.call('HGET', state, 'ptype') and redis.call('HGET', state, 'ptype') ~= ptype then
   return {'inconsistent_group_protocol', member}
 end
-for _, other in ipairs(redis.call('HKEYS', members)) do
+for _, other in ipairs(member_ids(members)) do
   if other ~= member then
     local names = {}
     for _, p in ipairs(kafka_meta(members, other).kafka.protocols) do names[p[1]] = true end

@@ -34,7 +34,7 @@ local deadline, initial = tonumber(phase[2] or '0'), phase[3] == '1'
 if phase[1] == 'joining' and (now >= deadline or
     (not initial and tonumber(phase[4] or '0') >= redis.call('HLEN', members))) then
   local waiting, missing = {}, {}
-  for _, m in ipairs(redis.call('HKEYS', members)) do
+  for _, m in ipairs(member_ids(members)) do
     if redis.call('HGET', kafka, 'j:' .. m) == 'w' then waiting[#waiting + 1] = m else missing[#missing + 1] = m end
   end
   redis.call('HSET', state, 'waiting', #waiting)
@@ -76,7 +76,7 @@ local gen = s[1] or '0'
 if redis.call('HGET', kafka, 'j:' .. member) ~= gen then return {'wait'} end
 local list = {}
 if s[2] == member then
-  for _, m in ipairs(redis.call('HKEYS', members)) do
+  for _, m in ipairs(member_ids(members)) do
     if redis.call('HGET', kafka, 'j:' .. m) == gen then
       local meta = kafka_meta(members, m).kafka.protocols
       local blob = ''
