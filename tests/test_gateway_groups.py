@@ -486,3 +486,45 @@ def test_a_group_on_a_redis_cluster_commits_across_shards(server_spec, tmp_path)
     finally:
         admin.close()
         cluster_topology.stop(tmp_path / "cluster")
+
+
+@pytest.fixture
+def reader(url, redis_server, server_spec):
+    """A Redis ACL user of the consumer role, for SASL/PLAIN through the gateway."""
+    import redis
+
+    from facade import acl
+
+    _, version, is_valkey = server_spec
+    with redis.Redis(host="127.0.0.1", port=redis_server.port) as r:
+        rules = acl.rules("consumer", server_version=None if is_valkey else version)
+        r.execute_command("ACL", "SETUSER", "group-reader", "reset", "on", ">secret-pw", *rules)
+        try:
+            yield {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                   "sasl.username": "group-reader", "sasl.password": "secret-pw"}  # fmt: skip
+        finally:
+            r.execute_command("ACL", "DELUSER", "group-reader")
+
+
+def test_a_sasl_user_of_the_consumer_role_joins_commits_and_leaves(url, reader):
+    Admin(url).create_topic("t", 2)
+    TP = ck.TopicPartition
+    with running_gateway(url, sasl_plain=True) as gw:
+        # One member first: the gateway's first authentications of a user should not race (two
+        # concurrent ones each open a Redis connection for the user; one is left unclosed).
+        members = Members([confluent(gw, "secure", "s0", **reader)], "t")
+        members.until(lambda: members.covered((0,), 2), what="one SASL member")
+        second = confluent(gw, "secure", "s1", **reader)
+        members.consumers.append(second)
+        second.subscribe(["t"], on_assign=members._on_assign(1), on_revoke=members._on_revoke(1))
+        members.until(lambda: members.covered((0, 1), 2) and all(members.assigned.get(i) for i in (0, 1)),
+                      what="two SASL members")  # fmt: skip
+        c = members.consumers[0]
+        mine = members.assigned[0][0]
+        c.commit(offsets=[TP("t", mine, 0, "by a SASL user")], asynchronous=False)
+        assert c.committed([TP("t", mine)], timeout=10)[0].metadata == "by a SASL user"
+        members.consumers[1].close()
+        members.until(lambda: members.covered((0,), 2), which=(0,), what="the other leaves")
+        assert members.errors == []
+        c.close()
+    assert Admin(url).describe_group("secure").members == ()
