@@ -115,7 +115,7 @@ if instance ~= '' then
   redis.call('HSET', kafka, 'i:' .. instance, member, 'n:' .. member, instance)
 end
 local phase = redis.call('HGET', state, 'phase')
-if redis.call('HLEN', members) == 1 and phase ~= 'joining' then
+if count == 0 and phase ~= 'joining' then  -- the first member of an empty group
   redis.call('HSET', state, 'phase', 'joining', 'initial', '1', 'join_deadline', now + math.min(delay, rebalance),
     'join_cap', now + rebalance)
 elseif phase ~= 'joining' then

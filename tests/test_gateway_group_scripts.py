@@ -216,6 +216,12 @@ def test_the_initial_delay_waits_for_more_members(lua, r):
     assert join(lua, "", "b", delay=60_000, rebalance=60_000) == ("none", "b")
     r.hset(STATE, "join_deadline", int(time.time() * 1000) - 1)
     assert wait(lua, "a").generation == 1 and wait(lua, "b").generation == 1
+    lua(scripts.kafka_leave(G, [("b", "")]))
+    assert join(lua, "a", delay=60_000, rebalance=60_000) == ("none", "a")
+    assert wait(lua, "a").generation == 2
+    assert sync(lua, "a", 2, [("a", b"all")]) == b"all"
+    assert join(lua, "a", delay=60_000, rebalance=60_000) == ("none", "a")  # rejoins its stable group
+    assert wait(lua, "a").generation == 3  # alone, but the group was not empty: no initial delay
 
 
 def test_the_two_kinds_of_group_refuse_each_other(lua, r):
