@@ -497,13 +497,14 @@ def reader(url, redis_server, server_spec):
 
     _, version, is_valkey = server_spec
     with redis.Redis(host="127.0.0.1", port=redis_server.port) as r:
-        rules = acl.rules("consumer", server_version=None if is_valkey else version)
-        r.execute_command("ACL", "SETUSER", "group-reader", "reset", "on", ">secret-pw", *rules)
+        for user, role in (("group-reader", "consumer"), ("group-writer", "producer")):
+            rules = acl.rules(role, server_version=None if is_valkey else version)
+            r.execute_command("ACL", "SETUSER", user, "reset", "on", ">secret-pw", *rules)
         try:
             yield {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
                    "sasl.username": "group-reader", "sasl.password": "secret-pw"}  # fmt: skip
         finally:
-            r.execute_command("ACL", "DELUSER", "group-reader")
+            r.execute_command("ACL", "DELUSER", "group-reader", "group-writer")
 
 
 def test_a_sasl_user_of_the_consumer_role_joins_commits_and_leaves(url, reader):
@@ -527,4 +528,17 @@ def test_a_sasl_user_of_the_consumer_role_joins_commits_and_leaves(url, reader):
         members.until(lambda: members.covered((0,), 2), which=(0,), what="the other leaves")
         assert members.errors == []
         c.close()
+
+        # A user of the producer role may not join: GROUP_AUTHORIZATION_FAILED, nothing joined.
+        writer = confluent(gw, "secure", "w", **{**reader, "sasl.username": "group-writer"})
+        writer.subscribe(["t"])
+        seen = []
+        wait_until(lambda: (seen.append(m.error()) if (m := writer.poll(0.2)) is not None and m.error() else None,
+                            any(e.code() == ck.KafkaError.GROUP_AUTHORIZATION_FAILED for e in seen))[1],
+                   timeout=20, what="the producer-role user is refused")  # fmt: skip
+        writer.close()
+        # Listing groups is the admin role's: the consumer role is refused, not answered an empty list.
+        admin = ck_admin.AdminClient({"bootstrap.servers": gw.bootstrap, **reader})
+        result = admin.list_consumer_groups().result(timeout=10)
+        assert result.valid == [] and [e.code() for e in result.errors] == [ck.KafkaError.CLUSTER_AUTHORIZATION_FAILED]
     assert Admin(url).describe_group("secure").members == ()

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from .. import keys, scripts
-from ..errors import InvalidNameError
+from ..errors import InvalidNameError, PermissionDeniedError, from_redis
 from .context import RequestContext
 from .protocol import ErrorCode
 
@@ -60,8 +60,17 @@ def group_ok(group: str | None) -> bool:
     return True
 
 
+DENIED = [b"group_authorization_failed"]
+"""What :func:`run` answers when the session's Redis ACL user may not run the script."""
+
+
 async def run(ctx: RequestContext, call: scripts.Call, what: str) -> Any:
-    return await ctx.conn.script(*call, context=what)
+    """Run a kafka_* script; a refusal by the Redis ACL (a SASL user without the consumer role)
+    answers GROUP_AUTHORIZATION_FAILED, like the scripts' own answers."""
+    try:
+        return await ctx.conn.script(*call, context=what)
+    except PermissionDeniedError:
+        return DENIED
 
 
 async def wait(ctx: RequestContext, call: scripts.Call, what: str, bound_s: float) -> Any:
@@ -125,7 +134,7 @@ async def view(ctx: RequestContext, group: str) -> GroupView:
     )
     for r in replies:
         if isinstance(r, Exception):
-            raise r
+            raise from_redis(r, f"describing group {group}")
     known, (phase, kind, ptype, pname, _), members, kafka, (sec, usec) = replies
     out = GroupView(group, bool(known))
     if not known:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._async.groups import delete_group
-from ..errors import GroupError
+from ..errors import GroupError, PermissionDeniedError
 from .context import Api, RequestContext
 from .coordinator import group_ok, view
 from .protocol import ErrorCode, make
@@ -16,13 +16,18 @@ from .protocol import ErrorCode, make
 async def _delete(ctx: RequestContext, group: str) -> ErrorCode:
     if not group_ok(group):
         return ErrorCode.invalid_group_id
-    g = await view(ctx, group)
+    try:
+        g = await view(ctx, group)
+    except PermissionDeniedError:
+        return ErrorCode.group_authorization_failed
     if not g.exists:
         return ErrorCode.group_id_not_found
     if g.members:
         return ErrorCode.non_empty_group
     try:
         await delete_group(ctx.conn, group)
+    except PermissionDeniedError:
+        return ErrorCode.group_authorization_failed
     except GroupError as exc:
         return ErrorCode.non_empty_group if "live" in str(exc) else ErrorCode.group_id_not_found
     return ErrorCode.none

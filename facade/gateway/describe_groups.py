@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import PermissionDeniedError
 from .context import Api, RequestContext
 from .coordinator import group_ok, view
 from .protocol import ErrorCode, make
@@ -19,7 +20,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         if not group_ok(group):
             out.append(make(schema.DescribedGroup, error_code=ErrorCode.invalid_group_id, group_id=group))
             continue
-        g = await view(ctx, group)
+        try:
+            g = await view(ctx, group)
+        except PermissionDeniedError:  # a SASL user whose ACL role may not read the group
+            out.append(make(schema.DescribedGroup, error_code=ErrorCode.group_authorization_failed, group_id=group))
+            continue
         members = tuple(
             make(schema.DescribedGroupMember, member_id=m["id"], group_instance_id=m["instance"],
                  client_id=m["client_id"], client_host=m["host"], member_metadata=m["metadata"],

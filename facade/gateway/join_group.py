@@ -73,7 +73,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         protocol_type=request.protocol_type, metadata=metadata, session_ms=session_ms, rebalance_ms=rebalance_ms,
         initial_delay_ms=INITIAL_REBALANCE_DELAY_MS, max_members=MAX_MEMBERS,
     ), what)  # fmt: skip
-    code, member = code_of(reply), reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+    code = code_of(reply)
+    member = request.member_id if len(reply) < 2 else reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
     if code != "none":
         if code == "inconsistent_group_protocol":
             log.info("%s refused for %s: the group is used by facade SDK consumers or another protocol", what, ctx.session.peer)

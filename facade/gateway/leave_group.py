@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import scripts
 from .context import Api, RequestContext
-from .coordinator import error, group_ok, run
+from .coordinator import DENIED, error, group_ok, run
 from .protocol import ErrorCode, make
 
 
@@ -26,6 +26,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     else:
         leaving = [(m.member_id, m.group_instance_id or "") for m in request.members]
     replies = await run(ctx, scripts.kafka_leave(group, leaving), f"leaving group {group}")
+    if replies == DENIED:
+        replies = [[DENIED[0], member] for member, _ in leaving]
     if version < 3:
         return make(schema.LeaveGroupResponse, error_code=error(_text(replies[0][0])))
     members = tuple(

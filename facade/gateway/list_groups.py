@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import keys
+from ..errors import PermissionDeniedError
 from .context import Api, RequestContext
 from .coordinator import view
 from .protocol import ErrorCode, make
@@ -18,7 +19,10 @@ def _text(v: Any) -> str:
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     schema = ctx.schema
-    names = sorted(_text(g) for g in await ctx.conn.command("listing groups", "HKEYS", keys.GROUPS))
+    try:
+        names = sorted(_text(g) for g in await ctx.conn.command("listing groups", "HKEYS", keys.GROUPS))
+    except PermissionDeniedError:  # a SASL user whose ACL role may not list groups (admin may)
+        return make(schema.ListGroupsResponse, error_code=ErrorCode.cluster_authorization_failed, groups=())
     states = {s.lower() for s in getattr(request, "states_filter", ()) or ()}
     types = {t.lower() for t in getattr(request, "types_filter", ()) or ()}
     out = []

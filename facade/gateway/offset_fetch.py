@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from .. import keys
+from ..errors import PermissionDeniedError, from_redis
 from ..records import TopicPartition
 from .context import Api, RequestContext
 from .coordinator import group_ok
@@ -38,8 +39,11 @@ async def committed(
         [("HGET", keys.committed(tp.topic, tp.partition), group) for tp in tps], f"fetching offsets of group {group}"
     )
     out: dict[str, list[tuple[int, int, str | None]]] = {t: [] for t, _ in wanted} if wanted is not None else {}
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise from_redis(reply, f"fetching offsets of group {group}")
     for tp, raw in zip(tps, replies):
-        if raw is None or isinstance(raw, Exception):
+        if raw is None:
             if wanted is not None:
                 out[tp.topic].append((tp.partition, -1, ""))
             continue
@@ -52,7 +56,10 @@ async def _group(ctx: RequestContext, group: str, topics: Any, cls_topic: Any, c
     if not group_ok(group):
         return ErrorCode.invalid_group_id, ()
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
-    found = await committed(ctx, group, wanted)
+    try:
+        found = await committed(ctx, group, wanted)
+    except PermissionDeniedError:  # a SASL user whose ACL role may not read offsets
+        return ErrorCode.group_authorization_failed, ()
     return ErrorCode.none, tuple(
         make(cls_topic, name=topic, partitions=tuple(
             make(cls_part, partition_index=p, committed_offset=off, committed_leader_epoch=-1, metadata=meta,
