@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rounds", type=int, default=3, help="rounds, median reported (default %(default)s)")
     ap.add_argument("--size", type=int, default=100, help="value bytes (default %(default)s)")
-    ap.add_argument("--seconds", type=float, default=10.0, help="latency run length (default %(default)s)")
+    ap.add_argument("--seconds", type=float, help="latency run length in s (default 10)")
     ap.add_argument("--linger-ms", type=float, default=None, help="producer linger.ms for the latency figure "
                     "(default: librdkafka's, 5)")  # fmt: skip
     ap.add_argument("--no-latency", action="store_true")
@@ -281,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="20,000 records, 1 round, 3 s of latency")
     ap.add_argument("--json-out", type=Path, help="write the results as JSON here")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.messages, args.rounds, args.seconds = 20_000, 1, 3.0
+    # Explicit options win over --quick's.
+    preset = (20_000, 1, 3.0) if args.quick else (200_000, 3, 10.0)
+    for name, value in zip(("messages", "rounds", "seconds"), preset):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     try:
         import confluent_kafka
     except ImportError:

@@ -8,7 +8,7 @@ import click
 
 from facade import local, redact_url
 
-from . import Settings, main
+from . import CliError, Settings, main
 
 
 @main.command("gateway", short_help="Serve the Kafka protocol, so Kafka clients use facade topics.")
@@ -57,7 +57,10 @@ def gateway_command(
       facade --url redis://db:6379 gateway --listen 0.0.0.0:9092 --advertise gw1.example:9092
       facade gateway --tls-cert server.pem --tls-key server.key --sasl-plain
     """
-    from facade.gateway import Gateway, parse_address, run, tls_context
+    try:
+        from facade.gateway import Gateway, parse_address, run, tls_context
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
 
     url = url_option or settings.url
     host, port = parse_address(listen)

@@ -97,3 +97,21 @@ def test_an_oversized_batch_is_message_too_large():
     with pytest.raises(BatchError) as refused:
         parse_batches(record_batch([b"x" * 5000]), 1000)
     assert refused.value.code == 10
+
+
+def test_kafka_nulls_have_markers_of_their_own_in_the_stream_codec():
+    """A null value and a null header value (only Kafka clients write them) read back as None,
+    distinct from empty bytes."""
+    from facade import codec
+
+    null = codec.decode("t", 0, b"5-3", [b"key", b"k", b"nv", b"", b"ts", b"2", b"n:h", b"", b"h:e", b""])
+    assert (null.key, null.value, null.timestamp_ms, list(null.headers)) == (
+        b"k",
+        None,
+        3,
+        [("h", None), ("e", b"")],
+    )
+    tombstone = codec.decode("t", 0, b"5-3", [b"key", b"k", b"nv", b"", b"ts", b"2"])  # the common shape
+    assert (tombstone.key, tombstone.value) == (b"k", None)
+    empty = codec.decode("t", 0, b"5-3", [b"key", b"k", b"value", b"", b"ts", b"2"])
+    assert empty.value == b""

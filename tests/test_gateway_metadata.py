@@ -117,3 +117,20 @@ def test_a_known_unsupported_api_gets_a_kafka_error_not_a_closed_connection(url)
         sock.sendall(_request(26, 0, 5, body))
         corr, _throttle, error = struct.unpack(">iih", _reply(sock))
         assert (corr, error) == (5, 35)
+
+
+def test_a_handler_that_fails_unexpectedly_answers_an_error_and_the_connection_goes_on(url, monkeypatch):
+    from facade.gateway import apis
+    from facade.gateway.context import Api
+
+    async def boom(ctx, request):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setitem(apis.TABLE, 32, Api(32, "DescribeConfigs", 1, 4, boom))
+    with running_gateway(url) as gw, socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        # DescribeConfigs v1: no resources, include_synonyms false.
+        sock.sendall(_request(32, 1, 11, struct.pack(">i?", 0, False)))
+        corr, _throttle, results = struct.unpack(">iii", _reply(sock))
+        assert (corr, results) == (11, 0)  # a well-formed (empty) answer, not a dropped connection
+        sock.sendall(_request(18, 0, 12))
+        assert struct.unpack_from(">ih", _reply(sock), 0) == (12, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import struct
 import subprocess
 from pathlib import Path
 
@@ -123,3 +124,58 @@ def test_sasl_handshake_without_sasl_enabled_is_refused_clearly(url):
         wrong = _send(gw.bootstrap, "t", [b"x"], errors, **_sasl("writer"), **{"message.timeout.ms": 3000})
     assert wrong[0] is not None
     assert any(e.code() == ck.KafkaError._AUTHENTICATION and "PLAIN" in e.str() for e in errors), errors
+
+
+def test_kafka_python_authenticates_with_sasl_plain(url, users):
+    kafka = pytest.importorskip("kafka", reason="kafka-python is in the test extras")
+    Admin(url).create_topic("t", 1)
+    with running_gateway(url, sasl_plain=True) as gw:
+        producer = kafka.KafkaProducer(bootstrap_servers=gw.bootstrap, security_protocol="SASL_PLAINTEXT",
+                                       sasl_mechanism="PLAIN", sasl_plain_username="writer",
+                                       sasl_plain_password=PASSWORD)  # fmt: skip
+        try:
+            meta = producer.send("t", b"from-kafka-python").get(timeout=20)
+        finally:
+            producer.close()
+        assert meta.offset == 0
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"from-kafka-python"]
+
+
+def _frame(api_key: int, version: int, corr: int, body: bytes) -> bytes:
+    head = struct.pack(">hhih", api_key, version, corr, 1) + b"t"
+    return struct.pack(">i", len(head) + len(body)) + head + body
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    def exactly(n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed")
+            out += chunk
+        return out
+
+    return exactly(struct.unpack(">i", exactly(4))[0])
+
+
+@pytest.mark.parametrize("password, accepted", [(PASSWORD, True), ("wrong", False)])
+def test_sasl_handshake_v0_takes_a_bare_plain_token(url, users, password, accepted):
+    """Handshake v0: the token follows as a bare frame; an empty frame accepts it, a refusal
+    closes the connection (Kafka's v0 behaviour)."""
+    with (
+        running_gateway(url, sasl_plain=True) as gw,
+        socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s,
+    ):
+        s.sendall(_frame(17, 0, 1, struct.pack(">h", 5) + b"PLAIN"))
+        corr, error = struct.unpack_from(">ih", _read_frame(s), 0)
+        assert (corr, error) == (1, 0)
+        token = b"\x00writer\x00" + password.encode()
+        s.sendall(struct.pack(">i", len(token)) + token)
+        if accepted:
+            assert _read_frame(s) == b""
+            s.sendall(_frame(3, 0, 2, struct.pack(">i", 0)))  # Metadata v0: every topic
+            assert struct.unpack_from(">i", _read_frame(s), 0) == (2,)
+        else:
+            with pytest.raises(ConnectionError):
+                _read_frame(s)

@@ -24,7 +24,15 @@ Modules
                    from keyword arguments), generic error responses.
 ``errors.py``      facade exceptions -> Kafka error codes (the one mapping).
 ``topics.py``      the topic registry as Kafka sees it, topic ids.
-one module per API  ``api_versions.py``, ``metadata.py``, ... each exporting ``API``.
+``batches.py``     record batches v2: unpacked for Produce, packed for Fetch (the hot loops).
+``configs.py``     Kafka topic configs <-> facade topic settings.
+``packing.py``     the gateway's Redis connections: hiredis command packing, raw stream replies.
+``listen.py``      listener options: addresses, the TLS context.
+one module per API  ``api_versions.py``, ``metadata.py``, ``produce.py``, ``fetch.py``,
+                   ``list_offsets.py``, ``init_producer_id.py``, ``find_coordinator.py``,
+                   ``create_topics.py``, ``delete_topics.py``, ``create_partitions.py``,
+                   ``describe_configs.py``, ``delete_records.py``, ``describe_cluster.py``,
+                   ``sasl.py`` (SaslHandshake and SaslAuthenticate), each exporting ``API``.
 
 Adding an API
 -------------
@@ -49,8 +57,12 @@ Adding an API
    per-item error codes yourself.
 2. Register it in ``apis.py``: append ``<api_name>.API`` to ``IMPLEMENTED``, or for a group
    API replace its ``None`` in ``GROUP_APIS`` with ``"<api_name>"``.
-3. Test it with real clients (tests/test_gateway_*.py; ``gateway`` fixtures in
-   tests/gateway_helpers.py) and list it in docs/gateway.md.
+3. Test it with real clients (tests/test_gateway_*.py; ``running_gateway(url)`` in
+   tests/gateway_helpers.py starts a gateway on a free port) and list it in docs/gateway.md
+   (tests/test_gateway_docs.py checks the table against ``apis.TABLE``).
+
+Produce is special in one way: requests already queued on a connection are answered together
+(``produce.handle_batch``, called by the server), so that their writes share one Redis pipeline.
 
 Reach Redis only through the SDK's pieces (``facade/scripts.py`` builders run with
 ``ctx.conn.script`` / ``ctx.conn.pipeline``, keys from ``facade/keys.py``), never with ad hoc

@@ -90,17 +90,25 @@ def _decompress(codec: int, data: bytes) -> bytes:
                     (size,) = struct.unpack_from(">i", data, pos)
                     parts.append(bytes(cramjam.snappy.decompress_raw(data[pos + 4 : pos + 4 + size])))
                     pos += 4 + size
-                return b"".join(parts)
-            return bytes(cramjam.snappy.decompress_raw(data))
+                return _bounded(b"".join(parts))
+            return _bounded(bytes(cramjam.snappy.decompress_raw(data)))
         if codec == 3:
-            return bytes(cramjam.lz4.decompress(data))
+            return _bounded(bytes(cramjam.lz4.decompress(data)))
         if codec == 4:
-            return bytes(cramjam.zstd.decompress(data))
+            return _bounded(bytes(cramjam.zstd.decompress(data)))
     except BatchError:
         raise
     except Exception as exc:  # noqa: BLE001 - each codec library raises its own types
         raise BatchError(f"cannot decompress a batch (codec {codec}): {exc}", 2) from None
     raise BatchError(f"unknown compression codec {codec}", 76)
+
+
+def _bounded(data: bytes) -> bytes:
+    """``data`` if within MAX_DECOMPRESSED (checked after the fact for snappy, lz4 and zstd, whose
+    libraries do not stop early; gzip stops at the bound)."""
+    if len(data) > MAX_DECOMPRESSED:
+        raise BatchError(f"a compressed batch expands past {MAX_DECOMPRESSED} bytes", 18)
+    return data
 
 
 def parse_batches(data: bytes, max_batch_bytes: int) -> list[ProducedBatch]:

@@ -30,6 +30,8 @@ from .protocol import ErrorCode, make
 BLOCK_SLICE_MS = 5_000
 """Longest single XREAD BLOCK (below the Redis client's 10 s socket timeout); longer waits loop."""
 DEFAULT_RECORD_BYTES = 128
+WAKE_COUNT = 1000
+"""Entries one XREAD wake-up returns per stream at most; a wake-up that fills it is read again."""
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -53,8 +55,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             else:
                 plan.append((topic.topic, part, cfg, code))
 
+    reads = await _read(ctx, plan, hints)
     while True:
-        reads = await _read(ctx, plan, hints)
         budget = request.max_bytes if request.max_bytes > 0 else 2**31 - 1
         total = 0
         waits: dict[str, bytes] = {}
@@ -98,7 +100,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         remaining = deadline - time.monotonic()
         if total >= max(1, request.min_bytes) or failed or remaining <= 0 or not waits:
             break
-        await _wait(ctx, waits, remaining)  # then read again (and answer if the wait timed out)
+        woke = await _wait(ctx, waits, remaining)
+        # What the wait returned is the new records themselves: answer with them when it holds
+        # everything needed, else read again (and answer then if the wait timed out).
+        reads = _from_wake(plan, reads, woke, request.min_bytes) or await _read(ctx, plan, hints)
     responses = tuple(
         make(schema.FetchableTopicResponse, topic=name, partitions=tuple(parts))
         for name, parts in out.items()
@@ -172,17 +177,48 @@ def _partition(schema: Any, index: int, code: ErrorCode, hw: int, start: int, re
                 last_stable_offset=hw, log_start_offset=start, aborted_transactions=None, records=records)  # fmt: skip
 
 
-async def _wait(ctx: RequestContext, streams: dict[str, bytes], seconds: float) -> None:
-    """Until one of ``streams`` (key -> last ID read) gets a newer entry, or ``seconds`` pass."""
+async def _wait(ctx: RequestContext, streams: dict[str, bytes], seconds: float) -> Any:
+    """Until one of ``streams`` (key -> last ID read) gets a newer entry, or ``seconds`` pass.
+    One server: XREAD BLOCK, whose reply (the new entries, at most WAKE_COUNT per stream) is
+    returned; a cluster: the SDK's wait, None."""
     conn = ctx.conn
     if conn.cluster:
         await conn.wait_for_records(
             "waiting for records (Kafka gateway)", {k: v.decode() for k, v in streams.items()}, seconds
         )
-        return
+        return None
     block = max(1, min(BLOCK_SLICE_MS, int(seconds * 1000)))
-    await conn.command("waiting for records (Kafka gateway)", "XREAD", "COUNT", 1, "BLOCK", block, "STREAMS",
-                       *streams.keys(), *streams.values())  # fmt: skip
+    return await conn.command("waiting for records (Kafka gateway)", "XREAD", "COUNT", WAKE_COUNT, "BLOCK", block,
+                              "STREAMS", *streams.keys(), *streams.values())  # fmt: skip
+
+
+def _from_wake(plan: list[tuple[str, Any, TopicConfig | None, ErrorCode]], reads: list[Any], woke: Any,
+               min_bytes: int) -> list[Any] | None:  # fmt: skip
+    """The reads after an XREAD wake-up, built from its reply, or None when a fresh read is needed:
+    ``min_bytes`` above 1, a stream that returned WAKE_COUNT entries (there may be more, and the
+    high watermark is unknown), or entries that do not start at the offset asked for."""
+    if not woke or min_bytes > 1:
+        return None
+    new = {}
+    for item in woke:
+        key, entries = item[0], item[1]
+        if len(entries) >= WAKE_COUNT:
+            return None
+        new[key.decode() if isinstance(key, bytes) else key] = entries
+    out = list(reads)
+    r = 0
+    for name, part, cfg, _ in plan:
+        if cfg is None:
+            continue
+        entries = new.get(keys.stream(name, part.partition))
+        got = out[r]
+        if entries and not isinstance(got, Exception):
+            if offsets.offset_of(entries[0][0]) != part.fetch_offset:
+                return None
+            out[r] = got._replace(high_watermark=offsets.offset_of(entries[-1][0]) + 1, entries=entries,
+                                  last_id=entries[-1][0])  # fmt: skip
+        r += 1
+    return out
 
 
 API = Api(1, "Fetch", 4, 12, handle)

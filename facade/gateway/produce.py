@@ -144,7 +144,11 @@ async def _plan(ctx: RequestContext, request: Any) -> _Plan:
             ctx.api_version, request, ErrorCode.invalid_required_acks, f"acks must be 0, 1 or -1, not {acks}"
         )
         return plan
-    plan.replicas = await _replicas_needed(ctx) if acks == -1 else 0
+    try:
+        plan.replicas = await _replicas_needed(ctx) if acks == -1 else 0
+    except FacadeError as exc:  # e.g. a SASL user whose role may not read INFO
+        plan.done = _all_failed(ctx.api_version, request, kafka_error(exc), f"acks=all: {exc}")
+        return plan
     for ti, topic in enumerate(request.topic_data):
         try:
             cfg: TopicConfig | None = await ctx.topics.get(topic.name)
@@ -268,7 +272,13 @@ async def handle_batch(ctxs: list[RequestContext], requests: list[Any]) -> list[
     if calls:
         timeout_ms = max(int(r.timeout.total_seconds() * 1000) for r in requests)
         tail = [("WAIT", replicas, max(1, timeout_ms))] if replicas else []
-        replies = await ctxs[0].conn.pipeline(calls, "producing (Kafka gateway)", tail)
+        try:
+            replies = await ctxs[0].conn.pipeline(calls, "producing (Kafka gateway)", tail)
+        except FacadeError as exc:  # the round trip failed as a whole: whether it landed is unknown
+            return [
+                None if r.acks == 0 else _all_failed(c.api_version, r, kafka_error(exc), str(exc))
+                for c, r in zip(ctxs, requests)
+            ]
         if tail:
             confirmed = replies[-1]
     out = []

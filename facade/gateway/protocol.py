@@ -27,10 +27,15 @@ import uuid
 from types import ModuleType, NoneType, UnionType
 from typing import Any, NamedTuple, get_args, get_origin
 
-from kio.index import load_payload_module
-from kio.schema.errors import ErrorCode
-from kio.serial import entity_reader, entity_writer
-from kio.static.constants import EntityType
+try:
+    from kio.index import load_payload_module
+    from kio.schema.errors import ErrorCode
+    from kio.serial import entity_reader, entity_writer
+    from kio.static.constants import EntityType
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        f"facade gateway needs the gateway extra: pip install 'facade[gateway]' (kio, Python 3.11+) ({exc})"
+    ) from exc
 
 __all__ = [
     "ErrorCode",

@@ -37,7 +37,9 @@ _CLOSE = object()
 MAX_COALESCED = 64
 """Produce requests of one connection answered with one Redis pipeline, at most."""
 MAX_QUEUED_FRAMES = 128
-"""Frames read ahead of the one being answered, per connection (then reading waits)."""
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+"""Frames (and their bytes) read ahead of the one being answered, per connection, at most: then
+reading waits (one frame is always taken, whatever its size up to the request limit)."""
 
 
 def _is_produce(buf: bytes) -> bool:
@@ -50,16 +52,20 @@ class _Frames:
 
     def __init__(self) -> None:
         self._items: collections.deque[bytes] = collections.deque()
+        self._bytes = 0
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._closed = False
 
     async def put(self, buf: bytes) -> None:
-        while len(self._items) >= MAX_QUEUED_FRAMES:
+        while self._items and (
+            len(self._items) >= MAX_QUEUED_FRAMES or self._bytes + len(buf) > MAX_QUEUED_BYTES
+        ):
             self._room.clear()
             await self._room.wait()
         self._items.append(buf)
+        self._bytes += len(buf)
         self._ready.set()
 
     def close(self) -> None:
@@ -77,6 +83,7 @@ class _Frames:
 
     def pop(self) -> bytes:
         buf = self._items.popleft()
+        self._bytes -= len(buf)
         self._room.set()
         return buf
 
