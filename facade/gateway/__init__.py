@@ -33,6 +33,12 @@ one module per API  ``api_versions.py``, ``metadata.py``, ``produce.py``, ``fetc
                    ``create_topics.py``, ``delete_topics.py``, ``create_partitions.py``,
                    ``describe_configs.py``, ``delete_records.py``, ``describe_cluster.py``,
                    ``sasl.py`` (SaslHandshake and SaslAuthenticate), each exporting ``API``.
+consumer groups    ``join_group.py``, ``sync_group.py``, ``heartbeat.py``, ``leave_group.py``,
+                   ``offset_commit.py``, ``offset_fetch.py``, ``describe_groups.py``,
+                   ``list_groups.py``, ``delete_groups.py`` (registered in ``GROUP_APIS``), over
+                   ``coordinator.py`` (runs the kafka_* scripts, JoinGroup/SyncGroup's waiting,
+                   a group's Kafka view) and ``consumer_protocol.py`` (reads the consumer
+                   protocol's subscriptions and assignments for `facade groups describe`).
 
 Adding an API
 -------------
