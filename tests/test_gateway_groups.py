@@ -542,3 +542,20 @@ def test_a_sasl_user_of_the_consumer_role_joins_commits_and_leaves(url, reader):
         result = admin.list_consumer_groups().result(timeout=10)
         assert result.valid == [] and [e.code() for e in result.errors] == [ck.KafkaError.CLUSTER_AUTHORIZATION_FAILED]
     assert Admin(url).describe_group("secure").members == ()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_bench_gateway_groups_quick(server_spec):
+    """``python -m bench.gateway_groups`` runs end to end (no timing asserted: each figure checks
+    its own record counts while it runs)."""
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "bench.gateway_groups", "--quick", "--messages", "5000",
+         "--server-binary", server_spec[0]],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=150, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    for line in ("form (s)", "leave (s)", "group consume (rec/s)"):
+        assert line in done.stdout
