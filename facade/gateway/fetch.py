@@ -1,17 +1,20 @@
 """Fetch (key 1): records from the client's offsets, waiting for new ones without polling.
 
-Each partition is read by lua/log_read.lua (bounds and records in one step; pipelined, one round
-trip for the whole request); the raw entries become one uncompressed v2 record batch per
-partition (facade/gateway/batches.py) without a Python object per record. When nothing (or less
-than ``min_bytes``) is there, the request waits on ``XREAD BLOCK`` over the partitions' streams
-from the last IDs just read: the server wakes it the moment a record is appended, and
-``max_wait_ms`` bounds the wait (capped by ``Limits.max_fetch_wait_ms``). On a Redis Cluster,
-where one XREAD cannot span slots, the SDK's wait (Connection.wait_for_records) is used.
+The partitions of a request are read in one round trip: a partition this connection's previous
+answer ended in is read on with a plain ``XRANGE`` after that entry (log_read.lua gives only the
+log's bounds); any other is read by log_read.lua (bounds, and records from the offset found by
+binary search). The raw entries become one uncompressed v2 record batch per partition
+(facade/gateway/batches.py) without a Python object per record. When nothing (or less than
+``min_bytes``) is there, the request waits on ``XREAD BLOCK`` over the partitions' streams from
+the last IDs just read: the server wakes it the moment a record is appended, and the wake-up's
+own entries are the answer; ``max_wait_ms`` bounds the wait (capped by
+``Limits.max_fetch_wait_ms``). On a Redis Cluster, where one XREAD cannot span slots, the SDK's
+wait (Connection.wait_for_records) is used and partitions are always read by log_read.
 
 Fetch sessions (KIP-227) are declined (session id 0): clients then send full fetch requests,
-which the gateway, holding no state, answers the same way. Each connection remembers, per
-partition, the entry ID of the last record it returned, so that a consumer reading on skips the
-search for its offset (the script checks the hint).
+which the gateway, holding no state, answers the same way. The per-connection memory of where
+each partition's last answer ended is a cache, checked before it is trusted (the first entry
+read must be the offset asked for).
 """
 
 from __future__ import annotations
