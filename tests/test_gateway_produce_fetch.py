@@ -200,3 +200,32 @@ def test_produce_to_a_missing_topic_or_partition_is_refused_without_writing(url)
         producer.flush(15)
     assert len(errors) == 2 and all(e is not None for e in errors)
     assert Admin(url).read_records(TopicPartition("t", 0)) == []
+
+
+def test_the_cli_reads_and_writes_what_kafka_clients_see(url):
+    """Interop through the CLI: `facade consume` shows a Kafka client's record (headers, a null
+    value, a null header value); `facade produce` writes one a Kafka consumer reads."""
+    import json
+
+    from click.testing import CliRunner
+    from facade.cli import main
+
+    Admin(url).create_topic("t", 1)
+    with running_gateway(url) as gw:
+        _produce(gw.bootstrap, [
+            {"topic": "t", "key": b"k", "value": b"hello", "headers": [("h", b"x"), ("nul", None)]},
+            {"topic": "t", "key": b"gone", "value": None},
+        ])  # fmt: skip
+        shown = CliRunner().invoke(
+            main, ["--url", url, "consume", "t", "--group", "cli", "--from-beginning", "--max-messages", "2",
+                   "--format", "json"], catch_exceptions=False,
+        )  # fmt: skip
+        assert shown.exit_code == 0, shown.output
+        lines = [json.loads(line) for line in shown.stdout.splitlines()]
+        assert [(d["key"], d["value"]) for d in lines] == [("k", "hello"), ("gone", None)]
+        assert lines[0]["headers"] == [["h", "x"], ["nul", None]]
+        written = CliRunner().invoke(main, ["--url", url, "produce", "t", "from-cli", "--key", "c", "--header", "a=b"],
+                                     catch_exceptions=False)  # fmt: skip
+        assert written.exit_code == 0, written.output
+        (msg,) = consume_assigned(gw.bootstrap, [("t", 0, 2)], 1)
+    assert (msg.key(), msg.value(), msg.headers()) == (b"c", b"from-cli", [("a", b"b")])

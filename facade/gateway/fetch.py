@@ -1,17 +1,20 @@
 """Fetch (key 1): records from the client's offsets, waiting for new ones without polling.
 
-Each partition is read by lua/log_read.lua (bounds and records in one step; pipelined, one round
-trip for the whole request); the raw entries become one uncompressed v2 record batch per
-partition (facade/gateway/batches.py) without a Python object per record. When nothing (or less
-than ``min_bytes``) is there, the request waits on ``XREAD BLOCK`` over the partitions' streams
-from the last IDs just read: the server wakes it the moment a record is appended, and
-``max_wait_ms`` bounds the wait (capped by ``Limits.max_fetch_wait_ms``). On a Redis Cluster,
-where one XREAD cannot span slots, the SDK's wait (Connection.wait_for_records) is used.
+The partitions of a request are read in one round trip: a partition this connection's previous
+answer ended in is read on with a plain ``XRANGE`` after that entry (log_read.lua gives only the
+log's bounds); any other is read by log_read.lua (bounds, and records from the offset found by
+binary search). The raw entries become one uncompressed v2 record batch per partition
+(facade/gateway/batches.py) without a Python object per record. When nothing (or less than
+``min_bytes``) is there, the request waits on ``XREAD BLOCK`` over the partitions' streams from
+the last IDs just read: the server wakes it the moment a record is appended, and the wake-up's
+own entries are the answer; ``max_wait_ms`` bounds the wait (capped by
+``Limits.max_fetch_wait_ms``). On a Redis Cluster, where one XREAD cannot span slots, the SDK's
+wait (Connection.wait_for_records) is used and partitions are always read by log_read.
 
 Fetch sessions (KIP-227) are declined (session id 0): clients then send full fetch requests,
-which the gateway, holding no state, answers the same way. Each connection remembers, per
-partition, the entry ID of the last record it returned, so that a consumer reading on skips the
-search for its offset (the script checks the hint).
+which the gateway, holding no state, answers the same way. The per-connection memory of where
+each partition's last answer ended is a cache, checked before it is trusted (the first entry
+read must be the offset asked for).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from .batches import encode_batch
 from .context import Api, RequestContext
 from .errors import kafka_error
 from .protocol import ErrorCode, make
+from .topics import all_topics, topic_id
 
 BLOCK_SLICE_MS = 5_000
 """Longest single XREAD BLOCK (below the Redis client's 10 s socket timeout); longer waits loop."""
 DEFAULT_RECORD_BYTES = 128
+TOPIC_IDS_TTL_S = 1.0
 WAKE_COUNT = 1000
 """Entries one XREAD wake-up returns per stream at most; a wake-up that fills it is read again."""
 
@@ -41,19 +46,34 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     deadline = time.monotonic() + wait_ms / 1000
     hints: dict[TopicPartition, tuple[int, bytes, int]] = ctx.session.extra.setdefault("fetch_hints", {})
 
-    # What to read: (topic index, partition entry, config or an error code).
+    # What to read: (topic name, partition entry, config or an error code). From v13 topics come
+    # by id: the name is looked up (ids: topics.topic_id).
+    by_id = await _names_by_id(ctx) if ctx.api_version >= 13 else {}
+    if any(t.topic_id not in by_id for t in request.topics if ctx.api_version >= 13):
+        by_id = await _names_by_id(ctx, refresh=True)  # a topic created within the cache's life
+    ids: dict[str, Any] = {}
     plan: list[tuple[str, Any, TopicConfig | None, ErrorCode]] = []
     for topic in request.topics:
+        if ctx.api_version >= 13:
+            name = by_id.get(topic.topic_id)
+            if name is None:
+                name = f"<unknown topic id {topic.topic_id}>"
+                ids[name] = topic.topic_id
+                plan += [(name, part, None, ErrorCode.unknown_topic_id) for part in topic.partitions]
+                continue
+            ids[name] = topic.topic_id
+        else:
+            name = topic.topic
         try:
-            cfg: TopicConfig | None = await ctx.topics.get(topic.topic)
+            cfg: TopicConfig | None = ctx.topics.fresh(name) or await ctx.topics.get(name)
             code = ErrorCode.none
         except FacadeError as exc:
             cfg, code = None, kafka_error(exc)
         for part in topic.partitions:
             if cfg is not None and not 0 <= part.partition < cfg.partitions:
-                plan.append((topic.topic, part, None, ErrorCode.unknown_topic_or_partition))
+                plan.append((name, part, None, ErrorCode.unknown_topic_or_partition))
             else:
-                plan.append((topic.topic, part, cfg, code))
+                plan.append((name, part, cfg, code))
 
     reads = await _read(ctx, plan, hints)
     while True:
@@ -105,7 +125,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         # everything needed, else read again (and answer then if the wait timed out).
         reads = _from_wake(plan, reads, woke, request.min_bytes) or await _read(ctx, plan, hints)
     responses = tuple(
-        make(schema.FetchableTopicResponse, topic=name, partitions=tuple(parts))
+        make(schema.FetchableTopicResponse, topic=name, topic_id=ids.get(name), partitions=tuple(parts))
         for name, parts in out.items()
     )
     return make(schema.FetchResponse, error_code=ErrorCode.none, session_id=0, responses=responses)
@@ -172,6 +192,18 @@ async def _read(
     return out
 
 
+async def _names_by_id(ctx: RequestContext, refresh: bool = False) -> dict[Any, str]:
+    """Topic id -> name for every topic, read at most once per TOPIC_IDS_TTL_S per gateway
+    (``refresh``: read now)."""
+    cached = ctx.gateway.extra.get("topic_ids")
+    now = time.monotonic()
+    if cached is not None and now - cached[1] < TOPIC_IDS_TTL_S and not refresh:
+        return cached[0]
+    names = {topic_id(cfg): name for name, cfg in (await all_topics(ctx.conn)).items()}
+    ctx.gateway.extra["topic_ids"] = (names, now)
+    return names
+
+
 def _partition(schema: Any, index: int, code: ErrorCode, hw: int, start: int, records: bytes) -> Any:
     return make(schema.PartitionData, partition_index=index, error_code=code, high_watermark=hw,
                 last_stable_offset=hw, log_start_offset=start, aborted_transactions=None, records=records)  # fmt: skip
@@ -221,4 +253,4 @@ def _from_wake(plan: list[tuple[str, Any, TopicConfig | None, ErrorCode]], reads
     return out
 
 
-API = Api(1, "Fetch", 4, 12, handle)
+API = Api(1, "Fetch", 4, 16, handle)

@@ -98,15 +98,22 @@ def batch_call(tp: TopicPartition, cfg: TopicConfig, batch: ProducedBatch, repli
     )
 
 
+def _cached_replicas(ctx: RequestContext) -> int | None:
+    """The replica count acks=all waits for, if looked up within REPLICAS_TTL_S (no I/O)."""
+    cache = ctx.gateway.extra.get("replicas")
+    if cache is not None and time.monotonic() - cache[1] <= REPLICAS_TTL_S:
+        return cache[0]
+    return None
+
+
 async def _replicas_needed(ctx: RequestContext) -> int:
     """acks=all: how many replicas must confirm (every configured one, as the SDK's default)."""
-    cache = ctx.gateway.extra.get("replicas")
-    now = time.monotonic()
-    if cache is None or now - cache[1] > REPLICAS_TTL_S:
-        found = await replication.configured_replicas(ctx.conn)
-        cache = (len(found.replicas), now)
-        ctx.gateway.extra["replicas"] = cache
-    return cache[0]
+    cached = _cached_replicas(ctx)
+    if cached is not None:
+        return cached
+    found = await replication.configured_replicas(ctx.conn)
+    ctx.gateway.extra["replicas"] = (len(found.replicas), time.monotonic())
+    return len(found.replicas)
 
 
 def _sequence_error(exc: OutOfOrderSequenceError) -> ErrorCode:
@@ -145,13 +152,15 @@ async def _plan(ctx: RequestContext, request: Any) -> _Plan:
         )
         return plan
     try:
-        plan.replicas = await _replicas_needed(ctx) if acks == -1 else 0
+        plan.replicas = 0 if acks != -1 else _cached_replicas(ctx)
+        if plan.replicas is None:
+            plan.replicas = await _replicas_needed(ctx)
     except FacadeError as exc:  # e.g. a SASL user whose role may not read INFO
         plan.done = _all_failed(ctx.api_version, request, kafka_error(exc), f"acks=all: {exc}")
         return plan
     for ti, topic in enumerate(request.topic_data):
         try:
-            cfg: TopicConfig | None = await ctx.topics.get(topic.name)
+            cfg: TopicConfig | None = ctx.topics.fresh(topic.name) or await ctx.topics.get(topic.name)
             error: Exception | None = None
         except FacadeError as exc:
             cfg, error = None, exc
