@@ -166,6 +166,7 @@ def test_commits_are_shared_with_the_sdk_and_cli_with_exact_lag_and_reset_offset
         assert got == {0: (7, "note"), 1: (4, None)} or got == {0: (7, "note"), 1: (4, "")}
         d = Admin(url).describe_group("readers")
         assert {p.partition: (p.committed, p.lag) for p in d.partitions} == {0: (7, 3), 1: (4, 0)}
+        assert {p.owner for p in d.partitions} == {d.members[0].member_id}  # owners from the assignment
         text = CliRunner().invoke(main, ["--url", url, "groups", "describe", "readers"], catch_exceptions=False)
         assert "r0" in text.output or d.members[0].member_id in text.output
         refused = CliRunner().invoke(main, ["--url", url, "groups", "reset-offsets", "readers", "-t", "events",
