@@ -271,18 +271,8 @@ def test_admin_clients_list_describe_and_delete_groups(url):
             c.close()
 
 
-def needs_fetch() -> None:
-    """kafka-python and aiokafka stop on a broker without Fetch and ListOffsets (the gateway
-    branch's part of the gateway); confluent-kafka only logs it."""
-    from facade.gateway import apis
-
-    if 1 not in apis.TABLE or 2 not in apis.TABLE:
-        pytest.skip("needs the gateway's Fetch and ListOffsets APIs, not on this branch yet")
-
-
 def test_kafka_python_and_aiokafka_members_consume_and_commit_in_one_group_with_a_confluent_one(url):
     aiokafka = pytest.importorskip("aiokafka", reason="aiokafka is in the test extras")
-    needs_fetch()
     import threading
 
     Admin(url).create_topic("mixed", 3)
@@ -359,7 +349,6 @@ CONSUMING_MEMBER = textwrap.dedent("""
 def test_a_group_of_three_consumes_everything_through_a_leave_and_a_sigkill(url):
     """Each record is handed to the group at least once, and every record committed is never
     handed out again, while one member leaves and one is killed with SIGKILL."""
-    needs_fetch()
     Admin(url).create_topic("work", 6)
     _produce(url, "work", [50] * 6)
     with running_gateway(url) as gw:
