@@ -154,6 +154,7 @@ from . import (  # noqa: F401
     demo,
     dlq,
     exporter,
+    gateway,
     groups,
     produce,
     relay,

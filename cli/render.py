@@ -112,10 +112,13 @@ def bytes_fields(name: str, data: bytes | None) -> dict[str, Any]:
     return {f"{name}_base64": base64.b64encode(data).decode("ascii")}
 
 
-def _headers_fields(headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
-    plain: list[list[str]] = []
+def _headers_fields(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, Any]:
+    plain: list[list[str | None]] = []
     binary: list[list[str]] = []
     for name, value in headers:
+        if value is None:  # Kafka's null header value (written by a Kafka client)
+            plain.append([name, None])
+            continue
         text = _text_or_none(value)
         if text is None:
             binary.append([name, base64.b64encode(value).decode("ascii")])
@@ -145,8 +148,9 @@ def message_json(msg: Message) -> str:
 
 
 def message_text(msg: Message) -> bytes:
-    """``consume --format text``: the value, as raw bytes (what kafka-console-consumer prints)."""
-    return msg.value
+    """``consume --format text``: the value, as raw bytes (what kafka-console-consumer prints); a
+    null value (a Kafka tombstone) prints as nothing."""
+    return msg.value or b""
 
 
 TEMPLATE_HELP = (
@@ -159,8 +163,8 @@ _FIELDS: dict[str, Callable[[Message], bytes]] = {
     "p": lambda m: str(m.partition).encode(),
     "o": lambda m: str(m.offset).encode(),
     "k": lambda m: m.key or b"",
-    "v": lambda m: m.value,
-    "h": lambda m: b",".join(k.encode() + b"=" + v for k, v in m.headers),
+    "v": lambda m: m.value or b"",
+    "h": lambda m: b",".join(k.encode() + b"=" + (v or b"") for k, v in m.headers),
     "T": lambda m: str(m.timestamp_ms).encode(),
     "c": lambda m: str(m.delivery_count).encode(),
 }

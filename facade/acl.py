@@ -10,13 +10,14 @@ or from a shell: ``facade acl print --role producer --user orders-api | redis-cl
 Roles (a user that needs several gets them all: ``rules("consumer", "producer")``):
 
 ``producer``
-    Send records (``Producer``: idempotent sequences, ``dedup_id``, retention, acks=0/1/"all").
+    Send records (``Producer``: idempotent sequences, ``dedup_id``, retention, acks=0/1/"all";
+    Kafka producers through ``facade gateway`` authenticated as this user, idempotent too).
     Reads topic configs; cannot create, alter or delete topics, cannot read records, cannot touch
     consumer groups. ``auto_create=True`` creates topics, which is the admin's right: give such a
     producer ``rules("producer", "admin")``, or create its topics beforehand.
 ``consumer``
     Read as a member of a consumer group (``Consumer``: join, heartbeat, leave, poll, commit,
-    seek, committed, offsets_for_times), and, as in Kafka where it takes READ on the group, reset
+    seek, committed, offsets_for_times; Kafka consumers' Fetch through ``facade gateway``), and, as in Kafka where it takes READ on the group, reset
     the offsets of a group that has no live member (``Admin.reset_offsets``). Cannot append, trim
     or delete records, create or delete topics, delete groups, or list other groups. A consumer
     that also writes records (``commit(outputs=...)``, dead-lettering with ``max_deliveries``,
@@ -74,7 +75,10 @@ _LOG, _OWN, _DONE = f"{_P}:{{*}}:log", f"{_P}:{{*}}:own", f"{_P}:{{*}}:done"
 _OFF, _DLV = f"{_P}:{{*}}:off", f"{_P}:{{*}}:dlv"
 _PRODUCER_STATE = (f"{_P}:{{*}}:pid", f"{_P}:{{*}}:pidx", f"{_P}:{{*}}:dedup", f"{_P}:{{*}}:dedupx")
 _MIGRATION = (f"{_P}:{{*}}:mig", f"{_P}:{{*}}:old", f"{_P}:{{*}}:layout")
-_GROUP_KEYS = (f"{_P}:{{g/*}}:state", f"{_P}:{{g/*}}:members", f"{_P}:{{g/*}}:deadlines")
+_GROUP_KEYS = (f"{_P}:{{g/*}}:state", f"{_P}:{{g/*}}:members", f"{_P}:{{g/*}}:deadlines",
+               # Kafka clients' groups (facade gateway, kafka_* scripts): members' joins and
+               # assignments, member ids handed out.
+               f"{_P}:{{g/*}}:kafka", f"{_P}:{{g/*}}:pending")  # fmt: skip
 
 
 def _rw(*patterns: str) -> tuple[str, ...]:
@@ -129,6 +133,9 @@ _PRODUCER = (
     # produce.lua is also given the committed offsets (:off) and reads them for ack-aware
     # retention: EVALSHA needs every key of a call in one selector, and HGET is all it may do there.
     (_rw(_LOG, *_PRODUCER_STATE, _OFF), ("+evalsha", "+hget")),
+    # Kafka clients through `facade gateway` (SASL/PLAIN as this user): InitProducerId hands out
+    # producer ids from one counter.
+    ((f"~{keys.PRODUCER_IDS}",), ("+incr",)),
 )  # fmt: skip
 # acks="all": INFO replication (how many replicas) and WAIT after the writes (both keyless).
 # acks_fsync adds WAITAOF (rules(..., acks_fsync=True)).

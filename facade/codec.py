@@ -3,7 +3,10 @@
 An entry's ID is ``"<append ms>-<offset>"`` (facade/offsets.py). Its fields, in order: ``key``
 (keyed records only), ``value``, ``ts`` (CreateTime topics: append ms minus the record's create
 time, a small number), then ``h:<name>`` for each header, in the record's order (a name may
-repeat). ``XRANGE`` in redis-cli shows them plainly; the field names repeat identically from entry
+repeat). Kafka's nulls, which only Kafka clients write (through ``facade gateway``), have markers
+of their own, so that null and empty stay apart: ``nv`` (empty) in place of ``value`` for a null
+value (a tombstone), and ``n:<name>`` (empty) in place of ``h:<name>`` for a header whose value
+is null; such records read back with ``value`` None and that header's value None. ``XRANGE`` in redis-cli shows them plainly; the field names repeat identically from entry
 to entry, so the stream's listpack stores them once per node, not per entry.
 """
 
@@ -19,6 +22,8 @@ KEY = b"key"
 VALUE = b"value"
 TS = b"ts"
 HEADER_PREFIX = b"h:"
+NULL_VALUE = b"nv"
+NULL_HEADER_PREFIX = b"n:"
 # A record's fields go through Lua's unpack(), whose stack holds about 8000 values.
 MAX_HEADERS = 1000
 
@@ -98,7 +103,7 @@ def decode(
     # The shapes facade writes without headers first.
     if type(flat) is list:
         n = len(flat)
-        if n == 6 and flat[0] == KEY and flat[4] == TS:
+        if n == 6 and flat[0] == KEY and flat[2] == VALUE and flat[4] == TS:
             return Message(topic, partition, offset, flat[1], flat[3], NO_HEADERS, count, ms - int(flat[5]), CREATE_TIME)
         if n == 4:
             if flat[0] == VALUE and flat[2] == TS:
@@ -108,9 +113,9 @@ def decode(
         if n == 2 and flat[0] == VALUE:
             return Message(topic, partition, offset, None, flat[1], NO_HEADERS, count, ms, LOG_APPEND_TIME)
     key = None
-    value = b""
+    value: bytes | None = b""
     timestamp, kind = ms, LOG_APPEND_TIME
-    headers: list[tuple[str, bytes]] = []
+    headers: list[tuple[str, bytes | None]] = []
     # Flat [field, value, ...] from scripts; a dict from redis-py's own XRANGE parsing.
     pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2])
     for f, v in pairs:
@@ -122,4 +127,8 @@ def decode(
             timestamp, kind = ms - int(v), CREATE_TIME
         elif f[:2] == HEADER_PREFIX:
             headers.append((f[2:].decode("utf-8", "replace"), v))
+        elif f == NULL_VALUE:
+            value = None
+        elif f[:2] == NULL_HEADER_PREFIX:
+            headers.append((f[2:].decode("utf-8", "replace"), None))
     return Message(topic, partition, offset, key, value, Headers(headers) if headers else NO_HEADERS, count, timestamp, kind)

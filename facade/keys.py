@@ -7,6 +7,8 @@ Layout version 2 (see docs/design.md, "Key layout"):
     facade:{meta}:replicas          hash   "ip:port" -> "1": replicas seen attached to this server
                                            (one server, not Sentinel or Cluster: acks="all" waits
                                            for each of them)
+    facade:{meta}:cluster_id        string the Kafka cluster id the gateways report (facade gateway)
+    facade:{meta}:producer_ids      string the last Kafka producer id handed out (InitProducerId)
     facade:{T/P}:log                stream partition P of topic T; entry IDs "<append ms>-<offset>"
     facade:{T/P}:own                hash   group id -> owner token "<member id>|<session nonce>"
     facade:{T/P}:off                hash   group id -> committed offset "<offset>[ <metadata>]"
@@ -22,7 +24,15 @@ Layout version 2 (see docs/design.md, "Key layout"):
     facade:{g/G}:members            hash   member id -> "<session nonce> <JSON metadata>"
     facade:{g/G}:deadlines          zset   member id -> session deadline (ms, server clock)
     facade:{g/G}:state              hash   generation, assignment, assignment_generation, previous,
-                                           protocol, locked_until
+                                           protocol, locked_until; Kafka-protocol groups also
+                                           phase, join_deadline, join_cap, initial, rebalance_ms,
+                                           leader, ptype, pname, sync_deadline, waiting
+    facade:{g/G}:kafka              hash   Kafka-protocol groups (facade gateway), per member:
+                                           j:<id> join ("w" or generation), a:<id> assignment
+                                           bytes, n:<id> instance id, s:<id> session ms;
+                                           i:<instance id> -> member id
+    facade:{g/G}:pending            zset   member id handed out by JoinGroup (MEMBER_ID_REQUIRED)
+                                           -> until when it may join (ms)
 
 Hash tags (the part in braces) decide the Redis Cluster slot. Each partition has its own tag, so
 partitions spread over shards, and every key a partition script touches shares that slot. Group
@@ -55,6 +65,10 @@ _NAME = re.compile(r"[A-Za-z0-9._-]{1,249}\Z")
 TOPICS = f"{PREFIX}:{{meta}}:topics"
 GROUPS = f"{PREFIX}:{{meta}}:groups"
 REPLICAS = f"{PREFIX}:{{meta}}:replicas"
+CLUSTER_ID = f"{PREFIX}:{{meta}}:cluster_id"
+"""The Kafka cluster id every ``facade gateway`` on this Redis reports (set once, by the first)."""
+PRODUCER_IDS = f"{PREFIX}:{{meta}}:producer_ids"
+"""Counter of Kafka producer ids handed out by the gateways' InitProducerId (INCR)."""
 
 # Redis consumer name used inside every stream consumer group. Only one member owns a partition
 # at a time (the :own record fences the others), so the pending list belongs to the partition, not
@@ -270,3 +284,18 @@ def group_state(group: str) -> str:
 def group_keys(group: str) -> tuple[str, str, str]:
     """The coordination keys of a group, in the order the group scripts take them."""
     return (group_state(group), group_members(group), group_deadlines(group))
+
+
+def group_kafka(group: str) -> str:
+    """Hash of a Kafka-protocol group's per-member state (joins, assignments, instance ids)."""
+    return f"{_group_tag(group)}:kafka"
+
+
+def group_pending(group: str) -> str:
+    """Sorted set of member ids handed out by JoinGroup, not joined yet -> their expiry (ms)."""
+    return f"{_group_tag(group)}:pending"
+
+
+def kafka_group_keys(group: str) -> tuple[str, str, str, str, str]:
+    """The keys of a Kafka-protocol group, in the order the kafka_* scripts take them."""
+    return (*group_keys(group), group_kafka(group), group_pending(group))

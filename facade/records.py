@@ -103,7 +103,7 @@ class Message(NamedTuple):
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: Headers = NO_HEADERS
     delivery_count: int = 1
     timestamp_ms: int = -1
@@ -126,8 +126,8 @@ for _name, _doc in {
     "partition": "Partition it was read from.",
     "offset": "Its offset in the partition (dense: 0, 1, 2, ...).",
     "key": "The record key, or None for a keyless record (after key_deserializer, if any).",
-    "value": "The record value (after value_deserializer, if any).",
-    "headers": "Headers: an ordered tuple of (name, value) pairs (facade.Headers; names may repeat).",
+    "value": "The record value (after value_deserializer, if any); None for Kafka's null value (a tombstone a Kafka client wrote through facade gateway).",
+    "headers": "Headers: an ordered tuple of (name, value) pairs (facade.Headers; names may repeat; a value is None where a Kafka client sent null).",
     "delivery_count": "How many times this record has been handed to the group's application (1 the first time).",
     "timestamp_ms": "Its timestamp in ms since the epoch: create time, or the broker's append time (timestamp_type).",
     "timestamp_type": '"CreateTime" (set by the producer) or "LogAppendTime" (set by the broker).',

@@ -36,6 +36,12 @@ NAMES = (
     "trim_before",
     "first_uncommitted",
     "topic_migrate",
+    "kafka_join",
+    "kafka_join_wait",
+    "kafka_sync",
+    "kafka_heartbeat",
+    "kafka_leave",
+    "kafka_commit",
     "group_join",
     "group_heartbeat",
     "group_sync",
@@ -43,6 +49,7 @@ NAMES = (
     "group_alive",
     "group_lock",
     "group_delete",
+    "log_read",
 )
 PRELUDE = "_lib"
 
@@ -374,6 +381,93 @@ class Transacted(NamedTuple):
         return cls([int(x) for x in reply[0]], int(reply[1]) == 1)
 
 
+# -- Kafka-protocol groups (facade gateway) ------------------------------------------------------
+# Each kafka_* script answers a list led by a Kafka error name ("none", "unknown_member_id", ...;
+# "wait": not ready, call again), which the gateway turns into the error code.
+
+
+def kafka_join(
+    group: str,
+    member: str,
+    minted: str,
+    *,
+    require_known: bool,
+    instance: str,
+    protocol_type: str,
+    metadata: dict[str, Any],
+    session_ms: int,
+    rebalance_ms: int,
+    initial_delay_ms: int,
+    max_members: int,
+) -> Call:
+    """JoinGroup's first step (``minted``: the id a member that sent "" gets)."""
+    return Call(
+        "kafka_join",
+        list(keys.kafka_group_keys(group)),
+        [member, minted, "1" if require_known else "", instance, protocol_type,
+         json.dumps(metadata, separators=(",", ":"), sort_keys=True), session_ms, rebalance_ms,
+         initial_delay_ms, max_members],
+    )  # fmt: skip
+
+
+def kafka_join_wait(group: str, member: str) -> Call:
+    return Call("kafka_join_wait", list(keys.kafka_group_keys(group))[:4], [member])
+
+
+class KafkaJoined(NamedTuple):
+    """kafka_join_wait.lua's answer once the generation is formed."""
+
+    generation: int
+    protocol_name: str
+    leader: str
+    protocol_type: str
+    members: list[tuple[str, str, str]]
+    """The leader's answer only: (member id, instance id or "", base64 metadata)."""
+
+    @classmethod
+    def parse(cls, reply: Any) -> KafkaJoined:
+        flat = [_text(x) for x in reply[5]]
+        triples = [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+        return cls(int(reply[1]), _text(reply[2]), _text(reply[3]), _text(reply[4]), triples)
+
+
+def kafka_sync(
+    group: str,
+    member: str,
+    instance: str,
+    generation: int,
+    protocol_type: str,
+    protocol_name: str,
+    described: dict[str, list[TopicPartition]] | None,
+    assignments: Sequence[tuple[str, bytes]],
+) -> Call:
+    args: list[Any] = [member, instance, generation, protocol_type, protocol_name,
+                       assignment_json(described) if described is not None else ""]  # fmt: skip
+    for m, blob in assignments:
+        args += [m, blob]
+    return Call("kafka_sync", list(keys.kafka_group_keys(group))[:4], args)
+
+
+def kafka_heartbeat(group: str, member: str, instance: str, generation: int) -> Call:
+    return Call("kafka_heartbeat", list(keys.kafka_group_keys(group))[:4], [member, instance, generation])
+
+
+def kafka_leave(group: str, leaving: Sequence[tuple[str, str]]) -> Call:
+    """``leaving``: (member id, instance id or "") pairs."""
+    return Call("kafka_leave", list(keys.kafka_group_keys(group))[:4], [x for pair in leaving for x in pair])
+
+
+def kafka_commit(
+    group: str, member: str, instance: str, generation: int, offsets: Sequence[tuple[TopicPartition, int, str]]
+) -> Call:
+    """Commit ``offsets`` ((partition, offset, metadata)); none: only check the member."""
+    return Call(
+        "kafka_commit",
+        [*list(keys.kafka_group_keys(group))[:4], *(keys.committed(tp.topic, tp.partition) for tp, _, _ in offsets)],
+        [group, member, instance, generation, *(x for _, offset, meta in offsets for x in (offset, meta))],
+    )
+
+
 # -- groups --------------------------------------------------------------------------------------
 
 
@@ -448,4 +542,26 @@ def group_lock(group: str, lock: bool, ms: int = 30_000) -> Call:
 
 
 def group_delete(group: str) -> Call:
-    return Call("group_delete", list(keys.group_keys(group)), [])
+    return Call("group_delete", list(keys.kafka_group_keys(group)), [])
+
+
+# -- the Kafka gateway ---------------------------------------------------------------------------
+
+
+def log_read(tp: TopicPartition, offset: int, count: int, hint: str = "") -> Call:
+    """Up to ``count`` records of ``tp`` from ``offset`` on, outside any group, with the log's
+    bounds; ``hint``: the entry ID of record ``offset - 1`` if known (skips the search)."""
+    return Call("log_read", [keys.stream(tp.topic, tp.partition)], [offset, count, hint])
+
+
+class LogRead(NamedTuple):
+    """log_read.lua's reply: the log's bounds and raw entries ([ID, [field, value, ...]])."""
+
+    log_start: int
+    high_watermark: int
+    last_id: bytes
+    entries: list[Any]
+
+    @classmethod
+    def parse(cls, reply: Any) -> LogRead:
+        return cls(int(reply[0]), int(reply[1]), reply[2], reply[3])

@@ -332,3 +332,102 @@ local function record_failure(dlv, group, at)
   add_failure(dlv, group, at, nil)
   record_redelivery(dlv, group, at, at)
 end
+
+-- Kafka-protocol groups (facade gateway: JoinGroup, SyncGroup, ...; the kafka_* scripts). They
+-- share the SDK groups' keys (state, members, deadlines: so `facade groups` reads both kinds)
+-- and add one hash, facade:{g/G}:kafka, per member: "j:<id>" its join ("w": waiting in a
+-- JoinGroup for the next generation; "<n>": joined generation n), "a:<id>" its assignment bytes
+-- of the current generation, "n:<id>" its group.instance.id, "s:<id>" its session timeout (ms);
+-- and "i:<instance>" -> member id.
+-- State fields: phase (empty | joining | syncing | stable: Kafka's Empty, PreparingRebalance,
+-- CompletingRebalance, Stable), join_deadline (ms: the joining phase ends then, whoever has not
+-- rejoined is removed), initial ("1": the first join into an empty group waits that long for
+-- others), rebalance_ms (the largest rebalance timeout of the members), leader, ptype (protocol
+-- type, "consumer"), pname (the chosen assignor), sync_deadline (ms: the leader's SyncGroup is
+-- due by then), waiting (how many members wait in JoinGroup: a hint that spares a walk of the
+-- members at each look; kafka_join_wait checks it before forming). The generation grows only when a join phase
+-- completes (Kafka's), not at each removal (the SDK's bump_generation), so commits of the
+-- current generation stay valid while a rebalance forms.
+
+local function kafka_start_rebalance(state, now)
+  local current = redis.call('HGET', state, 'assignment')
+  if current then
+    redis.call('HSET', state, 'previous', current)
+    redis.call('HDEL', state, 'assignment', 'assignment_generation')
+  end
+  local wait = tonumber(redis.call('HGET', state, 'rebalance_ms') or '300000')
+  redis.call('HSET', state, 'phase', 'joining', 'join_deadline', now + wait)
+  redis.call('HDEL', state, 'initial', 'sync_deadline')
+end
+
+-- Forget one member (expired, left, not rejoined in time, or replaced by a newer process of its
+-- static instance). The caller then calls kafka_changed once.
+local function kafka_forget(state, members, deadlines, kafka, m)
+  if redis.call('HGET', kafka, 'j:' .. m) == 'w' then redis.call('HINCRBY', state, 'waiting', -1) end
+  local instance = redis.call('HGET', kafka, 'n:' .. m)
+  if instance and redis.call('HGET', kafka, 'i:' .. instance) == m then
+    redis.call('HDEL', kafka, 'i:' .. instance)
+  end
+  redis.call('HDEL', members, m)
+  redis.call('ZREM', deadlines, m)
+  redis.call('HDEL', kafka, 'j:' .. m, 'a:' .. m, 'n:' .. m, 's:' .. m)
+end
+
+-- Keep a member's session for its session timeout (stored at its join) from now.
+local function kafka_touch(deadlines, kafka, m, now)
+  redis.call('ZADD', deadlines, now + tonumber(redis.call('HGET', kafka, 's:' .. m) or '45000'), m)
+end
+
+-- After members were removed: an empty group moves to a new (empty) generation; otherwise the
+-- others must rejoin (a rebalance starts, unless one is forming already).
+local function kafka_changed(state, members, now)
+  if redis.call('HLEN', members) == 0 then
+    local current = redis.call('HGET', state, 'assignment')
+    if current then redis.call('HSET', state, 'previous', current) end
+    redis.call('HDEL', state, 'assignment', 'assignment_generation', 'leader', 'join_deadline', 'initial',
+      'sync_deadline', 'waiting')
+    redis.call('HSET', state, 'phase', 'empty')
+    redis.call('HINCRBY', state, 'generation', 1)
+  elseif redis.call('HGET', state, 'phase') ~= 'joining' then
+    kafka_start_rebalance(state, now)
+  end
+end
+
+-- Remove members whose session deadline passed (at most 100 per call: bounded work), and a
+-- leader that did not send its SyncGroup within the rebalance timeout after the generation
+-- formed (sync_deadline): the others would wait for it forever.
+local function kafka_expire(state, members, deadlines, kafka, now)
+  local dead = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, 100)
+  local s = redis.call('HMGET', state, 'phase', 'sync_deadline', 'leader')
+  if s[1] == 'syncing' and s[2] and tonumber(s[2]) < now and s[3] then dead[#dead + 1] = s[3] end
+  for _, m in ipairs(dead) do kafka_forget(state, members, deadlines, kafka, m) end
+  if #dead > 0 then kafka_changed(state, members, now) end
+end
+
+-- A member's stored metadata (the JSON after "<nonce> " in the members hash).
+local function kafka_meta(members, m)
+  local v = redis.call('HGET', members, m)
+  if not v then return nil end
+  return cjson.decode(string.sub(v, #member_nonce(v) + 2))
+end
+
+-- The member's error in the group's current state, or nil: unknown member, another process of
+-- its static instance, a generation other than the current one.
+local function kafka_check(state, members, kafka, member, instance, generation)
+  if instance ~= '' then
+    local holder = redis.call('HGET', kafka, 'i:' .. instance)
+    if holder and holder ~= member then return 'fenced_instance_id' end
+  end
+  if redis.call('HEXISTS', members, member) == 0 then return 'unknown_member_id' end
+  if generation ~= nil and tostring(generation) ~= (redis.call('HGET', state, 'generation') or '0') then
+    return 'illegal_generation'
+  end
+  return nil
+end
+
+-- The member ids of a group (HGETALL, not HKEYS: the consumer role may not list a hash's keys).
+local function member_ids(members)
+  local flat, out = redis.call('HGETALL', members), {}
+  for i = 1, #flat, 2 do out[#out + 1] = flat[i] end
+  return out
+end

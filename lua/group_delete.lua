@@ -5,6 +5,8 @@
 -- KEYS[1]  group state hash            facade:{g/G}:state
 -- KEYS[2]  group members hash          facade:{g/G}:members
 -- KEYS[3]  group deadlines zset        facade:{g/G}:deadlines
+-- KEYS[4]  Kafka members' state hash   facade:{g/G}:kafka     (groups of Kafka clients, gateway)
+-- KEYS[5]  pending member ids zset     facade:{g/G}:pending
 --
 -- Returns: 1 when deleted (members past their deadline do not count as live).
 -- Errors:  GROUPBUSY when a member is still live (stop the consumers first).
@@ -13,5 +15,5 @@ local now = now_ms()
 if redis.call('ZCOUNT', deadlines, '(' .. now, '+inf') > 0 then
   return redis.error_reply('GROUPBUSY the group still has live members; stop its consumers first')
 end
-redis.call('DEL', state, members, deadlines)
+redis.call('DEL', state, members, deadlines, KEYS[4], KEYS[5])
 return 1

@@ -43,11 +43,14 @@ FAST = {"heartbeat_interval_ms": 50, "session_timeout_ms": 3000, "reconnect_time
 ROLE_SCRIPTS = {
     ("producer",): {"produce"},
     ("consumer",): {"claim", "release", "fetch", "commit", "group_join", "group_heartbeat", "group_sync",
-                    "group_leave", "group_alive", "group_lock", "set_position"},
+                    "group_leave", "group_alive", "group_lock", "set_position", "log_read"},
     ("admin",): {"partition_init", "topic_register", "set_position", "group_delete", "group_lock", "trim_before",
                   "first_uncommitted", "topic_migrate"},
     ("consumer", "producer"): {"transact"},
 }  # fmt: skip
+# The gateway's group coordinator (Kafka clients' groups), for a SASL user of the consumer role.
+ROLE_SCRIPTS[("consumer",)] |= {"kafka_join", "kafka_join_wait", "kafka_sync", "kafka_heartbeat", "kafka_leave",
+                                "kafka_commit"}
 
 
 # ---------------------------------------------------------------------------------------------

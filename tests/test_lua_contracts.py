@@ -110,7 +110,9 @@ def test_every_script_has_a_keys_argv_header_and_binds_argv_to_names():
         assert "-- KEYS[" in text and "-- Returns:" in text, name
         body = "\n".join(line for line in lines if not line.startswith("--"))
         # ARGV is read into named locals first: no ARGV[n] deep inside the logic.
-        first_logic = next(i for i, line in enumerate(body.split("\n")) if line.startswith(("if ", "for ", "redis.call")))
+        first_logic = next(
+            i for i, line in enumerate(body.split("\n")) if line.startswith(("if ", "for ", "redis.call"))
+        )
         late = [line for line in body.split("\n")[first_logic:] if re.search(r"ARGV\[\d+\]", line)]
         assert len(late) <= 12, f"{name}.lua reads ARGV by index in its logic: {late[:3]}"
 
@@ -158,7 +160,11 @@ def test_ids_keep_increasing_when_the_clock_goes_back(r, lua):
     r.xadd(LOG, {"value": "x"}, id=f"{int(time.time() * 1000) + 3_600_000}-0")
     produced = produce(lua, [(b"k", b"a"), (b"k", b"b")])
     ids = [eid for eid, _ in entries(r)]
-    assert produced.first == 1 and ids[1].split("-")[0] == ids[0].split("-")[0] and offsets_of(entries(r)) == [0, 1, 2]
+    assert (
+        produced.first == 1
+        and ids[1].split("-")[0] == ids[0].split("-")[0]
+        and offsets_of(entries(r)) == [0, 1, 2]
+    )
 
 
 def test_a_tail_deleted_with_xdel_never_gives_its_offset_again(r, lua):
@@ -321,7 +327,9 @@ def spread(r, lua):
 @pytest.mark.parametrize("target", [0, 1, 2, 3, 17, 58, 59, 60])
 def test_a_seek_to_any_offset_reads_that_record_next(r, lua, spread, target):
     lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
-    moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", target, "none", commit=False, exactly_once=False)))
+    moved = scripts.Positioned.parse(
+        lua(scripts.set_position(TP, G, "a|1", target, "none", commit=False, exactly_once=False))
+    )
     assert moved.position == target
     got = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 3)))
     assert offsets_of(got.entries) == list(range(target, min(target + 3, 60)))
@@ -335,12 +343,22 @@ def test_lookups_skip_holes_left_by_deleted_records(r, lua, spread):
 
 
 @pytest.mark.parametrize(
-    "policy,target,expected", [("earliest", 100, 5), ("latest", 100, 60), ("earliest", 2, 5), ("latest", 2, 60), ("clamp", 100, 60), ("clamp", 2, 5)]
+    "policy,target,expected",
+    [
+        ("earliest", 100, 5),
+        ("latest", 100, 60),
+        ("earliest", 2, 5),
+        ("latest", 2, 60),
+        ("clamp", 100, 60),
+        ("clamp", 2, 5),
+    ],
 )
 def test_positions_outside_the_log_follow_auto_offset_reset(r, lua, spread, policy, target, expected):
     r.xtrim(LOG, minid=entries(r)[5][0], approximate=False)  # log start is now offset 5
     lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
-    moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", target, policy, commit=False, exactly_once=False)))
+    moved = scripts.Positioned.parse(
+        lua(scripts.set_position(TP, G, "a|1", target, policy, commit=False, exactly_once=False))
+    )
     assert moved.position == expected
 
 
@@ -355,10 +373,26 @@ def test_a_position_outside_the_log_with_policy_none_is_refused_and_changes_noth
 
 def test_set_position_by_time_and_to_the_ends(r, lua, spread):
     lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
-    at = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", f"time:{spread + 7 * 4}", "none", commit=False, exactly_once=False)))
+    at = scripts.Positioned.parse(
+        lua(
+            scripts.set_position(
+                TP, G, "a|1", f"time:{spread + 7 * 4}", "none", commit=False, exactly_once=False
+            )
+        )
+    )
     assert at.position == 12
-    assert scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", "latest", "none", commit=False, exactly_once=False))).position == 60
-    assert scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", "earliest", "none", commit=False, exactly_once=False))).position == 0
+    assert (
+        scripts.Positioned.parse(
+            lua(scripts.set_position(TP, G, "a|1", "latest", "none", commit=False, exactly_once=False))
+        ).position
+        == 60
+    )
+    assert (
+        scripts.Positioned.parse(
+            lua(scripts.set_position(TP, G, "a|1", "earliest", "none", commit=False, exactly_once=False))
+        ).position
+        == 0
+    )
 
 
 def test_set_position_is_fenced_for_a_non_owner(r, lua, spread):
@@ -370,7 +404,9 @@ def test_set_position_is_fenced_for_a_non_owner(r, lua, spread):
 
 def test_an_operators_reset_commits_and_clears_a_dead_owner(r, lua, spread):
     lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
-    moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "", 40, "clamp", commit=True, exactly_once=False)))
+    moved = scripts.Positioned.parse(
+        lua(scripts.set_position(TP, G, "", 40, "clamp", commit=True, exactly_once=False))
+    )
     assert (moved.previous, moved.position) == (0, 40)
     assert r.hget(OFF, G) == b"40" and r.hget(OWN, G) is None
 
@@ -379,7 +415,9 @@ def test_exactly_once_positions_never_go_below_the_processed_mark(r, lua, spread
     r.hset(DONE, G, 30)
     claimed = scripts.Claimed.parse(lua(scripts.claim(TP, G, "a|1", "", "earliest", True)))
     assert claimed.position == 30
-    moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", 0, "none", commit=False, exactly_once=True)))
+    moved = scripts.Positioned.parse(
+        lua(scripts.set_position(TP, G, "a|1", 0, "none", commit=False, exactly_once=True))
+    )
     assert moved.position == 30
 
 
@@ -398,10 +436,14 @@ def test_lookups_are_bounded_on_a_partition_spanning_years(r, lua):
     lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
     for target in (0, 1, 999, 1999, 2000, 2001, 4321, 4999, 5000):
         r.config_resetstat()
-        moved = scripts.Positioned.parse(lua(scripts.set_position(TP, G, "a|1", target, "none", commit=False, exactly_once=False)))
+        moved = scripts.Positioned.parse(
+            lua(scripts.set_position(TP, G, "a|1", target, "none", commit=False, exactly_once=False))
+        )
         assert moved.position == target
         stats = r.info("commandstats")
-        probes = stats.get("cmdstat_xrange", {}).get("calls", 0) + stats.get("cmdstat_xrevrange", {}).get("calls", 0)
+        probes = stats.get("cmdstat_xrange", {}).get("calls", 0) + stats.get("cmdstat_xrevrange", {}).get(
+            "calls", 0
+        )
         assert probes <= 64, (target, probes)
         got = scripts.Fetched.parse(lua(scripts.fetch(TP, G, "a|1", 1)))
         assert offsets_of(got.entries) == ([target] if target < 5000 else [])
@@ -420,6 +462,27 @@ def test_trim_before_removes_below_an_offset_in_bounded_steps(r, lua):
     assert start == 777 and offsets_of(entries(r))[0] == 777 and calls > 1
     assert produce(lua, [[b"value", b"y"]]).first == 1000
     assert lua(scripts.trim_before(TP, None))[0] == 1001  # all: the log start is the log end
+
+
+def test_log_read_returns_bounds_and_records_from_an_offset_with_or_without_a_hint(r, lua):
+    init(lua)
+    assert lua(scripts.log_read(TP, 0, 10)) == [0, 0, b"0-0", []]
+    for _ in range(5):
+        produce(lua, [[b"value", b"x"]] * 200)
+    lua(scripts.trim_before(TP, 100))
+    got = scripts.LogRead.parse(lua(scripts.log_read(TP, 537, 3)))
+    assert (got.log_start, got.high_watermark) == (100, 1000)
+    assert offsets_of(got.entries) == [537, 538, 539]
+    hint = got.entries[-1][0].decode()
+    assert offsets_of(scripts.LogRead.parse(lua(scripts.log_read(TP, 540, 2, hint))).entries) == [540, 541]
+    # A hint that is not the entry of offset - 1 is ignored, not trusted.
+    assert offsets_of(scripts.LogRead.parse(lua(scripts.log_read(TP, 700, 1, hint))).entries) == [700]
+    assert offsets_of(scripts.LogRead.parse(lua(scripts.log_read(TP, 700, 1, "1-699"))).entries) == [700]
+    # Outside [log start, high watermark): no records, the bounds say why.
+    for outside in (99, 1000, 5000):
+        assert scripts.LogRead.parse(lua(scripts.log_read(TP, outside, 5))).entries == []
+    with pytest.raises(ResponseError, match="NOTOPIC"):
+        lua(scripts.log_read(TopicPartition("missing", 0), 0, 1))
 
 
 # --- ownership, fetch, commit ------------------------------------------------------------------
@@ -592,7 +655,9 @@ def test_transact_appends_outputs_and_commits_once(r, lua):
     init(lua, out_tp)
     produce(lua, [(b"k", b"v")] * 3)
     lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
-    outputs = [scripts.Output(keys.stream("out", 0), None, None, 1000, [b"key", b"k", b"value", b"x", b"h:a", b"1"])] * 2
+    outputs = [
+        scripts.Output(keys.stream("out", 0), None, None, 1000, [b"key", b"k", b"value", b"x", b"h:a", b"1"])
+    ] * 2
     call = scripts.transact(TP, G, "a|1", "a|1#0", commit=3, mark=True, dead=[], outputs=outputs)
     assert scripts.Transacted.parse(lua(call)) == scripts.Transacted([0, 1], False)
     assert scripts.Transacted.parse(lua(call)) == scripts.Transacted([], True)  # a retry: nothing again

@@ -10,6 +10,7 @@ dense.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -126,6 +127,12 @@ async def describe_group(conn: Connection, group: str) -> GroupDescription:
         for m, deadline in sorted((await live_members(conn, group)).items())
     )
     states = await group_partition_states(conn, group, await _all_partitions(conn))
+    if _text(protocol) == "kafka":
+        # Kafka clients' groups (facade gateway) keep no owner tokens: a partition's owner is the
+        # live member the current assignment gives it to.
+        live = {m.member_id for m in members}
+        owner_of = {tp: m for m, tps in table.items() if m in live for tp in tps}
+        states = {tp: dataclasses.replace(st, owner=owner_of.get(tp)) for tp, st in states.items()}
     return GroupDescription(group, int(generation or 0), members, tuple(v for _, v in sorted(states.items())),
                             _text(protocol) or "facade")  # fmt: skip
 

@@ -48,6 +48,14 @@ class Admin:
             raise ConfigError(f"reconnect_timeout_ms must be an integer >= 0, got {reconnect_timeout_ms!r}")
         self._conn = Connection(url, failover_wait_s=reconnect_timeout_ms / 1000)
 
+    @classmethod
+    def over(cls, conn: Connection) -> Admin:
+        """An Admin using an open facade connection (the Kafka gateway: one per authenticated
+        principal); closing it closes ``conn``."""
+        admin = cls.__new__(cls)
+        admin._conn = conn
+        return admin
+
     def __enter__(self) -> Admin:
         return self
 

@@ -1,0 +1,130 @@
+"""What an API handler is given: the gateway (shared by every connection), the session (one client
+connection) and the request (one frame).
+
+A handler reaches Redis only through facade's SDK pieces: ``ctx.conn`` (the facade
+:class:`~facade._async.client.Connection` of the session's principal: scripts, pipelines,
+commands, topic lookups) and ``ctx.admin`` (an :class:`facade.aio.Admin` over the same
+connection). Everything else it needs about the gateway (node id, advertised address, cluster id,
+limits) is on ``ctx.gateway``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._async.admin import Admin
+from .._async.client import Connection, TopicCache
+
+if TYPE_CHECKING:
+    from .server import Gateway
+
+__all__ = ["Api", "Limits", "RequestContext", "Session", "node_id_for"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one client may ask of the gateway."""
+
+    max_request_bytes: int = 100 * 1024 * 1024
+    """Largest request frame accepted (Kafka's socket.request.max.bytes); a larger size prefix
+    closes the connection before anything is read."""
+    max_fetch_wait_ms: int = 30_000
+    """A Fetch waits at most this long for data, whatever its max_wait_ms."""
+    max_fetch_records: int = 50_000
+    """Records read for one partition of one Fetch, at most (a bound on each Redis read)."""
+    max_records_per_read: int = 10_000
+    """Records one Redis read (one Lua call) returns at most."""
+
+
+def node_id_for(host: str, port: int) -> int:
+    """The broker id a gateway advertising ``host:port`` gives itself: a stable hash of the
+    address, so that several gateways on one Redis name themselves differently with no state."""
+    return zlib.crc32(f"{host}:{port}".encode()) & 0x7FFFFFFF
+
+
+@dataclass(eq=False)
+class Session:
+    """One client connection: who it authenticated as and which Redis connection it uses."""
+
+    peer: str
+    """``host:port`` of the client."""
+    conn: Connection
+    """The facade connection requests of this session use: the gateway's own, or after
+    SASL/PLAIN one authenticated as the client's Redis ACL user."""
+    admin: Admin
+    topics: TopicCache
+    principal: str | None = None
+    """The authenticated user (SASL/PLAIN), None before authentication or without SASL."""
+    authenticated: bool = False
+    """Whether requests other than ApiVersions and the SASL ones may run (always, without SASL)."""
+    sasl_mechanism: str | None = None
+    """The mechanism a SaslHandshake chose, until SaslAuthenticate (or the raw v0 token) ends it."""
+    raw_sasl_next: bool = False
+    """SaslHandshake v0 was answered: the next frame is a bare SASL token, not a request."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Per-connection state an API module keeps for itself (its own key, e.g. its module name)."""
+
+
+@dataclass(eq=False)
+class RequestContext:
+    """One request, as a handler sees it."""
+
+    gateway: Gateway
+    session: Session
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+    @property
+    def conn(self) -> Connection:
+        """The facade connection to use for this request (the session's principal)."""
+        return self.session.conn
+
+    @property
+    def admin(self) -> Admin:
+        """A facade Admin over :attr:`conn`."""
+        return self.session.admin
+
+    @property
+    def topics(self) -> TopicCache:
+        """Topic configs, cached for a short while (the session's connection)."""
+        return self.session.topics
+
+    @property
+    def principal(self) -> str | None:
+        return self.session.principal
+
+    @property
+    def node_id(self) -> int:
+        return self.gateway.node_id
+
+    @property
+    def schema(self) -> ModuleType:
+        """kio's response module for this API at this request's version: build the reply from its
+        classes with :func:`facade.gateway.protocol.make`."""
+        from .protocol import response_module
+
+        return response_module(self.api_key, self.api_version)
+
+
+Handler = Callable[[RequestContext, Any], Awaitable[Any]]
+
+
+class Api(NamedTuple):
+    """One Kafka API as an API module offers it (its module-level ``API``)."""
+
+    key: int
+    """The Kafka API key (ApiVersions is 18)."""
+    name: str
+    min_version: int
+    max_version: int
+    """The versions the gateway answers (and advertises in ApiVersions)."""
+    handle: Handler
+    """``await handle(ctx, request)``: the kio request entity of ``ctx.api_version`` in; out the
+    response entity of the same version, or already-encoded body bytes, or None for no response
+    at all (Produce with acks=0)."""

@@ -1,0 +1,128 @@
+#!lua flags=allow-oom
+-- kafka_join: a Kafka client's JoinGroup (classic protocol) enters the group's next generation.
+-- The gateway then calls kafka_join_wait until the generation is formed.
+-- (allow-oom: consumers keep reading and committing when the server is full)
+--
+-- KEYS[1]  group state hash            facade:{g/G}:state     (_lib.lua: "Kafka-protocol groups")
+-- KEYS[2]  group members hash          facade:{g/G}:members   member -> "kafka <metadata JSON>"
+-- KEYS[3]  group deadlines zset        facade:{g/G}:deadlines member -> session deadline (ms)
+-- KEYS[4]  Kafka members' state hash   facade:{g/G}:kafka
+-- KEYS[5]  pending member ids zset     facade:{g/G}:pending   id -> until when it may join (ms)
+-- ARGV[1]  member id the client sent ("" on its first join)
+-- ARGV[2]  a fresh member id the gateway made, given when the client sent ""
+-- ARGV[3]  "1": JoinGroup v4+ (a dynamic member's first join answers MEMBER_ID_REQUIRED and the
+--          client joins again with the id it got), else ""
+-- ARGV[4]  group.instance.id ("" for a dynamic member)
+-- ARGV[5]  protocol type ("consumer" for Kafka consumers)
+-- ARGV[6]  metadata JSON: {"topics", "host", "client_id", "kafka": {"protocols": [[name,
+--          base64 metadata], ...], ...}} (stored as the member's value)
+-- ARGV[7]  session timeout (ms)
+-- ARGV[8]  rebalance timeout (ms): how long the others may take to rejoin
+-- ARGV[9]  initial delay (ms): a first join into an empty group waits this long for others
+--          (Kafka's group.initial.rebalance.delay.ms), within the rebalance timeout
+-- ARGV[10] most members a group may have
+--
+-- Returns: {code, member id}; code is a Kafka error name: "none" (joined: now wait),
+--          "member_id_required" (with the id to join with), "unknown_member_id",
+--          "fenced_instance_id", "inconsistent_group_protocol" (a facade SDK group with live
+--          members, or a protocol type or assignors no member has in common),
+--          "coordinator_load_in_progress" (an operator resets offsets: retry),
+--          "group_max_size_reached". Any join into a formed generation starts a rebalance, except
+--          a static member's new process (group.instance.id, member id "") with unchanged
+--          protocols into a stable group whose leader it is not: it replaces the old member id,
+--          with its assignment, in the current generation (the old process is fenced).
+local state, members, deadlines, kafka, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local member, minted, require_known, instance = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
+local ptype, meta, session, rebalance = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local delay, max_members = tonumber(ARGV[9]), tonumber(ARGV[10])
+local now = now_ms()
+kafka_expire(state, members, deadlines, kafka, now)
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, 100)) do
+  redis.call('ZREM', pending, m)
+end
+if tonumber(redis.call('HGET', state, 'locked_until') or '0') > now then
+  return {'coordinator_load_in_progress', member}
+end
+local count = redis.call('HLEN', members)
+local kind = redis.call('HGET', state, 'protocol')
+if kind and kind ~= 'kafka' and count > 0 then
+  return {'inconsistent_group_protocol', member}
+end
+if member == '' then
+  if instance ~= '' then
+    local old = redis.call('HGET', kafka, 'i:' .. instance)
+    if old then  -- a new process of this static instance: the old one is fenced from now on
+      local before = kafka_meta(members, old)
+      local s = redis.call('HMGET', state, 'phase', 'leader', 'ptype', 'generation')
+      if before and s[1] == 'stable' and s[2] ~= old and s[3] == ptype and
+          cjson.encode(before.kafka.protocols) == cjson.encode(cjson.decode(meta).kafka.protocols) then
+        -- A follower back with the same subscription while the group is stable: it takes the
+        -- old member's place and assignment in the current generation; no rebalance (Kafka's
+        -- static membership).
+        local assigned = redis.call('HGET', kafka, 'a:' .. old) or ''
+        kafka_forget(state, members, deadlines, kafka, old)
+        redis.call('HSET', members, minted, 'kafka ' .. meta)
+        redis.call('ZADD', deadlines, now + session, minted)
+        redis.call('HSET', kafka, 'j:' .. minted, s[4], 'a:' .. minted, assigned, 's:' .. minted, session,
+          'n:' .. minted, instance, 'i:' .. instance, minted)
+        local described = redis.call('HGET', state, 'assignment')
+        if described then
+          local table_ = cjson.decode(described)
+          table_[minted], table_[old] = table_[old], nil
+          redis.call('HSET', state, 'assignment', cjson.encode(table_))
+        end
+        return {'none', minted}
+      end
+      kafka_forget(state, members, deadlines, kafka, old)
+      count = redis.call('HLEN', members)
+    end
+  elseif require_known then
+    redis.call('ZADD', pending, now + session, minted)
+    return {'member_id_required', minted}
+  end
+  member = minted
+elseif redis.call('HEXISTS', members, member) == 0 then
+  if not redis.call('ZSCORE', pending, member) then return {'unknown_member_id', member} end
+  redis.call('ZREM', pending, member)
+else
+  local err = kafka_check(state, members, kafka, member, instance, nil)
+  if err then return {err, member} end
+end
+-- The protocol type must be the group's, and every member must share at least one assignor.
+local mine = cjson.decode(meta).kafka.protocols
+if count > 0 and redis.call('HGET', state, 'ptype') and redis.call('HGET', state, 'ptype') ~= ptype then
+  return {'inconsistent_group_protocol', member}
+end
+for _, other in ipairs(member_ids(members)) do
+  if other ~= member then
+    local names = {}
+    for _, p in ipairs(kafka_meta(members, other).kafka.protocols) do names[p[1]] = true end
+    local shared = false
+    for _, p in ipairs(mine) do if names[p[1]] then shared = true end end
+    if not shared then return {'inconsistent_group_protocol', member} end
+  end
+end
+local new = redis.call('HEXISTS', members, member) == 0
+if new and count >= max_members then return {'group_max_size_reached', member} end
+redis.call('ZADD', deadlines, now + session, member)
+local longest = tonumber(redis.call('HGET', state, 'rebalance_ms') or '0')
+if count == 0 or rebalance > longest then longest = rebalance end
+redis.call('HSET', state, 'protocol', 'kafka', 'ptype', ptype, 'rebalance_ms', longest)
+redis.call('HSET', members, member, 'kafka ' .. meta)
+if redis.call('HGET', kafka, 'j:' .. member) ~= 'w' then redis.call('HINCRBY', state, 'waiting', 1) end
+redis.call('HSET', kafka, 'j:' .. member, 'w', 's:' .. member, session)
+if instance ~= '' then
+  redis.call('HSET', kafka, 'i:' .. instance, member, 'n:' .. member, instance)
+end
+local phase = redis.call('HGET', state, 'phase')
+if count == 0 and phase ~= 'joining' then  -- the first member of an empty group
+  redis.call('HSET', state, 'phase', 'joining', 'initial', '1', 'join_deadline', now + math.min(delay, rebalance),
+    'join_cap', now + rebalance)
+elseif phase ~= 'joining' then
+  kafka_start_rebalance(state, now)
+elseif redis.call('HGET', state, 'initial') == '1' then
+  -- each newcomer during the initial delay gives the others the delay again, up to the cap
+  local cap = tonumber(redis.call('HGET', state, 'join_cap') or '0')
+  redis.call('HSET', state, 'join_deadline', math.min(now + delay, cap))
+end
+return {'none', member}

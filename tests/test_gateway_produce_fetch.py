@@ -1,0 +1,231 @@
+"""facade gateway: Produce and Fetch with confluent-kafka (librdkafka), and interop with the SDK."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import wait_until
+from gateway_helpers import consume_assigned, running_gateway
+from kafka_wire import produce_request, send_and_read
+
+from facade import Admin, Consumer, Producer, TopicPartition
+
+ck = pytest.importorskip("confluent_kafka", reason="confluent-kafka is in the test extras")
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _produce(bootstrap: str, records: list[dict], **config) -> list[tuple[int, int]]:
+    """Send ``records`` (produce() keyword arguments) and return each one's (partition, offset)."""
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 2, **config})
+    out: dict[int, tuple[int, int]] = {}
+    errors = []
+
+    def done(i):
+        def cb(err, msg):
+            if err is not None:
+                errors.append(err)
+            else:
+                out[i] = (msg.partition(), msg.offset())
+
+        return cb
+
+    for i, rec in enumerate(records):
+        producer.produce(on_delivery=done(i), **rec)
+    assert producer.flush(30) == 0
+    assert not errors, errors
+    return [out[i] for i in range(len(records))]
+
+
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_produce_with_each_acks_and_read_back_by_the_sdk(url, acks):
+    Admin(url).create_topic("t", 2)
+    with running_gateway(url) as gw:
+        records = [{"topic": "t", "key": f"k{i}", "value": f"v{i}", "partition": i % 2} for i in range(50)]
+        _produce(gw.bootstrap, records, acks=acks)
+        admin = Admin(url)
+        # acks=0: the client is done once the bytes are written; the records land just after.
+        wait_until(
+            lambda: sum(len(admin.read_records(TopicPartition("t", p), 0, 1000)) for p in range(2)) == 50
+        )
+    got = {p: admin.read_records(TopicPartition("t", p), 0, 1000) for p in range(2)}
+    assert [m.value for m in got[0]] == [f"v{i}".encode() for i in range(0, 50, 2)]
+    assert [m.offset for m in got[1]] == list(range(25))
+
+
+def test_idempotent_producer_offsets_are_dense_and_each_record_stored_once(url):
+    Admin(url).create_topic("t", 3)
+    with running_gateway(url) as gw:
+        records = [{"topic": "t", "key": f"key-{i % 17}", "value": str(i)} for i in range(3000)]
+        placed = _produce(gw.bootstrap, records, **{"enable.idempotence": True, "batch.num.messages": 100})
+    admin = Admin(url)
+    stored = {p: admin.read_records(TopicPartition("t", p), 0, 10_000) for p in range(3)}
+    assert sum(len(v) for v in stored.values()) == 3000
+    for msgs in stored.values():
+        assert [m.offset for m in msgs] == list(range(len(msgs)))
+    by_value = {m.value: (p, m.offset) for p, msgs in stored.items() for m in msgs}
+    assert all(by_value[str(i).encode()] == placed[i] for i in range(3000))
+
+
+def test_a_retried_idempotent_batch_is_not_appended_twice(url):
+    """The same batch (producer id, epoch, sequence) sent twice over the wire is stored once and
+    answered with its first offsets; a batch repeating an older sequence is a duplicate."""
+    Admin(url).create_topic("t", 1)
+    with running_gateway(url) as gw:
+        first = send_and_read(
+            gw.port, produce_request("t", 0, [b"a", b"b"], producer_id=7, epoch=0, base_sequence=0)
+        )
+        again = send_and_read(
+            gw.port, produce_request("t", 0, [b"a", b"b"], producer_id=7, epoch=0, base_sequence=0)
+        )
+        nxt = send_and_read(gw.port, produce_request("t", 0, [b"c"], producer_id=7, epoch=0, base_sequence=2))
+        old = send_and_read(
+            gw.port, produce_request("t", 0, [b"a", b"b"], producer_id=7, epoch=0, base_sequence=0)
+        )
+        gap = send_and_read(gw.port, produce_request("t", 0, [b"z"], producer_id=7, epoch=0, base_sequence=9))
+    assert first == (0, 0) and again == (0, 0) and nxt == (0, 2)
+    assert old[0] == 46  # DUPLICATE_SEQUENCE_NUMBER
+    assert gap[0] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b", b"c"]
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_are_stored_as_records(url, codec):
+    Admin(url).create_topic("t", 1)
+    with running_gateway(url) as gw:
+        records = [{"topic": "t", "key": "k", "value": ("x" * 200) + str(i)} for i in range(500)]
+        _produce(gw.bootstrap, records, **{"compression.type": codec})
+    stored = Admin(url).read_records(TopicPartition("t", 0), 0, 1000)
+    assert [m.value for m in stored] == [(("x" * 200) + str(i)).encode() for i in range(500)]
+
+
+def test_kafka_record_read_by_the_sdk_with_key_value_headers_timestamp_and_nulls(url):
+    Admin(url).create_topic("t", 1)
+    with running_gateway(url) as gw:
+        _produce(gw.bootstrap, [
+            {"topic": "t", "key": b"k1", "value": b"v1", "headers": [("a", b"1"), ("a", b"2"), ("nul", None)],
+             "timestamp": 1_700_000_000_123},
+            {"topic": "t", "key": None, "value": b""},
+            {"topic": "t", "key": b"gone", "value": None},
+        ])  # fmt: skip
+    with Consumer(url, "t", "g", auto_offset_reset="earliest") as consumer:
+        msgs = []
+        deadline = time.monotonic() + 20
+        while len(msgs) < 3 and time.monotonic() < deadline:
+            msgs += consumer.poll(timeout_ms=500)
+    assert [(m.key, m.value) for m in msgs] == [(b"k1", b"v1"), (None, b""), (b"gone", None)]
+    assert list(msgs[0].headers) == [("a", b"1"), ("a", b"2"), ("nul", None)]
+    assert msgs[0].timestamp_ms == 1_700_000_000_123 and msgs[0].timestamp_type == "CreateTime"
+
+
+def test_sdk_record_read_by_a_kafka_consumer_with_key_value_headers_timestamp(url):
+    Admin(url).create_topic("t", 1)
+    with Producer(url) as producer:
+        producer.send("t", value=b"hello", key=b"k", headers=[("h", b"x"), ("h", b"y")]).result(10)
+        producer.send("t", value=b"keyless").result(10)
+    stored = Admin(url).read_records(TopicPartition("t", 0))
+    with running_gateway(url) as gw:
+        msgs = consume_assigned(gw.bootstrap, [("t", 0, 0)], 2)
+    assert [(m.offset(), m.key(), m.value()) for m in msgs] == [(0, b"k", b"hello"), (1, None, b"keyless")]
+    assert msgs[0].headers() == [("h", b"x"), ("h", b"y")]
+    assert msgs[0].timestamp() == (ck.TIMESTAMP_CREATE_TIME, stored[0].timestamp_ms)
+
+
+def test_log_append_time_topic_reports_the_append_time(url):
+    Admin(url).create_topic("t", 1, timestamp_type="LogAppendTime")
+    with running_gateway(url) as gw:
+        _produce(gw.bootstrap, [{"topic": "t", "value": b"a", "timestamp": 1000}])
+        (msg,) = consume_assigned(gw.bootstrap, [("t", 0, 0)], 1)
+    stored = Admin(url).read_records(TopicPartition("t", 0))[0]
+    assert msg.timestamp() == (ck.TIMESTAMP_LOG_APPEND_TIME, stored.timestamp_ms)
+    assert stored.timestamp_ms > 1_600_000_000_000
+
+
+def test_fetch_long_poll_wakes_on_new_data_not_at_the_end_of_the_wait(url):
+    """A consumer waiting with fetch.wait.max.ms=10000 gets a record produced (through the SDK)
+    half a second later within a fraction of the wait: the Fetch woke on the append."""
+    Admin(url).create_topic("t", 4)
+    with running_gateway(url) as gw:
+        consumer = ck.Consumer({"bootstrap.servers": gw.bootstrap, "group.id": "unused", "enable.auto.commit": False,
+                                "fetch.wait.max.ms": 10_000, "socket.timeout.ms": 30_000})  # fmt: skip
+        consumer.assign([ck.TopicPartition("t", p, 0) for p in range(4)])
+        consumer.poll(1.0)  # the first, empty, fetches are now waiting
+        sent_at = []
+
+        def send_later():
+            time.sleep(0.5)
+            with Producer(url) as producer:
+                sent_at.append(time.monotonic())
+                producer.send("t", value=b"wake", partition=3).result(10)
+
+        thread = threading.Thread(target=send_later)
+        thread.start()
+        try:
+            msg = None
+            while msg is None:
+                msg = consumer.poll(0.05)
+            received = time.monotonic()
+        finally:
+            thread.join()
+            consumer.close()
+    assert msg.value() == b"wake"
+    assert received - sent_at[0] < 1.0, f"took {received - sent_at[0]:.3f}s after the send"
+
+
+def test_fetch_from_an_offset_inside_the_log_and_out_of_range(url):
+    Admin(url).create_topic("t", 1)
+    with Producer(url) as producer:
+        for i in range(100):
+            producer.send("t", value=str(i).encode())
+        producer.flush()
+    Admin(url).delete_records({TopicPartition("t", 0): 10})
+    with running_gateway(url) as gw:
+        msgs = consume_assigned(gw.bootstrap, [("t", 0, 57)], 43)
+        assert [m.offset() for m in msgs] == list(range(57, 100))
+        assert [m.value() for m in msgs][:2] == [b"57", b"58"]
+        # Below the log start: the client is told OFFSET_OUT_OF_RANGE and resets (earliest here).
+        msgs = consume_assigned(gw.bootstrap, [("t", 0, 3)], 1, **{"auto.offset.reset": "earliest"})
+        assert msgs[0].offset() == 10
+
+
+def test_produce_to_a_missing_topic_or_partition_is_refused_without_writing(url):
+    Admin(url).create_topic("t", 1)
+    with running_gateway(url, auto_create_partitions=0) as gw:
+        producer = ck.Producer({"bootstrap.servers": gw.bootstrap, "message.timeout.ms": 3000})
+        errors = []
+        producer.produce("t", value=b"x", partition=5, on_delivery=lambda err, msg: errors.append(err))
+        producer.produce("nope", value=b"x", on_delivery=lambda err, msg: errors.append(err))
+        producer.flush(15)
+    assert len(errors) == 2 and all(e is not None for e in errors)
+    assert Admin(url).read_records(TopicPartition("t", 0)) == []
+
+
+def test_the_cli_reads_and_writes_what_kafka_clients_see(url):
+    """Interop through the CLI: `facade consume` shows a Kafka client's record (headers, a null
+    value, a null header value); `facade produce` writes one a Kafka consumer reads."""
+    import json
+
+    from click.testing import CliRunner
+    from facade.cli import main
+
+    Admin(url).create_topic("t", 1)
+    with running_gateway(url) as gw:
+        _produce(gw.bootstrap, [
+            {"topic": "t", "key": b"k", "value": b"hello", "headers": [("h", b"x"), ("nul", None)]},
+            {"topic": "t", "key": b"gone", "value": None},
+        ])  # fmt: skip
+        shown = CliRunner().invoke(
+            main, ["--url", url, "consume", "t", "--group", "cli", "--from-beginning", "--max-messages", "2",
+                   "--format", "json"], catch_exceptions=False,
+        )  # fmt: skip
+        assert shown.exit_code == 0, shown.output
+        lines = [json.loads(line) for line in shown.stdout.splitlines()]
+        assert [(d["key"], d["value"]) for d in lines] == [("k", "hello"), ("gone", None)]
+        assert lines[0]["headers"] == [["h", "x"], ["nul", None]]
+        written = CliRunner().invoke(main, ["--url", url, "produce", "t", "from-cli", "--key", "c", "--header", "a=b"],
+                                     catch_exceptions=False)  # fmt: skip
+        assert written.exit_code == 0, written.output
+        (msg,) = consume_assigned(gw.bootstrap, [("t", 0, 2)], 1)
+    assert (msg.key(), msg.value(), msg.headers()) == (b"c", b"from-cli", [("a", b"b")])
