@@ -501,8 +501,8 @@ def test_a_sasl_user_of_the_consumer_role_joins_commits_and_leaves(url, reader):
     Admin(url).create_topic("t", 2)
     TP = ck.TopicPartition
     with running_gateway(url, sasl_plain=True) as gw:
-        # One member first: the gateway's first authentications of a user should not race (two
-        # concurrent ones each open a Redis connection for the user; one is left unclosed).
+        # One member first, then a second: a rebalance with authenticated members (concurrent
+        # first authentications: test_gateway_security.py).
         members = Members([confluent(gw, "secure", "s0", **reader)], "t")
         members.until(lambda: members.covered((0,), 2), what="one SASL member")
         second = confluent(gw, "secure", "s1", **reader)

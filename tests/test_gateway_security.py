@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import struct
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import wait_until
 from gateway_helpers import consume_assigned, running_gateway
 
 from facade import Admin, TopicPartition, acl
@@ -179,3 +181,34 @@ def test_sasl_handshake_v0_takes_a_bare_plain_token(url, users, password, accept
         else:
             with pytest.raises(ConnectionError):
                 _read_frame(s)
+
+
+def test_concurrent_first_authentications_of_one_user_share_one_connection(url, users, redis_server):
+    """Clients of one user authenticating at once (a group of consumers starting together) get
+    one Redis connection for that user between them, and closing the gateway closes it: none is
+    left open behind the one the gateway kept."""
+    from facade.gateway import sasl
+    from facade.gateway.context import Session
+
+    r = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    token = b"\0writer\0" + PASSWORD.encode()
+    try:
+        with running_gateway(url, sasl_plain=True) as gw:
+            g = gw.gateway
+            sessions = [Session(f"client {i}", g.conn, g.admin, g.topics) for i in range(6)]
+
+            async def all_at_once() -> list:
+                return await asyncio.gather(*(sasl.authenticate(g, s, token) for s in sessions))
+
+            assert asyncio.run_coroutine_threadsafe(all_at_once(), gw.loop).result(30) == [None] * 6
+            assert len({id(s.conn) for s in sessions}) == 1 and all(s.principal == "writer" for s in sessions)
+            assert len(g.principals) == 1
+            # Every connection of that user the server sees is the shared one's pool.
+            shared = sessions[0].conn
+            asyncio.run_coroutine_threadsafe(shared.command("test", "PING"), gw.loop).result(10)
+            opened = [c for c in r.client_list() if c.get("user") == "writer"]
+            assert len(opened) == 1, opened
+        wait_until(lambda: not [c for c in r.client_list() if c.get("user") == "writer"], timeout=10,
+                   what="the gateway's close to close the user's connections")  # fmt: skip
+    finally:
+        r.close()

@@ -71,8 +71,12 @@ async def authenticate(gateway: Gateway, session: Session, token: bytes) -> str 
             await conn.close()
             log.info("SASL/PLAIN refused for user %r from %s: %s", user, session.peer, exc)
             return f"authentication failed for user {user!r}"
-        shared = Session(f"principal {user}", conn, Admin.over(conn), TopicCache(conn, 1_000), principal=user)
-        gateway.principals[key] = shared
+        shared = gateway.principals.get(key)
+        if shared is not None:  # another connection of this user authenticated while we waited
+            await conn.close()
+        else:
+            shared = Session(f"principal {user}", conn, Admin.over(conn), TopicCache(conn, 1_000), principal=user)
+            gateway.principals[key] = shared
     session.conn, session.admin, session.topics = shared.conn, shared.admin, shared.topics
     session.principal = user
     session.authenticated = True
