@@ -67,6 +67,11 @@ STOP_TIMEOUT_S = 30.0
 """How long a member may take to leave the group once told to stop."""
 REFRESH_S = 0.25
 
+# The member process runs cli/demo_member.py as facade.cli.demo_member without the current
+# directory on sys.path: run from a checkout of facade, ``python -m`` would find the checkout's
+# facade/ (which has no cli/, installed from cli/) before the installed package.
+_RUN_MEMBER = "import runpy, sys; sys.path.pop(0); runpy.run_module('facade.cli.demo_member', run_name='__main__')"
+
 
 @dataclass
 class _Member:
@@ -329,8 +334,7 @@ class _Run:
 
     def _start_member(self, member: _Member) -> threading.Thread:
         member.proc = subprocess.Popen(
-            [sys.executable, "-m", "facade.cli.demo_member", self.url, self.topic, GROUP, RUN_HEADER, self.run_id,
-             str(SESSION_MS)],
+            [sys.executable, "-c", _RUN_MEMBER, self.url, self.topic, GROUP, RUN_HEADER, self.run_id, str(SESSION_MS)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
