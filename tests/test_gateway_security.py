@@ -212,3 +212,24 @@ def test_concurrent_first_authentications_of_one_user_share_one_connection(url, 
                    what="the gateway's close to close the user's connections")  # fmt: skip
     finally:
         r.close()
+
+
+def test_a_changed_password_stops_new_logins_with_the_old_one(url, users, redis_server):
+    """The gateway keeps one Redis connection per (user, password) that logged in; a client that
+    authenticates later with that password must still be checked against Redis's ACL: after the
+    operator changes the user's password the old one no longer logs in."""
+    Admin(url).create_topic("t", 1)
+    r = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        with running_gateway(url, sasl_plain=True) as gw:
+            assert _send(gw.bootstrap, "t", [b"a"], **_sasl("writer")) == [None]
+            r.execute_command("ACL", "SETUSER", "writer", "resetpass", ">new-" + PASSWORD)
+            errors: list = []
+            fast = {"message.timeout.ms": 3000}
+            stale = _send(gw.bootstrap, "t", [b"old-password"], errors, **_sasl("writer"), **fast)
+            assert stale[0] is not None
+            assert any(e.code() == ck.KafkaError._AUTHENTICATION for e in errors), errors
+            assert _send(gw.bootstrap, "t", [b"b"], **_sasl("writer", "new-" + PASSWORD)) == [None]
+    finally:
+        r.close()
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b"]

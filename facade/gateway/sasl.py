@@ -60,7 +60,15 @@ async def authenticate(gateway: Gateway, session: Session, token: bytes) -> str 
     user, password = creds
     key = (user, hashlib.sha256(password.encode()).hexdigest())
     shared = gateway.principals.get(key)
-    if shared is None:
+    if shared is not None:
+        # Checked again on every login: the user's password may have changed (or the user been
+        # disabled) since this connection was made. A refused AUTH leaves the connection as it was.
+        try:
+            await shared.conn.command("authenticating a Kafka client", "AUTH", user, password)
+        except FacadeError as exc:
+            log.info("SASL/PLAIN refused for user %r from %s: %s", user, session.peer, exc)
+            return f"authentication failed for user {user!r}"
+    else:
         assert gateway.conn is not None
         conn = Connection(_with_credentials(gateway.conn.url.raw, user, password))
         use_hiredis_packing(conn.redis)
