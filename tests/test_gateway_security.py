@@ -233,3 +233,25 @@ def test_a_changed_password_stops_new_logins_with_the_old_one(url, users, redis_
     finally:
         r.close()
     assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b"]
+
+
+def test_a_failed_sasl_authenticate_is_answered_then_the_connection_closes(url, users):
+    """Kafka answers a refused SaslAuthenticate and closes the connection: a client cannot try
+    password after password on one connection, nor keep an earlier login after a refused one."""
+    with running_gateway(url, sasl_plain=True) as gw:
+        for first in (None, PASSWORD):
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+                corr = 1
+                for password in (first, "wrong"):
+                    if password is None:
+                        continue
+                    s.sendall(_frame(17, 1, corr, struct.pack(">h", 5) + b"PLAIN"))
+                    assert struct.unpack_from(">ih", _read_frame(s), 0) == (corr, 0)
+                    token = b"\x00writer\x00" + password.encode()
+                    s.sendall(_frame(36, 0, corr + 1, struct.pack(">i", len(token)) + token))
+                    expected = 0 if password == PASSWORD else 58  # SASL_AUTHENTICATION_FAILED
+                    assert struct.unpack_from(">ih", _read_frame(s), 0) == (corr + 1, expected)
+                    corr += 2
+                s.sendall(_frame(17, 1, corr, struct.pack(">h", 5) + b"PLAIN"))  # another try
+                with pytest.raises(ConnectionError):
+                    _read_frame(s)

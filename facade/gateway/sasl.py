@@ -114,6 +114,8 @@ async def authenticate_request(ctx: RequestContext, request: Any) -> Any:
                     error_message="SaslHandshake(PLAIN) must come first", auth_bytes=b"")  # fmt: skip
     problem = await authenticate(ctx.gateway, ctx.session, request.auth_bytes)
     if problem is not None:
+        ctx.session.close_after_reply = True
+        ctx.session.authenticated = False
         return make(schema.SaslAuthenticateResponse, error_code=ErrorCode.sasl_authentication_failed,
                     error_message=problem, auth_bytes=b"")  # fmt: skip
     return make(schema.SaslAuthenticateResponse, error_code=ErrorCode.none, auth_bytes=b"")
