@@ -214,6 +214,26 @@ def test_a_commit_of_a_past_generation_is_refused(url):
         c.close()
 
 
+def test_a_commit_with_metadata_above_kafkas_limit_is_refused_and_not_stored(url):
+    """Kafka refuses commit metadata longer than offset.metadata.max.bytes (4096):
+    OFFSET_METADATA_TOO_LARGE, nothing stored; the gateway stored any size (up to the 100 MB
+    request limit) in the partition's committed offsets hash."""
+    Admin(url).create_topic("t", 1)
+    TP = ck.TopicPartition
+    with running_gateway(url) as gw:
+        c = ck.Consumer({"bootstrap.servers": gw.bootstrap, "group.id": "g", "enable.auto.commit": False})
+        try:
+            with pytest.raises(ck.KafkaException) as info:
+                c.commit(offsets=[TP("t", 0, 1, metadata="x" * 4097)], asynchronous=False)
+            assert info.value.args[0].code() == ck.KafkaError.OFFSET_METADATA_TOO_LARGE
+            assert c.committed([TP("t", 0)], timeout=10)[0].offset < 0  # nothing was stored
+            # (4000: confluent-kafka sends the metadata with a trailing NUL byte)
+            c.commit(offsets=[TP("t", 0, 2, metadata="x" * 4000)], asynchronous=False)
+            assert c.committed([TP("t", 0)], timeout=10)[0].offset == 2
+        finally:
+            c.close()
+
+
 def test_the_two_kinds_of_group_refuse_each_other(url):
     Admin(url).create_topic("t", 2)
     with running_gateway(url) as gw:

@@ -91,6 +91,44 @@ def test_a_retried_idempotent_batch_is_not_appended_twice(url):
     assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b", b"c"]
 
 
+def test_an_idempotent_batch_without_a_sequence_is_refused_and_does_not_poison_its_producer_id(url):
+    """A batch with a producer id but base sequence -1 (no sequence: only valid without a producer
+    id) is refused (INVALID_RECORD) with nothing stored, and the producer id's next proper batch
+    is appended (it used to be stored, then every later batch of that id failed in produce.lua)."""
+    Admin(url).create_topic("t", 1)
+    with running_gateway(url) as gw:
+        bad = send_and_read(gw.port, produce_request("t", 0, [b"x"], producer_id=5, epoch=0, base_sequence=-1))
+        good = send_and_read(gw.port, produce_request("t", 0, [b"a"], producer_id=5, epoch=0, base_sequence=0))
+    assert bad[0] == 87  # INVALID_RECORD
+    assert good == (0, 0)
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="each batch of a partition is its own produce.lua call: an earlier batch stays stored "
+    "when a later one is refused, yet the partition is answered with an error",
+)
+def test_a_partition_whose_second_batch_is_refused_stores_none_of_its_batches(url):
+    """One Produce partition with two batches of one producer id, the second skipping sequences:
+    Kafka validates every batch before appending any, so the error answer means nothing stored."""
+    import struct
+
+    from kafka_wire import record_batch
+
+    Admin(url).create_topic("t", 1)
+    records = record_batch([b"a"], producer_id=7, epoch=0, base_sequence=0) + record_batch(
+        [b"b"], producer_id=7, epoch=0, base_sequence=5
+    )
+    body = (struct.pack(">hhi", -1, 1, 10_000) + struct.pack(">ih", 1, 1) + b"t"
+            + struct.pack(">iii", 1, 0, len(records)) + records)  # fmt: skip
+    head = struct.pack(">hhih", 0, 3, 1, 4) + b"test"
+    with running_gateway(url) as gw:
+        code, _ = send_and_read(gw.port, struct.pack(">i", len(head) + len(body)) + head + body)
+    assert code == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert Admin(url).read_records(TopicPartition("t", 0)) == []
+
+
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_compressed_batches_are_stored_as_records(url, codec):
     Admin(url).create_topic("t", 1)

@@ -212,3 +212,46 @@ def test_concurrent_first_authentications_of_one_user_share_one_connection(url, 
                    what="the gateway's close to close the user's connections")  # fmt: skip
     finally:
         r.close()
+
+
+def test_a_changed_password_stops_new_logins_with_the_old_one(url, users, redis_server):
+    """The gateway keeps one Redis connection per (user, password) that logged in; a client that
+    authenticates later with that password must still be checked against Redis's ACL: after the
+    operator changes the user's password the old one no longer logs in."""
+    Admin(url).create_topic("t", 1)
+    r = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        with running_gateway(url, sasl_plain=True) as gw:
+            assert _send(gw.bootstrap, "t", [b"a"], **_sasl("writer")) == [None]
+            r.execute_command("ACL", "SETUSER", "writer", "resetpass", ">new-" + PASSWORD)
+            errors: list = []
+            fast = {"message.timeout.ms": 3000}
+            stale = _send(gw.bootstrap, "t", [b"old-password"], errors, **_sasl("writer"), **fast)
+            assert stale[0] is not None
+            assert any(e.code() == ck.KafkaError._AUTHENTICATION for e in errors), errors
+            assert _send(gw.bootstrap, "t", [b"b"], **_sasl("writer", "new-" + PASSWORD)) == [None]
+    finally:
+        r.close()
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b"]
+
+
+def test_a_failed_sasl_authenticate_is_answered_then_the_connection_closes(url, users):
+    """Kafka answers a refused SaslAuthenticate and closes the connection: a client cannot try
+    password after password on one connection, nor keep an earlier login after a refused one."""
+    with running_gateway(url, sasl_plain=True) as gw:
+        for first in (None, PASSWORD):
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+                corr = 1
+                for password in (first, "wrong"):
+                    if password is None:
+                        continue
+                    s.sendall(_frame(17, 1, corr, struct.pack(">h", 5) + b"PLAIN"))
+                    assert struct.unpack_from(">ih", _read_frame(s), 0) == (corr, 0)
+                    token = b"\x00writer\x00" + password.encode()
+                    s.sendall(_frame(36, 0, corr + 1, struct.pack(">i", len(token)) + token))
+                    expected = 0 if password == PASSWORD else 58  # SASL_AUTHENTICATION_FAILED
+                    assert struct.unpack_from(">ih", _read_frame(s), 0) == (corr + 1, expected)
+                    corr += 2
+                s.sendall(_frame(17, 1, corr, struct.pack(">h", 5) + b"PLAIN"))  # another try
+                with pytest.raises(ConnectionError):
+                    _read_frame(s)

@@ -65,6 +65,9 @@ class Session:
     """The mechanism a SaslHandshake chose, until SaslAuthenticate (or the raw v0 token) ends it."""
     raw_sasl_next: bool = False
     """SaslHandshake v0 was answered: the next frame is a bare SASL token, not a request."""
+    close_after_reply: bool = False
+    """The connection ends once the reply being written is sent (a refused SaslAuthenticate, as
+    Kafka: no further attempt, and no earlier login kept, on that connection)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Per-connection state an API module keeps for itself (its own key, e.g. its module name)."""
 

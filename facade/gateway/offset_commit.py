@@ -17,6 +17,10 @@ from .context import Api, RequestContext
 from .coordinator import code_of, error, group_ok, register, run
 from .protocol import ErrorCode, make
 
+MAX_METADATA_BYTES = 4096
+"""Longest commit metadata accepted (Kafka's offset.metadata.max.bytes); longer:
+OFFSET_METADATA_TOO_LARGE for that partition, nothing stored for it."""
+
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     schema = ctx.schema
@@ -42,6 +46,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                     codes[(t.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
                 elif not 0 <= p.committed_offset <= facade_offsets.MAX_OFFSET:
                     codes[(t.name, p.partition_index)] = ErrorCode.invalid_commit_offset_size
+                elif len((p.committed_metadata or "").encode()) > MAX_METADATA_BYTES:
+                    codes[(t.name, p.partition_index)] = ErrorCode.offset_metadata_too_large
                 else:
                     good.append((TopicPartition(t.name, p.partition_index), p.committed_offset, p.committed_metadata or ""))
         what = f"committing offsets of group {group}"

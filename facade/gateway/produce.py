@@ -185,6 +185,12 @@ async def _plan(ctx: RequestContext, request: Any) -> _Plan:
                     "transactional batches are not supported",
                 )
                 continue
+            if any(b.producer_id >= 0 and b.base_sequence < 0 for b in batches):
+                plan.answers[ti, pi] = (
+                    ErrorCode.invalid_record,
+                    "an idempotent batch (producer id >= 0) needs a base sequence >= 0",
+                )
+                continue
             first = len(plan.calls)
             tp = TopicPartition(topic.name, part.index)
             for batch in batches:

@@ -60,7 +60,15 @@ async def authenticate(gateway: Gateway, session: Session, token: bytes) -> str 
     user, password = creds
     key = (user, hashlib.sha256(password.encode()).hexdigest())
     shared = gateway.principals.get(key)
-    if shared is None:
+    if shared is not None:
+        # Checked again on every login: the user's password may have changed (or the user been
+        # disabled) since this connection was made. A refused AUTH leaves the connection as it was.
+        try:
+            await shared.conn.command("authenticating a Kafka client", "AUTH", user, password)
+        except FacadeError as exc:
+            log.info("SASL/PLAIN refused for user %r from %s: %s", user, session.peer, exc)
+            return f"authentication failed for user {user!r}"
+    else:
         assert gateway.conn is not None
         conn = Connection(_with_credentials(gateway.conn.url.raw, user, password))
         use_hiredis_packing(conn.redis)
@@ -106,6 +114,8 @@ async def authenticate_request(ctx: RequestContext, request: Any) -> Any:
                     error_message="SaslHandshake(PLAIN) must come first", auth_bytes=b"")  # fmt: skip
     problem = await authenticate(ctx.gateway, ctx.session, request.auth_bytes)
     if problem is not None:
+        ctx.session.close_after_reply = True
+        ctx.session.authenticated = False
         return make(schema.SaslAuthenticateResponse, error_code=ErrorCode.sasl_authentication_failed,
                     error_message=problem, auth_bytes=b"")  # fmt: skip
     return make(schema.SaslAuthenticateResponse, error_code=ErrorCode.none, auth_bytes=b"")

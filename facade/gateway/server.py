@@ -4,7 +4,8 @@ One asyncio task per client connection reads a frame (``int32 size`` + that many
 it and only then reads the next, so replies leave in request order, as Kafka's do. A size prefix
 that is not positive or is above ``Limits.max_request_bytes`` closes the connection before
 anything else is read; so does a header or body that does not parse, an API key nobody knows,
-or a request other than ApiVersions/SASL before SASL authentication. A reply is one
+or a request other than ApiVersions/SASL before SASL authentication; a refused
+SaslAuthenticate is answered, then the connection closes. A reply is one
 ``write()`` of a complete frame: a client never sees part of one. No failure of one connection
 reaches another or the listener.
 """
@@ -250,7 +251,7 @@ class Gateway:
                 if replies:
                     writer.write(b"".join(replies))
                     await writer.drain()
-                if _CLOSE in outs:
+                if _CLOSE in outs or session.close_after_reply:
                     break
         except (ConnectionError, ssl.SSLError):
             pass  # the client went away (or broke TLS): nothing to answer
