@@ -98,8 +98,10 @@ class Broker:
             from facade import local
 
             self._server = BenchServer(self.server_binary or local.server_binary()).__enter__()
-            cmd = [sys.executable, "-c", "from facade.cli import main; main()", "--url", self._server.url, "gateway",
-                   "--listen", f"127.0.0.1:{self.port}"]  # fmt: skip
+            # Without the current directory on sys.path: from a checkout, it would find the
+            # checkout's facade/ (no cli/ there; it is installed from cli/) before the package.
+            run = "import sys; sys.path.pop(0); from facade.cli import main; main()"
+            cmd = [sys.executable, "-c", run, "--url", self._server.url, "gateway", "--listen", f"127.0.0.1:{self.port}"]
             name = "facade gateway"
         else:
             binary = tansu_binary()
