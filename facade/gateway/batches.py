@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from crc32c import crc32c
 
-__all__ = ["BatchError", "ProducedBatch", "encode_batch", "parse_batches"]
+__all__ = ["BatchError", "ProducedBatch", "encode_batch", "parse_batches", "uvarint"]
 
 _HEAD = struct.Struct(">qiibIhiqqqhii")
 HEAD_SIZE = _HEAD.size  # 61
@@ -221,15 +221,19 @@ def _records(body: bytes, count: int, base_ts: int) -> list[Any]:
 # -- packing (Fetch) -------------------------------------------------------------------------------
 
 
-def _zz(value: int) -> bytes:
-    """A zigzag varint."""
-    v = (value << 1) ^ (value >> 63)
+def uvarint(n: int) -> bytes:
+    """An unsigned varint (Kafka's compact lengths in flexible versions)."""
     out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
     return bytes(out)
+
+
+def _zz(value: int) -> bytes:
+    """A zigzag varint (record fields)."""
+    return uvarint((value << 1) ^ (value >> 63))
 
 
 _SMALL = [_zz(i) for i in range(-1, 8192)]  # _SMALL[i + 1] is the varint of i

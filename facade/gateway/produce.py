@@ -28,7 +28,7 @@ from .. import codec, scripts
 from .._async import replication
 from ..errors import FacadeError, OutOfOrderSequenceError, UnknownTopicError
 from ..records import LOG_APPEND_TIME, TopicConfig, TopicPartition
-from .batches import BatchError, ProducedBatch, parse_batches
+from .batches import BatchError, ProducedBatch, parse_batches, uvarint
 from .context import Api, RequestContext
 from .errors import kafka_error
 from .protocol import ErrorCode
@@ -225,15 +225,6 @@ def _respond(
     return encode_response(ctx.api_version, topics_out)
 
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def encode_response(
     version: int, topics: list[tuple[str, list[tuple[int, int, int, int, str | None]]]]
 ) -> bytes:
@@ -245,12 +236,12 @@ def encode_response(
     out = bytearray()
 
     def array(n: int) -> None:
-        out.extend(_uvarint(n + 1) if flexible else struct.pack(">i", n))
+        out.extend(uvarint(n + 1) if flexible else struct.pack(">i", n))
 
     array(len(topics))
     for name, parts in topics:
         raw = name.encode()
-        out.extend(_uvarint(len(raw) + 1) if flexible else struct.pack(">h", len(raw)))
+        out.extend(uvarint(len(raw) + 1) if flexible else struct.pack(">h", len(raw)))
         out.extend(raw)
         array(len(parts))
         for index, code, base, append, message in parts:
@@ -263,7 +254,7 @@ def encode_response(
                     out.extend(b"\x00" if flexible else b"\xff\xff")
                 else:
                     text = message.encode()[:500]
-                    out.extend(_uvarint(len(text) + 1) if flexible else struct.pack(">h", len(text)))
+                    out.extend(uvarint(len(text) + 1) if flexible else struct.pack(">h", len(text)))
                     out.extend(text)
             if flexible:
                 out.append(0)  # tagged fields
