@@ -92,6 +92,14 @@ def encode(key: Any, value: Any, headers: Any, max_bytes: int) -> tuple[list[byt
     return fields, size
 
 
+def stream_replies(reply: Any) -> Any:
+    """An ``XREAD``/``XREADGROUP`` reply as ``(stream, entries)`` pairs: RESP3 (redis-py 8's
+    default) answers a map of stream -> entries, RESP2 a list of pairs; None (timed out) gives none."""
+    if not reply:
+        return ()
+    return reply.items() if isinstance(reply, Mapping) else ((item[0], item[1]) for item in reply)
+
+
 def decode(
     topic: str, partition: int, entry_id: bytes | str, flat: Sequence[bytes] | Mapping[bytes, bytes], count: int = 1
 ) -> Message:

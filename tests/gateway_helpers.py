@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,10 +42,27 @@ class RunningGateway:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
+class _ErrorLog(logging.Handler):
+    """The gateway's ERROR records (with tracebacks), kept."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.records.append(text)
+
+
 @contextlib.contextmanager
-def running_gateway(url: str, **options: Any) -> Iterator[RunningGateway]:
-    """A gateway on ``url`` listening on a free 127.0.0.1 port (``options`` go to Gateway)."""
+def running_gateway(url: str, *, expect_errors: bool = False, **options: Any) -> Iterator[RunningGateway]:
+    """A gateway on ``url`` listening on a free 127.0.0.1 port (``options`` go to Gateway). The
+    test fails if the gateway logged an unexpected error, unless ``expect_errors``."""
     options.setdefault("port", 0)
+    errors = _ErrorLog()
+    logging.getLogger("facade.gateway").addHandler(errors)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)
     thread.start()
@@ -51,7 +70,11 @@ def running_gateway(url: str, **options: Any) -> Iterator[RunningGateway]:
     try:
         asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(30)
         yield RunningGateway(gateway, loop)
+        # A client retries past an error answer, so a test can pass over a failing handler: an
+        # unexpected error (logged at ERROR with its traceback) fails the test by itself.
+        assert expect_errors or not errors.records, "the gateway failed unexpectedly:\n" + "\n".join(errors.records)
     finally:
+        logging.getLogger("facade.gateway").removeHandler(errors)
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(gateway.close(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)

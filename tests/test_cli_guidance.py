@@ -304,3 +304,22 @@ def test_a_new_command_during_a_failover_waits_for_the_new_primary(tmp_path):
             assert [f[b"value"] for _, f in r.xrange(keys.stream("t", 0))] == [b"after the failover"]
     finally:
         topology.stop(data_dir)
+
+
+def test_an_unexpected_error_logged_by_the_sdk_names_the_exception_on_stderr(capsys):
+    """A handler's unexpected failure (the gateway logs it with its traceback) reaches the terminal
+    as one line that still says what went wrong, not only that something did."""
+    import logging
+
+    from facade.cli import _StderrHandler
+
+    try:
+        raise TypeError("object of type 'int' has no len()")
+    except TypeError:
+        record = logging.LogRecord("facade.gateway", logging.ERROR, __file__, 1, "Fetch v16 from %s failed",
+                                   ("127.0.0.1:5",), sys.exc_info())  # fmt: skip
+    _StderrHandler().emit(record)
+    assert capsys.readouterr().err == (
+        "facade: error: Fetch v16 from 127.0.0.1:5 failed (TypeError: object of type 'int' has no len(); "
+        "please report it with this line)\n"
+    )

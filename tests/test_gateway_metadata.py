@@ -127,7 +127,7 @@ def test_a_handler_that_fails_unexpectedly_answers_an_error_and_the_connection_g
         raise RuntimeError("a bug in a handler")
 
     monkeypatch.setitem(apis.TABLE, 32, Api(32, "DescribeConfigs", 1, 4, boom))
-    with running_gateway(url) as gw, socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+    with running_gateway(url, expect_errors=True) as gw, socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
         # DescribeConfigs v1: no resources, include_synonyms false.
         sock.sendall(_request(32, 1, 11, struct.pack(">i?", 0, False)))
         corr, _throttle, results = struct.unpack(">iii", _reply(sock))

@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from .. import keys
+from .. import codec, keys
 from .client import Connection
 
 __all__ = ["GuardedReader"]
@@ -123,8 +123,7 @@ class GuardedReader:
             return None
         reply = done[-1] if streams else None
         by_stream = {}
-        # RESP3 (redis-py 8's default) gives a map of stream -> entries, RESP2 pairs.
-        for name, entries in (reply.items() if isinstance(reply, dict) else reply or ()):
+        for name, entries in codec.stream_replies(reply):
             by_stream[name.decode() if isinstance(name, bytes) else name] = entries
         out = []
         for stream, _, _ in parts:

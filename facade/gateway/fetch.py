@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import keys, offsets, scripts
+from .. import codec, keys, offsets, scripts
 from ..errors import FacadeError
 from ..records import LOG_APPEND_TIME, TopicConfig, TopicPartition
 from .batches import encode_batch
@@ -232,8 +232,7 @@ def _from_wake(plan: list[tuple[str, Any, TopicConfig | None, ErrorCode]], reads
     if not woke or min_bytes > 1:
         return None
     new = {}
-    for item in woke:
-        key, entries = item[0], item[1]
+    for key, entries in codec.stream_replies(woke):
         if len(entries) >= WAKE_COUNT:
             return None
         new[key.decode() if isinstance(key, bytes) else key] = entries
