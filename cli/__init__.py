@@ -97,7 +97,7 @@ class _StderrHandler(logging.Handler):
             text = _one_line(record.getMessage()).removeprefix("facade: ")
             if record.exc_info and record.exc_info[1] is not None:  # an unexpected error: say which
                 exc = record.exc_info[1]
-                text += _one_line(f" ({type(exc).__name__}: {exc}; please report it with this line)")
+                text += " " + _one_line(f"({type(exc).__name__}: {exc}; please report it with this line)")
             click.echo(f"facade: {record.levelname.lower()}: {text}", err=True)
         except Exception:  # noqa: BLE001, S110 - a log line must never break a command
             pass
