@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -195,47 +194,74 @@ def consume(bootstrap: str, topic: str, n: int, **config: Any) -> float:
     return n / elapsed
 
 
-def latency(bootstrap: str, topic: str, seconds: float, linger_ms: float | None) -> dict[str, float]:
-    """p50/p99/max produce-to-consume latency (ms) at RATE records/s."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
+def _receive(bootstrap: str, topic: str, total: int, seconds: float, conn: Any) -> None:
+    """The latency figure's consumer, in a process of its own: sends "ready" once its first
+    (empty) fetches are in place, then the latency (ms) of each record it receives."""
+    from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-unused", "enable.auto.commit": False}
     )
     consumer.assign([TopicPartition(topic, p, -1) for p in range(PARTITIONS)])  # the end: only new records
-    total = int(RATE * seconds)
+    ready_at = time.monotonic() + 2.0
+    while time.monotonic() < ready_at:
+        consumer.poll(0.1)
+    conn.send("ready")
     samples: list[float] = []
-    ready = threading.Event()
-
-    def receive() -> None:
-        deadline = time.monotonic() + seconds + 60
-        ready.set()
-        # poll(), one record at a time: consume(n, timeout) would hold records back until it has
-        # n of them or the timeout passes, and measure that instead.
-        while len(samples) < total and time.monotonic() < deadline:
-            msg = consumer.poll(0.1)
-            if msg is not None and msg.error() is None:
-                samples.append((time.perf_counter_ns() - int(msg.value()[:20])) / 1e6)
-
-    thread = threading.Thread(target=receive)
-    thread.start()
-    ready.wait()
-    time.sleep(2.0)  # the consumer's first (empty) fetches are in place
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap}
-    if linger_ms is not None:
-        conf["linger.ms"] = linger_ms
-    producer = Producer(conf)
-    start = time.perf_counter()
-    for i in range(total):
-        due = start + i / RATE
-        now = time.perf_counter()
-        if due > now:
-            time.sleep(due - now)
-        producer.produce(topic, b"%020d" % time.perf_counter_ns() + b"v" * 80, f"k{i}".encode())
-        producer.poll(0)
-    producer.flush(60)
-    thread.join()
+    deadline = time.monotonic() + seconds + 60
+    # poll(), one record at a time: consume(n, timeout) would hold records back until it has n of
+    # them or the timeout passes, and measure that instead.
+    while len(samples) < total and time.monotonic() < deadline:
+        msg = consumer.poll(0.1)
+        if msg is not None and msg.error() is None:
+            samples.append((time.monotonic_ns() - int(msg.value()[:20])) / 1e6)
     consumer.close()
+    conn.send(samples)
+
+
+def latency(bootstrap: str, topic: str, seconds: float, linger_ms: float | None) -> dict[str, float]:
+    """p50/p99/max produce-to-consume latency (ms) at RATE records/s.
+
+    The consumer runs in its own process (a Python thread beside the producer's loop would wait
+    for the interpreter lock and add that to every figure); both read CLOCK_MONOTONIC, one clock
+    for the whole machine. The producer sends what is due each millisecond, then sleeps until the
+    next: the same offered rate as a sleep per record, with a thousand wake-ups a second instead
+    of ten thousand."""
+    import multiprocessing
+
+    from confluent_kafka import Producer
+
+    total = int(RATE * seconds)
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    receiver = ctx.Process(target=_receive, args=(bootstrap, topic, total, seconds, theirs), daemon=True)
+    receiver.start()
+    try:
+        if not ours.poll(60) or ours.recv() != "ready":
+            raise BenchError("latency: the consumer process did not start")
+        conf: dict[str, Any] = {"bootstrap.servers": bootstrap}
+        if linger_ms is not None:
+            conf["linger.ms"] = linger_ms
+        producer = Producer(conf)
+        start = time.monotonic()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.monotonic() - start) * RATE) + 1)
+            while sent < due:
+                producer.produce(topic, b"%020d" % time.monotonic_ns() + b"v" * 80, f"k{sent}".encode())
+                sent += 1
+            producer.poll(0)
+            pause = start + sent / RATE - time.monotonic()
+            if pause > 0:
+                time.sleep(min(pause, 0.001))
+        producer.flush(60)
+        if not ours.poll(seconds + 90):
+            raise BenchError("latency: the consumer process sent no result")
+        samples: list[float] = ours.recv()
+    finally:
+        receiver.join(10)
+        if receiver.is_alive():
+            receiver.kill()
     if len(samples) < total:
         raise BenchError(f"latency: {len(samples)} of {total} records arrived")
     samples.sort()
@@ -268,9 +294,9 @@ def run_side(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--messages", type=int, default=200_000, help="records per figure and round (default %(default)s)"
+        "--messages", type=int, default=None, help="records per figure and round (default 200,000)"
     )
-    ap.add_argument("--rounds", type=int, default=3, help="rounds, median reported (default %(default)s)")
+    ap.add_argument("--rounds", type=int, help="rounds, median reported (default 3)")
     ap.add_argument("--size", type=int, default=100, help="value bytes (default %(default)s)")
     ap.add_argument("--seconds", type=float, help="latency run length in s (default 10)")
     ap.add_argument("--linger-ms", type=float, default=None, help="producer linger.ms for the latency figure "
