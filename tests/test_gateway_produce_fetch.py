@@ -267,3 +267,37 @@ def test_the_cli_reads_and_writes_what_kafka_clients_see(url):
         assert written.exit_code == 0, written.output
         (msg,) = consume_assigned(gw.bootstrap, [("t", 0, 2)], 1)
     assert (msg.key(), msg.value(), msg.headers()) == (b"c", b"from-cli", [("a", b"b")])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_idempotent_producer_whose_replies_are_lost_stores_each_record_once_in_order(url, seed):
+    """Between librdkafka and the gateway, a proxy cuts the connection instead of forwarding some
+    replies: the gateway stored the batch, the client never heard so and sends it again (up to five
+    requests in flight). Every record is stored exactly once, each partition in the order sent."""
+    from conftest import free_port
+    from proxy import ReplyDropProxy
+
+    Admin(url).create_topic("t", 4)
+    port = free_port()
+    proxy = ReplyDropProxy(port, drop_probability=0.05, seed=seed, max_drops=15)
+    try:
+        with running_gateway(url, port=port, advertise=("127.0.0.1", proxy.port)) as gw:
+            assert gw.port == port
+            producer = ck.Producer({"bootstrap.servers": f"127.0.0.1:{proxy.port}", "enable.idempotence": True,
+                                    "linger.ms": 1, "batch.num.messages": 50, "retry.backoff.ms": 10})  # fmt: skip
+            errors = []
+            for i in range(3000):
+                producer.produce("t", value=b"%d" % i, key=b"k%d" % (i % 40),
+                                 on_delivery=lambda err, msg: err and errors.append(err))  # fmt: skip
+                producer.poll(0)
+            assert producer.flush(60) == 0
+            assert not errors, errors[:3]
+    finally:
+        proxy.close()
+    assert proxy.drops > 0  # replies were lost, and retried
+    admin = Admin(url)
+    stored = {p: [int(m.value) for m in admin.read_records(TopicPartition("t", p), 0, 10_000)] for p in range(4)}
+    assert sorted(v for vs in stored.values() for v in vs) == list(range(3000))  # once each
+    for values in stored.values():
+        assert values == sorted(values)  # in the order sent
