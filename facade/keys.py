@@ -29,7 +29,11 @@ Layout version 2 (see docs/design.md, "Key layout"):
                                            leader, ptype, pname, sync_deadline, waiting
     facade:{g/G}:kafka              hash   Kafka-protocol groups (facade gateway), per member:
                                            j:<id> join ("w" or generation), a:<id> assignment
-                                           bytes, n:<id> instance id, s:<id> session ms;
+                                           bytes, n:<id> instance id, s:<id> session ms,
+                                           p:<id> protocol names, h:<id> their digest, m:<id>
+                                           protocols with metadata (never read by a script),
+                                           t:<id> latest JoinGroup's token; c:<name> / c ->
+                                           members per protocol name / counted;
                                            i:<instance id> -> member id
     facade:{g/G}:pending            zset   member id handed out by JoinGroup (MEMBER_ID_REQUIRED)
                                            -> until when it may join (ms)

@@ -38,6 +38,7 @@ NAMES = (
     "topic_migrate",
     "kafka_join",
     "kafka_join_wait",
+    "kafka_join_cancel",
     "kafka_sync",
     "kafka_heartbeat",
     "kafka_leave",
@@ -394,24 +395,37 @@ def kafka_join(
     require_known: bool,
     instance: str,
     protocol_type: str,
-    metadata: dict[str, Any],
+    described: dict[str, Any],
+    protocols: Sequence[str],
+    packed: bytes,
+    digest: str,
+    token: str,
     session_ms: int,
     rebalance_ms: int,
     initial_delay_ms: int,
     max_members: int,
 ) -> Call:
-    """JoinGroup's first step (``minted``: the id a member that sent "" gets)."""
+    """JoinGroup's first step (``minted``: the id a member that sent "" gets). ``described``:
+    what `facade groups describe` shows of the member (topics, host, client_id); ``protocols``:
+    the protocol names in the client's order; ``packed``: the protocols with their metadata
+    (opaque to the script); ``digest``: a digest of them; ``token``: names this JoinGroup for
+    :func:`kafka_join_cancel`."""
     return Call(
         "kafka_join",
         list(keys.kafka_group_keys(group)),
         [member, minted, "1" if require_known else "", instance, protocol_type,
-         json.dumps(metadata, separators=(",", ":"), sort_keys=True), session_ms, rebalance_ms,
-         initial_delay_ms, max_members],
+         json.dumps(described, separators=(",", ":"), sort_keys=True), session_ms, rebalance_ms,
+         initial_delay_ms, max_members, digest, packed, token, *protocols],
     )  # fmt: skip
 
 
 def kafka_join_wait(group: str, member: str) -> Call:
     return Call("kafka_join_wait", list(keys.kafka_group_keys(group))[:4], [member])
+
+
+def kafka_join_cancel(group: str, member: str, token: str) -> Call:
+    """Withdraw ``member``'s JoinGroup named ``token`` if it still waits (its client went away)."""
+    return Call("kafka_join_cancel", list(keys.kafka_group_keys(group))[:4], [member, token])
 
 
 class KafkaJoined(NamedTuple):
@@ -421,14 +435,15 @@ class KafkaJoined(NamedTuple):
     protocol_name: str
     leader: str
     protocol_type: str
-    members: list[tuple[str, str, str]]
-    """The leader's answer only: (member id, instance id or "", base64 metadata)."""
+    members: list[tuple[str, str]]
+    """The leader's answer only: (member id, instance id or ""); their metadata is read apart
+    (facade/gateway/coordinator.py member_metadata)."""
 
     @classmethod
     def parse(cls, reply: Any) -> KafkaJoined:
         flat = [_text(x) for x in reply[5]]
-        triples = [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
-        return cls(int(reply[1]), _text(reply[2]), _text(reply[3]), _text(reply[4]), triples)
+        pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        return cls(int(reply[1]), _text(reply[2]), _text(reply[3]), _text(reply[4]), pairs)
 
 
 def kafka_sync(

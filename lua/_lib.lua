@@ -337,8 +337,18 @@ end
 -- share the SDK groups' keys (state, members, deadlines: so `facade groups` reads both kinds)
 -- and add one hash, facade:{g/G}:kafka, per member: "j:<id>" its join ("w": waiting in a
 -- JoinGroup for the next generation; "<n>": joined generation n), "a:<id>" its assignment bytes
--- of the current generation, "n:<id>" its group.instance.id, "s:<id>" its session timeout (ms);
--- and "i:<instance>" -> member id.
+-- of the current generation, "n:<id>" its group.instance.id, "s:<id>" its session timeout (ms),
+-- "p:<id>" its protocol names (JSON list, the client's order), "h:<id>" a digest of its
+-- protocols with their metadata, "m:<id>" the protocols with their metadata (packed by the
+-- gateway, at most its max_member_metadata_bytes; never read by a script: the gateway reads it
+-- with HMGET for the leader's JoinGroup answer and DescribeGroups), "t:<id>" the token of its
+-- latest JoinGroup (a JoinGroup whose client went away is withdrawn only if it is still the
+-- latest: kafka_join_cancel); and "c:<name>" -> how many members (with "p:") list protocol
+-- <name>, "c" -> how many members have "p:" (Kafka's supportedProtocols: a join is checked
+-- against these counts, not by reading every member); and "i:<instance>" -> member id.
+-- The members hash keeps "kafka <JSON>" (topics, host, client_id: what `facade groups describe`
+-- shows) and is never decoded by a kafka_* script: each script's work is O(members) on small
+-- fields, whatever the members' metadata sizes.
 -- State fields: phase (empty | joining | syncing | stable: Kafka's Empty, PreparingRebalance,
 -- CompletingRebalance, Stable), join_deadline (ms: the joining phase ends then, whoever has not
 -- rejoined is removed), initial ("1": the first join into an empty group waits that long for
@@ -360,17 +370,27 @@ local function kafka_start_rebalance(state, now)
   redis.call('HDEL', state, 'initial', 'sync_deadline')
 end
 
--- Forget one member (expired, left, not rejoined in time, or replaced by a newer process of its
--- static instance). The caller then calls kafka_changed once.
+-- Count (delta 1) or uncount (delta -1) a member's protocol names in "c:<name>" and "c".
+local function kafka_count(kafka, names_json, delta)
+  if not names_json then return end
+  for _, name in ipairs(cjson.decode(names_json)) do
+    if redis.call('HINCRBY', kafka, 'c:' .. name, delta) <= 0 then redis.call('HDEL', kafka, 'c:' .. name) end
+  end
+  if redis.call('HINCRBY', kafka, 'c', delta) <= 0 then redis.call('HDEL', kafka, 'c') end
+end
+
+-- Forget one member (expired, left, not rejoined in time, its JoinGroup's client went away, or
+-- replaced by a newer process of its static instance). The caller then calls kafka_changed once.
 local function kafka_forget(state, members, deadlines, kafka, m)
   if redis.call('HGET', kafka, 'j:' .. m) == 'w' then redis.call('HINCRBY', state, 'waiting', -1) end
   local instance = redis.call('HGET', kafka, 'n:' .. m)
   if instance and redis.call('HGET', kafka, 'i:' .. instance) == m then
     redis.call('HDEL', kafka, 'i:' .. instance)
   end
+  kafka_count(kafka, redis.call('HGET', kafka, 'p:' .. m), -1)
   redis.call('HDEL', members, m)
   redis.call('ZREM', deadlines, m)
-  redis.call('HDEL', kafka, 'j:' .. m, 'a:' .. m, 'n:' .. m, 's:' .. m)
+  redis.call('HDEL', kafka, 'j:' .. m, 'a:' .. m, 'n:' .. m, 's:' .. m, 'p:' .. m, 'h:' .. m, 'm:' .. m, 't:' .. m)
 end
 
 -- Keep a member's session for its session timeout (stored at its join) from now.
@@ -404,13 +424,6 @@ local function kafka_expire(state, members, deadlines, kafka, now)
   if #dead > 0 then kafka_changed(state, members, now) end
 end
 
--- A member's stored metadata (the JSON after "<nonce> " in the members hash).
-local function kafka_meta(members, m)
-  local v = redis.call('HGET', members, m)
-  if not v then return nil end
-  return cjson.decode(string.sub(v, #member_nonce(v) + 2))
-end
-
 -- The member's error in the group's current state, or nil: unknown member, another process of
 -- its static instance, a generation other than the current one.
 local function kafka_check(state, members, kafka, member, instance, generation)
@@ -425,9 +438,8 @@ local function kafka_check(state, members, kafka, member, instance, generation)
   return nil
 end
 
--- The member ids of a group (HGETALL, not HKEYS: the consumer role may not list a hash's keys).
-local function member_ids(members)
-  local flat, out = redis.call('HGETALL', members), {}
-  for i = 1, #flat, 2 do out[#out + 1] = flat[i] end
-  return out
+-- The member ids of a Kafka-protocol group (from the deadlines: every member has one; not the
+-- members hash, whose values a script never needs to copy).
+local function member_ids(deadlines)
+  return redis.call('ZRANGEBYSCORE', deadlines, '-inf', '+inf')
 end

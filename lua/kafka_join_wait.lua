@@ -13,13 +13,15 @@
 --
 -- Returns: {"wait"} (not formed yet); {"unknown_member_id"} (removed meanwhile: join again);
 --          {"none", generation, protocol name, leader, protocol type, members} where members
---          (the leader's answer only, else empty) is a flat list {id, instance id or "",
---          base64 metadata for the chosen protocol, ...} of the generation's members.
+--          (the leader's answer only, else empty) is a flat list {id, instance id or "", ...} of
+--          the generation's members. Their metadata is not in the answer: the gateway reads the
+--          members' "m:<id>" fields (HMGET) for the leader's JoinGroup answer.
 -- Protocol choice (Kafka's): among the assignors every member supports, each member votes for
 -- the first of its own list; most votes wins (ties: the order of the leader's list). The leader's
 -- SyncGroup is due within the rebalance timeout (else it is removed: _lib.lua kafka_expire).
 -- Bounded: a look is O(1) until the generation may form; forming walks the members once (a group
--- has at most the gateway's max members).
+-- has at most the gateway's max members), reading only their small fields (join, protocol names):
+-- never a member's metadata.
 local state, members, deadlines, kafka = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member = ARGV[1]
 local now = now_ms()
@@ -34,7 +36,7 @@ local deadline, initial = tonumber(phase[2] or '0'), phase[3] == '1'
 if phase[1] == 'joining' and (now >= deadline or
     (not initial and tonumber(phase[4] or '0') >= redis.call('HLEN', members))) then
   local waiting, missing = {}, {}
-  for _, m in ipairs(member_ids(members)) do
+  for _, m in ipairs(member_ids(deadlines)) do
     if redis.call('HGET', kafka, 'j:' .. m) == 'w' then waiting[#waiting + 1] = m else missing[#missing + 1] = m end
   end
   redis.call('HSET', state, 'waiting', #waiting)
@@ -44,15 +46,19 @@ if phase[1] == 'joining' and (now >= deadline or
     local leader = redis.call('HGET', state, 'leader')
     if not leader or redis.call('HGET', kafka, 'j:' .. leader) ~= 'w' then leader = member end
     local metas, supported, order = {}, {}, {}
+    -- (a member stored by an older gateway has no "p:": it neither votes nor restricts the choice)
+    local voters = 0
     for _, m in ipairs(waiting) do
-      metas[m] = kafka_meta(members, m).kafka.protocols
-      for _, p in ipairs(metas[m]) do supported[p[1]] = (supported[p[1]] or 0) + 1 end
+      local names = redis.call('HGET', kafka, 'p:' .. m)
+      metas[m] = names and cjson.decode(names) or {}
+      if names then voters = voters + 1 end
+      for _, name in ipairs(metas[m]) do supported[name] = (supported[name] or 0) + 1 end
     end
-    for i, p in ipairs(metas[leader]) do order[p[1]] = i end
+    for i, name in ipairs(metas[leader]) do order[name] = i end
     local votes = {}
     for _, m in ipairs(waiting) do
-      for _, p in ipairs(metas[m]) do
-        if supported[p[1]] == #waiting then votes[p[1]] = (votes[p[1]] or 0) + 1 break end
+      for _, name in ipairs(metas[m]) do
+        if supported[name] == voters then votes[name] = (votes[name] or 0) + 1 break end
       end
     end
     local chosen, best = '', -1
@@ -76,14 +82,10 @@ local gen = s[1] or '0'
 if redis.call('HGET', kafka, 'j:' .. member) ~= gen then return {'wait'} end
 local list = {}
 if s[2] == member then
-  for _, m in ipairs(member_ids(members)) do
+  for _, m in ipairs(member_ids(deadlines)) do
     if redis.call('HGET', kafka, 'j:' .. m) == gen then
-      local meta = kafka_meta(members, m).kafka.protocols
-      local blob = ''
-      for _, p in ipairs(meta) do if p[1] == s[3] then blob = p[2] end end
       list[#list + 1] = m
       list[#list + 1] = redis.call('HGET', kafka, 'n:' .. m) or ''
-      list[#list + 1] = blob
     end
   end
 end

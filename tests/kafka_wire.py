@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import NamedTuple
 
 import crc32c
 
@@ -67,3 +68,70 @@ def send_and_read(port: int, frame: bytes) -> tuple[int, int]:
     pos += 2 + n + 4  # topic name, partition count
     _, error, base = struct.unpack_from(">ihq", body, pos)
     return error, base
+
+
+# JoinGroup v1 (not flexible): group_id, session_timeout_ms, rebalance_timeout_ms, member_id,
+# protocol_type, [name, metadata]; its response: error_code, generation_id, protocol_name, leader,
+# member_id, [member_id, metadata].
+
+
+def _str(s: str) -> bytes:
+    raw = s.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+def join_group_request(group: str, protocols: list[tuple[str, bytes]], *, member_id: str = "",
+                       protocol_type: str = "consumer", session_ms: int = 30_000, rebalance_ms: int = 30_000,
+                       correlation_id: int = 1) -> bytes:  # fmt: skip
+    """A whole JoinGroup v1 frame."""
+    body = _str(group) + struct.pack(">ii", session_ms, rebalance_ms) + _str(member_id) + _str(protocol_type)
+    body += struct.pack(">i", len(protocols))
+    for name, metadata in protocols:
+        body += _str(name) + struct.pack(">i", len(metadata)) + metadata
+    head = struct.pack(">hhih", 11, 1, correlation_id, 4) + b"test"
+    return struct.pack(">i", len(head) + len(body)) + head + body
+
+
+class JoinGroupAnswer(NamedTuple):
+    error: int
+    generation: int
+    protocol_name: str
+    leader: str
+    member_id: str
+    members: list[tuple[str, bytes]]
+
+
+def read_join_group_response(sock: socket.socket) -> JoinGroupAnswer:
+    """Read one JoinGroup v1 response frame from ``sock``."""
+    size = struct.unpack(">i", _recv(sock, 4))[0]
+    body = _recv(sock, size)
+    pos = 4  # correlation id
+
+    def string() -> str:
+        nonlocal pos
+        (n,) = struct.unpack_from(">h", body, pos)
+        pos += 2
+        out = body[pos : pos + max(n, 0)].decode()
+        pos += max(n, 0)
+        return out
+
+    error, generation = struct.unpack_from(">hi", body, pos)
+    pos += 6
+    protocol_name, leader, member_id = string(), string(), string()
+    (count,) = struct.unpack_from(">i", body, pos)
+    pos += 4
+    members = []
+    for _ in range(count):
+        m = string()
+        (n,) = struct.unpack_from(">i", body, pos)
+        pos += 4
+        members.append((m, body[pos : pos + n]))
+        pos += n
+    return JoinGroupAnswer(error, generation, protocol_name, leader, member_id, members)
+
+
+def join_group(port: int, group: str, protocols: list[tuple[str, bytes]], **options) -> JoinGroupAnswer:
+    """Send one JoinGroup v1 on a new connection and wait for its answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(join_group_request(group, protocols, **options))
+        return read_join_group_response(sock)

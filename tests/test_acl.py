@@ -49,7 +49,7 @@ ROLE_SCRIPTS = {
     ("consumer", "producer"): {"transact"},
 }  # fmt: skip
 # The gateway's group coordinator (Kafka clients' groups), for a SASL user of the consumer role.
-ROLE_SCRIPTS[("consumer",)] |= {"kafka_join", "kafka_join_wait", "kafka_sync", "kafka_heartbeat", "kafka_leave",
+ROLE_SCRIPTS[("consumer",)] |= {"kafka_join", "kafka_join_wait", "kafka_join_cancel", "kafka_sync", "kafka_heartbeat", "kafka_leave",
                                 "kafka_commit"}
 
 

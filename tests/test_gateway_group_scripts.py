@@ -6,7 +6,6 @@ Real clients drive the same scripts in tests/test_gateway_groups.py."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 
@@ -14,6 +13,7 @@ import pytest
 import redis
 
 from facade import keys, scripts
+from facade.gateway import coordinator
 from facade.records import TopicPartition
 
 pytestmark = pytest.mark.timeout(60)
@@ -41,17 +41,26 @@ def lua(r):
     return Lua(r)
 
 
-def meta(*protocols: str, topics=("t",)) -> dict:
-    return {"topics": list(topics), "host": "h", "client_id": "c",
-            "kafka": {"protocols": [[p, base64.b64encode(p.encode()).decode()] for p in protocols]}}  # fmt: skip
+def join_call(group, member="", minted="m-new", *, v4=False, instance="", protocols=("range",), session=10_000,
+              rebalance=2_000, delay=0, ptype="consumer", metadata=None, token="tok", max_members=10):  # fmt: skip
+    """kafka_join as the gateway calls it; each protocol's metadata is its name unless given."""
+    pairs = [(p, p.encode() if metadata is None else metadata) for p in protocols]
+    packed = coordinator.pack_protocols(pairs)
+    return scripts.kafka_join(group, member, minted, require_known=v4, instance=instance, protocol_type=ptype,
+                              described={"topics": ["t"], "host": "h", "client_id": "c"},
+                              protocols=list(protocols), packed=packed, digest=coordinator.protocols_digest(packed),
+                              token=token, session_ms=session, rebalance_ms=rebalance, initial_delay_ms=delay,
+                              max_members=max_members)  # fmt: skip
 
 
-def join(lua, member="", minted="m-new", *, v4=False, instance="", protocols=("range",), session=10_000,
-         rebalance=2_000, delay=0, ptype="consumer"):  # fmt: skip
-    reply = lua(scripts.kafka_join(G, member, minted, require_known=v4, instance=instance, protocol_type=ptype,
-                                   metadata=meta(*protocols), session_ms=session, rebalance_ms=rebalance,
-                                   initial_delay_ms=delay, max_members=10))  # fmt: skip
+def join(lua, member="", minted="m-new", **kw):
+    reply = lua(join_call(G, member, minted, **kw))
     return reply[0].decode(), reply[1].decode()
+
+
+def stored_metadata(r, member, protocol="range") -> bytes:
+    """A member's metadata for ``protocol`` as the gateway reads it for the leader (HMGET m:<id>)."""
+    return dict(coordinator.unpack_protocols(r.hget(KAFKA, f"m:{member}")))[protocol]
 
 
 def wait(lua, member):
@@ -81,20 +90,21 @@ def stable_pair(lua):
     assert join(lua, "", "b") == ("none", "b")
     ja, jb = wait(lua, "a"), wait(lua, "b")
     assert ja.generation == jb.generation and ja.leader == "a"
-    assert sorted(m for m, _, _ in ja.members) == ["a", "b"] and jb.members == []
+    assert sorted(m for m, _ in ja.members) == ["a", "b"] and jb.members == []
     assert sync(lua, "b", jb.generation) == "wait"
     assert sync(lua, "a", ja.generation, [("a", b"A"), ("b", b"B")]) == b"A"
     assert sync(lua, "b", jb.generation) == b"B"
     return ja.generation
 
 
-def test_member_id_required_then_join_with_the_given_id(lua):
+def test_member_id_required_then_join_with_the_given_id(lua, r):
     assert join(lua, "", "m-1", v4=True) == ("member_id_required", "m-1")
     assert join(lua, "m-unknown", v4=True)[0] == "unknown_member_id"
     assert join(lua, "m-1", v4=True) == ("none", "m-1")
     joined = wait(lua, "m-1")
     assert (joined.generation, joined.leader, joined.protocol_name, joined.protocol_type) == (1, "m-1", "range", "consumer")
-    assert joined.members == [("m-1", "", base64.b64encode(b"range").decode())]
+    assert joined.members == [("m-1", "")]
+    assert stored_metadata(r, "m-1") == b"range"
 
 
 def test_the_generation_forms_when_every_member_rejoined_and_the_leader_assigns(lua):
@@ -133,7 +143,7 @@ def test_members_that_do_not_rejoin_in_time_are_removed(lua, r):
     assert join(lua, "a") == ("none", "a")  # a rejoins; b never does
     r.hset(STATE, "join_deadline", 0)  # the rebalance timeout passed
     nxt = wait(lua, "a")
-    assert nxt.generation == gen + 1 and [m for m, _, _ in nxt.members] == ["a"]
+    assert nxt.generation == gen + 1 and [m for m, _ in nxt.members] == ["a"]
     assert beat(lua, "b", gen) == "unknown_member_id"
     assert commit(lua, "b", gen) == "unknown_member_id"
 
@@ -226,9 +236,7 @@ def test_the_initial_delay_waits_for_more_members(lua, r):
 
 def test_the_two_kinds_of_group_refuse_each_other(lua, r):
     lua(scripts.group_join("sdk", "facade-member", "n1", {"topics": ["t"]}, 10_000, "", "facade"))
-    reply = lua(scripts.kafka_join("sdk", "", "k", require_known=False, instance="", protocol_type="consumer",
-                                   metadata=meta("range"), session_ms=10_000, rebalance_ms=1_000,
-                                   initial_delay_ms=0, max_members=10))  # fmt: skip
+    reply = lua(join_call("sdk", "", "k", rebalance=1_000))
     assert reply[0] == b"inconsistent_group_protocol"
     tp = TopicPartition("t", 0)
     assert lua(scripts.kafka_commit("sdk", "", "", -1, [(tp, 3, "")]))[0] == b"inconsistent_group_protocol"

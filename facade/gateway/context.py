@@ -10,6 +10,7 @@ limits) is on ``ctx.gateway``.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._async.admin import Admin
 from .._async.client import Connection, TopicCache
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from .server import Gateway
@@ -38,6 +40,21 @@ class Limits:
     """Records read for one partition of one Fetch, at most (a bound on each Redis read)."""
     max_records_per_read: int = 10_000
     """Records one Redis read (one Lua call) returns at most."""
+    max_group_members: int = 1_000
+    """Members one consumer group may have (Kafka's group.max.size); a JoinGroup beyond it is
+    answered GROUP_MAX_SIZE_REACHED. Bounds each group script's walk of the members."""
+    max_member_metadata_bytes: int = 1024 * 1024
+    """Largest protocol metadata one JoinGroup may carry (its protocols' metadata together: a
+    consumer's subscription, or a Kafka Connect worker's config state); a larger one is answered
+    INVALID_REQUEST and the group is left as it was. The leader's JoinGroup answer carries every
+    member's, so it is at most ``max_group_members`` times this."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_request_bytes", "max_fetch_wait_ms", "max_fetch_records", "max_records_per_read",
+                     "max_group_members", "max_member_metadata_bytes"):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"Limits.{name} must be a positive int, got {value!r}")
 
 
 def node_id_for(host: str, port: int) -> int:
@@ -70,6 +87,9 @@ class Session:
     Kafka: no further attempt, and no earlier login kept, on that connection)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Per-connection state an API module keeps for itself (its own key, e.g. its module name)."""
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the client closed the connection (or it broke): a request that waits (JoinGroup)
+    stops waiting and withdraws what it left in Redis."""
 
 
 @dataclass(eq=False)

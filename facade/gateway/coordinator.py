@@ -11,8 +11,12 @@ gateway that dies leaves nothing behind but sessions that expire.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import struct
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .. import keys, scripts
@@ -20,14 +24,19 @@ from ..errors import InvalidNameError, PermissionDeniedError, from_redis
 from .context import RequestContext
 from .protocol import ErrorCode
 
-__all__ = ["INITIAL_REBALANCE_DELAY_MS", "MAX_MEMBERS", "code_of", "group_ok", "register", "run", "wait"]
+__all__ = ["INITIAL_REBALANCE_DELAY_MS", "MAX_PROTOCOLS", "MAX_PROTOCOL_NAME_BYTES", "code_of", "group_ok",
+           "member_metadata", "pack_protocols", "register", "run", "unpack_protocols", "wait"]
 
 INITIAL_REBALANCE_DELAY_MS = 3_000
 """A first member joining an empty group waits this long for others before the generation forms
 (Kafka's group.initial.rebalance.delay.ms), each newcomer meanwhile restarting it, within the
 rebalance timeout."""
-MAX_MEMBERS = 1_000
-"""Members one group may have (Kafka's group.max.size): bounds each script's walk of a group."""
+MAX_PROTOCOLS = 32
+MAX_PROTOCOL_NAME_BYTES = 255
+"""Most protocols (assignors) one JoinGroup may offer, and the longest name (UTF-8 bytes) of one
+(Kafka clients offer one to three, named "range", "cooperative-sticky", ...): the scripts read
+members' protocol names, so these stay small; more is answered INVALID_REQUEST. The metadata
+beside each name is bounded by ``Limits.max_member_metadata_bytes`` and never read by a script."""
 MIN_SESSION_MS = 1_000
 MAX_SESSION_MS = 1_800_000
 """Accepted session timeouts (Kafka's group.min/max.session.timeout.ms are 6 s and 30 min; the
@@ -73,17 +82,84 @@ async def run(ctx: RequestContext, call: scripts.Call, what: str) -> Any:
         return DENIED
 
 
+GONE = [b"gone"]
+"""What :func:`wait` answers when the client closed its connection while it waited."""
+
+
 async def wait(ctx: RequestContext, call: scripts.Call, what: str, bound_s: float) -> Any:
     """Call ``call`` until it answers something other than "wait" (at most ``bound_s`` seconds:
-    then the last "wait" answer)."""
+    then the last "wait" answer); :data:`GONE` once the client closed its connection (nobody
+    would read the answer)."""
     pause = POLL_FIRST_S
     end = time.monotonic() + bound_s
+    gone = ctx.session.gone
     while True:
         reply = await run(ctx, call, what)
         if code_of(reply) != "wait" or time.monotonic() >= end:
             return reply
-        await asyncio.sleep(pause)
+        try:
+            await asyncio.wait_for(gone.wait(), pause)
+        except asyncio.TimeoutError:
+            pass
+        if gone.is_set():
+            return GONE
         pause = min(pause * 2, POLL_MAX_S)
+
+
+def pack_protocols(protocols: Sequence[tuple[str, bytes]]) -> bytes:
+    """A member's protocols with their metadata as stored in "m:<id>" (opaque to the scripts):
+    per protocol, int16 name length, name (UTF-8), int32 metadata length, metadata."""
+    out = bytearray()
+    for name, blob in protocols:
+        raw = name.encode()
+        out += struct.pack(">h", len(raw)) + raw + struct.pack(">i", len(blob)) + blob
+    return bytes(out)
+
+
+def unpack_protocols(packed: bytes) -> list[tuple[str, bytes]]:
+    """The inverse of :func:`pack_protocols`."""
+    out, i = [], 0
+    while i < len(packed):
+        (n,) = struct.unpack_from(">h", packed, i)
+        name = packed[i + 2 : i + 2 + n].decode()
+        i += 2 + n
+        (m,) = struct.unpack_from(">i", packed, i)
+        out.append((name, bytes(packed[i + 4 : i + 4 + m])))
+        i += 4 + m
+    return out
+
+
+def protocols_digest(packed: bytes) -> str:
+    """What kafka_join compares to tell a static member's unchanged protocols (hex SHA-256)."""
+    return hashlib.sha256(packed).hexdigest()
+
+
+async def member_metadata(ctx: RequestContext, group: str, ids: Sequence[str], protocol: str) -> dict[str, bytes]:
+    """Each member's metadata for ``protocol``, read with one HMGET of their "m:<id>" fields
+    (outside any script); a member removed meanwhile is left out (a rebalance follows anyway)."""
+    if not ids:
+        return {}
+    kafka_key = keys.group_kafka(group)
+    what = f"reading the members' metadata of group {group}"
+    raw = await ctx.conn.command(what, "HMGET", kafka_key, *(f"m:{m}" for m in ids))
+    out: dict[str, bytes] = {}
+    older = [m for m, packed in zip(ids, raw) if packed is None]
+    for m, packed in zip(ids, raw):
+        if packed is not None:
+            out[m] = dict(unpack_protocols(bytes(packed))).get(protocol, b"")
+    if older:  # members stored by an older gateway: the protocols were in the members hash
+        values = await ctx.conn.command(what, "HMGET", keys.group_members(group), *older)
+        for m, value in zip(older, values):
+            if value is not None:
+                out[m] = _older_metadata(value).get(protocol, b"")
+    return out
+
+
+def _older_metadata(value: Any) -> dict[str, bytes]:
+    """The protocols in a members-hash value written by a gateway before "m:<id>" existed."""
+    _, _, meta_json = _text(value).partition(" ")
+    meta = json.loads(meta_json) if meta_json else {}
+    return {name: base64.b64decode(b64) for name, b64 in meta.get("kafka", {}).get("protocols", [])}
 
 
 async def register(ctx: RequestContext, group: str) -> None:
@@ -119,8 +195,6 @@ class GroupView:
 
 async def view(ctx: RequestContext, group: str) -> GroupView:
     """The group's kind, Kafka state, protocol and live members (sessions not expired)."""
-    import base64
-
     state_key, members_key, deadlines_key, kafka_key, _ = keys.kafka_group_keys(group)
     replies = await ctx.conn.commands(
         [
@@ -162,10 +236,9 @@ async def view(ctx: RequestContext, group: str) -> GroupView:
             continue
         _, _, meta_json = _text(value).partition(" ")
         meta = json.loads(meta_json) if meta_json else {}
-        blob = b""
-        for name, b64 in meta.get("kafka", {}).get("protocols", []):
-            if name == out.protocol_name:
-                blob = base64.b64decode(b64)
+        packed = kafka.get(f"m:{m}")
+        protocols = dict(unpack_protocols(bytes(packed))) if packed is not None else _older_metadata(value)
+        blob = protocols.get(out.protocol_name, b"")
         instance = kafka.get(f"n:{m}")
         out.members.append({
             "id": m, "instance": _text(instance) if instance else None, "client_id": meta.get("client_id", ""),

@@ -230,7 +230,7 @@ class Gateway:
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         session = Session(peer, self.conn, self.admin, self.topics, authenticated=not self.sasl_plain)
         frames = _Frames()
-        reading = asyncio.create_task(self._read_frames(reader, frames, peer))
+        reading = asyncio.create_task(self._read_frames(reader, frames, peer, session))
         try:
             while True:
                 buf = await frames.get()
@@ -269,8 +269,9 @@ class Gateway:
             except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
                 pass
 
-    async def _read_frames(self, reader: asyncio.StreamReader, frames: _Frames, peer: str) -> None:
-        """Read whole frames into ``frames`` (None at the end: closed, or a size out of bounds)."""
+    async def _read_frames(self, reader: asyncio.StreamReader, frames: _Frames, peer: str, session: Session) -> None:
+        """Read whole frames into ``frames`` (None at the end: closed, or a size out of bounds);
+        at the end, ``session.gone`` is set (a waiting JoinGroup stops waiting)."""
         try:
             while True:
                 head = await reader.readexactly(4)
@@ -288,6 +289,7 @@ class Gateway:
             pass
         finally:
             frames.close()
+            session.gone.set()
 
     async def _answer_batch(self, session: Session, bufs: list[bytes]) -> list[Any]:
         """Answers to several Produce frames, their writes in one pipeline (in frame order)."""
