@@ -104,6 +104,59 @@ def _text(value: Any) -> str:
 # -- partitions ----------------------------------------------------------------------------------
 
 
+MAX_RECORDS_PER_CALL = 100_000
+"""Records the Kafka gateway sends in one produce.lua call at most (all the batches of one
+partition of one Produce request): a bound on one call's work (one XADD each, the server busy
+meanwhile). Beyond it the partition is refused (MESSAGE_TOO_LARGE) with nothing stored."""
+
+
+class ProduceBatch(NamedTuple):
+    """One batch of a produce.lua call: one producer sequence range, appended after the call's
+    earlier batches, all of them or none."""
+
+    producer_id: str
+    """"" for a non-idempotent producer."""
+    first_seq: int
+    """The sequence number of the batch's first record (per producer id and partition)."""
+    count: int
+    """Records in the batch (>= 1)."""
+    plain: bool
+    """``records`` is the plain form (key, value per record), else the general one."""
+    times: str
+    """Create times as runs "<ms> <count> ..." covering the batch ("" for LogAppendTime)."""
+    records: list[Any]
+    """The records' arguments (lua/produce.lua's header)."""
+
+
+def produce_batches(
+    tp: TopicPartition,
+    batches: Sequence[ProduceBatch],
+    *,
+    max_len: int | None,
+    retention_ms: int | None,
+    acked: bool,
+    producer_id_expiry_ms: int,
+    dedup_window_ms: int,
+    dedup_max_ids: int,
+    replicas: int = 0,
+) -> Call:
+    """Append ``batches`` to ``tp`` in order, all or none: produce.lua checks every batch (shape,
+    producer sequences, with ``replicas`` > 0 that many replicas in sync) before it writes any
+    record. The reply, read with :meth:`Produced.parse_all`, has one :class:`Produced` per batch.
+
+    ``producer_id_expiry_ms`` is the calling producer's own (it only ever sets its own ids'
+    expiry); ``dedup_window_ms`` and ``dedup_max_ids`` must be the topic's (TopicConfig), the same
+    for every caller: they decide how long everyone's dedup ids are remembered."""
+    args: list[Any] = [
+        max_len or "", retention_ms or "", "acked" if acked else "", producer_id_expiry_ms, dedup_window_ms,
+        dedup_max_ids, replicas, len(batches),
+    ]  # fmt: skip
+    for b in batches:
+        args += (b.producer_id, b.first_seq, b.count, "plain" if b.plain else "", b.times)
+        args += b.records
+    return Call("produce", keys.produce_keys(tp.topic, tp.partition), args)
+
+
 def produce(
     tp: TopicPartition,
     *,
@@ -121,21 +174,20 @@ def produce(
     records: list[Any],
     replicas: int = 0,
 ) -> Call:
-    """Append ``count`` records (``records``: the plain or general form of produce.lua); with
-    ``replicas`` > 0 only if that many replicas are in sync (acks="all").
-
-    ``producer_id_expiry_ms`` is the calling producer's own (it only ever sets its own id's
-    expiry); ``dedup_window_ms`` and ``dedup_max_ids`` must be the topic's (TopicConfig), the same
-    for every caller: they decide how long everyone's dedup ids are remembered."""
-    return Call(
-        "produce",
-        keys.produce_keys(tp.topic, tp.partition),
-        [
-            max_len or "", retention_ms or "", "acked" if acked else "", producer_id, first_seq,
-            producer_id_expiry_ms, dedup_window_ms, dedup_max_ids, count, "plain" if plain else "", times,
-            replicas, *records,
-        ],
-    )  # fmt: skip
+    """Append one batch of ``count`` records (``records``: the plain or general form of
+    produce.lua); with ``replicas`` > 0 only if that many replicas are in sync (acks="all").
+    The SDK producer's call: :func:`produce_batches` with one batch (see there)."""
+    return produce_batches(
+        tp,
+        [ProduceBatch(producer_id, first_seq, count, plain, times, records)],
+        max_len=max_len,
+        retention_ms=retention_ms,
+        acked=acked,
+        producer_id_expiry_ms=producer_id_expiry_ms,
+        dedup_window_ms=dedup_window_ms,
+        dedup_max_ids=dedup_max_ids,
+        replicas=replicas,
+    )
 
 
 class Produced(NamedTuple):
@@ -150,10 +202,16 @@ class Produced(NamedTuple):
 
     @classmethod
     def parse(cls, reply: Any) -> Produced:
+        """The first (for the SDK: the only) batch of a produce.lua reply."""
         joined, duplicate, ms = _text(reply[0]), bool(int(reply[1])), int(reply[2])
         if "," in joined:
             return cls(-1, tuple(int(x) for x in joined.split(",")), duplicate, ms)
         return cls(int(joined), (), duplicate, ms)
+
+    @classmethod
+    def parse_all(cls, reply: Any) -> list[Produced]:
+        """Each batch of a produce.lua reply (:func:`produce_batches`), in order."""
+        return [cls.parse(reply[i : i + 3]) for i in range(0, len(reply), 3)]
 
     def offset(self, index: int) -> int:
         """The offset of the batch's ``index``-th record."""

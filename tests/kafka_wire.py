@@ -27,24 +27,36 @@ def _varint(value: int) -> bytes:
 def record_batch(values: list[bytes], *, producer_id: int = -1, epoch: int = -1, base_sequence: int = -1,
                  timestamp: int = 1_700_000_000_000) -> bytes:  # fmt: skip
     """A v2 record batch of keyless records with these values."""
-    records = b""
+    records = []
     for i, value in enumerate(values):
         body = b"\x00" + _varint(0) + _varint(i) + _varint(-1) + _varint(len(value)) + value + _varint(0)
-        records += _varint(len(body)) + body
-    tail = struct.pack(">hiqqqhii", 0, len(values) - 1, timestamp, timestamp, producer_id, epoch, base_sequence,
-                       len(values)) + records  # fmt: skip
+        records.append(_varint(len(body)) + body)
+    return raw_batch(b"".join(records), len(values), producer_id=producer_id, epoch=epoch,
+                     base_sequence=base_sequence, timestamp=timestamp)  # fmt: skip
+
+
+def raw_batch(payload: bytes, count: int, *, codec: int = 0, producer_id: int = -1, epoch: int = -1,
+              base_sequence: int = -1, timestamp: int = 1_700_000_000_000) -> bytes:  # fmt: skip
+    """A v2 record batch around ``payload`` (its records, compressed with ``codec`` 1-4 if
+    given: the batch header says so, the bytes are taken as they are), with a valid CRC."""
+    tail = struct.pack(">hiqqqhii", codec, count - 1, timestamp, timestamp, producer_id, epoch, base_sequence,
+                       count) + payload  # fmt: skip
     return struct.pack(">qiib", 0, len(tail) + 9, -1, 2) + struct.pack(">I", crc32c.crc32c(tail)) + tail
 
 
-def produce_request(topic: str, partition: int, values: list[bytes], *, acks: int = 1, correlation_id: int = 1,
-                    **batch: int) -> bytes:  # fmt: skip
-    """A whole Produce v3 frame."""
-    records = record_batch(values, **batch)
+def produce_frame(topic: str, partition: int, records: bytes, *, acks: int = 1, correlation_id: int = 1) -> bytes:
+    """A whole Produce v3 frame whose one partition carries ``records`` (one or more batches)."""
     name = topic.encode()
     body = (struct.pack(">hhi", -1, acks, 10_000) + struct.pack(">i", 1) + struct.pack(">h", len(name)) + name
             + struct.pack(">i", 1) + struct.pack(">i", partition) + struct.pack(">i", len(records)) + records)  # fmt: skip
     head = struct.pack(">hhih", 0, 3, correlation_id, 4) + b"test"
     return struct.pack(">i", len(head) + len(body)) + head + body
+
+
+def produce_request(topic: str, partition: int, values: list[bytes], *, acks: int = 1, correlation_id: int = 1,
+                    **batch: int) -> bytes:  # fmt: skip
+    """A whole Produce v3 frame with one batch of ``values``."""
+    return produce_frame(topic, partition, record_batch(values, **batch), acks=acks, correlation_id=correlation_id)
 
 
 def _recv(sock: socket.socket, n: int) -> bytes:

@@ -11,7 +11,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kafka_wire import record_batch
+from kafka_wire import raw_batch, record_batch
 
 from facade.gateway import protocol
 from facade.gateway.batches import BatchError, encode_batch, parse_batches
@@ -115,3 +115,60 @@ def test_kafka_nulls_have_markers_of_their_own_in_the_stream_codec():
     assert (tombstone.key, tombstone.value) == (b"k", None)
     empty = codec.decode("t", 0, b"5-3", [b"key", b"k", b"value", b"", b"ts", b"2"])
     assert empty.value == b""
+
+
+_BOMB = """
+import resource, sys
+import cramjam
+from kafka_wire import raw_batch
+from facade.gateway.batches import BatchError, parse_batches
+
+codec = sys.argv[1]
+module = {"lz4": cramjam.lz4, "zstd": cramjam.zstd}[codec]
+# 256 MiB of zeros: 64 frames of 4 MiB, one after the other (valid for both codecs)
+batch = raw_batch(bytes(module.compress(bytes(4 << 20))) * 64, 1, codec={"lz4": 3, "zstd": 4}[codec])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    parse_batches(batch, 10**9)
+    print("accepted")
+except BatchError as exc:
+    print(exc.code, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_a_decompression_bomb_costs_at_most_the_bound_in_memory(codec):
+    """A batch expanding to 256 MiB is refused (MESSAGE_TOO_LARGE) having grown the process's peak
+    memory by about the 64 MiB bound, not by twice the 256 MiB (decompressing it whole, then checking
+    the size, as before: measured +512 MiB). Measured in a fresh process: peak RSS is per process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _BOMB, codec], check=False, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    code, grown_mib = map(int, done.stdout.split())
+    assert code == 10
+    assert grown_mib < 200, f"peak memory grew by {grown_mib} MiB while refusing the bomb"
+
+
+def test_snappy_blocks_stating_more_than_the_bound_are_refused_before_decompressing():
+    """Raw and xerial snappy: the lengths the blocks state are summed and checked first (the
+    library allocates what a block states); a chunk length running past the batch is corrupt."""
+    import cramjam
+
+    from facade.gateway.batches import MAX_DECOMPRESSED
+
+    block = bytes(cramjam.snappy.compress_raw(bytes(1000)))
+    stated = cramjam.snappy.decompress_raw_len(block)
+    xerial = b"\x82SNAPPY\x00" + bytes(8)
+    chunks = xerial + (struct.pack(">i", len(block)) + block) * (MAX_DECOMPRESSED // stated + 1)
+    with pytest.raises(BatchError) as refused:
+        parse_batches(raw_batch(chunks, 1, codec=2), 10**9)
+    assert refused.value.code == 10
+    with pytest.raises(BatchError) as refused:
+        parse_batches(raw_batch(xerial + struct.pack(">i", 10**6) + block, 1, codec=2), 10**9)
+    assert refused.value.code == 2

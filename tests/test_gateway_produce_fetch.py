@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import wait_until
 from gateway_helpers import consume_assigned, running_gateway
-from kafka_wire import produce_request, send_and_read
+from kafka_wire import produce_frame, produce_request, raw_batch, record_batch, send_and_read
 
 from facade import Admin, Consumer, Producer, TopicPartition
 
@@ -104,28 +104,133 @@ def test_an_idempotent_batch_without_a_sequence_is_refused_and_does_not_poison_i
     assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each batch of a partition is its own produce.lua call: an earlier batch stays stored "
-    "when a later one is refused, yet the partition is answered with an error",
-)
 def test_a_partition_whose_second_batch_is_refused_stores_none_of_its_batches(url):
     """One Produce partition with two batches of one producer id, the second skipping sequences:
-    Kafka validates every batch before appending any, so the error answer means nothing stored."""
-    import struct
-
-    from kafka_wire import record_batch
-
+    Kafka validates every batch before appending any, so the error answer means nothing stored
+    (the gateway sends a partition's batches to produce.lua in one call, checked before any write).
+    The producer id's state is untouched: the first batch alone is then accepted at offset 0."""
     Admin(url).create_topic("t", 1)
     records = record_batch([b"a"], producer_id=7, epoch=0, base_sequence=0) + record_batch(
         [b"b"], producer_id=7, epoch=0, base_sequence=5
     )
-    body = (struct.pack(">hhi", -1, 1, 10_000) + struct.pack(">ih", 1, 1) + b"t"
-            + struct.pack(">iii", 1, 0, len(records)) + records)  # fmt: skip
-    head = struct.pack(">hhih", 0, 3, 1, 4) + b"test"
     with running_gateway(url) as gw:
-        code, _ = send_and_read(gw.port, struct.pack(">i", len(head) + len(body)) + head + body)
-    assert code == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+        code, _ = send_and_read(gw.port, produce_frame("t", 0, records))
+        assert code == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert Admin(url).read_records(TopicPartition("t", 0)) == []
+        assert send_and_read(gw.port, produce_request("t", 0, [b"a"], producer_id=7, epoch=0, base_sequence=0)) == (0, 0)
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a"]
+
+
+def test_an_idempotent_request_whose_second_batch_is_out_of_order_stores_nothing(url):
+    """After sequences 0-1 are stored, a request of [2-3, 9] (second batch skips ahead) or
+    [2-3, 2-3] (second batch repeats the first) is OUT_OF_ORDER_SEQUENCE_NUMBER for the partition
+    (Kafka answers per partition: one error code, the request's batches of that partition share
+    it) with nothing stored; [2-3, 4] then goes in whole, at offsets 2-4."""
+    Admin(url).create_topic("t", 1)
+    pid = {"producer_id": 3, "epoch": 1}
+    with running_gateway(url) as gw:
+        assert send_and_read(gw.port, produce_request("t", 0, [b"a", b"b"], base_sequence=0, **pid)) == (0, 0)
+        first = record_batch([b"c", b"d"], base_sequence=2, **pid)
+        skip = send_and_read(gw.port, produce_frame("t", 0, first + record_batch([b"z"], base_sequence=9, **pid)))
+        again = send_and_read(gw.port, produce_frame("t", 0, first + first))
+        assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b"]
+        good = send_and_read(gw.port, produce_frame("t", 0, first + record_batch([b"e"], base_sequence=4, **pid)))
+    assert skip[0] == 45 and again[0] == 45
+    assert good == (0, 2)
+    stored = Admin(url).read_records(TopicPartition("t", 0))
+    assert [(m.offset, m.value) for m in stored] == [(0, b"a"), (1, b"b"), (2, b"c"), (3, b"d"), (4, b"e")]
+
+
+def test_a_request_of_two_idempotent_batches_sent_again_is_stored_once(url):
+    """The same request (batches 0-1 and 2 of one producer id) sent twice, as a client retrying
+    after a lost response: stored once, the retry answered with the original base offset; a
+    request repeating only its first batch is a duplicate sequence (nothing stored); the next
+    sequence (3) goes on at offset 3."""
+    Admin(url).create_topic("t", 1)
+    pid = {"producer_id": 11, "epoch": 0}
+    both = produce_frame(
+        "t", 0, record_batch([b"a", b"b"], base_sequence=0, **pid) + record_batch([b"c"], base_sequence=2, **pid)
+    )
+    with running_gateway(url) as gw:
+        first = send_and_read(gw.port, both)
+        retry = send_and_read(gw.port, both)
+        part = send_and_read(gw.port, produce_request("t", 0, [b"a", b"b"], base_sequence=0, **pid))
+        nxt = send_and_read(gw.port, produce_request("t", 0, [b"d"], base_sequence=3, **pid))
+    assert first == (0, 0) and retry == (0, 0)
+    assert part[0] == 46  # DUPLICATE_SEQUENCE_NUMBER: an older sequence, nothing appended
+    assert nxt == (0, 3)
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b", b"c", b"d"]
+
+
+@pytest.mark.parametrize("damage", ["crc", "too-large", "empty"])
+def test_a_request_whose_second_batch_is_damaged_stores_none_of_its_batches(url, damage):
+    """A good first batch, then one whose CRC does not match (CORRUPT_MESSAGE), one above the batch
+    size limit (MESSAGE_TOO_LARGE) or one with no records (INVALID_RECORD, as Kafka's
+    LogValidator): the partition is refused and neither batch is stored."""
+    Admin(url).create_topic("t", 1)
+    second = record_batch([b"x" * 1_100_000] if damage == "too-large" else [b"b"])
+    if damage == "crc":
+        second = second[:-1] + bytes([second[-1] ^ 1])
+    elif damage == "empty":
+        second = raw_batch(b"", 0)
+    with running_gateway(url) as gw:
+        code, _ = send_and_read(gw.port, produce_frame("t", 0, record_batch([b"a"]) + second))
+    assert code == {"crc": 2, "too-large": 10, "empty": 87}[damage]
+    assert Admin(url).read_records(TopicPartition("t", 0)) == []
+
+
+def test_more_records_than_one_call_takes_are_refused_whole(url):
+    """A partition's batches carrying more than MAX_RECORDS_PER_CALL records in one request are
+    refused with MESSAGE_TOO_LARGE (the Java client splits its batch and retries), nothing
+    stored; exactly that many go in whole."""
+    from facade.scripts import MAX_RECORDS_PER_CALL
+
+    Admin(url).create_topic("t", 2)
+    half = MAX_RECORDS_PER_CALL // 2
+    over = record_batch([b""] * half) + record_batch([b""] * (MAX_RECORDS_PER_CALL - half + 1))
+    with running_gateway(url) as gw:
+        code, _ = send_and_read(gw.port, produce_frame("t", 0, over))
+        at_cap = send_and_read(gw.port, produce_frame("t", 1, record_batch([b""] * MAX_RECORDS_PER_CALL)))
+    assert code == 10
+    assert Admin(url).read_records(TopicPartition("t", 0)) == []
+    assert at_cap == (0, 0)
+    assert Admin(url).read_records(TopicPartition("t", 1), MAX_RECORDS_PER_CALL - 1, 10)[0].offset == (
+        MAX_RECORDS_PER_CALL - 1
+    )
+
+
+def _zeros(codec: str, size: int) -> bytes:
+    """``size`` zero bytes compressed with ``codec`` (streamed: the zeros are never all in memory)."""
+    import zlib
+
+    import cramjam
+
+    chunk = bytes(1 << 20)
+    if codec == "gzip":
+        comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+        return b"".join(comp.compress(chunk) for _ in range(size >> 20)) + comp.flush()
+    streaming = {"lz4": cramjam.lz4, "zstd": cramjam.zstd}[codec].Compressor()
+    for _ in range(size >> 20):
+        streaming.compress(chunk)
+    return bytes(streaming.finish())
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_a_decompression_bomb_is_refused_without_storing_anything(url, codec):
+    """A batch of under 1 MiB whose records would expand past the 64 MiB bound (snappy: a block
+    stating 100 MiB; snappy cannot expand 1 MiB that far) is MESSAGE_TOO_LARGE, nothing stored,
+    alongside a good first batch; the gateway stops decompressing at the bound
+    (tests/test_gateway_codec.py measures its memory)."""
+    number = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}[codec]
+    if codec == "snappy":
+        payload = b"\x80\x80\x80\x32" + bytes(64)  # a raw block stating 100 MiB (varint 0x3200000)
+    else:
+        payload = _zeros(codec, 200 << 20)
+    assert len(payload) < 1_000_000
+    with running_gateway(url) as gw:
+        Admin(url).create_topic("t", 1)
+        code, _ = send_and_read(gw.port, produce_frame("t", 0, record_batch([b"a"]) + raw_batch(payload, 1, codec=number)))
+    assert code == 10  # MESSAGE_TOO_LARGE
     assert Admin(url).read_records(TopicPartition("t", 0)) == []
 
 

@@ -73,42 +73,81 @@ def _zigzag_varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise BatchError("varint longer than 10 bytes", 2)
 
 
+_TOO_LARGE = 10  # MESSAGE_TOO_LARGE: what the Java client answers by splitting its batch
+_CORRUPT = 2  # CORRUPT_MESSAGE
+
+
+def _too_large(codec: str) -> BatchError:
+    return BatchError(f"a {codec} batch expands past {MAX_DECOMPRESSED} bytes; send smaller batches", _TOO_LARGE)
+
+
 def _decompress(codec: int, data: bytes) -> bytes:
+    """A compressed batch's records, never holding more than MAX_DECOMPRESSED bytes of output:
+    gzip stops at the bound; snappy's declared lengths are checked before decompressing; lz4 and
+    zstd are decompressed into a buffer that may not grow past the bound."""
     try:
         if codec == 1:
             out = zlib.decompressobj(wbits=47)  # gzip or zlib header, as gzip.decompress accepts
             result = out.decompress(data, MAX_DECOMPRESSED)
             if out.unconsumed_tail:
-                raise BatchError(f"a gzip batch expands past {MAX_DECOMPRESSED} bytes", 18)
+                raise _too_large("gzip")
             return result
         import cramjam
 
         if codec == 2:
-            if data[:8] == b"\x82SNAPPY\x00":  # xerial framing (the Java client's)
-                pos, parts = 16, []
-                while pos < len(data):
-                    (size,) = struct.unpack_from(">i", data, pos)
-                    parts.append(bytes(cramjam.snappy.decompress_raw(data[pos + 4 : pos + 4 + size])))
-                    pos += 4 + size
-                return _bounded(b"".join(parts))
-            return _bounded(bytes(cramjam.snappy.decompress_raw(data)))
+            return _snappy(cramjam, data)
         if codec == 3:
-            return _bounded(bytes(cramjam.lz4.decompress(data)))
+            return _bounded_into(cramjam.lz4.decompress_into, data, "lz4")
         if codec == 4:
-            return _bounded(bytes(cramjam.zstd.decompress(data)))
+            return _bounded_into(cramjam.zstd.decompress_into, data, "zstd")
     except BatchError:
         raise
     except Exception as exc:  # noqa: BLE001 - each codec library raises its own types
-        raise BatchError(f"cannot decompress a batch (codec {codec}): {exc}", 2) from None
+        raise BatchError(f"cannot decompress a batch (codec {codec}): {exc}", _CORRUPT) from None
     raise BatchError(f"unknown compression codec {codec}", 76)
 
 
-def _bounded(data: bytes) -> bytes:
-    """``data`` if within MAX_DECOMPRESSED (checked after the fact for snappy, lz4 and zstd, whose
-    libraries do not stop early; gzip stops at the bound)."""
-    if len(data) > MAX_DECOMPRESSED:
-        raise BatchError(f"a compressed batch expands past {MAX_DECOMPRESSED} bytes", 18)
-    return data
+def _snappy(cramjam: Any, data: bytes) -> bytes:
+    """Raw snappy, or the xerial framing of the Java client (raw chunks, each with its length).
+    A raw block states its decompressed length first: the sum is checked against the bound
+    before anything is decompressed (the library allocates what a block states)."""
+    if data[:8] != b"\x82SNAPPY\x00":
+        chunks = [data]
+    else:
+        chunks, pos = [], 16
+        while pos < len(data):
+            if pos + 4 > len(data):
+                raise BatchError("truncated xerial snappy chunk header", _CORRUPT)
+            (size,) = struct.unpack_from(">i", data, pos)
+            if size < 0 or pos + 4 + size > len(data):
+                raise BatchError(f"xerial snappy chunk of {size} bytes runs past the batch", _CORRUPT)
+            chunks.append(data[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+    stated = 0
+    for chunk in chunks:
+        stated += cramjam.snappy.decompress_raw_len(chunk)
+        if stated > MAX_DECOMPRESSED:
+            raise _too_large("snappy")
+    return b"".join(bytes(cramjam.snappy.decompress_raw(chunk)) for chunk in chunks)
+
+
+def _bounded_into(decompress_into: Any, data: bytes, codec: str) -> bytes:
+    """Decompress into a buffer of a fixed size, four times larger each time it is too small, up
+    to MAX_DECOMPRESSED: the libraries (cramjam 2.x) stream into the buffer and stop with an error
+    once it is full, so a bomb costs at most the bound in memory and time."""
+    size = min(MAX_DECOMPRESSED, max(1 << 16, 8 * len(data)))
+    while True:
+        out = bytearray(size)
+        try:
+            n = decompress_into(data, out)
+        except Exception as exc:  # cramjam.DecompressionError (or a codec library's own type)
+            if "failed to write whole buffer" not in str(exc):  # io::ErrorKind::WriteZero: buffer full
+                raise
+            if size >= MAX_DECOMPRESSED:
+                raise _too_large(codec) from None
+            size = min(MAX_DECOMPRESSED, size * 4)
+            continue
+        return bytes(memoryview(out)[:n])
 
 
 def parse_batches(data: bytes, max_batch_bytes: int) -> list[ProducedBatch]:
@@ -135,11 +174,13 @@ def parse_batches(data: bytes, max_batch_bytes: int) -> list[ProducedBatch]:
             raise BatchError("record batch CRC-32C does not match", 2)
         if attributes & 0x20:
             raise BatchError("control batches are not accepted (transactions are not supported)", 87)
+        if count <= 0:  # as Kafka's LogValidator (InvalidRecordException)
+            raise BatchError(f"record batch with {count} records (at least 1 is needed)", 87)
         body = data[pos + HEAD_SIZE : stop]
         codec = attributes & 0x07
         if codec:
             body = _decompress(codec, body)
-        if count < 0 or count > len(body):
+        if count > len(body):
             raise BatchError(f"record count {count} does not fit the batch", 2)
         out.append(
             ProducedBatch(pid, epoch, base_seq, bool(attributes & 0x10), _records(body, count, base_ts))

@@ -3,13 +3,19 @@ request in one pipelined round trip.
 
 Mapping:
 
-- each Kafka record batch is one produce.lua call (the same script, hence the same ordering,
-  retention and idempotence guarantees as the SDK's producer);
+- all the batches of one partition of a request are one produce.lua call (the script the SDK's
+  producer uses, hence the same ordering, retention and idempotence guarantees): the script checks
+  every batch before it writes any, so a partition answered with an error stored none of its
+  batches, as Kafka (tests/test_gateway_produce_fetch.py,
+  ``test_a_partition_whose_second_batch_is_refused_stores_none_of_its_batches``); batches that do
+  not parse (CRC, lengths, decompression) refuse their partition before any call;
 - an idempotent batch (producerId >= 0) runs under the facade producer id
   ``kafka-<producerId>-<epoch>`` with the batch's baseSequence as first sequence: a retried last
-  batch is answered with its original offsets and not appended again; a sequence that repeats an
-  earlier batch answers DUPLICATE_SEQUENCE_NUMBER, one that skips ahead
-  OUT_OF_ORDER_SEQUENCE_NUMBER (nothing appended in both cases);
+  request (the same batches again) is answered with its original offsets and not appended again;
+  a sequence that repeats an earlier batch answers DUPLICATE_SEQUENCE_NUMBER, one that skips
+  ahead OUT_OF_ORDER_SEQUENCE_NUMBER (nothing appended in both cases);
+- at most ``scripts.MAX_RECORDS_PER_CALL`` records per partition per request (a bound on one
+  script call): beyond, MESSAGE_TOO_LARGE (the Java client splits its batch and retries);
 - record timestamps are kept (CreateTime topics) or replaced by the append time
   (LogAppendTime topics, whose append time the response carries);
 - null keys, values and header values stay null (facade/codec.py's markers);
@@ -43,8 +49,8 @@ REPLICAS_TTL_S = 10.0
 _SEQUENCES = re.compile(r"sent sequence (-?\d+) after (-?\d+)")
 
 
-def batch_call(tp: TopicPartition, cfg: TopicConfig, batch: ProducedBatch, replicas: int) -> scripts.Call:
-    """produce.lua's call for one Kafka batch."""
+def _script_batch(cfg: TopicConfig, batch: ProducedBatch) -> scripts.ProduceBatch:
+    """produce.lua's arguments for one Kafka batch."""
     records = batch.records
     plain = all(k is not None and v is not None and not h for _, k, v, h in records)
     args: list[Any] = []
@@ -80,20 +86,30 @@ def batch_call(tp: TopicPartition, cfg: TopicConfig, batch: ProducedBatch, repli
                 last, count = ts, 1
         runs.append(f"{last} {count}")
         times = " ".join(runs)
-    return scripts.produce(
-        tp,
-        max_len=cfg.max_len,
-        retention_ms=cfg.retention_ms,
-        acked=cfg.ack_retention,
-        producer_id=f"kafka-{batch.producer_id}-{batch.producer_epoch}" if batch.producer_id >= 0 else "",
-        first_seq=batch.base_sequence if batch.producer_id >= 0 else 0,
-        producer_id_expiry_ms=PRODUCER_ID_EXPIRY_MS,
-        dedup_window_ms=DEDUP_WINDOW_MS,
-        dedup_max_ids=cfg.dedup_max_ids,
+    idempotent = batch.producer_id >= 0
+    return scripts.ProduceBatch(
+        producer_id=f"kafka-{batch.producer_id}-{batch.producer_epoch}" if idempotent else "",
+        first_seq=batch.base_sequence if idempotent else 0,
         count=len(records),
         plain=plain,
         times=times,
         records=args,
+    )
+
+
+def partition_call(
+    tp: TopicPartition, cfg: TopicConfig, batches: list[ProducedBatch], replicas: int
+) -> scripts.Call:
+    """The one produce.lua call for all of a partition's batches in a request (all or none)."""
+    return scripts.produce_batches(
+        tp,
+        [_script_batch(cfg, b) for b in batches],
+        max_len=cfg.max_len,
+        retention_ms=cfg.retention_ms,
+        acked=cfg.ack_retention,
+        producer_id_expiry_ms=PRODUCER_ID_EXPIRY_MS,
+        dedup_window_ms=DEDUP_WINDOW_MS,
+        dedup_max_ids=cfg.dedup_max_ids,
         replicas=replicas,
     )
 
@@ -124,13 +140,14 @@ def _sequence_error(exc: OutOfOrderSequenceError) -> ErrorCode:
 
 
 class _Plan:
-    """One Produce request taken apart: the answers known already, and its produce.lua calls."""
+    """One Produce request taken apart: the answers known already, and its produce.lua calls
+    (one per partition with batches)."""
 
     def __init__(self) -> None:
-        # (topic index, partition index) -> (error code, message), or the range of its calls.
+        # (topic index, partition index) -> (error code, message), or (its call's index, config)
+        # (None, None) for a partition without batches.
         self.answers: dict[tuple[int, int], Any] = {}
         self.calls: list[scripts.Call] = []
-        self.configs: list[TopicConfig] = []  # per call
         self.replicas = 0
         self.done: Any = _PENDING  # a whole response already decided (refused request)
 
@@ -191,12 +208,20 @@ async def _plan(ctx: RequestContext, request: Any) -> _Plan:
                     "an idempotent batch (producer id >= 0) needs a base sequence >= 0",
                 )
                 continue
-            first = len(plan.calls)
+            if not batches:
+                plan.answers[ti, pi] = (None, None)
+                continue
+            records = sum(len(b.records) for b in batches)
+            if records > scripts.MAX_RECORDS_PER_CALL:
+                plan.answers[ti, pi] = (
+                    ErrorCode.message_too_large,
+                    (f"{records} records for one partition in one request: at most "
+                     f"{scripts.MAX_RECORDS_PER_CALL} (send smaller batches)"),
+                )
+                continue
             tp = TopicPartition(topic.name, part.index)
-            for batch in batches:
-                plan.calls.append(batch_call(tp, cfg, batch, plan.replicas))
-                plan.configs.append(cfg)
-            plan.answers[ti, pi] = (first, len(plan.calls))
+            plan.answers[ti, pi] = (len(plan.calls), cfg)
+            plan.calls.append(partition_call(tp, cfg, batches, plan.replicas))
     return plan
 
 
@@ -215,9 +240,9 @@ def _respond(
             if isinstance(answer[0], ErrorCode):
                 parts_out.append(_failed(part.index, *answer))
                 continue
-            first, stop = answer
-            cfg = plan.configs[first] if stop > first else None
-            outcome = _outcome(part.index, results[first:stop], cfg, plan.replicas, confirmed)
+            at, cfg = answer
+            result = _NO_BATCH if at is None else results[at]
+            outcome = _outcome(part.index, result, cfg, plan.replicas, confirmed)
             if outcome[1] == ErrorCode.unknown_topic_or_partition:
                 ctx.topics.forget(topic.name)
             parts_out.append(outcome)
@@ -300,22 +325,25 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     return (await handle_batch([ctx], [request]))[0]
 
 
+_NO_BATCH = object()
+
+
 def _outcome(
-    index: int, results: list[Any], cfg: TopicConfig | None, replicas: int, confirmed: Any
+    index: int, result: Any, cfg: TopicConfig | None, replicas: int, confirmed: Any
 ) -> tuple[int, int, int, int, str | None]:
-    if not results:  # a partition with no batch at all
+    """A partition's answer from its produce.lua call's result (all its batches or none)."""
+    if result is _NO_BATCH:  # a partition with no batch at all
         return (index, ErrorCode.none, -1, -1, None)
-    for result in results:
-        if isinstance(result, OutOfOrderSequenceError):
-            return _failed(index, _sequence_error(result), str(result))
-        if isinstance(result, UnknownTopicError):
-            return _failed(index, ErrorCode.unknown_topic_or_partition, "the topic was deleted")
-        if isinstance(result, Exception):
-            return _failed(index, kafka_error(result), str(result))
+    if isinstance(result, OutOfOrderSequenceError):
+        return _failed(index, _sequence_error(result), str(result))
+    if isinstance(result, UnknownTopicError):
+        return _failed(index, ErrorCode.unknown_topic_or_partition, "the topic was deleted")
+    if isinstance(result, Exception):
+        return _failed(index, kafka_error(result), str(result))
     if replicas and (isinstance(confirmed, Exception) or int(confirmed) < replicas):
         return _failed(index, ErrorCode.not_enough_replicas_after_append,
                        f"only {confirmed} of {replicas} replicas confirmed the write in time")  # fmt: skip
-    first = scripts.Produced.parse(results[0])
+    first = scripts.Produced.parse(result)  # the base offset is the first batch's
     append = first.append_ms if cfg is not None and cfg.timestamp_type == LOG_APPEND_TIME else -1
     return (index, ErrorCode.none, first.offset(0), append, None)
 
