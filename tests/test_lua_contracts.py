@@ -227,6 +227,39 @@ def test_a_sequence_that_skips_or_goes_back_is_outoforder(r, lua, seq):
     assert r.xlen(LOG) == 3
 
 
+_OPTIONS = {"max_len": None, "retention_ms": None, "acked": False, "producer_id_expiry_ms": 3_600_000,
+            "dedup_window_ms": 60_000, "dedup_max_ids": 1000}  # fmt: skip
+
+
+def test_produce_checks_every_batch_before_writing_any(r, lua):
+    """A call of several batches (the gateway's: one Kafka partition's batches) is all or nothing:
+    a later batch with a bad shape (create time runs not covering it, an odd field count) or a
+    sequence that does not follow the earlier batch is refused before the first XADD, leaving no
+    record and no producer state; the good pair then goes in at dense offsets, and the same call
+    again is a retry answered with the same offsets per batch."""
+    init(lua)
+    now = int(time.time() * 1000)
+    good = scripts.ProduceBatch("p1", 0, 1, True, f"{now} 1", [b"k", b"a"])
+    refused = [
+        (scripts.ProduceBatch("", 0, 2, True, f"{now} 1", [b"k", b"b", b"k", b"c"]), "BADARG"),
+        (scripts.ProduceBatch("", 0, 1, False, "", ["", 3, b"value", b"b", b"h:x"]), "BADARG"),
+        (scripts.ProduceBatch("p1", 5, 1, True, "", [b"k", b"b"]), "OUTOFORDER"),
+        (scripts.ProduceBatch("p1", 0, 1, True, "", [b"k", b"b"]), "OUTOFORDER"),
+    ]
+    for second, code in refused:
+        with pytest.raises(ResponseError) as info:
+            lua(scripts.produce_batches(TP, [good, second], **_OPTIONS))
+        assert code_of(info.value) == code, second
+    assert r.xlen(LOG) == 0 and not r.exists(keys.producer_state(T, 0))
+    pair = [good, scripts.ProduceBatch("p1", 1, 2, False, "", ["", 2, b"value", b"b", "", 4, b"key", b"k", b"nv", b""])]
+    stored = scripts.Produced.parse_all(lua(scripts.produce_batches(TP, pair, **_OPTIONS)))
+    assert [(p.first, p.duplicate) for p in stored] == [(0, False), (1, False)]
+    again = scripts.Produced.parse_all(lua(scripts.produce_batches(TP, pair, **_OPTIONS)))
+    assert [(p.offset(0), p.duplicate, p.append_ms) for p in again] == [(0, True, stored[0].append_ms),
+                                                                         (1, True, stored[0].append_ms)]  # fmt: skip
+    assert offsets_of(entries(r)) == [0, 1, 2]
+
+
 def test_producer_state_expires_by_its_own_expiry_not_the_callers(r, lua):
     init(lua)
     produce(lua, [(b"k", b"a")], pid="long-lived", seq=0, producer_id_expiry_ms=3_600_000)
