@@ -104,10 +104,14 @@ def _text(value: Any) -> str:
 # -- partitions ----------------------------------------------------------------------------------
 
 
-MAX_RECORDS_PER_CALL = 100_000
+MAX_RECORDS_PER_CALL = 20_000
 """Records the Kafka gateway sends in one produce.lua call at most (all the batches of one
-partition of one Produce request): a bound on one call's work (one XADD each, the server busy
-meanwhile). Beyond it the partition is refused (MESSAGE_TOO_LARGE) with nothing stored."""
+partition of one Produce request): a bound on one call's work, one XADD each while the server
+serves nobody else. Measured (2026-11-29, this 2-core machine): 100,000 records of 100 bytes took
+0.7 s (key and value only) and 1.4 s (the general form: headers, nulls) of Valkey's time, 0.85 s
+and 1.6 s of Redis 7's; 20,000 is a fifth of that, twice librdkafka's default batch.num.messages.
+Beyond it the partition is refused with MESSAGE_TOO_LARGE (the Java client splits its batch and
+retries), nothing stored."""
 
 
 class ProduceBatch(NamedTuple):
