@@ -7,13 +7,14 @@ generated from Kafka's message schemas, must read it back as written, at every v
 from __future__ import annotations
 
 import struct
+import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka_wire import raw_batch, record_batch
 
-from facade.gateway import protocol
+from facade.gateway import fetch, protocol
 from facade.gateway.batches import BatchError, encode_batch, parse_batches
 from facade.gateway.produce import encode_response
 
@@ -39,6 +40,30 @@ def test_produce_response_reads_back_with_kio_at_every_version(version):
     append = decoded.responses[1].partition_responses[0].log_append_time
     assert append is not None and int(append.timestamp() * 1000) == 1_700_000_000_000
     assert protocol.encode(decoded) == body  # kio writes the same bytes back
+
+
+@pytest.mark.parametrize("version", range(4, 17))
+def test_fetch_response_is_byte_for_byte_what_kio_writes_at_every_version(version):
+    """Fetch's own writer (the hot path) against kio's general one, for the same response."""
+    import uuid
+
+    ids = [uuid.UUID(int=7), uuid.UUID(int=2**100 + 5)]
+    batch = record_batch([b"a", b"bc"])
+    parts = [[(0, 0, 12, 3, batch), (5, 1, 40, 2, b"")], [(2, 3, -1, -1, b"")]]
+    topics = [(ids[i] if version >= 13 else name, parts[i]) for i, name in enumerate(["orders", "t"])]
+    body = fetch.encode_response(version, topics)
+    schema = protocol.response_class(1, version)
+    module = sys.modules[schema.__module__]
+    expected = protocol.make(schema, error_code=protocol.ErrorCode.none, session_id=0, responses=tuple(
+        protocol.make(module.FetchableTopicResponse, topic=name, topic_id=ids[i], partitions=tuple(
+            protocol.make(module.PartitionData, partition_index=p, error_code=protocol.ErrorCode(c), high_watermark=hw,
+                          last_stable_offset=hw, log_start_offset=ls, aborted_transactions=None, records=r)
+            for p, c, hw, ls, r in parts[i]))
+        for i, name in enumerate(["orders", "t"])))  # fmt: skip
+    assert body == protocol.encode(expected)
+    decoded = protocol.decode(schema, body, 0)
+    first = decoded.responses[0].partitions[0]
+    assert (first.partition_index, first.high_watermark, bytes(first.records)) == (0, 12, batch)
 
 
 records = st.lists(
