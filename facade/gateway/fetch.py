@@ -1,9 +1,11 @@
 """Fetch (key 1): records from the client's offsets, waiting for new ones without polling.
 
-The partitions of a request are read in one round trip: a partition this connection's previous
-answer ended in is read on with a plain ``XRANGE`` after that entry (log_read.lua gives only the
-log's bounds); any other is read by log_read.lua (bounds, and records from the offset found by
-binary search). The raw entries become one uncompressed v2 record batch per partition
+The partitions of a request are read in one round trip. A consumer at the end of the log (every
+partition read on from where this connection's previous answer ended, that read having reached the
+end) is read with one plain ``XREAD`` over all its partitions (_read_at_tail); otherwise a
+partition this connection's previous answer ended in is read on with a plain ``XRANGE`` after that
+entry (log_read.lua gives only the log's bounds), and any other by log_read.lua (bounds, and
+records from the offset found by binary search). The raw entries become one uncompressed v2 record batch per partition
 (facade/gateway/batches.py) without a Python object per record. When nothing (or less than
 ``min_bytes``) is there, the request waits on ``XREAD BLOCK`` over the partitions' streams from
 the last IDs just read: the server wakes it the moment a record is appended, and the wake-up's
@@ -36,6 +38,9 @@ BLOCK_SLICE_MS = 5_000
 """Longest single XREAD BLOCK (below the Redis client's 10 s socket timeout); longer waits loop."""
 DEFAULT_RECORD_BYTES = 128
 TOPIC_IDS_TTL_S = 1.0
+BOUNDS_TTL_S = 1.0
+"""How long a partition's log start offset, read by log_read, is reused by reads at the end of
+the log (_read_at_tail) before it is read again."""
 WAKE_COUNT = 1000
 """Entries one XREAD wake-up returns per stream at most; a wake-up that fills it is read again."""
 
@@ -141,6 +146,12 @@ async def _read(
     returned. A first entry that is not the offset asked for (the topic was recreated) is read
     again by log_read."""
     limits = ctx.gateway.limits
+    bounds: dict[TopicPartition, tuple[int, float]] = ctx.session.extra.setdefault("fetch_bounds", {})
+    quick = _read_at_tail(ctx, plan, hints, bounds)
+    if quick is not None:
+        got = await quick
+        if got is not None:
+            return got
     calls: list[scripts.Call] = []
     tail: list[tuple[Any, ...]] = []
     how: list[tuple[TopicPartition, int, int, int]] = []  # tp, offset, count, tail index or -1
@@ -180,12 +191,77 @@ async def _read(
                     again.append(i)
                 hw = max(got.high_watermark, offsets.offset_of(entries[-1][0]) + 1)
                 got = got._replace(high_watermark=hw, entries=entries)
+        if len(got.entries) < count:  # read to the end: the next fetch may read at the tail
+            bounds[tp] = (got.log_start, time.monotonic())
         out.append(got)
     if again:
         retry = [scripts.log_read(how[i][0], how[i][1], how[i][2]) for i in again]
         for i, reply in zip(again, await ctx.conn.pipeline(retry, "fetching (Kafka gateway)")):
             out[i] = reply if isinstance(reply, Exception) else scripts.LogRead.parse(reply)
     return out
+
+
+def _read_at_tail(ctx: RequestContext, plan: list[tuple[str, Any, TopicConfig | None, ErrorCode]], hints: dict,
+                  bounds: dict) -> Any:  # fmt: skip
+    """The reads of ``plan`` with one plain ``XREAD`` (an awaitable giving them, or None when the
+    awaited reply does not settle every partition), when every partition is read on from where
+    this connection's last answer ended and its log start was read within BOUNDS_TTL_S; else None.
+
+    A consumer at the end of the log sends a fetch per answer; instead of log_read's bounds and an
+    ``XRANGE`` per partition (two commands each), one command reads them all: what it returns
+    after each partition's last entry is everything there is, so the high watermark is the last
+    entry's offset + 1 (the fetch offset when nothing came), and the log start is the one read
+    within the TTL (it only moves by trimming, which cannot pass a reader at the end). A partition
+    whose reply is full (there may be more: the high watermark is unknown) has its bounds read
+    (log_read, in one more round trip); one whose reply does not start at the offset asked for
+    (the topic was recreated) leaves the whole read to _read's usual way."""
+    if ctx.conn.cluster:
+        return None  # one XREAD cannot span a cluster's slots
+    now = time.monotonic()
+    limits = ctx.gateway.limits
+    wanted: list[tuple[TopicPartition, int, str, bytes, int]] = []
+    count = 1
+    for name, part, cfg, _ in plan:
+        if cfg is None:
+            continue
+        tp = TopicPartition(name, part.partition)
+        hint, known = hints.get(tp), bounds.get(tp)
+        if hint is None or hint[0] != part.fetch_offset or known is None or now - known[1] > BOUNDS_TTL_S:
+            return None
+        wanted.append((tp, part.fetch_offset, keys.stream(name, part.partition), hint[1], known[0]))
+        count = max(count, min(limits.max_records_per_read, part.partition_max_bytes // max(hint[2], 16) + 1))
+    # One command for every partition: at most max_records_per_read entries in all.
+    count = max(1, min(count, limits.max_records_per_read // max(1, len(wanted))))
+    if not wanted or len({w[2] for w in wanted}) != len(wanted):
+        return None
+
+    async def read() -> list[Any] | None:
+        reply = await ctx.conn.command("fetching (Kafka gateway)", "XREAD", "COUNT", count, "STREAMS",
+                                       *(w[2] for w in wanted), *(w[3] for w in wanted))  # fmt: skip
+        new = {(k.decode() if isinstance(k, bytes) else k): e for k, e in codec.stream_replies(reply)}
+        out: list[Any] = []
+        full: list[int] = []  # partitions whose reply may not reach the end: bounds read again
+        for tp, offset, key, last_id, log_start in wanted:
+            entries = new.get(key) or []
+            if entries and offsets.offset_of(entries[0][0]) != offset:
+                return None
+            if len(entries) >= count:
+                full.append(len(out))
+            hw = offsets.offset_of(entries[-1][0]) + 1 if entries else offset
+            out.append(scripts.LogRead(log_start, hw, entries[-1][0] if entries else last_id, entries))
+        if full:
+            calls = [scripts.log_read(wanted[i][0], wanted[i][1], 0) for i in full]
+            for i, raw in zip(full, await ctx.conn.pipeline(calls, "fetching (Kafka gateway)")):
+                if isinstance(raw, Exception):
+                    out[i] = raw
+                    continue
+                got = scripts.LogRead.parse(raw)
+                bounds.pop(wanted[i][0], None)  # behind the end: read the usual way until it is reached
+                out[i] = out[i]._replace(log_start=got.log_start, high_watermark=max(got.high_watermark,
+                                                                                     out[i].high_watermark))  # fmt: skip
+        return out
+
+    return read()
 
 
 async def _names_by_id(ctx: RequestContext, refresh: bool = False) -> dict[Any, str]:
