@@ -173,7 +173,7 @@ def client(request: pytest.FixtureRequest) -> Client:
 def _gateway_logs_no_trouble(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """No request failed or closed a connection: a client that retries would hide it."""
     yield
-    trouble = [r.getMessage() for r in caplog.records if r.name.startswith("facade.gateway") and r.levelno >= 30]
+    trouble = [r.getMessage() for r in caplog.get_records("call") if r.name.startswith("facade.gateway") and r.levelno >= 30]
     assert not trouble
 
 
