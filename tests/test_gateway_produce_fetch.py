@@ -317,6 +317,25 @@ def test_fetch_long_poll_wakes_on_new_data_not_at_the_end_of_the_wait(url):
     assert received - sent_at[0] < 1.0, f"took {received - sent_at[0]:.3f}s after the send"
 
 
+@pytest.mark.parametrize("resp", ["resp2", "resp3"])
+def test_a_wake_up_is_read_in_either_reply_shape(resp):
+    """XREAD answers RESP3's map (redis-py 8's default) or RESP2's [stream, entries] pairs; a woken
+    Fetch builds its answer from either (the real-client tests only ever see the map)."""
+    from types import SimpleNamespace
+
+    from facade import keys, offsets
+    from facade.gateway.fetch import _from_wake
+    from facade.scripts import LogRead
+
+    plan = [("t", SimpleNamespace(partition=p, fetch_offset=2), object(), None) for p in range(2)]
+    reads = [LogRead(0, 2, b"x", []), LogRead(0, 2, b"y", [])]
+    entries = [[offsets.entry_id(1000, o).encode(), [b"value", b"v%d" % o]] for o in (2, 3)]
+    stream = keys.stream("t", 1).encode()
+    woke = {stream: entries} if resp == "resp3" else [[stream, entries]]
+    got = _from_wake(plan, reads, woke, 1)
+    assert got == [reads[0], LogRead(0, 4, entries[-1][0], entries)]
+
+
 def test_fetch_from_an_offset_inside_the_log_and_out_of_range(url):
     Admin(url).create_topic("t", 1)
     with Producer(url) as producer:
