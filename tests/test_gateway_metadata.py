@@ -134,32 +134,3 @@ def test_a_handler_that_fails_unexpectedly_answers_an_error_and_the_connection_g
         assert (corr, results) == (11, 0)  # a well-formed (empty) answer, not a dropped connection
         sock.sendall(_request(18, 0, 12))
         assert struct.unpack_from(">ih", _reply(sock), 0) == (12, 0)
-
-
-
-@pytest.mark.parametrize("steps", range(6))
-def test_a_connection_accepted_as_the_gateway_closes_is_closed_too(url, steps):
-    """A client that connects just before close() (accepted, its session not yet started: each
-    ``steps`` stops close() at another point of the accept) is disconnected by close() like the
-    others, not left open with its socket leaked until collected."""
-    import asyncio
-
-    from facade.gateway import Gateway
-
-    async def scenario() -> bytes:
-        gateway = Gateway(url, port=0)
-        await gateway.start()
-        client = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
-        try:
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            await gateway.close()
-            client.settimeout(5)
-            try:
-                return await asyncio.to_thread(client.recv, 1)  # b"": the gateway closed it
-            except ConnectionResetError:
-                return b""  # dropped before it was accepted
-        finally:
-            client.close()
-
-    assert asyncio.run(scenario()) == b""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import gc
 import logging
 import ssl
@@ -38,10 +37,6 @@ log = logging.getLogger("facade.gateway")
 _SASL_KEYS = (17, 36)  # SaslHandshake, SaslAuthenticate
 _CLOSE = object()
 MAX_COALESCED = 64
-# Loop steps from a connection's accept to its session's first step (the accept task, then the
-# transport's connection_made, which creates the session task, then that task): close() lets
-# them run, so a connection accepted just before it ends with the rest.
-_ACCEPT_STEPS = 4
 """Produce requests of one connection answered with one Redis pipeline, at most."""
 MAX_QUEUED_FRAMES = 128
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
@@ -153,7 +148,6 @@ class Gateway:
         self.node_id = 0
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[Any]] = set()
-        self._closing = False
         self.extra: dict[str, Any] = {}
         """Caches an API module keeps for the whole gateway (its own key), e.g. the replica count."""
         self.principals: dict[tuple[str, str], Session] = {}
@@ -203,17 +197,7 @@ class Gateway:
 
     async def close(self) -> None:
         """Stop listening, end every client connection, close the Redis connections."""
-        self._closing = True
         if self._server is not None:
-            # Stop accepting, let the connections already accepted become sessions (which end at
-            # once: _serve), and only then close the server: asyncio drops a connection whose
-            # accept is still under way when Server.close() runs, leaving its socket open.
-            loop = asyncio.get_running_loop()
-            for sock in self._server.sockets:
-                with contextlib.suppress(NotImplementedError):  # loops without add_reader (proactor)
-                    loop.remove_reader(sock.fileno())
-            for _ in range(_ACCEPT_STEPS):
-                await asyncio.sleep(0)
             self._server.close()
         for task in list(self._sessions):
             task.cancel()
@@ -241,9 +225,6 @@ class Gateway:
         assert (
             task is not None and self.conn is not None and self.admin is not None and self.topics is not None
         )
-        if self._closing:  # accepted as the gateway closes
-            writer.close()
-            return
         self._sessions.add(task)
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
