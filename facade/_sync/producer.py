@@ -286,7 +286,7 @@ class Producer:
     def _transmit(self, batches: dict[tuple[str, int], Batch]) -> None:
         for tp, b in batches.items():
             b.first_seq = self._sequences.get(tp, 0)
-            self._sequences[tp] = b.first_seq + b.n
+            self._sequences[tp] = (b.first_seq + b.n) % scripts.SEQUENCE_LIMIT  # int32, as Kafka's
         pending = dict(batches)
         deadline = _backend.monotonic() + self.config.delivery_timeout_ms / 1000
         backoff = self.config.retry_backoff_ms / 1000
