@@ -75,8 +75,9 @@
 --          reads "in one call, a batch starting at sequence <s> follows one ending at <last>");
 --          NOREPLICAS when fewer replicas than ARGV[7] are in sync (retriable; the text lists the
 --          replicas in sync).
--- Bounded work: one pass over the arguments to check them, one XADD per record (callers bound
--- the records per call: the SDK by batch_size, the gateway by MAX_RECORDS_PER_CALL); idle
+-- Bounded work: one pass over the arguments to check them, one XADD and one max timestamp
+-- comparison per record (callers bound the records per call: the SDK by batch_size, the gateway
+-- by MAX_RECORDS_PER_CALL), at most 5 remembered batches read per producer id; idle
 -- producer ids and old dedup ids are expired a few at a time on each call (at most 16 producer
 -- ids, 64 expired dedup ids, and n + 64 dedup ids over the cap, n the call's records), each by
 -- the expiry time stored with it: memory stays bounded, and no producer's settings shorten
