@@ -73,7 +73,9 @@ _GROUPS = keys.GROUPS  # facade:{meta}:groups
 # brace is literal in a Redis glob, so "{*}" only matches a hash tag.
 _LOG, _OWN, _DONE = f"{_P}:{{*}}:log", f"{_P}:{{*}}:own", f"{_P}:{{*}}:done"
 _OFF, _DLV = f"{_P}:{{*}}:off", f"{_P}:{{*}}:dlv"
-_PRODUCER_STATE = (f"{_P}:{{*}}:pid", f"{_P}:{{*}}:pidx", f"{_P}:{{*}}:dedup", f"{_P}:{{*}}:dedupx")
+_PRODUCER_STATE = (f"{_P}:{{*}}:pid", f"{_P}:{{*}}:pidx", f"{_P}:{{*}}:dedup", f"{_P}:{{*}}:dedupx",
+                   f"{_P}:{{*}}:maxts")  # fmt: skip
+_MAXTS = _PRODUCER_STATE[-1]
 _MIGRATION = (f"{_P}:{{*}}:mig", f"{_P}:{{*}}:old", f"{_P}:{{*}}:layout")
 _GROUP_KEYS = (f"{_P}:{{g/*}}:state", f"{_P}:{{g/*}}:members", f"{_P}:{{g/*}}:deadlines",
                # Kafka clients' groups (facade gateway, kafka_* scripts): members' joins and
@@ -114,8 +116,9 @@ _REPLICAS = keys.REPLICAS
 _PRODUCER = (
     _READ_TOPICS,
     ((f"~{_REPLICAS}",), ("+hkeys", "+hset")),
-    # The produce script, on each partition's stream, idempotent-producer state (:pid, :pidx)
-    # and dedup ids (:dedup, :dedupx); not the consumer keys (:own, :done, :dlv), no DEL.
+    # The produce script, on each partition's stream, idempotent-producer state (:pid, :pidx),
+    # dedup ids (:dedup, :dedupx) and the largest timestamp (:maxts); not the consumer keys
+    # (:own, :done, :dlv), no DEL.
     (
         _rw(_LOG, *_PRODUCER_STATE),
         (
@@ -128,6 +131,8 @@ _PRODUCER = (
             "+xinfo|groups", "+xlen",
             # Producer sequences and dedup ids, and their expiry.
             "+hget", "+hset", "+hdel", "+zadd", "+zrem", "+zscore", "+zrangebyscore", "+zcard", "+zpopmin",
+            # The largest timestamp (:maxts).
+            "+get", "+set",
         ),
     ),
     # produce.lua is also given the committed offsets (:off) and reads them for ack-aware
@@ -167,6 +172,9 @@ _CONSUMER = (
         ),
     ),
 )  # fmt: skip
+# ListOffsets MAX_TIMESTAMP through `facade gateway` (a consumer's request): the partition's
+# largest timestamp, read only.
+_CONSUMER = (*_CONSUMER, ((f"%R~{_MAXTS}",), ("+get",)))
 # The guarded reader's transaction around its commits and XREADGROUP (keyless commands).
 _CONSUMER_TOP = ("+multi", "+exec", "+unwatch")
 

@@ -74,7 +74,7 @@ class ProducerConfig:
     retry_backoff_ms: int = 100
     """First pause between retries; it doubles up to 1 s."""
     producer_id_expiry_ms: int = 86_400_000
-    """The broker forgets this producer's id (its last batch, which a retry is matched against)
+    """The broker forgets this producer's id (its last 5 batches, which a retry is matched against)
     once unused this long. Each producer id keeps its own expiry: another producer's shorter one
     never drops it. (How long ``send(dedup_id=...)`` ids are remembered is the topic's setting,
     ``TopicConfig.dedup_window_ms`` / ``dedup_max_ids``, the same for every producer.)"""

@@ -14,10 +14,14 @@ Layout version 2 (see docs/design.md, "Key layout"):
     facade:{T/P}:off                hash   group id -> committed offset "<offset>[ <metadata>]"
     facade:{T/P}:done               hash   group id -> processed mark (exactly-once groups)
     facade:{T/P}:dlv                hash   group id [+ ":r", ":f", ":t"] -> delivery state
-    facade:{T/P}:pid                hash   producer id -> "first_seq last_seq offsets" (last batch)
+    facade:{T/P}:pid                hash   producer id -> its last 5 batches, oldest first, joined by
+                                           ";": each "first_seq last_seq append_ms offsets"
     facade:{T/P}:pidx               zset   producer id -> when its state expires (ms)
     facade:{T/P}:dedup              hash   dedup id -> offset of the record first sent with it
     facade:{T/P}:dedupx             zset   dedup id -> when it expires (ms)
+    facade:{T/P}:maxts              string "<timestamp ms> <offset>": the largest record timestamp
+                                           appended to the partition and the first offset with it
+                                           (ListOffsets MAX_TIMESTAMP); never lowered by trimming
     facade:{T/P}:mig, :old, :layout during `facade topics migrate` only: the dense copy of a
                                            layout-1 stream, the old stream after the swap, and
                                            the marker of a partition already carried over
@@ -203,6 +207,11 @@ def dedup_index(topic: str, partition: int) -> str:
     return f"{_partition_tag(topic, partition)}:dedupx"
 
 
+def max_timestamp(topic: str, partition: int) -> str:
+    """String "<timestamp ms> <offset>": the partition's largest record timestamp and its offset."""
+    return f"{_partition_tag(topic, partition)}:maxts"
+
+
 def produce_keys(topic: str, partition: int) -> list[str]:
     """The keys the produce script takes, in its KEYS order."""
     return [
@@ -212,6 +221,7 @@ def produce_keys(topic: str, partition: int) -> list[str]:
         dedup(topic, partition),
         dedup_index(topic, partition),
         committed(topic, partition),
+        max_timestamp(topic, partition),
     ]
 
 

@@ -114,6 +114,14 @@ Beyond it the partition is refused with MESSAGE_TOO_LARGE (the Java client split
 retries), nothing stored."""
 
 
+SEQUENCE_LIMIT = 2**31
+"""Producer sequences are Kafka's int32: from 0 to 2^31-1, after which they wrap to 0
+(DefaultRecordBatch.incrementSequence); produce.lua computes a batch's last sequence modulo this."""
+MAX_CREATE_TIME_MS = 2**53 - 1
+"""The largest record create time produce.lua stores exactly (a Lua number is a double); larger
+ones are refused (the gateway answers INVALID_TIMESTAMP; the SDK allows up to year 9999)."""
+
+
 class ProduceBatch(NamedTuple):
     """One batch of a produce.lua call: one producer sequence range, appended after the call's
     earlier batches, all of them or none."""
@@ -121,7 +129,8 @@ class ProduceBatch(NamedTuple):
     producer_id: str
     """"" for a non-idempotent producer."""
     first_seq: int
-    """The sequence number of the batch's first record (per producer id and partition)."""
+    """The sequence number of the batch's first record (per producer id and partition, from 0 to
+    ``SEQUENCE_LIMIT`` - 1; the sequence after the last is 0)."""
     count: int
     """Records in the batch (>= 1)."""
     plain: bool

@@ -413,6 +413,19 @@ def test_consumer_role_consumes_commits_rebalances_and_seeks(url, raw, make_user
     assert denials(raw, "t-consumer") == []
 
 
+def test_the_consumer_role_reads_the_max_timestamp_and_the_producer_role_keeps_it(url, raw, make_user):
+    """ListOffsets MAX_TIMESTAMP through the gateway is a consumer's request: it GETs the
+    partition's :maxts, which only produce.lua (producer role) writes."""
+    setup(url)
+    key = keys.max_timestamp("t", 0)
+    assert raw.get(key) is not None  # kept by produce.lua (test_producer_role_produces runs it as that role)
+    curl = make_user("t-consumer", "consumer")
+    with redis.Redis.from_url(curl) as r:
+        assert r.get(key) == raw.get(key)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            r.set(key, "0 0")
+
+
 def test_admin_role_manages_topics_and_groups(url, raw, make_user):
     setup(url)
     consume_some(url, "g", 10)

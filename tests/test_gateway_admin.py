@@ -112,6 +112,40 @@ def test_list_offsets_earliest_latest_and_by_time_then_seek(url):
         assert [m.value() for m in by_time] == [f"late{i}".encode() for i in range(5)]
 
 
+def _max_timestamp(admin, topic: str) -> tuple[int, int]:
+    """(offset, timestamp) ListOffsets MAX_TIMESTAMP (-3, KIP-734) answers for ``topic`` [0]."""
+    tp = ck.TopicPartition(topic, 0)
+    result = admin.list_offsets({tp: ck_admin.OffsetSpec.max_timestamp()})[tp].result(timeout=20)
+    return result.offset, result.timestamp
+
+
+def test_list_offsets_max_timestamp_is_the_record_with_the_largest_timestamp(url):
+    """KIP-734: -3 answers the first record with the largest timestamp, not the last appended
+    (produce.lua keeps it per partition). Once DeleteRecords removes that record it answers the
+    partition's last record (documented: Kafka would search the remaining records) until a larger
+    timestamp is appended. On a LogAppendTime topic it is the last record, with its append time."""
+    Admin(url).create_topic("t", 1)
+    Admin(url).create_topic("la", 1, timestamp_type="LogAppendTime")
+    with running_gateway(url) as gw:
+        admin = ck_admin.AdminClient({"bootstrap.servers": gw.bootstrap})
+        assert _max_timestamp(admin, "t") == (-1, -1)  # empty
+        with Producer(url) as producer:
+            for ts in (1000, 5000, 3000, 5000, 2000):
+                producer.send("t", b"v", timestamp_ms=ts)
+            producer.flush()
+            assert _max_timestamp(admin, "t") == (1, 5000)
+            producer.send_and_wait("t", b"v", timestamp_ms=4000)
+            assert _max_timestamp(admin, "t") == (1, 5000)
+            Admin(url).delete_records({TopicPartition("t", 0): 2})
+            assert _max_timestamp(admin, "t") == (5, 4000)  # the last record (Kafka: 3, 5000)
+            producer.send_and_wait("t", b"v", timestamp_ms=6000)
+            assert _max_timestamp(admin, "t") == (6, 6000)
+            for _ in range(3):
+                producer.send_and_wait("la", b"v", timestamp_ms=10**12)
+        last = Admin(url).read_records(TopicPartition("la", 0))[-1]
+        assert _max_timestamp(admin, "la") == (2, last.timestamp_ms) and last.timestamp_ms > 10**12
+
+
 def test_delete_records_from_confluent_admin(url):
     Admin(url).create_topic("t", 2)
     with Producer(url) as producer:

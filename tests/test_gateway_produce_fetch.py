@@ -71,7 +71,8 @@ def test_idempotent_producer_offsets_are_dense_and_each_record_stored_once(url):
 
 def test_a_retried_idempotent_batch_is_not_appended_twice(url):
     """The same batch (producer id, epoch, sequence) sent twice over the wire is stored once and
-    answered with its first offsets; a batch repeating an older sequence is a duplicate."""
+    answered with its first offsets, also after a later batch (Kafka remembers the last 5); a gap
+    is OUT_OF_ORDER_SEQUENCE_NUMBER."""
     Admin(url).create_topic("t", 1)
     with running_gateway(url) as gw:
         first = send_and_read(
@@ -86,7 +87,7 @@ def test_a_retried_idempotent_batch_is_not_appended_twice(url):
         )
         gap = send_and_read(gw.port, produce_request("t", 0, [b"z"], producer_id=7, epoch=0, base_sequence=9))
     assert first == (0, 0) and again == (0, 0) and nxt == (0, 2)
-    assert old[0] == 46  # DUPLICATE_SEQUENCE_NUMBER
+    assert old == (0, 0)  # a retry of the batch before the last: its original base offset
     assert gap[0] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
     assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b", b"c"]
 
@@ -143,9 +144,9 @@ def test_an_idempotent_request_whose_second_batch_is_out_of_order_stores_nothing
 
 def test_a_request_of_two_idempotent_batches_sent_again_is_stored_once(url):
     """The same request (batches 0-1 and 2 of one producer id) sent twice, as a client retrying
-    after a lost response: stored once, the retry answered with the original base offset; a
-    request repeating only its first batch is a duplicate sequence (nothing stored); the next
-    sequence (3) goes on at offset 3."""
+    after a lost response: stored once, the retry answered with the original base offset; each
+    batch is remembered on its own, so a request repeating only its first batch is answered with
+    that batch's offset (nothing stored); the next sequence (3) goes on at offset 3."""
     Admin(url).create_topic("t", 1)
     pid = {"producer_id": 11, "epoch": 0}
     both = produce_frame(
@@ -157,9 +158,80 @@ def test_a_request_of_two_idempotent_batches_sent_again_is_stored_once(url):
         part = send_and_read(gw.port, produce_request("t", 0, [b"a", b"b"], base_sequence=0, **pid))
         nxt = send_and_read(gw.port, produce_request("t", 0, [b"d"], base_sequence=3, **pid))
     assert first == (0, 0) and retry == (0, 0)
-    assert part[0] == 46  # DUPLICATE_SEQUENCE_NUMBER: an older sequence, nothing appended
+    assert part == (0, 0)
     assert nxt == (0, 3)
     assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [b"a", b"b", b"c", b"d"]
+
+
+def test_a_retry_of_any_of_the_last_five_batches_gets_its_base_offset_older_is_out_of_order(url):
+    """librdkafka and the Java client keep up to 5 requests in flight per partition with
+    idempotence; Kafka remembers each producer's last 5 batches per partition, so a retry of any
+    of them is answered with that batch's base offset, nothing stored. A batch older than those
+    5 is OUT_OF_ORDER_SEQUENCE_NUMBER (Kafka's ProducerAppendInfo.checkSequence), as is a
+    remembered first sequence with another record count."""
+    Admin(url).create_topic("t", 1)
+    pid = {"producer_id": 21, "epoch": 0}
+    with running_gateway(url) as gw:
+        sent = [send_and_read(gw.port, produce_request("t", 0, [b"%d" % b] * 3, base_sequence=3 * b, **pid))
+                for b in range(8)]  # fmt: skip
+        retried = [send_and_read(gw.port, produce_request("t", 0, [b"x"] * 3, base_sequence=3 * b, **pid))
+                   for b in range(3, 8)]  # fmt: skip
+        older = [send_and_read(gw.port, produce_request("t", 0, [b"x"] * 3, base_sequence=3 * b, **pid))
+                 for b in range(3)]  # fmt: skip
+        shorter = send_and_read(gw.port, produce_request("t", 0, [b"x"] * 2, base_sequence=15, **pid))
+        nxt = send_and_read(gw.port, produce_request("t", 0, [b"next"], base_sequence=24, **pid))
+    assert sent == [(0, 3 * b) for b in range(8)]
+    assert retried == [(0, 3 * b) for b in range(3, 8)]
+    assert [code for code, _ in older] == [45, 45, 45] and shorter[0] == 45
+    assert nxt == (0, 24)
+    stored = Admin(url).read_records(TopicPartition("t", 0), 0, 100)
+    assert [m.value for m in stored] == [b"%d" % (i // 3) for i in range(24)] + [b"next"]
+
+
+def test_idempotent_sequences_wrap_from_int32_max_to_zero(url):
+    """A producer whose sequences reach 2147483647 goes on at 0 (Kafka's int32 sequences,
+    DefaultRecordBatch.incrementSequence), also inside one batch; the wrapping batch retried is
+    answered with its base offset; 0 again after that is OUT_OF_ORDER_SEQUENCE_NUMBER."""
+    Admin(url).create_topic("t", 1)
+    pid = {"producer_id": 9, "epoch": 2}
+    top = 2**31 - 1
+    with running_gateway(url) as gw:
+        a = send_and_read(gw.port, produce_request("t", 0, [b"a", b"b"], base_sequence=top - 1, **pid))
+        b = send_and_read(gw.port, produce_request("t", 0, [b"c"], base_sequence=0, **pid))
+        c = send_and_read(gw.port, produce_request("t", 0, [b"d", b"e", b"f"], base_sequence=1, **pid))
+        d = send_and_read(gw.port, produce_request("t", 0, [b"g", b"h", b"i"], base_sequence=top, **pid))
+        pid2 = {"producer_id": 9, "epoch": 3}
+        e = send_and_read(gw.port, produce_request("t", 0, [b"j", b"k", b"l"], base_sequence=top, **pid2))
+        f = send_and_read(gw.port, produce_request("t", 0, [b"m"], base_sequence=2, **pid2))
+        again = send_and_read(gw.port, produce_request("t", 0, [b"j", b"k", b"l"], base_sequence=top, **pid2))
+        zero = send_and_read(gw.port, produce_request("t", 0, [b"n"], base_sequence=0, **pid2))
+    assert (a, b, c) == ((0, 0), (0, 2), (0, 3))
+    assert d[0] == 45  # top after 3: out of order for that producer
+    assert (e, f, again) == ((0, 6), (0, 9), (0, 6))  # top, 0, 1 then 2; the wrapping batch retried
+    assert zero[0] == 45
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [
+        b"a", b"b", b"c", b"d", b"e", b"f", b"j", b"k", b"l", b"m"]  # fmt: skip
+
+
+def test_a_timestamp_beyond_what_is_stored_exactly_is_invalid_timestamp(url):
+    """Create times pass through produce.lua as doubles: up to 2^53-1 ms they are stored and read
+    back exactly; a batch with a larger one is refused with INVALID_TIMESTAMP (32), nothing stored,
+    the other partition of the request unaffected. On a LogAppendTime topic the client's time is
+    replaced, so it is accepted."""
+    from facade.scripts import MAX_CREATE_TIME_MS
+
+    Admin(url).create_topic("t", 1)
+    Admin(url).create_topic("la", 1, timestamp_type="LogAppendTime")
+    with running_gateway(url) as gw:
+        over = send_and_read(gw.port, produce_request("t", 0, [b"x"], timestamp=MAX_CREATE_TIME_MS + 1))
+        assert Admin(url).read_records(TopicPartition("t", 0)) == []
+        top = send_and_read(gw.port, produce_request("t", 0, [b"a"], timestamp=MAX_CREATE_TIME_MS))
+        append = send_and_read(gw.port, produce_request("la", 0, [b"b"], timestamp=2**62))
+    assert over[0] == 32 and top == (0, 0) and append == (0, 0)
+    (stored,) = Admin(url).read_records(TopicPartition("t", 0))
+    assert (stored.value, stored.timestamp_ms) == (b"a", MAX_CREATE_TIME_MS)
+    (appended,) = Admin(url).read_records(TopicPartition("la", 0))
+    assert appended.timestamp_ms < 2**53
 
 
 @pytest.mark.parametrize("damage", ["crc", "too-large", "empty"])

@@ -227,6 +227,102 @@ def test_a_sequence_that_skips_or_goes_back_is_outoforder(r, lua, seq):
     assert r.xlen(LOG) == 3
 
 
+def test_a_retry_of_any_of_the_last_five_batches_answers_its_original_offsets_and_ms(r, lua):
+    """Kafka's ProducerStateEntry keeps a producer's last 5 batches: a retry of any of them (same
+    first and last sequence) gets that batch's first offset and append ms back, nothing
+    appended; an older batch, or a remembered first sequence with another length, is OUTOFORDER."""
+    init(lua)
+    stored = []
+    for b in range(7):  # batches of 2 records: sequences 0-1, 2-3, ..., 12-13
+        stored.append(produce(lua, [(b"k", b"%d" % b)] * 2, pid="p1", seq=2 * b))
+        time.sleep(0.002)  # distinct append ms per batch
+    assert [p.first for p in stored] == list(range(0, 14, 2))
+    for b in range(2, 7):
+        again = produce(lua, [(b"k", b"x")] * 2, pid="p1", seq=2 * b)
+        assert (again.first, again.duplicate, again.append_ms) == (stored[b].first, True, stored[b].append_ms)
+    for seq, n in [(0, 2), (2, 2), (4, 1), (4, 3), (6, 4)]:  # older than the 5, or not the same batch
+        with pytest.raises(ResponseError) as info:
+            produce(lua, [(b"k", b"x")] * n, pid="p1", seq=seq)
+        assert code_of(info.value) == "OUTOFORDER", (seq, n)
+        assert "its last batches here: 4-5, 6-7, 8-9, 10-11, 12-13" in str(info.value)
+    assert r.xlen(LOG) == 14
+    assert produce(lua, [(b"k", b"next")], pid="p1", seq=14).first == 14
+    state = r.hget(keys.producer_state(T, 0), "p1").decode()
+    assert [e.split(" ")[:2] for e in state.split(";")] == [["6", "7"], ["8", "9"], ["10", "11"], ["12", "13"],
+                                                            ["14", "14"]]  # fmt: skip
+
+
+def test_a_call_of_several_batches_is_remembered_batch_by_batch(r, lua):
+    """The gateway's call of k batches of one producer id: each batch is remembered on its own, so
+    the whole call again, or any one of its batches alone, is a retry; one retried batch together
+    with a new one is refused."""
+    init(lua)
+    pair = [scripts.ProduceBatch("p1", 0, 2, True, "", [b"k", b"a", b"k", b"b"]),
+            scripts.ProduceBatch("p1", 2, 1, True, "", [b"k", b"c"])]  # fmt: skip
+    lua(scripts.produce_batches(TP, pair, **_OPTIONS))
+    again = scripts.Produced.parse_all(lua(scripts.produce_batches(TP, pair, **_OPTIONS)))
+    assert [(p.first, p.duplicate) for p in again] == [(0, True), (2, True)]
+    second = scripts.Produced.parse_all(lua(scripts.produce_batches(TP, pair[1:], **_OPTIONS)))
+    assert [(p.first, p.duplicate) for p in second] == [(2, True)]
+    mixed = [pair[1], scripts.ProduceBatch("p1", 3, 1, True, "", [b"k", b"d"])]
+    with pytest.raises(ResponseError, match="OUTOFORDER.*in one call with new batches"):
+        lua(scripts.produce_batches(TP, mixed, **_OPTIONS))
+    assert r.xlen(LOG) == 3
+
+
+def test_sequences_wrap_from_int32_max_to_zero(r, lua):
+    """Kafka's sequences are int32: after 2147483647 comes 0 (DefaultRecordBatch.incrementSequence),
+    also inside a batch; a sequence beyond int32 is BADARG."""
+    init(lua)
+    top = 2**31 - 1
+    produce(lua, [(b"k", b"a")] * 2, pid="p1", seq=top - 2)  # top-2, top-1
+    across = produce(lua, [(b"k", b"b")] * 3, pid="p1", seq=top)  # top, 0, 1
+    assert across.first == 2
+    assert produce(lua, [(b"k", b"c")], pid="p1", seq=2).first == 5
+    assert produce(lua, [(b"k", b"b")] * 3, pid="p1", seq=top).duplicate  # the wrapping batch retried
+    with pytest.raises(ResponseError, match="OUTOFORDER"):
+        produce(lua, [(b"k", b"d")], pid="p1", seq=0)
+    produce(lua, [(b"k", b"a")], pid="p2", seq=top)
+    assert produce(lua, [(b"k", b"e")], pid="p2", seq=0).first == 7
+    with pytest.raises(ResponseError) as info:
+        produce(lua, [(b"k", b"a")], pid="p3", seq=top + 1)
+    assert code_of(info.value) == "BADARG" and "0 to 2147483647" in str(info.value)
+    assert r.xlen(LOG) == 8
+
+
+def test_create_times_are_stored_exactly_up_to_2_pow_53_minus_1_and_refused_beyond(r, lua):
+    """A create time passes through Lua as a double: up to 2^53-1 it is stored exactly (the record's
+    "ts" field, append ms minus it); beyond, and below 0, the call is BADARG, nothing stored."""
+    init(lua)
+    top = 2**53 - 1
+    produce(lua, [(b"k", b"a")], times=f"{top} 1")
+    (eid, fields), = entries(r)
+    assert int(eid.split("-")[0]) - int(fields[b"ts"]) == top
+    for bad in (2**53, 2**53 + 1, 10**19, -1):
+        with pytest.raises(ResponseError) as info:
+            produce(lua, [(b"k", b"b")], times=f"{bad} 1")
+        assert code_of(info.value) == "BADARG" and "0 to 9007199254740991" in str(info.value)
+    assert r.xlen(LOG) == 1
+
+
+def test_produce_keeps_the_largest_timestamp_and_its_first_offset(r, lua):
+    """KEYS[7]: the largest create time appended and the first offset with it, never lowered; a
+    record dropped as a repeated dedup id does not count; LogAppendTime records (no create times)
+    count with their append ms, the latest record with it."""
+    init(lua)
+    maxts = keys.max_timestamp(T, 0)
+    produce(lua, [(b"k", b"a")] * 6, times="1000 1 5000 2 3000 1 5000 1 2000 1")
+    assert r.get(maxts) == b"5000 1"
+    produce(lua, [(b"k", b"b")], times="4000 1")
+    assert r.get(maxts) == b"5000 1"
+    produce(lua, [("d1", [b"value", b"x"]), ("d1", [b"value", b"y"])], times="6000 1 7000 1")
+    assert r.get(maxts) == b"6000 7"  # the second (7000) was a repeat of d1: not stored
+    produce(lua, [(b"k", b"c")] * 2, times="")
+    (last_id, _), = r.xrevrange(LOG, count=1)
+    ms, offset = last_id.decode().split("-")
+    assert r.get(maxts).decode() == f"{ms} {offset}" and offset == "9"
+
+
 _OPTIONS = {"max_len": None, "retention_ms": None, "acked": False, "producer_id_expiry_ms": 3_600_000,
             "dedup_window_ms": 60_000, "dedup_max_ids": 1000}  # fmt: skip
 

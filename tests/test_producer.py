@@ -18,6 +18,7 @@ from facade import (
     MessageTooLargeError,
     Producer,
     RecordMetadata,
+    TopicPartition,
     UnknownTopicError,
     keys,
 )
@@ -447,3 +448,38 @@ def test_linger_0_under_asyncio_batches_too(url, raw):
 
     assert asyncio.run(main()) == list(range(1, 501))
     assert produce_calls(raw) <= 3
+
+
+def test_a_timestamp_outside_0_to_year_9999_is_refused_at_send_and_the_largest_is_kept_exactly(url, raw):
+    """The SDK's timestamps stay within what produce.lua stores exactly (year 9999 < 2^53 ms): a
+    larger one (or a negative one) is a ConfigError at send(), nothing sent; the largest allowed
+    reads back exactly."""
+    from facade.offsets import MAX_TIMESTAMP_MS
+    from facade.scripts import MAX_CREATE_TIME_MS
+
+    assert MAX_TIMESTAMP_MS < MAX_CREATE_TIME_MS
+    make_topic(url, partitions=1)
+    with Producer(url) as p:
+        for bad in (MAX_TIMESTAMP_MS + 1, 2**53, 2**63, -1):
+            with pytest.raises(ConfigError, match=r"timestamp_ms must be between 0 and 253402300799999 \(year 9999\)"):
+                p.send("t", b"x", timestamp_ms=bad)
+        p.send_and_wait("t", b"a", timestamp_ms=MAX_TIMESTAMP_MS)
+    (stored,) = Admin(url).read_records(TopicPartition("t", 0))
+    assert (stored.value, stored.timestamp_ms) == (b"a", MAX_TIMESTAMP_MS)
+
+
+def test_the_producers_sequences_wrap_from_int32_max_to_zero(url, raw):
+    """As Kafka's, the SDK producer's sequences are int32: after 2147483647 it sends 0, and
+    produce.lua takes it as the next one (no new producer id, every record stored once)."""
+    make_topic(url, partitions=1)
+    with Producer(url, linger_ms=0) as p:
+        p._sequences[("t", 0)] = 2**31 - 2  # as if 2^31 - 2 records had gone before (a test-only shortcut)
+        first_id = p.producer_id
+        for i in range(4):
+            p.send_and_wait("t", b"%d" % i, partition=0)
+        assert p._sequences[("t", 0)] == 2 and p.producer_id == first_id
+    state = raw.hget(keys.producer_state("t", 0), first_id).decode()
+    assert [e.split(" ")[:2] for e in state.split(";")] == [["2147483646", "2147483646"], ["2147483647", "2147483647"],
+                                                            ["0", "0"], ["1", "1"]]  # fmt: skip
+    assert [m.value for m in Admin(url).read_records(TopicPartition("t", 0))] == [
+        b"0", b"1", b"2", b"3"]  # fmt: skip

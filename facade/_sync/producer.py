@@ -17,8 +17,8 @@ Kafka's sender with linger.ms=0: under load, records batch themselves.
 
 Idempotence (on by default, as in Kafka 3): each producer has a random producer id, and each batch
 carries the sequence number of its first record on that partition. ``produce`` appends a batch
-only if its sequence follows the last one; a retry of the last batch (its reply was lost) appends
-nothing and returns the original offsets. A failed round trip is retried with the same sequences
+only if its sequence follows the last one (int32, wrapping from 2^31-1 to 0 as Kafka's); a retry of
+one of its last 5 batches (its reply was lost) appends nothing and returns the original offsets. A failed round trip is retried with the same sequences
 until ``delivery_timeout_ms``; if it still fails, the outcome is unknown, the records fail with
 that error, and the producer takes a new producer id (sequences start again at 0).
 
@@ -286,7 +286,7 @@ class Producer:
     def _transmit(self, batches: dict[tuple[str, int], Batch]) -> None:
         for tp, b in batches.items():
             b.first_seq = self._sequences.get(tp, 0)
-            self._sequences[tp] = b.first_seq + b.n
+            self._sequences[tp] = (b.first_seq + b.n) % scripts.SEQUENCE_LIMIT  # int32, as Kafka's
         pending = dict(batches)
         deadline = _backend.monotonic() + self.config.delivery_timeout_ms / 1000
         backoff = self.config.retry_backoff_ms / 1000

@@ -1,16 +1,21 @@
 """ListOffsets (key 2): a partition's earliest or latest offset, or the first at or after a time.
 
 Timestamps -2 (earliest) and -4 (earliest local: the same here, nothing is tiered) answer the log
-start offset; -1 (latest) the high watermark; -3 (max timestamp) the last record. A time (ms)
-answers the first record appended at or after it, found by the append time kept in each stream
-entry ID (the SDK's offsets_for_times); offset -1 when there is none.
+start offset; -1 (latest) the high watermark; -3 (max timestamp, KIP-734) the record with the
+largest timestamp (its create time, or its append time on LogAppendTime topics: there the last
+record), kept by produce.lua in the partition's :maxts key. Once that record is gone (retention,
+DeleteRecords) or for records appended before produce.lua kept it, -3 answers the partition's last
+record, its offset and timestamp, until a record with a still larger timestamp is appended (Kafka
+answers the largest among the remaining records: that would take a scan of the partition). A time
+(ms) answers the first record appended at or after it, found by the append time kept in each
+stream entry ID (the SDK's offsets_for_times); offset -1 when there is none.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import keys
+from .. import codec, keys
 from .._async import logs
 from ..errors import FacadeError
 from ..records import TopicPartition
@@ -53,13 +58,7 @@ async def _one(ctx: RequestContext, schema: Any, tp: TopicPartition, ts: int) ->
     if ts in (EARLIEST, LATEST, EARLIEST_LOCAL, MAX_TIMESTAMP):
         lo = (await logs.log_offsets(ctx.conn, [tp]))[tp]
         if ts == MAX_TIMESTAMP:
-            if lo.end == lo.start:
-                return _answer(schema, tp.partition, ErrorCode.none, -1, -1)
-            last = await ctx.conn.read("reading the last record", "XREVRANGE", keys.stream(tp.topic, tp.partition),
-                                       "+", "-", "COUNT", 1)  # fmt: skip
-            eid = last[0][0].decode() if last else f"-1-{lo.end - 1}"
-            ms, _, offset = eid.rpartition("-")
-            return _answer(schema, tp.partition, ErrorCode.none, int(offset), int(ms))
+            return await _max_timestamp(ctx, schema, tp, lo.start, lo.end)
         return _answer(schema, tp.partition, ErrorCode.none, lo.end if ts == LATEST else lo.start, -1)
     if ts < 0:
         return _answer(schema, tp.partition, ErrorCode.invalid_request)
@@ -67,6 +66,23 @@ async def _one(ctx: RequestContext, schema: Any, tp: TopicPartition, ts: int) ->
     if found is None:
         return _answer(schema, tp.partition, ErrorCode.none, -1, -1)
     return _answer(schema, tp.partition, ErrorCode.none, found.offset, found.timestamp_ms)
+
+
+async def _max_timestamp(ctx: RequestContext, schema: Any, tp: TopicPartition, start: int, end: int) -> Any:
+    if end == start:
+        return _answer(schema, tp.partition, ErrorCode.none, -1, -1)
+    kept = await ctx.conn.read("reading the max timestamp", "GET", keys.max_timestamp(tp.topic, tp.partition))
+    if kept:
+        timestamp, offset = (int(x) for x in kept.split())
+        if start <= offset < end:
+            return _answer(schema, tp.partition, ErrorCode.none, offset, timestamp)
+    # That record is gone (or was appended before :maxts was kept): the last record.
+    last = await ctx.conn.read("reading the last record", "XREVRANGE", keys.stream(tp.topic, tp.partition),
+                               "+", "-", "COUNT", 1)  # fmt: skip
+    if not last:
+        return _answer(schema, tp.partition, ErrorCode.none, -1, -1)
+    record = codec.decode(tp.topic, tp.partition, last[0][0], last[0][1])
+    return _answer(schema, tp.partition, ErrorCode.none, record.offset, record.timestamp_ms)
 
 
 def _answer(schema: Any, index: int, code: ErrorCode, offset: int = -1, timestamp: int = -1) -> Any:

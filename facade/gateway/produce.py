@@ -10,14 +10,18 @@ Mapping:
   ``test_a_partition_whose_second_batch_is_refused_stores_none_of_its_batches``); batches that do
   not parse (CRC, lengths, decompression) refuse their partition before any call;
 - an idempotent batch (producerId >= 0) runs under the facade producer id
-  ``kafka-<producerId>-<epoch>`` with the batch's baseSequence as first sequence: a retried last
-  request (the same batches again) is answered with its original offsets and not appended again;
-  a sequence that repeats an earlier batch answers DUPLICATE_SEQUENCE_NUMBER, one that skips
-  ahead OUT_OF_ORDER_SEQUENCE_NUMBER (nothing appended in both cases);
+  ``kafka-<producerId>-<epoch>`` with the batch's baseSequence as first sequence: produce.lua
+  remembers the producer's last 5 batches on the partition (Kafka's NUM_BATCHES_TO_RETAIN), and a
+  retry of any of them (same first and last sequence) is answered with that batch's original base
+  offset and append time, not appended again; any other sequence but the next (an older batch, a
+  gap) answers OUT_OF_ORDER_SEQUENCE_NUMBER, as Kafka's ProducerAppendInfo.checkSequence, nothing
+  appended; sequences wrap from 2^31-1 to 0;
 - at most ``scripts.MAX_RECORDS_PER_CALL`` records per partition per request (a bound on one
   script call): beyond, MESSAGE_TOO_LARGE (the Java client splits its batch and retries);
 - record timestamps are kept (CreateTime topics) or replaced by the append time
-  (LogAppendTime topics, whose append time the response carries);
+  (LogAppendTime topics, whose append time the response carries); a create time above
+  ``scripts.MAX_CREATE_TIME_MS`` (2^53-1, what produce.lua stores exactly) refuses the partition
+  with INVALID_TIMESTAMP, nothing stored;
 - null keys, values and header values stay null (facade/codec.py's markers);
 - acks=0 sends no response; acks=-1 (all) waits for every configured replica (WAIT after the
   writes on the same connection) and answers NOT_ENOUGH_REPLICAS(_AFTER_APPEND) as Kafka does.
@@ -25,14 +29,13 @@ Mapping:
 
 from __future__ import annotations
 
-import re
 import struct
 import time
 from typing import Any
 
 from .. import codec, scripts
 from .._async import replication
-from ..errors import FacadeError, OutOfOrderSequenceError, UnknownTopicError
+from ..errors import FacadeError, UnknownTopicError
 from ..records import LOG_APPEND_TIME, TopicConfig, TopicPartition
 from .batches import BatchError, ProducedBatch, parse_batches, uvarint
 from .context import Api, RequestContext
@@ -46,7 +49,6 @@ DEDUP_WINDOW_MS = 120_000  # unused by Kafka clients (no dedup ids), required by
 MAX_BATCH_BYTES = 1_048_588
 """Largest record batch accepted (Kafka's message.max.bytes default); larger: MESSAGE_TOO_LARGE."""
 REPLICAS_TTL_S = 10.0
-_SEQUENCES = re.compile(r"sent sequence (-?\d+) after (-?\d+)")
 
 
 def _script_batch(cfg: TopicConfig, batch: ProducedBatch) -> scripts.ProduceBatch:
@@ -77,6 +79,11 @@ def _script_batch(cfg: TopicConfig, batch: ProducedBatch) -> scripts.ProduceBatc
         runs = []
         last, count = None, 0
         for ts, _, _, _ in records:
+            if ts > scripts.MAX_CREATE_TIME_MS:
+                raise BatchError(
+                    f"a record timestamp of {ts} ms is above {scripts.MAX_CREATE_TIME_MS}, the largest stored exactly",
+                    int(ErrorCode.invalid_timestamp),
+                )
             ts = max(ts, 0)
             if ts == last:
                 count += 1
@@ -130,13 +137,6 @@ async def _replicas_needed(ctx: RequestContext) -> int:
     found = await replication.configured_replicas(ctx.conn)
     ctx.gateway.extra["replicas"] = (len(found.replicas), time.monotonic())
     return len(found.replicas)
-
-
-def _sequence_error(exc: OutOfOrderSequenceError) -> ErrorCode:
-    m = _SEQUENCES.search(str(exc))
-    if m and int(m.group(1)) <= int(m.group(2)):
-        return ErrorCode.duplicate_sequence_number
-    return ErrorCode.out_of_order_sequence_number
 
 
 class _Plan:
@@ -220,8 +220,13 @@ async def _plan(ctx: RequestContext, request: Any) -> _Plan:
                 )
                 continue
             tp = TopicPartition(topic.name, part.index)
+            try:
+                call = partition_call(tp, cfg, batches, plan.replicas)
+            except BatchError as exc:
+                plan.answers[ti, pi] = (ErrorCode(exc.code), str(exc))
+                continue
             plan.answers[ti, pi] = (len(plan.calls), cfg)
-            plan.calls.append(partition_call(tp, cfg, batches, plan.replicas))
+            plan.calls.append(call)
     return plan
 
 
@@ -334,8 +339,6 @@ def _outcome(
     """A partition's answer from its produce.lua call's result (all its batches or none)."""
     if result is _NO_BATCH:  # a partition with no batch at all
         return (index, ErrorCode.none, -1, -1, None)
-    if isinstance(result, OutOfOrderSequenceError):
-        return _failed(index, _sequence_error(result), str(result))
     if isinstance(result, UnknownTopicError):
         return _failed(index, ErrorCode.unknown_topic_or_partition, "the topic was deleted")
     if isinstance(result, Exception):
