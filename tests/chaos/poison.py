@@ -54,9 +54,15 @@ def crashes(value: str) -> bool:
     return poison(value) and _digest(f"crash/{value}") % 4 == 0  # a quarter: each crash costs a session
 
 
+ODD_ONE_IN = 10
+
+
 def looks_odd(value: str) -> bool:
-    """The fail-innocent control's mistake: healthy records it fails as if they were poison."""
-    return _digest(value) % POISON_ONE_IN == 1
+    """The fail-innocent control's mistake: healthy records it fails as if they were poison (one
+    in ten, never a poison one: digests of 1 mod 10 are never 0 mod 60). One in sixty, as often as
+    poison, left too few chances on a loaded machine: each must reach max_deliveries with this
+    member before a rebalance hands it to a normal one, and a CI run once saw none do so."""
+    return _digest(value) % ODD_ONE_IN == 1
 
 
 def _tps(parts: Any) -> list[list[Any]]:
