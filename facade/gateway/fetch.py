@@ -147,11 +147,9 @@ async def _read(
     again by log_read."""
     limits = ctx.gateway.limits
     bounds: dict[TopicPartition, tuple[int, float]] = ctx.session.extra.setdefault("fetch_bounds", {})
-    quick = _read_at_tail(ctx, plan, hints, bounds)
-    if quick is not None:
-        got = await quick
-        if got is not None:
-            return got
+    at_tail = await _read_at_tail(ctx, plan, hints, bounds)
+    if at_tail is not None:
+        return at_tail
     calls: list[scripts.Call] = []
     tail: list[tuple[Any, ...]] = []
     how: list[tuple[TopicPartition, int, int, int]] = []  # tp, offset, count, tail index or -1
@@ -201,11 +199,11 @@ async def _read(
     return out
 
 
-def _read_at_tail(ctx: RequestContext, plan: list[tuple[str, Any, TopicConfig | None, ErrorCode]], hints: dict,
-                  bounds: dict) -> Any:  # fmt: skip
-    """The reads of ``plan`` with one plain ``XREAD`` (an awaitable giving them, or None when the
-    awaited reply does not settle every partition), when every partition is read on from where
-    this connection's last answer ended and its log start was read within BOUNDS_TTL_S; else None.
+async def _read_at_tail(ctx: RequestContext, plan: list[tuple[str, Any, TopicConfig | None, ErrorCode]],
+                        hints: dict, bounds: dict) -> list[Any] | None:  # fmt: skip
+    """The reads of ``plan`` with one plain ``XREAD``, when every partition is read on from where
+    this connection's last answer ended and its log start was read within BOUNDS_TTL_S; None
+    otherwise (nothing read), or when the reply does not settle every partition.
 
     A consumer at the end of the log sends a fetch per answer; instead of log_read's bounds and an
     ``XRANGE`` per partition (two commands each), one command reads them all: what it returns
@@ -235,33 +233,30 @@ def _read_at_tail(ctx: RequestContext, plan: list[tuple[str, Any, TopicConfig | 
     if not wanted or len({w[2] for w in wanted}) != len(wanted):
         return None
 
-    async def read() -> list[Any] | None:
-        reply = await ctx.conn.command("fetching (Kafka gateway)", "XREAD", "COUNT", count, "STREAMS",
-                                       *(w[2] for w in wanted), *(w[3] for w in wanted))  # fmt: skip
-        new = {(k.decode() if isinstance(k, bytes) else k): e for k, e in codec.stream_replies(reply)}
-        out: list[Any] = []
-        full: list[int] = []  # partitions whose reply may not reach the end: bounds read again
-        for tp, offset, key, last_id, log_start in wanted:
-            entries = new.get(key) or []
-            if entries and offsets.offset_of(entries[0][0]) != offset:
-                return None
-            if len(entries) >= count:
-                full.append(len(out))
-            hw = offsets.offset_of(entries[-1][0]) + 1 if entries else offset
-            out.append(scripts.LogRead(log_start, hw, entries[-1][0] if entries else last_id, entries))
-        if full:
-            calls = [scripts.log_read(wanted[i][0], wanted[i][1], 0) for i in full]
-            for i, raw in zip(full, await ctx.conn.pipeline(calls, "fetching (Kafka gateway)")):
-                if isinstance(raw, Exception):
-                    out[i] = raw
-                    continue
-                got = scripts.LogRead.parse(raw)
-                bounds.pop(wanted[i][0], None)  # behind the end: read the usual way until it is reached
-                out[i] = out[i]._replace(log_start=got.log_start, high_watermark=max(got.high_watermark,
-                                                                                     out[i].high_watermark))  # fmt: skip
-        return out
-
-    return read()
+    reply = await ctx.conn.command("fetching (Kafka gateway)", "XREAD", "COUNT", count, "STREAMS",
+                                   *(w[2] for w in wanted), *(w[3] for w in wanted))  # fmt: skip
+    new = {(k.decode() if isinstance(k, bytes) else k): e for k, e in codec.stream_replies(reply)}
+    out: list[Any] = []
+    full: list[int] = []  # partitions whose reply may not reach the end: bounds read again
+    for tp, offset, key, last_id, log_start in wanted:
+        entries = new.get(key) or []
+        if entries and offsets.offset_of(entries[0][0]) != offset:
+            return None
+        if len(entries) >= count:
+            full.append(len(out))
+        hw = offsets.offset_of(entries[-1][0]) + 1 if entries else offset
+        out.append(scripts.LogRead(log_start, hw, entries[-1][0] if entries else last_id, entries))
+    if full:
+        calls = [scripts.log_read(wanted[i][0], wanted[i][1], 0) for i in full]
+        for i, raw in zip(full, await ctx.conn.pipeline(calls, "fetching (Kafka gateway)")):
+            if isinstance(raw, Exception):
+                out[i] = raw
+                continue
+            got = scripts.LogRead.parse(raw)
+            bounds.pop(wanted[i][0], None)  # behind the end: read the usual way until it is reached
+            out[i] = out[i]._replace(log_start=got.log_start, high_watermark=max(got.high_watermark,
+                                                                                 out[i].high_watermark))  # fmt: skip
+    return out
 
 
 async def _names_by_id(ctx: RequestContext, refresh: bool = False) -> dict[Any, str]:
