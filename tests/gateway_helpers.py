@@ -48,10 +48,10 @@ async def _settle() -> None:
 
 
 class _ErrorLog(logging.Handler):
-    """The gateway's ERROR records (with tracebacks), kept."""
+    """The gateway's records at ``level`` or above (with tracebacks), kept."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
         self.records: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -62,11 +62,14 @@ class _ErrorLog(logging.Handler):
 
 
 @contextlib.contextmanager
-def running_gateway(url: str, *, expect_errors: bool = False, **options: Any) -> Iterator[RunningGateway]:
+def running_gateway(
+    url: str, *, expect_errors: bool = False, fail_on: int = logging.ERROR, **options: Any
+) -> Iterator[RunningGateway]:
     """A gateway on ``url`` listening on a free 127.0.0.1 port (``options`` go to Gateway). The
-    test fails if the gateway logged an unexpected error, unless ``expect_errors``."""
+    test fails if the gateway logged at ``fail_on`` or above (an unexpected error; WARNING also
+    catches closed connections), unless ``expect_errors``."""
     options.setdefault("port", 0)
-    errors = _ErrorLog()
+    errors = _ErrorLog(fail_on)
     logging.getLogger("facade.gateway").addHandler(errors)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)
