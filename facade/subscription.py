@@ -25,6 +25,7 @@ class PartitionState:
     """One partition this member owns (see the module docstring)."""
 
     __slots__ = (
+        "alone",
         "async_commit",
         "committed",
         "failed",
@@ -60,6 +61,9 @@ class PartitionState:
         self.async_commit: int | None = None  # commit(asynchronous=True) waiting to ride on a read
         self.failed: list[int] = []  # fail()ed offsets not reported to the broker yet
         self.handed_sent = -1  # the handed-out mark last sent to the broker
+        # max_deliveries: the broker marks this partition's last record as handed out alone
+        # ("<offset>s"), so that a crash now counts as its failure
+        self.alone = False
         self.redelivered = list(redelivered)
         self.failures = dict(failures or {})
 

@@ -14,8 +14,9 @@
 --          whose reply was lost, or a record given back with fail())
 -- ARGV[5]  commit: "" or an offset to commit first (commit(asynchronous=True) rides on reads)
 -- ARGV[6]  handed: "" to leave it; "read" when the records this call returns are handed to the
---          application now ("reads": one at a time, while finding a record that crashes its
---          consumer); or "<offset>": the last offset handed to the application so far. With
+--          application now ("reads": one record, the only one the consumer's poll hands out,
+--          while finding a record that crashes its consumer); or "<offset>": the last offset
+--          handed to the application so far. With
 --          "read"/"reads" the application is back for more, so a record it was handed alone
 --          before ("<offset>s") did not crash it: that mark stops counting as a failure first.
 -- ARGV[7]  failed: offsets the application failed (fail()), space-separated, or "": each counts

@@ -28,15 +28,6 @@ def test_a_seeded_chaos_run_finds_no_anomaly(server_spec, tmp_path):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, found by CI on 2026-11-29 (Redis 7, seed 3): after a crash records come back one "
-    "at a time per partition, so one poll can hand out one record of each of several partitions; "
-    "when the consumer then crashes on a poison record of one partition, the healthy record of "
-    "another, alone in its partition, is counted as failed too (an innocent record was "
-    "dead-lettered with delivery_count 4, no error). Passes in most runs; fix pending: a "
-    "failure must need the record alone in the consumer's whole hand",
-)
 def test_a_poison_run_dead_letters_exactly_the_poison_records(server_spec, tmp_path):
     """The poison-record workload (tests/chaos/dead_letters.py) beside the group, with faults: only
     records the application failed or that crashed it reach the dead letters, all of them."""

@@ -135,6 +135,75 @@ def test_the_broker_refuses_dead_letters_the_client_wrongly_asks_for(url, caplog
     assert "handed out instead of dead-lettered" in caplog.text
 
 
+def owning_both(url: str, **config) -> Consumer:
+    """A consumer of the two-partition topic "t" that owns both partitions before its first poll
+    hands anything out (each is paused as it is claimed, until both are)."""
+    held: list[Consumer] = []
+    c = Consumer("t", "g", url, on_assign=lambda won: held[0].pause(won), **FAST, **config)
+    held.append(c)
+    deadline = time.monotonic() + 5
+    while len(c.assignment()) < 2 and time.monotonic() < deadline:
+        assert c.poll(timeout_ms=50) == []
+    assert len(c.assignment()) == 2
+    c.resume(c.assignment())
+    return c
+
+
+def test_a_crash_on_one_partitions_record_is_never_a_failure_of_another_partitions(url):
+    # Found by the chaos checker: after a crash each partition's records came back one at a time,
+    # so one poll held one of each partition; a crash on the poison of one counted a failure for
+    # the healthy record of the other too, and it reached the dead letters.
+    with Admin(url) as a:
+        a.create_topic("t", 2)
+    with Producer(url) as p:
+        p.send("t", "poison", partition=0)
+        p.send("t", "fine", partition=1)
+    hands: list[list[tuple[bytes, int]]] = []
+    for _ in range(6):
+        c = owning_both(url, max_deliveries=2)
+        crashed = False
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not crashed:
+            hand = [(m.value, m.delivery_count) for m in c.poll(timeout_ms=50)]
+            if hand:
+                hands.append(hand)
+            crashed = any(v == b"poison" for v, _ in hand)
+            if not crashed:
+                c.commit()
+        if not crashed:
+            c.close()
+            break
+        crash(c)
+    # The first hand held both (read at once); after it each comes back alone.
+    assert sorted(hands[0]) == [(b"fine", 1), (b"poison", 1)]
+    assert all(len(h) == 1 for h in hands[1:]), hands
+    assert sorted(h[0] for h in hands[1:]) == [(b"fine", 2), (b"poison", 2), (b"poison", 3)]
+    assert dead_letters(url) == [(0, 4, b"")]
+
+
+def test_a_record_handed_out_alone_then_paused_is_not_failed_by_a_crash_on_the_next(url):
+    with Admin(url) as a:
+        a.create_topic("t", 2)
+    with Producer(url) as p:
+        p.send("t", "a", partition=0)
+        p.send("t", "b", partition=1)
+    first = owning_both(url, max_deliveries=1)
+    assert len(take(first, 2)) == 2
+    crash(first)  # with both in hand: each comes back alone
+    second = owning_both(url, max_deliveries=1)
+    [x] = take(second, 1)
+    second.pause([x.topic_partition])  # processed; its partition paused, not read again
+    [y] = take(second, 1)
+    assert y.topic_partition != x.topic_partition
+    crash(second)  # on y, held alone: y's failure only
+    third = owning_both(url, max_deliveries=1)
+    [again] = take(third, 1)
+    assert (again.value, again.delivery_count) == (x.value, 3)
+    assert third.poll(timeout_ms=300) == []  # y went to the dead letters instead
+    third.close()
+    assert dead_letters(url) == [(y.offset, 3, b"")]
+
+
 _CRASHING_MEMBER = textwrap.dedent("""
     import os, sys, time
     from facade import Consumer

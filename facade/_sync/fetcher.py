@@ -153,10 +153,13 @@ class Fetcher:
                 riders.append(_Read(state, state.token, 0, None, state.async_commit, self._handed(state), ()))
         order = [tp for tp in self._sub.readable() if not self._ready.get(tp)]
         if not order:
-            return riders
+            return self._survivors(riders) + riders
         # Start at a different partition each time so that one busy partition cannot starve others.
         self._rotation = (self._rotation + 1) % len(order)
         order = order[self._rotation :] + order[: self._rotation]
+        if self._config.max_deliveries is not None:
+            reads = self._plan_counted(order, limit)
+            return self._survivors(reads + riders) + reads + riders
         share, extra = divmod(limit, len(order))
         reads = []
         for i, tp in enumerate(order):
@@ -164,16 +167,43 @@ class Fetcher:
             if count <= 0:
                 continue
             state = self._sub.owned[tp]
-            if self._config.max_deliveries is not None:
-                # Records handed out before a crash come back one at a time, so that the one that
-                # crashes the consumer is the one counted (fetch.lua records "handed" as it reads).
-                single = state.suspect(state.fetched if state.restart is None else state.restart)
-                handed = "reads" if single else "read"
-                count = 1 if single else count
-            else:
-                handed = self._handed(state)
+            handed = self._handed(state)
             reads.append(_Read(state, state.token, count, state.restart, state.async_commit, handed, tuple(state.failed)))
         return reads + riders
+
+    def _plan_counted(self, order: list[TopicPartition], limit: int) -> list[_Read]:
+        """The reads of a poll with max_deliveries: each tells the broker that the records read
+        are handed to the application now ("read"). Records handed out before a crash and not
+        committed come back one at a time, and alone: one record in all, from one partition, so
+        that a crash while the application holds it is a failure of that record and of no other
+        (fetch.lua marks it "reads"; claim.lua counts the failure)."""
+        for tp in order:
+            state = self._sub.owned[tp]
+            if state.suspect(state.fetched if state.restart is None else state.restart):
+                return [_Read(state, state.token, 1, state.restart, state.async_commit, "reads", tuple(state.failed))]
+        share, extra = divmod(limit, len(order))
+        reads = []
+        for i, tp in enumerate(order):
+            count = min(share + (1 if i < extra else 0), _MAX_READ)
+            if count > 0:
+                state = self._sub.owned[tp]
+                reads.append(_Read(state, state.token, count, state.restart, state.async_commit, "read", tuple(state.failed)))
+        return reads
+
+    def _survivors(self, planned: list[_Read]) -> list[_Read]:
+        """With max_deliveries: a read of 0 records ("read") for each owned partition, paused ones
+        too, whose record was last handed out alone and that no planned read covers. The
+        application is back for more, so that record did not crash it: its mark must stop
+        counting before anything else is handed out, or a crash on the next record would count
+        against it too. They go first in the pipeline, ahead of the read that hands out more."""
+        if self._config.max_deliveries is None:
+            return []
+        told = {r.state.tp for r in planned if r.handed in ("read", "reads")}
+        return [
+            _Read(state, state.token, 0, None, None, "read", ())
+            for tp, state in self._sub.owned.items()
+            if state.alone and tp not in told
+        ]
 
     def _handed(self, state: PartitionState) -> str:
         """The handed-out mark to send ("" when the broker has it already)."""
@@ -263,6 +293,8 @@ class Fetcher:
             if r.handed and r.handed[0].isdigit():
                 state.handed_sent = int(r.handed)
             entries = result.entries
+            if r.handed in ("read", "reads"):
+                state.alone = r.handed == "reads" and bool(entries)  # fetch.lua's "<offset>s" mark
             if not entries:
                 if result.position_id:
                     state.last_id = result.position_id
