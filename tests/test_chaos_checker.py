@@ -174,6 +174,7 @@ def test_a_new_tenure_starting_after_the_committed_position_is_caught(tmp_path):
     write(tmp_path, "m1.1", start(1), d(5.0, *RECORDS[4]), d(5.1, *RECORDS[5]))  # skips 2..3
     found = anomalies(tmp_path)
     assert list(found) == ["order"] and "after the committed position" in found["order"][0], found
+    assert "2 was delivered to m0.1" in found["order"][0] and "m0.1 committed 2 (ok" in found["order"][0], found
 
 
 def test_a_handover_after_a_commit_the_owner_died_inside_of_is_in_order(tmp_path):

@@ -134,6 +134,8 @@ class _Sweep:
         self.excuse_end = float("-inf")
         self.key_max: dict[str, tuple[int, Commit]] = {}  # greatest committed seq per key, same span
         self.covered = 0  # kn.keys[:covered] lie below `committed`
+        self.seen: dict[Key, tuple[str, float]] = {}  # each offset's last delivery: process, time
+        self.recent: list[Commit] = []  # the last commits of this partition (for the report)
 
     def excuse(self, e: Excuse) -> None:
         self.allowed = max(self.allowed, e.bound[self.tp])
@@ -148,6 +150,7 @@ class _Sweep:
 
     def commit(self, c: Commit) -> None:
         nxt = c.offsets[self.tp]
+        self.recent = [*self.recent[-2:], c]
         if (
             c.outcome == "ok" or c.proc == self.owner
         ):  # a refused or unanswered commit may still have moved it
@@ -170,6 +173,19 @@ class _Sweep:
         where = f"{fmt(self.tp)}@{show(d.key)} ({d.k}:{d.s}) to {d.proc}"
         self.order.append(Anomaly("order", f"{where}: {what}", d.t, procs, {"tp": list(self.tp), **detail}))
 
+    def _context(self, d: Delivery, skipped: Key) -> str:
+        """What the report adds to a skip: who last had the first skipped record, and the last
+        commits of the partition (times before this delivery)."""
+        out = []
+        if skipped in self.seen:
+            proc, t = self.seen[skipped]
+            out.append(f"{show(skipped)} was delivered to {proc} {d.t - t:.3f} s before")
+        out += [
+            f"{c.proc} committed {show(c.offsets[self.tp])} ({c.outcome}, {d.t - c.t0:.3f}..{d.t - c.t1:.3f} s before)"
+            for c in self.recent
+        ]
+        return "; " + "; ".join(out) if out else ""
+
     def _zombie_in_window(self, d: Delivery) -> bool:
         """A superseded process continuing its own run within the window (see the module doc)."""
         since = self.superseded.get(d.proc)
@@ -183,6 +199,7 @@ class _Sweep:
         if self._zombie_in_window(d):
             self.in_window += 1
             self.last_of[d.proc] = d.key
+            self.seen[d.key] = (d.proc, d.t)
             return
         if self.owner is not None and self.owner != d.proc:
             self.superseded[self.owner] = d.t
@@ -197,7 +214,7 @@ class _Sweep:
                 self._order(
                     d,
                     f"a tenure began after the committed position {show(self.allowed)}, skipping "
-                    f"{len(gap)} record(s) from {show(gap[0])}",
+                    f"{len(gap)} record(s) from {show(gap[0])}{self._context(d, gap[0])}",
                     (d.proc,),
                     skipped=[show(k) for k in gap[:5]],
                 )
@@ -233,6 +250,7 @@ class _Sweep:
                 )
             )
         self.owner, self.last, self.broken = d.proc, d.key, False
+        self.seen[d.key] = (d.proc, d.t)
         self.high = d.key if fresh else max(self.high, d.key)
 
 
