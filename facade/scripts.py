@@ -299,18 +299,21 @@ def fetch(
     start: int | None = None,
     commit: int | None = None,
     handed: str = "",
-    failed: Sequence[int] = (),
+    failed: Sequence[int | tuple[int, int]] = (),
     noack: bool = False,
     policy: str = "earliest",
 ) -> Call:
     """Read up to ``count`` records; ``start``: from this offset; ``commit``: commit this offset
-    first; ``handed``: "read", "reads" or "<offset>" (see fetch.lua); ``failed``: offsets fail()ed."""
+    first; ``handed``: "read", "reads" or "<offset>" (see fetch.lua); ``failed``: offsets fail()ed,
+    each bare (one more failure) or as (offset, its failure count with this one): a report sent
+    again after a lost reply then counts once."""
+    reports = " ".join(f"{f[0]}:{f[1]}" if isinstance(f, tuple) else str(f) for f in failed)
     return Call(
         "fetch",
         [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition),
          keys.committed(tp.topic, tp.partition), keys.deliveries(tp.topic, tp.partition)],
         [group, token, count, "" if start is None else start, "" if commit is None else commit, handed,
-         " ".join(map(str, failed)), "noack" if noack else "", policy],
+         reports, "noack" if noack else "", policy],
     )  # fmt: skip
 
 

@@ -95,6 +95,11 @@ class PartitionState:
         self.position = offset
         self.restart = offset
 
+    def reports(self) -> tuple[tuple[int, int], ...]:
+        """The fail() reports to send: each offset with its failure count, this failure
+        included (so that fetch.lua counts a report sent twice once)."""
+        return tuple((o, max(1, self.failures.get(o, 1))) for o in self.failed)
+
     def forget_below(self, offset: int) -> None:
         """Drop delivery state below a committed offset (those records never come back)."""
         self.redelivered = [(a, b) for a, b in self.redelivered if b >= offset]

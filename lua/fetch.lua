@@ -20,7 +20,8 @@
 --          "read"/"reads" the application is back for more, so a record it was handed alone
 --          before ("<offset>s") did not crash it: that mark stops counting as a failure first.
 -- ARGV[7]  failed: offsets the application failed (fail()), space-separated, or "": each counts
---          towards max_deliveries
+--          towards max_deliveries; "<offset>:<n>" says this failure makes n (the owner's count),
+--          so that a report sent again after a lost reply counts once (skipped when n are there)
 -- ARGV[8]  "noack" (at-most-once): the records read are committed in the same step, else ""
 -- ARGV[9]  auto_offset_reset for a "from" outside the log: earliest, latest or none
 --
@@ -49,9 +50,13 @@ if handed == 'read' or handed == 'reads' then
   survived(dlv, group)
 end
 local lowest = nil
-for at in string.gmatch(failed, '%d+') do
-  record_failure(dlv, group, tonumber(at))
-  if lowest == nil or tonumber(at) < lowest then lowest = tonumber(at) end
+for text, n in string.gmatch(failed, '(%d+):?(%d*)') do
+  local at = tonumber(text)
+  local _, now = due_for_dead_letters(dlv, group, at, 0)
+  if now ~= 'd' and (n == '' or tonumber(now) < tonumber(n)) then
+    record_failure(dlv, group, at)
+  end
+  if lowest == nil or at < lowest then lowest = at end
 end
 if lowest ~= nil then
   -- Records from the failed one on are handed out again: the application has not been handed

@@ -135,6 +135,36 @@ def test_the_broker_refuses_dead_letters_the_client_wrongly_asks_for(url, caplog
     assert "handed out instead of dead-lettered" in caplog.text
 
 
+def test_a_fail_report_run_twice_after_a_lost_reply_counts_once(url, monkeypatch):
+    """redis-py sends a pipeline again when its connection drops after sending it: the read that
+    carries a fail() report then runs twice. The failure counts once (fetch.lua skips a report
+    whose count is there already); it used to count twice, and max_deliveries=2 dead-lettered a
+    record that had failed once."""
+    import facade._sync.client as client_module
+
+    setup(url, ["a", "b", "c"])
+    real, twice = client_module.Connection.pipeline, []
+
+    def lossy(self, calls, context, tail=()):
+        if not twice and any(call[0] == "fetch" and call.args[6] for call in calls):
+            twice.append(1)
+            real(self, calls, context, tail)  # ran, its reply lost: sent again
+        return real(self, calls, context, tail)
+
+    monkeypatch.setattr(client_module.Connection, "pipeline", lossy)
+    with Consumer("t", "g", url, max_deliveries=2, **FAST) as c:
+        got = take(c, 3)
+        c.fail(got[1], "once")
+        again = take(c, 2)
+    assert twice == [1]
+    assert [(m.value, m.delivery_count) for m in again] == [(b"b", 2), (b"c", 1)]
+    # The next owner takes the broker's counts: "b" failed once, so it is handed out again.
+    with Consumer("t", "g", url, max_deliveries=2, **FAST) as c:
+        assert [(m.value, m.delivery_count) for m in take(c, 3)] == [(b"a", 2), (b"b", 3), (b"c", 2)]
+        c.commit()
+    assert dead_letters(url) == []
+
+
 def owning_both(url: str, **config) -> Consumer:
     """A consumer of the two-partition topic "t" that owns both partitions before its first poll
     hands anything out (each is paused as it is claimed, until both are)."""

@@ -766,6 +766,24 @@ def test_fail_counts_one_record_only(r, lua):
     assert r.hget(DLV, f"{G}:f") is None
 
 
+def test_a_fail_report_sent_again_after_a_lost_reply_counts_once(r, lua):
+    init(lua)
+    produce(lua, [(b"k", b"v")] * 5)
+    lua(scripts.claim(TP, G, "a|1", "", "earliest", False))
+    lua(scripts.fetch(TP, G, "a|1", 5, handed="read"))
+    # The report's reply was lost and the client sends the same report again: one failure, one
+    # more delivery; its next failure (count 2) counts.
+    for _ in range(2):
+        lua(scripts.fetch(TP, G, "a|1", 5, start=2, failed=[(2, 1)], handed="read"))
+    assert r.hget(DLV, f"{G}:f") == b"2 1" and r.hget(DLV, f"{G}:r") == b"2 2"
+    lua(scripts.fetch(TP, G, "a|1", 5, start=2, failed=[(2, 2)], handed="read"))
+    assert r.hget(DLV, f"{G}:f") == b"2 2" and r.hget(DLV, f"{G}:r") == b"2 2 2 2"
+    # A bare offset is one more failure each time.
+    lua(scripts.fetch(TP, G, "a|1", 5, start=3, failed=[3], handed="read"))
+    lua(scripts.fetch(TP, G, "a|1", 5, start=3, failed=[3], handed="read"))
+    assert r.hget(DLV, f"{G}:f") == b"2 2 3 2"
+
+
 def test_delivery_state_stays_bounded(r, lua):
     init(lua)
     produce(lua, [(b"k", b"v")] * 300)

@@ -42,7 +42,7 @@ class _Read(NamedTuple):
     start: int | None
     commit: int | None
     handed: str
-    failed: tuple[int, ...]
+    failed: tuple[tuple[int, int], ...]  # fail()ed offsets, each with its failure count
 
 
 class Fetcher:
@@ -95,7 +95,7 @@ class Fetcher:
         """Send what rides along (fail() reports) for these partitions now, before they are
         given up: a failure counts even when the consumer closes right after it."""
         reads = [
-            _Read(s, s.token, 0, s.restart, None, "", tuple(s.failed))
+            _Read(s, s.token, 0, s.restart, None, "", s.reports())
             for tp, s in self._sub.owned.items()
             if tp in partitions and s.failed
         ]
@@ -167,7 +167,7 @@ class Fetcher:
                 continue
             state = self._sub.owned[tp]
             handed = self._handed(state)
-            reads.append(_Read(state, state.token, count, state.restart, state.async_commit, handed, tuple(state.failed)))
+            reads.append(_Read(state, state.token, count, state.restart, state.async_commit, handed, state.reports()))
         return reads + riders
 
     def _plan_counted(self, order: list[TopicPartition], limit: int) -> list[_Read]:
@@ -179,14 +179,14 @@ class Fetcher:
         for tp in order:
             state = self._sub.owned[tp]
             if state.suspect(state.fetched if state.restart is None else state.restart):
-                return [_Read(state, state.token, 1, state.restart, state.async_commit, "reads", tuple(state.failed))]
+                return [_Read(state, state.token, 1, state.restart, state.async_commit, "reads", state.reports())]
         share, extra = divmod(limit, len(order))
         reads = []
         for i, tp in enumerate(order):
             count = min(share + (1 if i < extra else 0), _MAX_READ)
             if count > 0:
                 state = self._sub.owned[tp]
-                reads.append(_Read(state, state.token, count, state.restart, state.async_commit, "read", tuple(state.failed)))
+                reads.append(_Read(state, state.token, count, state.restart, state.async_commit, "read", state.reports()))
         return reads
 
     def _survivors(self, planned: list[_Read]) -> list[_Read]:
@@ -288,7 +288,8 @@ class Fetcher:
                 if state.async_commit == r.commit:
                     state.async_commit = None
             if r.failed:
-                state.failed = [o for o in state.failed if o not in r.failed]
+                reported = {o for o, _ in r.failed}
+                state.failed = [o for o in state.failed if o not in reported]
             if r.handed and r.handed[0].isdigit():
                 state.handed_sent = int(r.handed)
             entries = result.entries
