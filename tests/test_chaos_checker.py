@@ -192,6 +192,22 @@ def test_a_handover_after_a_commit_the_owner_died_inside_of_is_in_order(tmp_path
     assert list(anomalies(tmp_path)) == ["order"]
 
 
+def test_a_handover_from_a_commit_answered_late_is_in_order(tmp_path):
+    # The owner's synchronous commit(4) landed at once, but its process was stopped (or starved)
+    # before it logged the answer: the next owner started at 4 before that. CI saw this as an
+    # order anomaly ("a tenure began after the committed position") while the commit was judged
+    # from its answer; it may have landed from its call on.
+    producer(tmp_path, *RECORDS)
+    write(tmp_path, "m0.1", start(1), *(d(1.1 + i / 100, *r) for i, r in enumerate(RECORDS[:4])),
+          commit(1.2, 5.5, 0, 4))  # fmt: skip
+    write(tmp_path, "m1.1", start(1), d(5.0, *RECORDS[4]), d(5.1, *RECORDS[5]))
+    assert anomalies(tmp_path) == {}
+    # An asynchronous commit lands after its call returns (on the next read): judged at its end.
+    write(tmp_path, "m0.1", start(1), *(d(1.1 + i / 100, *r) for i, r in enumerate(RECORDS[:4])),
+          commit(1.2, 5.5, 0, 4, "async"))  # fmt: skip
+    assert list(anomalies(tmp_path)) == ["order"]
+
+
 def test_a_handover_restarting_at_the_committed_position_is_in_order(tmp_path):
     producer(tmp_path, *RECORDS)
     write(

@@ -11,7 +11,8 @@ lost
 order
     Within one tenure (a process's unbroken run of deliveries of a partition) offsets only go up
     and skip no uncommitted record; a new tenure starts at or before the committed position (the
-    greatest position committed, or set by a seek or reset, so far); a record is never delivered
+    greatest position committed, or set by a seek or reset, so far; a synchronous commit counts
+    from its call, since its answer may be logged long after it landed); a record is never delivered
     after a later record of its key was committed, unless a seek or reset came in between.
 duplicate
     A record delivered after a successful commit covering it, with no seek or reset in between.
@@ -99,6 +100,8 @@ def _timeline(h: History, tp: TP) -> Iterator[tuple[str, Any]]:
             per_proc[d.proc].append((d.t, 2, d.i, "deliver", d))
     for c in h.commits:
         if tp in c.offsets:
+            if c.outcome != "async":  # it may have landed from t0 on (an async one: after t1)
+                per_proc[c.proc].append((c.t0, 3, c.i, "commit_sent", c))
             per_proc[c.proc].append((c.t1, 3, c.i, "commit", c))
     for s in h.signals:
         if s.tps is None or tp in s.tps:
@@ -147,6 +150,13 @@ class _Sweep:
         self.signalled.add(s.proc)
         if s.proc == self.owner:
             self.broken = True
+
+    def commit_sent(self, c: Commit) -> None:
+        """A commit call began: from now on it may have landed (its answer may come much later:
+        a process stopped or starved after the commit landed logs its end late, while the next
+        owner already started from it)."""
+        if c.outcome == "ok" or c.proc == self.owner:
+            self.allowed = max(self.allowed, c.offsets[self.tp])
 
     def commit(self, c: Commit) -> None:
         nxt = c.offsets[self.tp]
