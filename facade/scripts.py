@@ -318,14 +318,17 @@ def fetch(
 
 
 class Fetched(NamedTuple):
-    """fetch.lua's reply (and a guarded read's): entries, and the position ID after a move."""
+    """fetch.lua's reply (and a guarded read's): entries, the position ID after a move, and where
+    a read given a start offset started (None without one)."""
 
     entries: list[Any]
     position_id: str
+    position: int | None = None
 
     @classmethod
     def parse(cls, reply: Any) -> Fetched:
-        return cls(reply[0], _text(reply[1]))
+        at = reply[2] if len(reply) > 2 else ""
+        return cls(reply[0], _text(reply[1]), None if at in ("", b"") else int(at))
 
 
 def commit(group: str, items: Iterable[tuple[TopicPartition, str, int, bool, str]], commit_id: str = "") -> Call:

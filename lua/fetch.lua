@@ -25,9 +25,11 @@
 -- ARGV[8]  "noack" (at-most-once): the records read are committed in the same step, else ""
 -- ARGV[9]  auto_offset_reset for a "from" outside the log: earliest, latest or none
 --
--- Returns: {entries, position ID}: the entries read ({id, fields} each, as XREADGROUP gives
---          them; IDs are "<append ms>-<offset>"), possibly none; position ID is the stream group's
---          last-delivered ID when "from" moved it and nothing was read, else "".
+-- Returns: {entries, position ID, position}: the entries read ({id, fields} each, as XREADGROUP
+--          gives them; IDs are "<append ms>-<offset>"), possibly none; position ID is the stream
+--          group's last-delivered ID when "from" moved it and nothing was read, else ""; position
+--          is where the read started after a "from" (auto_offset_reset may have moved it: a
+--          trimmed offset), else "".
 -- Errors:  FENCED when the token is not the partition's current owner (nothing changes);
 --          NOTOPIC when the stream is gone; OUTOFRANGE for a "from" outside the log with policy none.
 -- Reads use NOACK: the stream group's last-delivered ID is the fetch position, nothing is kept in
@@ -66,7 +68,7 @@ if lowest ~= nil then
     if lowest == 0 then redis.call('HDEL', dlv, group) else redis.call('HSET', dlv, group, lowest - 1) end
   end
 end
-local moved = ''
+local moved, position = '', ''
 if from ~= '' then
   local si = stream_info(stream)
   local hw = si.hw
@@ -74,7 +76,7 @@ if from ~= '' then
   if err then return err end
   local id, bad = set_group_position(stream, group, at, hw)
   if bad then return bad end
-  moved = id
+  moved, position = id, at
 end
 local entries = {}
 if tonumber(count) > 0 then
@@ -95,4 +97,4 @@ elseif handed ~= '' then
   redis.call('HSET', dlv, group, handed)
 end
 if #entries > 0 then moved = '' end
-return {entries, moved}
+return {entries, moved, position}

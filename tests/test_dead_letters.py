@@ -18,7 +18,7 @@ import redis
 from click.testing import CliRunner
 from facade.cli import main
 
-from facade import Admin, Consumer, Producer, TopicConfig, keys, scripts
+from facade import Admin, Consumer, Producer, TopicConfig, TopicPartition, keys, scripts
 from facade._sync.client import topic_to_json
 from facade.errors import InvalidNameError
 
@@ -232,6 +232,144 @@ def test_a_record_handed_out_alone_then_paused_is_not_failed_by_a_crash_on_the_n
     assert third.poll(timeout_ms=300) == []  # y went to the dead letters instead
     third.close()
     assert dead_letters(url) == [(y.offset, 3, b"")]
+
+
+# --- found by an adversarial pass over the whole-hand rule (2026-11-30) ---------------------------
+
+
+def two_partitions(url: str, p0: list[str], p1: list[str]) -> None:
+    with Admin(url) as a:
+        a.create_topic("t", 2)
+    with Producer(url) as p:
+        for v in p0:
+            p.send("t", v, partition=0)
+        for v in p1:
+            p.send("t", v, partition=1)
+
+
+def test_a_record_trimmed_away_before_its_read_is_never_counted_as_held(url):
+    # Retention trims records 0..4 between the claim and the first read: the read that comes
+    # back one record at a time starts at the log start, and what it marks as held alone is
+    # exactly what poll() hands out. It used to mark record 5, throw it away (a gap) and return
+    # nothing; a crash then counted a failure for a record no application had seen.
+    setup(url, [str(i) for i in range(10)])
+    first = Consumer("t", "g", url, max_deliveries=1, **FAST)
+    assert len(take(first, 10)) == 10
+    crash(first)
+
+    def trim(_won: object) -> None:
+        with Admin(url) as a:
+            a.delete_records({TopicPartition("t", 0): 5})
+
+    second = Consumer("t", "g", url, max_deliveries=1, on_assign=trim, **FAST)
+    handed: list = []
+    deadline = time.monotonic() + 5
+    while not second.assignment() and time.monotonic() < deadline:
+        handed += second.poll(timeout_ms=0)
+        time.sleep(0.01)
+    assert [(m.offset, m.delivery_count) for m in handed] in ([], [(5, 2)])
+    crash(second)  # holding what it was handed, if anything
+    with Consumer("t", "g", url, max_deliveries=1, **FAST) as third:
+        first_again = take(third, 1)
+    # Dead-lettered only if it was handed out alone when the consumer died.
+    assert dead_letters(url) == ([(5, 3, b"")] if handed else [])
+    assert [m.offset for m in first_again] == ([6] if handed else [5])
+
+
+@pytest.mark.parametrize("max_deliveries", [2, None])
+def test_records_trimmed_under_a_latest_policy_neither_stall_the_partition_nor_the_others(url, max_deliveries):
+    # auto_offset_reset="latest" moves a read from a trimmed offset to the end of the log; the
+    # consumer took that for a gap and read from the trimmed offset again, forever (the partition
+    # stalled; with max_deliveries the whole consumer did, since the other partition waited).
+    two_partitions(url, [str(i) for i in range(10)], ["p1-a", "p1-b"])
+    first = owning_both(url, max_deliveries=max_deliveries)
+    assert len(take(first, 12)) == 12
+    first.commit(offsets={TopicPartition("t", 0): 0, TopicPartition("t", 1): 0})
+    crash(first)  # with everything in hand
+
+    held: list[Consumer] = []
+
+    def on_assign(won: set[TopicPartition]) -> None:
+        if TopicPartition("t", 0) in won:
+            with Admin(url) as a:
+                a.delete_records({TopicPartition("t", 0): 5})
+        held[0].pause(won)
+
+    c = Consumer("t", "g", url, max_deliveries=max_deliveries, on_assign=on_assign,
+                 **{**FAST, "auto_offset_reset": "latest"})  # fmt: skip
+    held.append(c)
+    deadline = time.monotonic() + 5
+    while len(c.assignment()) < 2 and time.monotonic() < deadline:
+        assert c.poll(timeout_ms=50) == []
+    c.resume(c.assignment())
+    got = take(c, 2, timeout=8)
+    with Producer(url) as p:
+        p.send("t", "new", partition=0)
+        p.send("t", "p1-new", partition=1)
+    got += take(c, 2, timeout=10)
+    c.close()
+    assert sorted(m.value for m in got) == [b"new", b"p1-a", b"p1-b", b"p1-new"]
+
+
+def test_a_partition_whose_suspects_were_all_trimmed_does_not_starve_the_others(url):
+    two_partitions(url, [str(i) for i in range(10)], ["p1-a"])
+    first = owning_both(url, max_deliveries=2)
+    assert len(take(first, 11)) == 11
+    first.commit(offsets={TopicPartition("t", 1): 1})
+    crash(first)  # with partition 0's records in hand: each comes back alone
+    c = owning_both(url, max_deliveries=2)
+    assert [(m.partition, m.offset) for m in take(c, 1)] == [(0, 0)]
+    c.commit()
+    with Admin(url) as a:
+        a.delete_records({TopicPartition("t", 0): -1})  # retention takes the rest
+    assert c.poll(timeout_ms=300) == []
+    with Producer(url) as p:
+        p.send("t", "p1-new", partition=1)
+    got = take(c, 1, timeout=8)
+    c.close()
+    assert [m.value for m in got] == [b"p1-new"]
+
+
+def test_asynchronous_commits_of_other_partitions_are_sent_while_one_hands_out_records_alone(url):
+    two_partitions(url, ["a0", "a1", "a2"], ["b0"])
+    first = owning_both(url, max_deliveries=5)
+    assert len(take(first, 4)) == 4
+    crash(first)  # all four come back one at a time
+    second = owning_both(url, max_deliveries=5)
+    seen = []
+    for _ in range(4):
+        [m] = take(second, 1)
+        seen.append((m.partition, m.offset))
+        second.commit(asynchronous=True)  # each processed, committed asynchronously
+    assert sorted(seen) == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    crash(second)  # the last commit waited for a read that never came; every other one was sent
+    third = owning_both(url, max_deliveries=5)
+    assert [(m.partition, m.offset) for m in take(third, 4, timeout=1.5)] == [seen[-1]]
+    third.close()
+
+
+def test_a_crash_on_a_poison_record_of_one_topic_never_fails_a_record_of_another(url):
+    with Admin(url) as a:
+        a.create_topic("t", 1)
+        a.create_topic("u", 1)
+    with Producer(url) as p:
+        p.send("t", "poison", partition=0)
+        p.send("u", "fine", partition=0)
+    for _ in range(8):
+        c = Consumer(["t", "u"], "g", url, max_deliveries=2, **FAST)
+        crashed = False
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not crashed:
+            hand = c.poll(timeout_ms=50)
+            crashed = any(m.value == b"poison" for m in hand)
+            if not crashed:
+                c.commit()
+        if not crashed:
+            c.close()
+            break
+        crash(c)
+    assert dead_letters(url, "u") == []
+    assert [o for o, _, _ in dead_letters(url, "t")] == [0]
 
 
 _CRASHING_MEMBER = textwrap.dedent("""

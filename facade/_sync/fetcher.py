@@ -149,8 +149,11 @@ class Fetcher:
         riders = []
         for tp in self._sub.readable():
             state = self._sub.owned[tp]
-            if self._ready.get(tp) and (state.async_commit is not None or self._handed(state)):
-                riders.append(_Read(state, state.token, 0, None, state.async_commit, self._handed(state), ()))
+            if not self._ready.get(tp):
+                continue
+            handed = "read" if state.alone else self._handed(state)
+            if state.async_commit is not None or handed:
+                riders.append(_Read(state, state.token, 0, None, state.async_commit, handed, ()))
         order = [tp for tp in self._sub.readable() if not self._ready.get(tp)]
         if not order:
             return self._survivors(riders) + riders
@@ -179,8 +182,11 @@ class Fetcher:
         (fetch.lua marks it "reads"; claim.lua counts the failure)."""
         for tp in order:
             state = self._sub.owned[tp]
-            if state.suspect(state.fetched if state.restart is None else state.restart):
-                return [_Read(state, state.token, 1, state.restart, state.async_commit, "reads", state.reports())]
+            start = state.fetched if state.restart is None else state.restart
+            if state.suspect(start):
+                # Always from where this member is: the read hands out exactly the record it marks
+                # (run twice after a lost reply, it reads and marks that record again).
+                return [_Read(state, state.token, 1, start, state.async_commit, "reads", state.reports())]
         share, extra = divmod(limit, len(order))
         reads = []
         for i, tp in enumerate(order):
@@ -191,18 +197,20 @@ class Fetcher:
         return reads
 
     def _survivors(self, planned: list[_Read]) -> list[_Read]:
-        """With max_deliveries: a read of 0 records ("read") for each owned partition, paused ones
-        too, whose record was last handed out alone and that no planned read covers. The
-        application is back for more, so that record did not crash it: its mark must stop
-        counting before anything else is handed out, or a crash on the next record would count
-        against it too. They go first in the pipeline, ahead of the read that hands out more."""
+        """With max_deliveries, a read of 0 records for each owned partition (paused ones too)
+        that no planned read covers and that has something to tell: its record last handed out
+        alone ("read": the application is back for more, so that record did not crash it; its mark
+        must stop counting before anything else is handed out, or a crash on the next record would
+        count against it too), an asynchronous commit or fail() reports (while one partition's
+        records come back one at a time, the others are not read, and these must not wait for
+        it). They go first in the pipeline, ahead of the read that hands out more."""
         if self._config.max_deliveries is None:
             return []
-        told = {r.state.tp for r in planned if r.handed in ("read", "reads")}
+        told = {r.state.tp for r in planned}
         return [
-            _Read(state, state.token, 0, None, None, "read", ())
+            _Read(state, state.token, 0, None, state.async_commit, "read" if state.alone else "", state.reports())
             for tp, state in self._sub.owned.items()
-            if state.alone and tp not in told
+            if tp not in told and (state.alone or state.async_commit is not None or state.failed)
         ]
 
     def _handed(self, state: PartitionState) -> str:
@@ -282,6 +290,12 @@ class Fetcher:
                 error = error or result
                 continue
             expected = state.fetched if r.start is None else r.start
+            if r.start is not None and result.position is not None and result.position != r.start:
+                # auto_offset_reset moved a start outside the log (trimmed meanwhile): the read
+                # began there, as Kafka's does after an out-of-range position.
+                expected = result.position
+                if not self._ready.get(state.tp):
+                    state.position = expected
             if r.start is not None and state.restart == r.start:
                 state.restart = None
             if r.commit is not None:
@@ -300,7 +314,7 @@ class Fetcher:
                 if result.position_id:
                     state.last_id = result.position_id
                 if r.start is not None:
-                    state.fetched = r.start
+                    state.fetched = expected
                 continue
             first = offsets.offset_of(entries[0][0])
             if first > expected and (r.start is None or self._config.auto_offset_reset != "earliest"):
