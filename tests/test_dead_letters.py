@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -165,6 +166,39 @@ def test_a_fail_report_run_twice_after_a_lost_reply_counts_once(url, monkeypatch
     assert dead_letters(url) == []
 
 
+def two_partitions(url: str, p0: list[str], p1: list[str]) -> None:
+    with Admin(url) as a:
+        a.create_topic("t", 2)
+    with Producer(url) as p:
+        for v in p0:
+            p.send("t", v, partition=0)
+        for v in p1:
+            p.send("t", v, partition=1)
+
+
+def crash_loop(new_consumer: Callable[[], Consumer], rounds: int = 8) -> list[list[tuple[bytes, int]]]:
+    """Consumers in turn, each crashing whenever a poll hands it the record "poison" and
+    committing every other hand, until one runs 3 s without crashing. Returns the hands (value,
+    delivery count)."""
+    hands: list[list[tuple[bytes, int]]] = []
+    for _ in range(rounds):
+        c = new_consumer()
+        crashed = False
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not crashed:
+            hand = [(m.value, m.delivery_count) for m in c.poll(timeout_ms=50)]
+            if hand:
+                hands.append(hand)
+            crashed = any(v == b"poison" for v, _ in hand)
+            if not crashed:
+                c.commit()
+        if not crashed:
+            c.close()
+            break
+        crash(c)
+    return hands
+
+
 def owning_both(url: str, **config) -> Consumer:
     """A consumer of the two-partition topic "t" that owns both partitions before its first poll
     hands anything out (each is paused as it is claimed, until both are)."""
@@ -183,27 +217,8 @@ def test_a_crash_on_one_partitions_record_is_never_a_failure_of_another_partitio
     # Found by the chaos checker: after a crash each partition's records came back one at a time,
     # so one poll held one of each partition; a crash on the poison of one counted a failure for
     # the healthy record of the other too, and it reached the dead letters.
-    with Admin(url) as a:
-        a.create_topic("t", 2)
-    with Producer(url) as p:
-        p.send("t", "poison", partition=0)
-        p.send("t", "fine", partition=1)
-    hands: list[list[tuple[bytes, int]]] = []
-    for _ in range(6):
-        c = owning_both(url, max_deliveries=2)
-        crashed = False
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and not crashed:
-            hand = [(m.value, m.delivery_count) for m in c.poll(timeout_ms=50)]
-            if hand:
-                hands.append(hand)
-            crashed = any(v == b"poison" for v, _ in hand)
-            if not crashed:
-                c.commit()
-        if not crashed:
-            c.close()
-            break
-        crash(c)
+    two_partitions(url, ["poison"], ["fine"])
+    hands = crash_loop(lambda: owning_both(url, max_deliveries=2))
     # The first hand held both (read at once); after it each comes back alone.
     assert sorted(hands[0]) == [(b"fine", 1), (b"poison", 1)]
     assert all(len(h) == 1 for h in hands[1:]), hands
@@ -212,11 +227,7 @@ def test_a_crash_on_one_partitions_record_is_never_a_failure_of_another_partitio
 
 
 def test_a_record_handed_out_alone_then_paused_is_not_failed_by_a_crash_on_the_next(url):
-    with Admin(url) as a:
-        a.create_topic("t", 2)
-    with Producer(url) as p:
-        p.send("t", "a", partition=0)
-        p.send("t", "b", partition=1)
+    two_partitions(url, ["a"], ["b"])
     first = owning_both(url, max_deliveries=1)
     assert len(take(first, 2)) == 2
     crash(first)  # with both in hand: each comes back alone
@@ -235,16 +246,6 @@ def test_a_record_handed_out_alone_then_paused_is_not_failed_by_a_crash_on_the_n
 
 
 # --- found by an adversarial pass over the whole-hand rule (2026-11-30) ---------------------------
-
-
-def two_partitions(url: str, p0: list[str], p1: list[str]) -> None:
-    with Admin(url) as a:
-        a.create_topic("t", 2)
-    with Producer(url) as p:
-        for v in p0:
-            p.send("t", v, partition=0)
-        for v in p1:
-            p.send("t", v, partition=1)
 
 
 def test_a_record_trimmed_away_before_its_read_is_never_counted_as_held(url):
@@ -355,19 +356,7 @@ def test_a_crash_on_a_poison_record_of_one_topic_never_fails_a_record_of_another
     with Producer(url) as p:
         p.send("t", "poison", partition=0)
         p.send("u", "fine", partition=0)
-    for _ in range(8):
-        c = Consumer(["t", "u"], "g", url, max_deliveries=2, **FAST)
-        crashed = False
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and not crashed:
-            hand = c.poll(timeout_ms=50)
-            crashed = any(m.value == b"poison" for m in hand)
-            if not crashed:
-                c.commit()
-        if not crashed:
-            c.close()
-            break
-        crash(c)
+    crash_loop(lambda: Consumer(["t", "u"], "g", url, max_deliveries=2, **FAST))
     assert dead_letters(url, "u") == []
     assert [o for o, _, _ in dead_letters(url, "t")] == [0]
 
