@@ -302,18 +302,22 @@ def fetch(
     failed: Sequence[int | tuple[int, int]] = (),
     noack: bool = False,
     policy: str = "earliest",
+    where: tuple[str, int] | None = None,
 ) -> Call:
     """Read up to ``count`` records; ``start``: from this offset; ``commit``: commit this offset
     first; ``handed``: "read", "reads" or "<offset>" (see fetch.lua); ``failed``: offsets fail()ed,
     each bare (one more failure) or as (offset, its failure count with this one): a report sent
-    again after a lost reply then counts once."""
+    again after a lost reply then counts once; ``where`` (without ``start``): the (last-delivered
+    ID, offset) the caller's reads left the position at, so that a read run twice reads the same
+    records."""
     reports = " ".join(f"{f[0]}:{f[1]}" if isinstance(f, tuple) else str(f) for f in failed)
     return Call(
         "fetch",
         [keys.stream(tp.topic, tp.partition), keys.owners(tp.topic, tp.partition),
          keys.committed(tp.topic, tp.partition), keys.deliveries(tp.topic, tp.partition)],
         [group, token, count, "" if start is None else start, "" if commit is None else commit, handed,
-         reports, "noack" if noack else "", policy],
+         reports, "noack" if noack else "", policy,
+         "" if where is None or start is not None else f"{where[0]} {where[1]}"],
     )  # fmt: skip
 
 

@@ -24,6 +24,10 @@
 --          so that a report sent again after a lost reply counts once (skipped when n are there)
 -- ARGV[8]  "noack" (at-most-once): the records read are committed in the same step, else ""
 -- ARGV[9]  auto_offset_reset for a "from" outside the log: earliest, latest or none
+-- ARGV[10] where: "" or, without "from", "<last-delivered ID> <offset>": where the caller's reads
+--          left the group's position (its last read's last ID, the next offset). The read starts
+--          there, so a call run twice (redis-py sends a pipeline again when its connection drops
+--          after sending) reads the same records again instead of the ones after them.
 --
 -- Returns: {entries, position ID, position}: the entries read ({id, fields} each, as XREADGROUP
 --          gives them; IDs are "<append ms>-<offset>"), possibly none; position ID is the stream
@@ -37,7 +41,7 @@
 local stream, own, off, dlv = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, token, count = ARGV[1], ARGV[2], ARGV[3]
 local from, commit, handed, failed = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local noack, policy = ARGV[8] == 'noack', ARGV[9]
+local noack, policy, where = ARGV[8] == 'noack', ARGV[9], ARGV[10] or ''
 
 if redis.call('HGET', own, group) ~= token then
   return fenced(stream, group)
@@ -77,6 +81,9 @@ if from ~= '' then
   local id, bad = set_group_position(stream, group, at, hw)
   if bad then return bad end
   moved, position = id, at
+elseif where ~= '' then
+  local id, n = string.match(where, '^(%S+) (%d+)$')
+  redis.call('XGROUP', 'SETID', stream, group, id, 'ENTRIESREAD', n)
 end
 local entries = {}
 if tonumber(count) > 0 then

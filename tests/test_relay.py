@@ -190,6 +190,46 @@ def test_a_read_run_twice_after_a_lost_reply_skips_no_record(url, monkeypatch, g
         assert len(reads) >= 2  # (at-least-once reads with a guarded MULTI/EXEC, not this script)
 
 
+@pytest.mark.parametrize("options", [{"guarantee": "exactly-once"}, {"max_deliveries": 50}], ids=["exactly-once", "max_deliveries"])
+def test_a_read_run_twice_whose_second_run_finds_nothing_stalls_nothing(url, monkeypatch, options):
+    """The same resend, when the second run finds nothing new: the first run's records were read
+    into the lost reply, and the group's position was past them. Nothing showed the gap, so the
+    partition stalled until another record was appended (an adversarial helper found it). Now a
+    read says where the member's reads left the position (fetch.lua, ARGV[10]): the second run
+    reads the same records again."""
+    import facade._sync.client as client_module
+    from facade import Consumer
+
+    with Admin(url) as a:
+        a.create_topic("t", 1)
+    with Producer(url) as p:
+        for i in range(5):
+            p.send("t", f"v{i}")
+    real, armed = client_module.Connection.pipeline, []
+
+    def lossy(self, calls, context, tail=()):
+        if armed and calls and all(call[0] == "fetch" for call in calls):
+            armed.clear()
+            real(self, calls, context, tail)  # ran, its reply lost: sent again
+        return real(self, calls, context, tail)
+
+    monkeypatch.setattr(client_module.Connection, "pipeline", lossy)
+    with Consumer("t", "g", url, auto_offset_reset="earliest", enable_auto_commit=False, **options, **FAST) as c:
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < 5 and time.monotonic() < deadline:
+            got += [m.offset for m in c.poll(timeout_ms=100)]
+        assert got == list(range(5)) and c.poll(timeout_ms=300) == []
+        with Producer(url) as p:
+            p.send("t", "v5")
+            p.send("t", "v6")
+        armed.append(1)
+        deadline = time.monotonic() + 5
+        while len(got) < 7 and time.monotonic() < deadline:
+            got += [m.offset for m in c.poll(timeout_ms=100)]
+    assert not armed and got == list(range(7))
+
+
 def test_the_cli_dead_letters_an_output_over_16_mib_and_says_so(url):
     with Admin(url) as a:
         a.create_topic("src", 1)

@@ -250,6 +250,7 @@ class Fetcher:
             scripts.fetch(
                 r.state.tp, self._group, r.token, r.count, start=r.start, commit=r.commit, handed=r.handed,
                 failed=r.failed, noack=self._noack, policy=self._config.auto_offset_reset,
+                where=(r.state.last_id, r.state.fetched) if r.count else None,
             )
             for r in reads
         ]  # fmt: skip
