@@ -61,6 +61,15 @@ def free_port() -> int:
     return port
 
 
+def whole_lines(path: Path) -> list[str]:
+    """The complete lines of a file another process appends to. What follows the last newline is
+    a line still being written (its buffer flushed mid-line, or a kill -9 in the middle of a
+    write) and is left out: CI once read a torn "R ..." line of a member's output."""
+    if not path.exists():
+        return []
+    return path.read_text().split("\n")[:-1]
+
+
 def wait_until(
     predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02, what: str = ""
 ) -> Any:

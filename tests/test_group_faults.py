@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from conftest import wait_until, whole_lines
 
 from facade import Admin, Producer, TopicPartition
 
@@ -38,14 +38,12 @@ class Member:
             )
 
     def lines(self, kind: str) -> list[list[str]]:
-        if not self.out.exists():
-            return []
-        return [ln.split(" ") for ln in self.out.read_text().splitlines() if ln.startswith(kind + " ")]
+        return [ln.split(" ") for ln in whole_lines(self.out) if ln.startswith(kind + " ")]
 
     def owned(self) -> set[str]:
         """Partitions held now, from the assign/revoke log."""
         held: set[str] = set()
-        for ln in self.out.read_text().splitlines() if self.out.exists() else []:
+        for ln in whole_lines(self.out):
             kind, _, rest = ln.partition(" ")
             parts = {p for p in rest.split(" ")[0].split(",") if p}
             if kind == "A":

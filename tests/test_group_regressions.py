@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import wait_until
+from conftest import wait_until, whole_lines
 
 from facade import (
     Admin,
@@ -48,9 +48,7 @@ def spawn(url, group, topic, out: Path, *extra) -> subprocess.Popen:
 
 
 def lines(out: Path, kind: str) -> list[list[str]]:
-    if not out.exists():
-        return []
-    return [ln.split(" ") for ln in out.read_text().splitlines() if ln.startswith(kind + " ")]
+    return [ln.split(" ") for ln in whole_lines(out) if ln.startswith(kind + " ")]
 
 
 def stop(proc: subprocess.Popen) -> None:
