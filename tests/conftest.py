@@ -61,6 +61,24 @@ def free_port() -> int:
     return port
 
 
+def run_twice(monkeypatch: pytest.MonkeyPatch, when: Callable[[Any], bool]) -> list[int]:
+    """Make the SDK's pipelines run a batch of script calls twice whenever ``when(calls)`` says so,
+    as redis-py does when its connection drops after sending (the first run's reply is lost).
+    Returns a list that grows by one for each batch run twice."""
+    import facade._sync.client as client_module
+
+    real, doubled = client_module.Connection.pipeline, []
+
+    def lossy(self: Any, calls: Any, context: str, tail: Any = ()) -> Any:
+        if calls and when(calls):
+            doubled.append(1)
+            real(self, calls, context, tail)  # ran, its reply lost: sent again
+        return real(self, calls, context, tail)
+
+    monkeypatch.setattr(client_module.Connection, "pipeline", lossy)
+    return doubled
+
+
 def whole_lines(path: Path) -> list[str]:
     """The complete lines of a file another process appends to. What follows the last newline is
     a line still being written (its buffer flushed mid-line, or a kill -9 in the middle of a

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 import redis
 from click.testing import CliRunner
+from conftest import run_twice
 from facade.cli import main
 
 from facade import Admin, Consumer, Producer, TopicConfig, TopicPartition, keys, scripts
@@ -141,18 +142,8 @@ def test_a_fail_report_run_twice_after_a_lost_reply_counts_once(url, monkeypatch
     carries a fail() report then runs twice. The failure counts once (fetch.lua skips a report
     whose count is there already); it used to count twice, and max_deliveries=2 dead-lettered a
     record that had failed once."""
-    import facade._sync.client as client_module
-
     setup(url, ["a", "b", "c"])
-    real, twice = client_module.Connection.pipeline, []
-
-    def lossy(self, calls, context, tail=()):
-        if not twice and any(call[0] == "fetch" and call.args[6] for call in calls):
-            twice.append(1)
-            real(self, calls, context, tail)  # ran, its reply lost: sent again
-        return real(self, calls, context, tail)
-
-    monkeypatch.setattr(client_module.Connection, "pipeline", lossy)
+    twice = run_twice(monkeypatch, lambda calls: not twice and any(c[0] == "fetch" and c.args[6] for c in calls))
     with Consumer("t", "g", url, max_deliveries=2, **FAST) as c:
         got = take(c, 3)
         c.fail(got[1], "once")

@@ -11,6 +11,7 @@ import time
 import pytest
 import redis
 from click.testing import CliRunner
+from conftest import run_twice
 from facade.cli import main
 
 import facade._sync.relay as relay_module
@@ -161,7 +162,6 @@ def test_a_read_run_twice_after_a_lost_reply_skips_no_record(url, monkeypatch, g
     read. The relay's chaos run found the consumer (auto_offset_reset="earliest") then handing out
     the records after the gap, the ones in it never: a relay committed past records it never
     copied. Here the second read is run twice on purpose."""
-    import facade._sync.client as client_module
     from facade import Consumer
 
     with Admin(url) as a:
@@ -169,16 +169,15 @@ def test_a_read_run_twice_after_a_lost_reply_skips_no_record(url, monkeypatch, g
     with Producer(url) as p:
         for i in range(10):
             p.send("t", f"v{i}")
-    real, reads = client_module.Connection.pipeline, []
+    reads = []
 
-    def lossy(self, calls, context, tail=()):
-        if calls and all(call[0] == "fetch" for call in calls):
+    def second_read(calls):
+        if all(call[0] == "fetch" for call in calls):
             reads.append(1)
-            if len(reads) == 2:
-                real(self, calls, context, tail)  # ran, its reply lost: sent again
-        return real(self, calls, context, tail)
+            return len(reads) == 2
+        return False
 
-    monkeypatch.setattr(client_module.Connection, "pipeline", lossy)
+    run_twice(monkeypatch, second_read)
     got = []
     with Consumer("t", "g", url, guarantee=guarantee, auto_offset_reset="earliest", enable_auto_commit=False,
                   **FAST) as c:  # fmt: skip
@@ -197,7 +196,6 @@ def test_a_read_run_twice_whose_second_run_finds_nothing_stalls_nothing(url, mon
     partition stalled until another record was appended (an adversarial helper found it). Now a
     read says where the member's reads left the position (fetch.lua, ARGV[10]): the second run
     reads the same records again."""
-    import facade._sync.client as client_module
     from facade import Consumer
 
     with Admin(url) as a:
@@ -205,15 +203,15 @@ def test_a_read_run_twice_whose_second_run_finds_nothing_stalls_nothing(url, mon
     with Producer(url) as p:
         for i in range(5):
             p.send("t", f"v{i}")
-    real, armed = client_module.Connection.pipeline, []
+    armed = []
 
-    def lossy(self, calls, context, tail=()):
-        if armed and calls and all(call[0] == "fetch" for call in calls):
+    def armed_read(calls):
+        if armed and all(call[0] == "fetch" for call in calls):
             armed.clear()
-            real(self, calls, context, tail)  # ran, its reply lost: sent again
-        return real(self, calls, context, tail)
+            return True
+        return False
 
-    monkeypatch.setattr(client_module.Connection, "pipeline", lossy)
+    run_twice(monkeypatch, armed_read)
     with Consumer("t", "g", url, auto_offset_reset="earliest", enable_auto_commit=False, **options, **FAST) as c:
         got = []
         deadline = time.monotonic() + 10
